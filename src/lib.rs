@@ -1,0 +1,20 @@
+//! ringws: a dense, strict RFC 6455 WebSocket server for Linux.
+//!
+//! Layout:
+//! - [`protocol`]: the sans-IO core (HTTP upgrade, frame codec, UTF-8, close rules). Pure functions
+//!   and small state machines over byte slices; no sockets, no clocks.
+//! - [`reactor`]: one pinned, single-threaded io_uring event loop per core that moves bytes between
+//!   sockets and the protocol core.
+//! - [`app`]: the application trait the reactor calls, and the built-in apps.
+//! - [`server`]: starts the per-core reactors from a [`config::Config`].
+//! - [`config`]: every setting, its default and its bound.
+//! - [`bench`]: the load generator behind `ringws bench`.
+
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod protocol;
+pub mod reactor;
+pub mod server;
+pub mod stats;

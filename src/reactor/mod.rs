@@ -1,0 +1,1 @@
+//! One single-threaded io_uring event loop per core.
