@@ -21,7 +21,14 @@ pub struct ConnId {
 pub struct OpenInfo<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
-    pub peer: std::net::SocketAddr,
+    pub(crate) fd: std::os::fd::RawFd,
+}
+
+impl OpenInfo<'_> {
+    /// The peer's address. Asked of the kernel on demand, so apps that do not need it pay nothing.
+    pub fn peer(&self) -> Option<std::net::SocketAddr> {
+        crate::reactor::sys::peer_addr(self.fd)
+    }
 }
 
 /// The reactor's side, handed to every app callback: send and close on any connection of this core.

@@ -1,0 +1,193 @@
+//! The io_uring of one core: set-up with the best flags the kernel has, SQE pushes that never
+//! fail, and the `user_data` encoding that routes each completion back to its owner.
+
+use std::io;
+use std::time::Duration;
+
+use io_uring::{cqueue, squeue, types, IoUring};
+
+/// What a completion is about (the top byte of `user_data`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Op {
+    /// Multishot accept on the core's listener.
+    Accept = 1,
+    /// Multishot POLLIN on a connection.
+    Readable = 2,
+    /// One-shot POLLOUT on a backpressured connection.
+    Writable = 3,
+    /// Multishot POLLIN on the core's wake-up eventfd.
+    Wake = 4,
+    /// A cancel request; its own completion carries nothing we need.
+    Cancel = 5,
+}
+
+impl Op {
+    fn from_u8(v: u8) -> Option<Op> {
+        Some(match v {
+            1 => Op::Accept,
+            2 => Op::Readable,
+            3 => Op::Writable,
+            4 => Op::Wake,
+            5 => Op::Cancel,
+            _ => return None,
+        })
+    }
+}
+
+/// `user_data` = op (8 bits) | generation (24 bits) | slab key (32 bits). The generation lets a
+/// late completion of a closed connection be recognised even when its slab slot was reused.
+pub fn token(op: Op, key: u32, generation: u32) -> u64 {
+    ((op as u64) << 56) | (((generation & 0x00FF_FFFF) as u64) << 32) | key as u64
+}
+
+/// Inverse of [`token`]: (op, key, generation mod 2^24).
+pub fn untoken(user_data: u64) -> Option<(Op, u32, u32)> {
+    let op = Op::from_u8((user_data >> 56) as u8)?;
+    Some((op, user_data as u32, ((user_data >> 32) as u32) & 0x00FF_FFFF))
+}
+
+/// A completion copied out of the CQ, so handlers may push new submissions while processing.
+#[derive(Clone, Copy, Debug)]
+pub struct Completion {
+    pub user_data: u64,
+    pub result: i32,
+    pub flags: u32,
+}
+
+impl Completion {
+    /// True while a multishot request stays armed after this completion.
+    pub fn more(&self) -> bool {
+        cqueue::more(self.flags)
+    }
+}
+
+/// Which optional set-up flags the kernel accepted (logged at start-up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingMode {
+    /// SINGLE_ISSUER + DEFER_TASKRUN: completions run only when this thread enters the kernel.
+    DeferTaskrun,
+    /// COOP_TASKRUN: no inter-processor interrupts for task work.
+    CoopTaskrun,
+    Plain,
+}
+
+pub struct Ring {
+    ring: IoUring,
+    pub mode: RingMode,
+    /// Submissions and completions seen, for metrics.
+    pub submitted_total: u64,
+    pub completed_total: u64,
+}
+
+impl Ring {
+    /// Builds a ring with `entries` SQ slots (CQ twice that), trying the best flags first.
+    pub fn new(entries: u32) -> io::Result<Ring> {
+        let attempts: [(RingMode, fn(&mut io_uring::Builder)); 3] = [
+            (RingMode::DeferTaskrun, |b| {
+                b.setup_single_issuer().setup_defer_taskrun();
+            }),
+            (RingMode::CoopTaskrun, |b| {
+                b.setup_coop_taskrun();
+            }),
+            (RingMode::Plain, |_| {}),
+        ];
+        let mut last_err = None;
+        for (mode, configure) in attempts {
+            let mut builder = IoUring::builder();
+            builder.setup_cqsize(entries * 2);
+            configure(&mut builder);
+            match builder.build(entries) {
+                Ok(ring) => {
+                    let mut ring = Ring { ring, mode, submitted_total: 0, completed_total: 0 };
+                    // A registered ring fd saves an fget/fput per io_uring_enter; optional.
+                    let _ = ring.ring.submitter().register_ring_fd();
+                    return Ok(ring);
+                }
+                // EINVAL: the kernel does not know a flag; try the next, simpler set.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::Error::other("io_uring set-up failed")))
+    }
+
+    /// Queues one submission; when the SQ is full, submits what is queued first.
+    pub fn push(&mut self, entry: squeue::Entry) {
+        loop {
+            // SAFETY: every entry pushed by the reactor references only memory that outlives the
+            // operation: fds it owns, or no buffer at all (polls, accepts, cancels).
+            let pushed = unsafe { self.ring.submission().push(&entry) };
+            if pushed.is_ok() {
+                return;
+            }
+            if let Err(e) = self.ring.submit() {
+                tracing::warn!("io_uring submit while the submission queue was full failed: {e}");
+            }
+        }
+    }
+
+    /// Submits queued entries and waits for at least `want` completions or `timeout`, then copies
+    /// the completions into `out`.
+    pub fn submit_and_wait(&mut self, want: usize, timeout: Option<Duration>, out: &mut Vec<Completion>) -> io::Result<()> {
+        self.submitted_total += self.ring.submission().len() as u64;
+        let res = match timeout {
+            Some(t) if want > 0 => {
+                let ts = types::Timespec::from(t);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(want, &args)
+            }
+            _ => self.ring.submitter().submit_and_wait(want),
+        };
+        match res {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => {}
+            Err(e) => return Err(e),
+        }
+        out.clear();
+        let cq = self.ring.completion();
+        out.extend(cq.map(|c| Completion { user_data: c.user_data(), result: c.result(), flags: c.flags() }));
+        self.completed_total += out.len() as u64;
+        Ok(())
+    }
+
+    /// Completions the kernel dropped because the CQ was full (kernels with NODROP never drop).
+    pub fn cq_overflow(&mut self) -> u32 {
+        self.ring.completion().overflow()
+    }
+}
+
+/// Multishot POLLIN on `fd`.
+pub fn poll_readable(fd: i32, user_data: u64) -> squeue::Entry {
+    io_uring::opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32).multi(true).build().user_data(user_data)
+}
+
+/// One-shot POLLOUT on `fd`.
+pub fn poll_writable(fd: i32, user_data: u64) -> squeue::Entry {
+    io_uring::opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32).build().user_data(user_data)
+}
+
+/// Multishot accept returning non-blocking, close-on-exec sockets.
+pub fn accept_multishot(listener_fd: i32, user_data: u64) -> squeue::Entry {
+    io_uring::opcode::AcceptMulti::new(types::Fd(listener_fd))
+        .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+        .build()
+        .user_data(user_data)
+}
+
+/// Cancels the request whose `user_data` is `target`.
+pub fn cancel(target: u64) -> squeue::Entry {
+    io_uring::opcode::AsyncCancel::new(target).build().user_data(token(Op::Cancel, 0, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_round_trips_and_truncates_generation_to_24_bits() {
+        let t = token(Op::Writable, 0xDEAD_BEEF, 0x1234_5678);
+        assert_eq!(untoken(t), Some((Op::Writable, 0xDEAD_BEEF, 0x0034_5678)));
+        assert_eq!(untoken(0), None);
+    }
+}

@@ -1,0 +1,134 @@
+//! The raw-fd boundary: the few socket syscalls the reactor makes outside the ring.
+//! Every `unsafe` block of the reactor that is not about the ring itself lives here.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+/// Outcome of a non-blocking read or write.
+#[derive(Debug)]
+pub enum IoResult {
+    /// Bytes moved (> 0).
+    Done(usize),
+    /// The kernel has nothing to give / no room: try again after the next readiness event.
+    WouldBlock,
+    /// The peer closed its side (reads only).
+    Eof,
+    /// A hard error (reset, broken pipe, ...).
+    Failed(io::Error),
+}
+
+fn classify(n: isize) -> IoResult {
+    if n > 0 {
+        return IoResult::Done(n as usize);
+    }
+    if n == 0 {
+        return IoResult::Eof;
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EINTR) => IoResult::WouldBlock,
+        _ => IoResult::Failed(err),
+    }
+}
+
+/// `recv(2)` into `buf` on a non-blocking socket.
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> IoResult {
+    // SAFETY: `buf` is a valid, writable region of `buf.len()` bytes for the duration of the call.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    classify(n)
+}
+
+/// `writev(2)` of up to two slices (frame header + payload) without SIGPIPE.
+pub fn send2(fd: RawFd, a: &[u8], b: &[u8]) -> IoResult {
+    if b.is_empty() {
+        // SAFETY: `a` is a valid readable region of `a.len()` bytes for the duration of the call.
+        let n = unsafe { libc::send(fd, a.as_ptr().cast(), a.len(), libc::MSG_NOSIGNAL) };
+        return match classify(n) {
+            IoResult::Eof => IoResult::WouldBlock, // a zero-length write of a non-empty slice
+            other => other,
+        };
+    }
+    let iov = [
+        libc::iovec { iov_base: a.as_ptr() as *mut _, iov_len: a.len() },
+        libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() },
+    ];
+    // SAFETY: a zeroed msghdr is valid; we point it at two iovecs that outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut _;
+    msg.msg_iovlen = 2;
+    // SAFETY: `msg` references `iov`, which references `a` and `b`, all alive during the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+    match classify(n) {
+        IoResult::Eof => IoResult::WouldBlock,
+        other => other,
+    }
+}
+
+/// `shutdown(fd, SHUT_WR)`: sends FIN after queued bytes while we keep reading.
+pub fn shutdown_write(fd: RawFd) {
+    // SAFETY: plain syscall on an fd this core owns; errors (e.g. ENOTCONN) are harmless here.
+    unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+}
+
+/// `close(2)`. The reactor owns each accepted fd exactly once and closes it exactly once.
+pub fn close(fd: RawFd) {
+    // SAFETY: `fd` is owned by the caller and not used after this call.
+    unsafe { libc::close(fd) };
+}
+
+/// Makes a close abortive (RST) rather than graceful: used when a peer must not keep the
+/// kernel's buffers busy (heartbeat timeouts on dead peers, forced drains).
+pub fn set_linger_zero(fd: RawFd) {
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: `l` is a valid linger struct of the size passed.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+}
+
+/// The peer address of a connected socket (asked lazily: only logs and apps that want it pay).
+pub fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
+    // SAFETY: getpeername writes at most `*len` bytes into the storage socket2 provides.
+    let res = unsafe {
+        socket2::SockAddr::try_init(|storage, len| {
+            if libc::getpeername(fd, storage.cast(), len) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        })
+    };
+    res.ok().and_then(|(_, addr)| addr.as_socket())
+}
+
+/// A non-blocking eventfd, used to wake a reactor from another thread.
+pub fn eventfd() -> io::Result<RawFd> {
+    // SAFETY: plain syscall; the returned fd is owned by the caller.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(fd)
+    }
+}
+
+/// Adds 1 to an eventfd (wakes the reactor polling it).
+pub fn eventfd_signal(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a valid u64.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
+
+/// Reads and resets an eventfd's counter.
+pub fn eventfd_drain(fd: RawFd) {
+    let mut v: u64 = 0;
+    // SAFETY: reads 8 bytes into a valid u64.
+    unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+}
