@@ -213,8 +213,10 @@ fn log_summary(stats: &[Arc<CoreStats>]) {
             (n > 0).then(|| format!("{}={n}", r.label()))
         })
         .collect();
+    let per_core: Vec<String> = stats.iter().map(|s| s.handshakes_completed.get().to_string()).collect();
     tracing::info!(
         accepted = sum(|s| s.accepted.get()),
+        upgraded_per_core = %per_core.join(","),
         upgraded = sum(|s| s.handshakes_completed.get()),
         handshake_timeouts = sum(|s| s.handshake_timeouts.get()),
         protocol_errors = sum(|s| s.protocol_errors.get()),

@@ -1,0 +1,227 @@
+//! Shared helpers for integration tests: run the real `ringws` binary and talk to it over
+//! loopback with a minimal client written independently of ringws' own codec.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A running `ringws serve`; stopped with SIGTERM when dropped.
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    stderr_rx: mpsc::Receiver<String>,
+}
+
+impl ServerProcess {
+    /// Starts `ringws serve --listen 127.0.0.1:0 <args>` and waits for its ready line.
+    pub fn start(args: &[&str]) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringws"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ringws");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, stderr_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = ready_tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = ready_rx.recv_timeout(Duration::from_secs(10)).expect("ringws printed no ready line within 10 s");
+        let addr = line
+            .strip_prefix("ringws listening on ws://")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected ready line: {line}"))
+            .parse()
+            .unwrap();
+        ServerProcess { child, addr, stderr_rx }
+    }
+
+    /// Sends SIGTERM, waits for exit, returns (exit status code, everything it logged).
+    pub fn stop(mut self) -> (Option<i32>, String) {
+        // SAFETY: kill(2) on our own child process has no memory effects.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = wait_timeout(&mut self.child, Duration::from_secs(15));
+        let mut log = String::new();
+        while let Ok(line) = self.stderr_rx.recv_timeout(Duration::from_millis(200)) {
+            log.push_str(&line);
+            log.push('\n');
+        }
+        (status, log)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> Option<i32> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+pub const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// A valid upgrade request for `path`.
+pub fn upgrade_request(path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+/// Reads an HTTP response head and body (until the peer closes, or the head for a 101).
+pub struct HttpResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+pub fn read_response(s: &mut TcpStream) -> HttpResponse {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            other => panic!("connection ended inside the response head ({other:?}): {:?}", String::from_utf8_lossy(&buf)),
+        }
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = String::new();
+    if status != 101 {
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        body = String::from_utf8_lossy(&rest).into_owned();
+    }
+    HttpResponse { status, head, body }
+}
+
+/// Sends raw bytes as a request and reads the answer.
+pub fn exchange(addr: SocketAddr, request: &[u8]) -> HttpResponse {
+    let mut s = connect(addr);
+    s.write_all(request).unwrap();
+    read_response(&mut s)
+}
+
+/// Opens an upgraded connection.
+pub fn ws_connect(addr: SocketAddr) -> TcpStream {
+    let mut s = connect(addr);
+    s.write_all(upgrade_request("/").as_bytes()).unwrap();
+    let r = read_response(&mut s);
+    assert_eq!(r.status, 101, "{}", r.head);
+    s
+}
+
+/// A client frame, built by hand (independently of ringws' encoder).
+pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    client_frame_raw(if fin { 0x80 } else { 0 } | opcode, true, payload)
+}
+
+/// `first` is the whole first byte (FIN, RSV, opcode); `masked` sets the MASK bit.
+pub fn client_frame_raw(first: u8, masked: bool, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+    let mut f = vec![first];
+    let m = if masked { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => f.push(m | n as u8),
+        n if n < 65536 => {
+            f.push(m | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(m | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    } else {
+        f.extend_from_slice(payload);
+    }
+    f
+}
+
+/// A server frame: (fin, opcode, payload).
+pub fn read_frame(s: &mut TcpStream) -> (bool, u8, Vec<u8>) {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).expect("frame header");
+    assert_eq!(h[1] & 0x80, 0, "server frames must not be masked");
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).unwrap();
+            u16::from_be_bytes(b) as usize
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            s.read_exact(&mut b).unwrap();
+            u64::from_be_bytes(b) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).unwrap();
+    (h[0] & 0x80 != 0, h[0] & 0x0f, payload)
+}
+
+/// Reads a close frame and returns its code (None for an empty payload).
+pub fn read_close(s: &mut TcpStream) -> Option<u16> {
+    let (fin, op, payload) = read_frame(s);
+    assert!(fin);
+    assert_eq!(op, 0x8, "expected a close frame, got opcode {op:#x} with {payload:?}");
+    (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]))
+}
+
+/// True when the server has closed the TCP connection (EOF or reset) within the read timeout.
+pub fn closed_by_server(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 64];
+    matches!(s.read(&mut b), Ok(0) | Err(_))
+}
