@@ -1,6 +1,63 @@
 //! The `ringws` command line: `serve` and `bench`.
 
+mod logging;
+mod serve;
+
+pub use serve::ServeArgs;
+
+/// Exit code when ringws ran and something failed at run time.
+const EXIT_FAILURE: i32 = 1;
+/// Exit code for a refused configuration, the same as clap's usage errors.
+const EXIT_USAGE: i32 = 2;
+
+const EXAMPLES: &str = "\
+Examples:
+  ringws serve --listen 127.0.0.1:9001 --app echo --cores 2
+  ringws serve --config ringws.toml --max-message-size 1MiB
+  ringws serve --config ringws.toml --print-config
+  ringws bench --help
+
+Run `ringws <COMMAND> --help` for every option of a command.";
+
+/// A dense, strict RFC 6455 WebSocket server for Linux: one pinned io_uring reactor per core.
+#[derive(Debug, clap::Parser)]
+#[command(name = "ringws", version, after_help = EXAMPLES, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run the WebSocket server until SIGINT or SIGTERM.
+    Serve(Box<ServeArgs>),
+    /// Generate load against a WebSocket server (echo, idle and connect modes).
+    Bench(crate::bench::BenchArgs),
+}
+
 /// Parses arguments, runs the subcommand, returns the exit code.
 pub fn main() -> i32 {
-    todo!()
+    let cli = match <Cli as clap::Parser>::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version are "errors" too; clap knows which stream and code each needs.
+            let _ = err.print();
+            return err.exit_code();
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => serve::run(*args),
+        Command::Bench(args) => crate::bench::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

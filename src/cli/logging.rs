@@ -1,0 +1,31 @@
+//! Logging for `ringws serve`: tracing to stderr, filtered by the `log` key or RUST_LOG.
+
+use tracing_subscriber::EnvFilter;
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    #[error("RUST_LOG: {value:?} is not a log filter: {reason} (examples: info, ringws=debug)")]
+    BadEnvFilter { value: String, reason: String },
+    #[error("cannot start logging: {0}")]
+    Init(String),
+}
+
+/// Installs the global subscriber. RUST_LOG, when set and not empty, overrides `log_filter`
+/// (already checked by config loading).
+pub fn init(log_filter: &str) -> Result<(), LoggingError> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(value) if !value.trim().is_empty() => {
+            EnvFilter::try_new(&value).map_err(|err| LoggingError::BadEnvFilter {
+                value,
+                reason: err.to_string(),
+            })?
+        }
+        _ => EnvFilter::try_new(log_filter).map_err(|err| LoggingError::Init(err.to_string()))?,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|err| LoggingError::Init(err.to_string()))
+}

@@ -1,0 +1,62 @@
+//! `ringws serve`: load the configuration, start logging, run the server.
+
+use std::path::PathBuf;
+
+use crate::config::{self, Config, ConfigError, Settings};
+
+const SERVE_NOTES: &str = "\
+Precedence: built-in defaults < --config file < flags.
+
+Config file keys are the flag names with underscores, for example:
+  max_message_size = \"1MiB\"
+  handshake_timeout = \"5s\"
+  cores = 4
+Sizes: 512 (bytes), 64KiB, 16MiB, 1GiB, 1MB (decimal); a TOML integer is a number of bytes.
+Durations: 500ms, 10s, 1m 30s.
+
+`ringws serve --print-config > ringws.toml` writes a complete config file to start from.";
+
+/// Arguments of `ringws serve`.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = SERVE_NOTES)]
+pub struct ServeArgs {
+    /// Read settings from this TOML file; flags on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit without starting the server.
+    #[arg(long)]
+    pub print_config: bool,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+impl ServeArgs {
+    /// The effective configuration: defaults < `--config` file < flags.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        config::load(self.config.as_deref(), &self.settings)
+    }
+}
+
+/// Runs `ringws serve`; returns the exit code.
+pub fn run(args: ServeArgs) -> i32 {
+    let config = match args.load() {
+        Ok(config) => config,
+        Err(err) => return fail(&err, super::EXIT_USAGE),
+    };
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return 0;
+    }
+    if let Err(err) = super::logging::init(&config.log) {
+        return fail(&err, super::EXIT_USAGE);
+    }
+    match crate::server::run(config) {
+        Ok(()) => 0,
+        Err(err) => fail(&err, super::EXIT_FAILURE),
+    }
+}
+
+fn fail(err: &dyn std::fmt::Display, code: i32) -> i32 {
+    eprintln!("ringws: error: {err}");
+    code
+}

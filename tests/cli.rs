@@ -1,0 +1,321 @@
+//! The `ringws` binary's command line: help, `serve --print-config`, precedence and refusals.
+//! Nothing here starts a server: every `serve` run either prints its config or is refused.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Every key with the default `--help` states for it.
+const DEFAULTS: [(&str, &str); 13] = [
+    ("listen", "127.0.0.1:9001"),
+    ("app", "echo"),
+    ("cores", "all available"),
+    ("max_connections", "1000000"),
+    ("max_frame_size", "16MiB"),
+    ("max_message_size", "16MiB"),
+    ("max_handshake_size", "8KiB"),
+    ("handshake_timeout", "10s"),
+    ("close_timeout", "5s"),
+    ("backlog", "4096"),
+    ("ring_entries", "4096"),
+    ("recv_buffer_size", "64KiB"),
+    ("log", "info"),
+];
+
+fn ringws(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringws"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run ringws")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("utf-8 stderr")
+}
+
+fn flag(key: &str) -> String {
+    format!("--{}", key.replace('_', "-"))
+}
+
+/// Writes a config file unique to the calling test.
+fn config_file(name: &str, text: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}.toml"));
+    std::fs::write(&path, text).expect("write config file");
+    path
+}
+
+/// Runs `serve --print-config` with `args` and parses what it prints.
+fn effective_config(args: &[&str]) -> toml::Table {
+    let mut argv = vec!["serve", "--print-config"];
+    argv.extend_from_slice(args);
+    let output = ringws(&argv);
+    assert!(output.status.success(), "{argv:?}: {}", stderr(&output));
+    stdout(&output).parse().expect("--print-config prints TOML")
+}
+
+/// Runs `serve --print-config` with `args`, expects a configuration error, returns stderr.
+fn refused(args: &[&str]) -> String {
+    let mut argv = vec!["serve", "--print-config"];
+    argv.extend_from_slice(args);
+    let output = ringws(&argv);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{argv:?}: {}",
+        stdout(&output)
+    );
+    assert!(output.stdout.is_empty(), "{argv:?} printed a config");
+    let message = stderr(&output);
+    assert!(message.starts_with("ringws: error: "), "{message}");
+    message
+}
+
+fn string(table: &toml::Table, key: &str) -> String {
+    match &table[key] {
+        toml::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn serve_help_lists_every_key_with_its_default() {
+    let output = ringws(&["serve", "--help"]);
+    assert!(output.status.success());
+    let help = stdout(&output);
+    // Each option is a block: its flag line, then indented description lines.
+    let mut blocks: Vec<String> = Vec::new();
+    for line in help.lines() {
+        if line.trim_start().starts_with('-') && line.len() - line.trim_start().len() <= 6 {
+            blocks.push(String::new());
+        }
+        if let Some(block) = blocks.last_mut() {
+            block.push(' ');
+            block.push_str(line.trim());
+        }
+    }
+    for (key, default) in DEFAULTS {
+        let block = blocks
+            .iter()
+            .find(|block| block.trim_start().starts_with(&format!("{} <", flag(key))))
+            .unwrap_or_else(|| panic!("{} missing from serve --help:\n{help}", flag(key)));
+        assert!(block.contains(&format!("[default: {default}]")), "{block}");
+    }
+    assert!(help.contains("--config <FILE>"), "{help}");
+    assert!(help.contains("--print-config"), "{help}");
+}
+
+#[test]
+fn top_level_help_names_the_commands_and_an_example() {
+    let output = ringws(&["--help"]);
+    assert!(output.status.success());
+    let help = stdout(&output);
+    assert!(help.contains("serve "), "{help}");
+    assert!(help.contains("bench "), "{help}");
+    assert!(
+        help.contains("ringws serve --listen 127.0.0.1:9001 --app echo --cores 2"),
+        "{help}"
+    );
+}
+
+#[test]
+fn no_arguments_prints_usage() {
+    let output = ringws(&[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("Usage: ringws <COMMAND>"));
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let output = ringws(&["--version"]);
+    assert!(output.status.success());
+    assert_eq!(
+        stdout(&output).trim(),
+        format!("ringws {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn print_config_shows_the_defaults() {
+    let config = effective_config(&[]);
+    assert_eq!(config.len(), DEFAULTS.len(), "{config:?}");
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    for (key, default) in DEFAULTS {
+        let expected = if key == "cores" {
+            cores.to_string()
+        } else {
+            default.to_owned()
+        };
+        assert_eq!(string(&config, key), expected, "{key}");
+    }
+}
+
+#[test]
+fn print_config_output_is_a_config_file() {
+    let printed = stdout(&ringws(&[
+        "serve",
+        "--print-config",
+        "--max-frame-size",
+        "1000001",
+    ]));
+    let path = config_file("round-trip", &printed);
+    let reprinted = stdout(&ringws(&[
+        "serve",
+        "--print-config",
+        "--config",
+        path.to_str().unwrap(),
+    ]));
+    assert_eq!(reprinted, printed);
+}
+
+#[test]
+fn file_overrides_defaults_and_flags_override_file() {
+    let path = config_file(
+        "precedence",
+        "max_frame_size = \"1MiB\"\n\
+         max_message_size = 2097152\n\
+         close_timeout = \"1s\"\n\
+         backlog = 128\n\
+         cores = 1\n\
+         log = \"ringws=debug\"\n",
+    );
+    let path = path.to_str().unwrap();
+
+    let from_file = effective_config(&["--config", path]);
+    assert_eq!(string(&from_file, "max_frame_size"), "1MiB");
+    assert_eq!(string(&from_file, "max_message_size"), "2MiB");
+    assert_eq!(string(&from_file, "close_timeout"), "1s");
+    assert_eq!(string(&from_file, "backlog"), "128");
+    assert_eq!(string(&from_file, "cores"), "1");
+    assert_eq!(string(&from_file, "log"), "ringws=debug");
+    assert_eq!(
+        string(&from_file, "handshake_timeout"),
+        "10s",
+        "untouched keys keep defaults"
+    );
+
+    let flagged = effective_config(&[
+        "--config",
+        path,
+        "--backlog",
+        "256",
+        "--close-timeout",
+        "250ms",
+        "--max-message-size",
+        "64KiB",
+        "--listen",
+        "0.0.0.0:8080",
+    ]);
+    assert_eq!(string(&flagged, "backlog"), "256");
+    assert_eq!(string(&flagged, "close_timeout"), "250ms");
+    assert_eq!(string(&flagged, "max_message_size"), "64KiB");
+    assert_eq!(string(&flagged, "listen"), "0.0.0.0:8080");
+    assert_eq!(
+        string(&flagged, "max_frame_size"),
+        "1MiB",
+        "file value stays when no flag"
+    );
+}
+
+#[test]
+fn unknown_config_key_is_refused_by_name() {
+    let path = config_file("unknown-key", "backlog = 64\nmax_mesage_size = \"1MiB\"\n");
+    let message = refused(&["--config", path.to_str().unwrap()]);
+    assert!(
+        message.contains(&format!("config file {}", path.display())),
+        "{message}"
+    );
+    assert!(
+        message.contains("unknown key \"max_mesage_size\""),
+        "{message}"
+    );
+    assert!(
+        message.contains("did you mean \"max_message_size\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn bad_values_in_the_file_name_the_file_and_key() {
+    let path = config_file("bad-value", "\nmax_frame_size = \"12XB\"\n");
+    let message = refused(&["--config", path.to_str().unwrap()]);
+    assert!(
+        message.contains(&format!(
+            "config file {}: line 2: max_frame_size: \"12XB\" is not a size",
+            path.display()
+        )),
+        "{message}"
+    );
+
+    let path = config_file("bad-syntax", "max_frame_size = \n");
+    let message = refused(&["--config", path.to_str().unwrap()]);
+    assert!(
+        message.contains(&format!("config file {} is not valid TOML", path.display())),
+        "{message}"
+    );
+
+    let message = refused(&["--config", "/nonexistent/ringws.toml"]);
+    assert!(
+        message.contains("cannot read config file /nonexistent/ringws.toml"),
+        "{message}"
+    );
+}
+
+#[test]
+fn bad_size_and_duration_flags_are_refused_by_name() {
+    let message = refused(&["--max-frame-size", "12XB"]);
+    assert!(
+        message
+            .contains("--max-frame-size: \"12XB\" is not a size (examples: 16MiB, 64KiB, 1000000)"),
+        "{message}"
+    );
+    let message = refused(&["--handshake-timeout", "10"]);
+    assert!(
+        message.contains("--handshake-timeout: \"10\" is not a duration"),
+        "{message}"
+    );
+    let message = refused(&["--close-timeout", "0s"]);
+    assert!(
+        message.contains("--close-timeout: \"0s\" is out of range"),
+        "{message}"
+    );
+    let message = refused(&["--ring-entries", "1000"]);
+    assert!(
+        message.contains("--ring-entries: \"1000\" is out of range: expected a power of two"),
+        "{message}"
+    );
+    let message = refused(&["--recv-buffer-size", "1KiB"]);
+    assert!(
+        message.contains("--recv-buffer-size: \"1KiB\" is out of range"),
+        "{message}"
+    );
+}
+
+#[test]
+fn cores_must_be_between_one_and_the_cpus_available() {
+    let available = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let expected = format!("expected between 1 and {available}, the number of CPUs available");
+    for cores in ["0", "999"] {
+        let message = refused(&["--cores", cores]);
+        assert!(
+            message.contains(&format!("--cores: \"{cores}\" is out of range")),
+            "{message}"
+        );
+        assert!(message.contains(&expected), "{message}");
+    }
+    assert_eq!(string(&effective_config(&["--cores", "1"]), "cores"), "1");
+}
+
+#[test]
+fn clap_usage_errors_keep_exit_code_two() {
+    let output = ringws(&["serve", "--no-such-flag"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--no-such-flag"));
+}
