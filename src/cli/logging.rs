@@ -26,6 +26,8 @@ pub fn init(log_filter: &str) -> Result<(), LoggingError> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: logs piped to files and journald stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init()
         .map_err(|err| LoggingError::Init(err.to_string()))
 }
