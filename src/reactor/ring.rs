@@ -99,7 +99,7 @@ impl Ring {
             configure(&mut builder);
             match builder.build(entries) {
                 Ok(ring) => {
-                    let mut ring = Ring { ring, mode, submitted_total: 0, completed_total: 0 };
+                    let ring = Ring { ring, mode, submitted_total: 0, completed_total: 0 };
                     // A registered ring fd saves an fget/fput per io_uring_enter; optional.
                     let _ = ring.ring.submitter().register_ring_fd();
                     return Ok(ring);
