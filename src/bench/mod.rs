@@ -1,12 +1,317 @@
 //! `ringws bench`: the load generator (echo, idle, connect modes).
 //! INTERFACE FIXED: `BenchArgs` (clap) and `run`.
+//!
+//! Built so that it is never the bottleneck: one single-threaded, edge-triggered epoll loop per
+//! thread (optionally pinned), non-blocking TCP_NODELAY sockets, one receive buffer per thread,
+//! echo frames built and masked once per connection, echoes verified as they stream in, latency
+//! in a fixed-bucket histogram. The library entry points ([`run_echo`], [`run_idle`],
+//! [`run_connect`]) return a [`Report`]; [`run`] is the command line around them.
+//!
+//! Layout: [`url`] parses `ws://` URLs; [`handshake`] checks the server's 101; [`receiver`]
+//! checks incoming frames; [`conn`] and [`worker`] are one connection and one event loop;
+//! [`runner`] coordinates threads and the run's timeline; [`report`] prints the result;
+//! [`sys`] is the raw-fd boundary; [`procfs`] samples the server process.
+
+pub mod cause;
+pub mod conn;
+pub mod handshake;
+pub mod histogram;
+pub mod options;
+pub mod procfs;
+pub mod receiver;
+pub mod report;
+pub mod runner;
+pub mod shared;
+pub mod sys;
+pub mod url;
+pub mod worker;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+pub use cause::Cause;
+pub use options::{BenchError, CommonOptions, ConnectOptions, EchoOptions, IdleOptions};
+pub use report::{Latency, Report};
+pub use runner::{run_connect, run_echo, run_idle};
 
 /// Arguments of `ringws bench` (a clap subcommand tree owned by this module).
 #[derive(Debug, clap::Args)]
-pub struct BenchArgs {}
+#[command(after_help = "\
+Exit status: 0 when the run saw no error, 1 when errors were counted (see the summary), \
+2 when the run could not start, 130 when interrupted by Ctrl-C.
+
+Examples:
+  ringws bench echo --url ws://127.0.0.1:9000/ --conns 100 --payload 20 --warmup 2 --duration 10
+  ringws bench echo --url ws://127.0.0.1:9000/ --conns 100 --rate 100000 --json
+  ringws bench idle --url ws://10.0.0.5:9000/ --conns 100000 --sources 10.0.0.2,10.0.0.3 --hold 30
+  ringws bench connect --url ws://127.0.0.1:9000/ --concurrency 64 --duration 10 --server-pid 4242")]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub mode: BenchMode,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchMode {
+    /// Echo round trips: each connection sends a message, waits for its echo, checks it byte for
+    /// byte, repeats (or, with --rate, sends on a fixed schedule). Reports msgs/s and latency.
+    Echo(EchoArgs),
+    /// Opens many upgraded connections, holds them, closes them. Reports how many opened, how
+    /// fast, what failed, and (with --server-pid) the server's memory per connection.
+    Idle(IdleArgs),
+    /// Handshake churn: open, verify the 101, close, repeat, with --concurrency in flight.
+    /// Reports handshakes/s and handshake latency.
+    Connect(ConnectArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CommonArgs {
+    /// Server to load: ws://HOST[:PORT][/PATH]. Plain ws:// only: measure TLS deployments behind
+    /// their terminator.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// Event-loop threads; connections, concurrency and --rate are split evenly between them.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+    /// Pin thread i to the i-th CPU of LIST (round-robin), e.g. "1", "2,3" or "4-7".
+    #[arg(long, value_name = "LIST", value_parser = parse_cpu_list)]
+    pub pin_cpu: Option<CpuList>,
+    /// Local addresses to bind connections to, round-robin, so ephemeral ports do not run out
+    /// (about 28k connections per source address and server address), e.g.
+    /// 127.0.0.1,127.0.0.2.
+    #[arg(long, value_name = "ADDRS", value_delimiter = ',')]
+    pub sources: Vec<IpAddr>,
+    /// Limit for each connect, handshake, echo and close handshake ("10", "2.5", "500ms").
+    #[arg(long, default_value = "10", value_name = "S", value_parser = parse_seconds)]
+    pub timeout: Duration,
+    /// Sample this server process (/proc/PID): CPU per operation, RSS growth (per connection).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// Print one JSON object on stdout instead of the summary (fields: see `bench::Report`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EchoArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Connections.
+    #[arg(long, default_value_t = 100, value_name = "C")]
+    pub conns: usize,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 20, value_name = "BYTES")]
+    pub payload: usize,
+    /// Send text messages (ASCII) instead of binary.
+    #[arg(long)]
+    pub text: bool,
+    /// Seconds of load before the measured window (excluded from all figures).
+    #[arg(long, default_value = "2", value_name = "S", value_parser = parse_seconds)]
+    pub warmup: Duration,
+    /// Seconds of the measured window.
+    #[arg(long, default_value = "10", value_name = "S", value_parser = parse_seconds)]
+    pub duration: Duration,
+    /// Open loop: send R msgs/s in total on a fixed schedule, whatever the echoes do (latency
+    /// counts from when each message was due). Without it: closed loop.
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+    /// Most connections being opened at once.
+    #[arg(long, default_value_t = 512, value_name = "K")]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IdleArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Connections to open and hold.
+    #[arg(long, value_name = "N")]
+    pub conns: usize,
+    /// Seconds to hold the connections once all are open.
+    #[arg(long, default_value = "10", value_name = "S", value_parser = parse_seconds)]
+    pub hold: Duration,
+    /// Most connections being opened at once.
+    #[arg(long, default_value_t = 512, value_name = "K")]
+    pub concurrency: usize,
+    /// Stop starting connections after this long (those not attempted count as open_timeout).
+    #[arg(long, default_value = "120", value_name = "S", value_parser = parse_seconds)]
+    pub open_timeout: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Connections in flight at once.
+    #[arg(long, default_value_t = 64, value_name = "K")]
+    pub concurrency: usize,
+    /// Seconds of churn before the measured window.
+    #[arg(long, default_value = "0", value_name = "S", value_parser = parse_seconds)]
+    pub warmup: Duration,
+    /// Seconds of the measured window.
+    #[arg(long, default_value = "10", value_name = "S", value_parser = parse_seconds)]
+    pub duration: Duration,
+}
+
+/// CPUs from `--pin-cpu`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+/// Parses "0", "0,2", "4-7", "0,4-5".
+pub fn parse_cpu_list(list: &str) -> Result<CpuList, String> {
+    let mut cpus = Vec::new();
+    for part in list.split(',').map(str::trim) {
+        let bad = || format!("{part:?} is not a CPU number or range (e.g. 2 or 4-7)");
+        match part.split_once('-') {
+            Some((lo, hi)) => {
+                let lo: usize = lo.trim().parse().map_err(|_| bad())?;
+                let hi: usize = hi.trim().parse().map_err(|_| bad())?;
+                if lo > hi || hi >= 1024 {
+                    return Err(bad());
+                }
+                cpus.extend(lo..=hi);
+            }
+            None => cpus.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    Ok(CpuList(cpus))
+}
+
+/// Parses seconds ("10", "2.5") or a duration with a unit ("500ms", "1m").
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    if let Ok(secs) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{text:?} is not a valid number of seconds"));
+    }
+    humantime::parse_duration(text)
+        .map_err(|err| format!("{text:?}: {err} (use seconds, e.g. 10 or 2.5, or 500ms)"))
+}
+
+fn common_options(args: &CommonArgs, concurrency: usize) -> CommonOptions {
+    CommonOptions {
+        url: args.url.clone(),
+        threads: args.threads,
+        pin_cpus: args.pin_cpu.clone().map(|l| l.0).unwrap_or_default(),
+        sources: args.sources.clone(),
+        concurrency,
+        timeout: args.timeout,
+        server_pid: args.server_pid,
+        progress: sys::stderr_is_tty(),
+    }
+}
 
 /// Runs the benchmark; returns the process exit code.
 pub fn run(args: BenchArgs) -> i32 {
-    let _ = args;
-    todo!()
+    sys::install_sigint_handler();
+    let (result, json) = match &args.mode {
+        BenchMode::Echo(a) => {
+            let opts = EchoOptions {
+                common: common_options(&a.common, a.concurrency),
+                conns: a.conns,
+                payload_bytes: a.payload,
+                text: a.text,
+                warmup: a.warmup,
+                duration: a.duration,
+                rate: a.rate,
+            };
+            (run_echo(&opts), a.common.json)
+        }
+        BenchMode::Idle(a) => {
+            let opts = IdleOptions {
+                common: common_options(&a.common, a.concurrency),
+                conns: a.conns,
+                hold: a.hold,
+                open_timeout: a.open_timeout,
+            };
+            (run_idle(&opts), a.common.json)
+        }
+        BenchMode::Connect(a) => {
+            let opts = ConnectOptions {
+                common: common_options(&a.common, a.concurrency),
+                warmup: a.warmup,
+                duration: a.duration,
+            };
+            (run_connect(&opts), a.common.json)
+        }
+    };
+    match result {
+        Ok(report) => {
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_human());
+            }
+            if report.interrupted {
+                130
+            } else if report.errors_total > 0 {
+                1
+            } else {
+                0
+            }
+        }
+        Err(err) => {
+            eprintln!("ringws bench: error: {err}");
+            2
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    #[test]
+    fn parses_cpu_lists() {
+        assert_eq!(parse_cpu_list("1"), Ok(CpuList(vec![1])));
+        assert_eq!(parse_cpu_list("0,4-6"), Ok(CpuList(vec![0, 4, 5, 6])));
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+    }
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_seconds("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_seconds("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_seconds("-1").is_err());
+    }
+
+    #[test]
+    fn parses_an_echo_command_line() {
+        let cli = Cli::try_parse_from([
+            "bench",
+            "echo",
+            "--url",
+            "ws://127.0.0.1:9000/",
+            "--conns",
+            "7",
+            "--payload",
+            "1024",
+            "--text",
+            "--rate",
+            "500",
+            "--sources",
+            "127.0.0.1,127.0.0.2",
+            "--pin-cpu",
+            "1-2",
+            "--json",
+        ])
+        .unwrap();
+        let BenchMode::Echo(echo) = cli.bench.mode else {
+            panic!("not echo")
+        };
+        assert_eq!(
+            (echo.conns, echo.payload, echo.text, echo.rate),
+            (7, 1024, true, Some(500.0))
+        );
+        assert_eq!(echo.common.sources.len(), 2);
+        assert_eq!(echo.common.pin_cpu, Some(CpuList(vec![1, 2])));
+        assert_eq!(echo.warmup, Duration::from_secs(2));
+        assert!(echo.common.json);
+    }
 }

@@ -1,0 +1,119 @@
+//! One client connection of the load generator, and the frames it sends (built once, masked
+//! with the connection's fixed key).
+
+use socket2::Socket;
+
+use super::receiver::Receiver;
+use crate::protocol::frame::{encode_client_header, Opcode, MAX_HEADER_LEN};
+use crate::protocol::mask::apply_mask;
+
+/// Close code the generator sends: 1000, normal closure.
+const CLOSE_NORMAL: u16 = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    /// TCP connect in progress.
+    Connecting,
+    /// Upgrade request sent (or being sent); waiting for the 101.
+    Handshaking,
+    /// Upgraded.
+    Open,
+    /// Our close frame is queued or sent; waiting for the server's.
+    Closing,
+    /// Close frames exchanged; waiting for the server to close TCP (it closes first, so the
+    /// TIME_WAIT state lands on the server and the generator's ports are reused at once).
+    Draining,
+}
+
+pub struct Conn {
+    pub socket: Socket,
+    pub state: ConnState,
+    /// When the current stage times out (CLOCK_MONOTONIC ns); 0: never.
+    pub deadline_ns: u64,
+    pub connect_start_ns: u64,
+    /// Closed loop: when the outstanding echo was sent.
+    pub sent_ns: u64,
+    /// The `Sec-WebSocket-Accept` value the server must answer with.
+    pub accept: [u8; 28],
+    pub mask: [u8; 4],
+    /// Bytes to send other than echo frames: the upgrade request, then pongs and our close.
+    pub out: Vec<u8>,
+    pub out_pos: usize,
+    /// The pre-built, masked echo frame (empty outside echo mode).
+    pub frame: Box<[u8]>,
+    /// Bytes of the frame already written for the frame being sent; 0 between frames.
+    pub frame_pos: usize,
+    /// Echo frames still to write (open loop may have several due at once).
+    pub frames_due: u64,
+    /// Echo messages scheduled on this connection, and echoes received.
+    pub sent: u64,
+    pub received: u64,
+    /// Open loop: this connection's position in the thread's pacing order.
+    pub rate_index: u32,
+    /// The last write hit EAGAIN: wait for EPOLLOUT before writing again.
+    pub write_blocked: bool,
+    pub upgraded: bool,
+    pub rx: Receiver,
+    /// A response head split across reads (empty otherwise; freed after the handshake).
+    pub head: Vec<u8>,
+}
+
+impl Conn {
+    pub fn new(socket: Socket, now_ns: u64, mask: [u8; 4]) -> Conn {
+        Conn {
+            socket,
+            state: ConnState::Connecting,
+            deadline_ns: 0,
+            connect_start_ns: now_ns,
+            sent_ns: 0,
+            accept: [0; 28],
+            mask,
+            out: Vec::new(),
+            out_pos: 0,
+            frame: Box::default(),
+            frame_pos: 0,
+            frames_due: 0,
+            sent: 0,
+            received: 0,
+            rate_index: 0,
+            write_blocked: false,
+            upgraded: false,
+            rx: Receiver::default(),
+            head: Vec::new(),
+        }
+    }
+
+    /// True when a write is pending.
+    pub fn wants_write(&self) -> bool {
+        self.frame_pos > 0 || self.out_pos < self.out.len() || self.frames_due > 0
+    }
+
+    /// Queues a masked control frame (pong or close) behind any frame already started.
+    pub fn queue_control(&mut self, opcode: Opcode, payload: &[u8]) {
+        debug_assert!(opcode.is_control() && payload.len() <= 125);
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let header_len =
+            encode_client_header(&mut header, true, opcode, payload.len() as u64, self.mask);
+        self.out.extend_from_slice(&header[..header_len]);
+        let start = self.out.len();
+        self.out.extend_from_slice(payload);
+        apply_mask(&mut self.out[start..], self.mask, 0);
+    }
+
+    /// Queues our close frame (1000) and drops echo frames not yet started.
+    pub fn queue_close(&mut self) {
+        self.frames_due = u64::from(self.frame_pos > 0);
+        self.queue_control(Opcode::Close, &CLOSE_NORMAL.to_be_bytes());
+    }
+}
+
+/// Builds the complete masked frame for `payload` once; it is then sent as is for every message.
+pub fn build_frame(payload: &[u8], opcode: Opcode, mask: [u8; 4]) -> Box<[u8]> {
+    let mut header = [0u8; MAX_HEADER_LEN];
+    let header_len = encode_client_header(&mut header, true, opcode, payload.len() as u64, mask);
+    let mut frame = Vec::with_capacity(header_len + payload.len());
+    frame.extend_from_slice(&header[..header_len]);
+    frame.extend_from_slice(payload);
+    apply_mask(&mut frame[header_len..], mask, 0);
+    frame.into_boxed_slice()
+}

@@ -1,0 +1,826 @@
+//! One event-loop thread of the load generator: it owns its connections outright, drives them
+//! with edge-triggered epoll and non-blocking sockets, and reads every socket into one
+//! per-thread buffer. Nothing on the per-message path allocates.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::cause::{io_cause, Cause, ErrorCounts};
+use super::conn::{build_frame, Conn, ConnState};
+use super::handshake::{check_response, client_key, status_of};
+use super::histogram::Histogram;
+use super::receiver::RxEvent;
+use super::shared::{Shared, Stage};
+use super::sys::{self, Epoll, IoResult, EV_ERR, EV_HUP, EV_IN, EV_OUT, EV_RDHUP};
+use crate::protocol::frame::Opcode;
+use crate::protocol::handshake::{accept_key, write_client_request};
+
+/// The per-thread receive buffer shared by all of the thread's sockets.
+const RECV_BUFFER_BYTES: usize = 256 * 1024;
+/// Events taken from epoll per wait.
+const EVENTS_PER_WAIT: usize = 1024;
+/// Longest sleep in epoll, so stage changes are seen promptly.
+const TICK_NS: u64 = 20_000_000;
+/// How often deadlines are checked.
+const DEADLINE_SCAN_NS: u64 = 100_000_000;
+
+/// What the threads of a run do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Echo round trips; `paced`: open loop at a target rate instead of closed loop.
+    Echo { paced: bool },
+    /// Open, hold, close.
+    Idle,
+    /// Open, handshake, close, repeat.
+    Connect,
+}
+
+/// Settings common to all threads of a run.
+pub struct RunPlan {
+    pub mode: Mode,
+    pub addr: SocketAddr,
+    pub host_header: String,
+    pub target: String,
+    pub sources: Vec<IpAddr>,
+    pub timeout_ns: u64,
+    /// Limit for the close handshake (shorter, so Ctrl-C is quick even with a silent server).
+    pub close_timeout_ns: u64,
+    /// The echo message and its opcode (empty in other modes).
+    pub payload: Vec<u8>,
+    pub opcode: Opcode,
+}
+
+/// One thread's share of a run.
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadPlan {
+    pub index: usize,
+    /// Connections to open (`u64::MAX` in connect mode: keep churning until stopped).
+    pub conns: u64,
+    /// Most connections connecting/handshaking at once (connect mode: live at once).
+    pub concurrency: usize,
+    /// Open loop: this thread's messages per second.
+    pub rate: Option<f64>,
+    pub pin_cpu: Option<usize>,
+    /// Stride through `RunPlan::sources` so threads interleave them.
+    pub source_stride: usize,
+}
+
+/// What a thread measured.
+#[derive(Debug, Default)]
+pub struct ThreadStats {
+    /// Echo round trips (echo mode) or handshake latencies (other modes), in ns.
+    pub latency_ns: Histogram,
+    pub errors: ErrorCounts,
+    /// Echoes completed and matching, inside the measured window.
+    pub messages: u64,
+    /// Handshakes completed, all stages / inside the measured window.
+    pub handshakes: u64,
+    pub handshakes_measured: u64,
+    /// Connections left open when the stop began (idle: connections that survived the hold).
+    pub open_at_stop: u64,
+    /// Pinning failed (reported once by the coordinator).
+    pub pin_error: Option<String>,
+}
+
+/// Open-loop pacing: message `k` of the connection at `rate_index` is due at
+/// `start + (k * n + rate_index) * period`, so latency is measured from when a message was due,
+/// not from when it could be sent (no coordinated omission).
+struct Pacer {
+    start_ns: u64,
+    period_ns: f64,
+    next_event: u64,
+    /// Tokens of the paced connections, in pacing order.
+    tokens: Vec<u64>,
+}
+
+impl Pacer {
+    fn due_ns(&self, event: u64) -> u64 {
+        self.start_ns + (event as f64 * self.period_ns) as u64
+    }
+
+    fn intended_ns(&self, rate_index: u32, k: u64) -> u64 {
+        self.due_ns(k * self.tokens.len() as u64 + u64::from(rate_index))
+    }
+}
+
+/// SplitMix64: keys and masks only need to differ, not to be secret.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+struct Slots {
+    conns: Vec<Option<Conn>>,
+    generations: Vec<u32>,
+    free: Vec<u32>,
+}
+
+fn token(index: u32, generation: u32) -> u64 {
+    (u64::from(generation) << 32) | u64::from(index)
+}
+
+impl Slots {
+    fn insert(&mut self, conn: Conn) -> u64 {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.conns.push(None);
+                self.generations.push(0);
+                (self.conns.len() - 1) as u32
+            }
+        };
+        self.conns[index as usize] = Some(conn);
+        token(index, self.generations[index as usize])
+    }
+
+    fn get(&mut self, token: u64) -> Option<&mut Conn> {
+        let index = token as u32 as usize;
+        if self.generations.get(index) != Some(&((token >> 32) as u32)) {
+            return None;
+        }
+        self.conns[index].as_mut()
+    }
+
+    fn remove(&mut self, token: u64) -> Option<Conn> {
+        let index = token as u32;
+        let conn = self
+            .get(token)
+            .is_some()
+            .then(|| self.conns[index as usize].take())??;
+        self.generations[index as usize] = self.generations[index as usize].wrapping_add(1);
+        self.free.push(index);
+        Some(conn)
+    }
+
+    fn tokens(&self) -> impl Iterator<Item = u64> + '_ {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_some())
+            .map(|(i, _)| token(i as u32, self.generations[i]))
+    }
+}
+
+pub struct Worker<'a> {
+    plan: &'a RunPlan,
+    thread: ThreadPlan,
+    shared: &'a Shared,
+    epoll: Epoll,
+    buf: Box<[u8]>,
+    slots: Slots,
+    rng: Rng,
+    stats: ThreadStats,
+    stage: Stage,
+    /// Connections still to attempt.
+    remaining: u64,
+    /// Connections connecting or handshaking.
+    pending: usize,
+    /// Connections in the slot table.
+    live: usize,
+    open: u64,
+    next_source: usize,
+    pacer: Option<Pacer>,
+    stopping: bool,
+    stop_deadline_ns: u64,
+    open_done: bool,
+    /// Every echo completed (any stage), every failure: for live progress only.
+    progress_messages: u64,
+}
+
+impl<'a> Worker<'a> {
+    pub fn new(plan: &'a RunPlan, thread: ThreadPlan, shared: &'a Shared, epoll: Epoll) -> Self {
+        let seed = sys::mono_ns() ^ (u64::from(std::process::id()) << 32) ^ thread.index as u64;
+        Worker {
+            plan,
+            thread,
+            shared,
+            epoll,
+            buf: vec![0u8; RECV_BUFFER_BYTES].into_boxed_slice(),
+            slots: Slots {
+                conns: Vec::new(),
+                generations: Vec::new(),
+                free: Vec::new(),
+            },
+            rng: Rng(seed),
+            stats: ThreadStats::default(),
+            stage: Stage::Warmup,
+            remaining: thread.conns,
+            pending: 0,
+            live: 0,
+            open: 0,
+            next_source: thread.index,
+            pacer: thread.rate.map(|rate| Pacer {
+                start_ns: 0,
+                period_ns: 1e9 / rate,
+                next_event: 0,
+                tokens: Vec::new(),
+            }),
+            stopping: false,
+            stop_deadline_ns: 0,
+            open_done: false,
+            progress_messages: 0,
+        }
+    }
+
+    pub fn run(mut self) -> ThreadStats {
+        if let Some(cpu) = self.thread.pin_cpu {
+            if let Err(err) = sys::pin_to_cpu(cpu) {
+                self.stats.pin_error = Some(format!(
+                    "cannot pin thread {} to CPU {cpu}: {err}",
+                    self.thread.index
+                ));
+            }
+        }
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS_PER_WAIT];
+        let mut next_scan_ns = sys::mono_ns() + DEADLINE_SCAN_NS;
+        loop {
+            let now = sys::mono_ns();
+            self.stage = self.shared.stage();
+            if self.stage == Stage::Stop && !self.stopping {
+                self.begin_stop(now);
+            }
+            if self.stopping && (self.live == 0 || now >= self.stop_deadline_ns) {
+                break;
+            }
+            if !self.stopping {
+                self.open_more(now);
+            }
+            self.check_open_done();
+            let mut wait_ns = TICK_NS;
+            if !self.stopping && self.open_done {
+                if let Some(next_due) = self.fire_due(now) {
+                    wait_ns = wait_ns.min(next_due.saturating_sub(now));
+                }
+            }
+            let n = match self.epoll.wait(&mut events, wait_ns) {
+                Ok(n) => n,
+                Err(err) => {
+                    self.stats
+                        .errors
+                        .add(Cause::Io(err.raw_os_error().unwrap_or(0)));
+                    break;
+                }
+            };
+            let now = sys::mono_ns();
+            for event in &events[..n] {
+                let (token, bits) = sys::event_parts(event);
+                self.on_event(token, bits, now);
+            }
+            if now >= next_scan_ns {
+                self.expire(now);
+                next_scan_ns = now + DEADLINE_SCAN_NS;
+            }
+            self.publish();
+        }
+        self.finish();
+        self.stats
+    }
+
+    fn publish(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let progress = &self.shared.threads[self.thread.index];
+        progress.open.store(self.open, Relaxed);
+        progress.handshakes.store(self.stats.handshakes, Relaxed);
+        progress.messages.store(self.progress_messages, Relaxed);
+        progress.errors.store(self.stats.errors.total(), Relaxed);
+    }
+
+    fn check_open_done(&mut self) {
+        if self.open_done {
+            return;
+        }
+        if self.shared.opening_stopped() && self.remaining > 0 && self.remaining != u64::MAX {
+            self.stats.errors.add_n(Cause::OpenTimeout, self.remaining);
+            self.remaining = 0;
+        }
+        let all_attempted = self.remaining == 0 || self.plan.mode == Mode::Connect;
+        if all_attempted && self.pending == 0 || self.stopping {
+            self.open_done = true;
+            self.publish();
+            self.shared.threads[self.thread.index]
+                .open_done
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn open_more(&mut self, now: u64) {
+        if self.shared.opening_stopped() {
+            return;
+        }
+        while self.remaining > 0 && self.pending < self.thread.concurrency {
+            if self.plan.mode == Mode::Connect && self.live >= self.thread.concurrency {
+                break;
+            }
+            if self.remaining != u64::MAX {
+                self.remaining -= 1;
+            }
+            self.open_one(now);
+        }
+    }
+
+    fn open_one(&mut self, now: u64) {
+        let addr = self.plan.addr;
+        let socket = match self.new_socket() {
+            Ok(socket) => socket,
+            Err(cause) => return self.count_error(cause),
+        };
+        let connected = match socket.connect(&addr.into()) {
+            Ok(()) => true,
+            Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => false,
+            Err(err) => return self.count_error(Cause::Connect(err.raw_os_error().unwrap_or(0))),
+        };
+        let fd = socket.as_raw_fd();
+        let mask = (self.rng.next() as u32).to_ne_bytes();
+        let mut conn = Conn::new(socket, now, mask);
+        conn.deadline_ns = now + self.plan.timeout_ns;
+        let token = self.slots.insert(conn);
+        self.live += 1;
+        self.pending += 1;
+        if let Err(err) = self.epoll.add(fd, token) {
+            return self.fail(token, Cause::Socket(err.raw_os_error().unwrap_or(0)));
+        }
+        if connected {
+            self.on_connected(token, now);
+        }
+    }
+
+    fn new_socket(&mut self) -> Result<Socket, Cause> {
+        let errno = |err: std::io::Error| Cause::Socket(err.raw_os_error().unwrap_or(0));
+        let domain = Domain::for_address(self.plan.addr);
+        let socket = Socket::new(
+            domain,
+            Type::STREAM.nonblocking().cloexec(),
+            Some(Protocol::TCP),
+        )
+        .map_err(errno)?;
+        socket.set_tcp_nodelay(true).map_err(errno)?;
+        if !self.plan.sources.is_empty() {
+            let source = self.plan.sources[self.next_source % self.plan.sources.len()];
+            self.next_source = self.next_source.wrapping_add(self.thread.source_stride);
+            sys::set_bind_address_no_port(socket.as_raw_fd());
+            socket
+                .bind(&SocketAddr::new(source, 0).into())
+                .map_err(errno)?;
+        }
+        Ok(socket)
+    }
+
+    fn count_error(&mut self, cause: Cause) {
+        self.stats.errors.add(cause);
+    }
+
+    /// Counts `cause` and drops the connection.
+    fn fail(&mut self, token: u64, cause: Cause) {
+        self.stats.errors.add(cause);
+        self.drop_conn(token);
+    }
+
+    fn drop_conn(&mut self, token: u64) {
+        let Some(conn) = self.slots.remove(token) else {
+            return;
+        };
+        self.live -= 1;
+        if conn.upgraded {
+            self.open -= 1;
+        } else {
+            self.pending -= 1;
+        }
+        // Dropping the socket closes it, which also removes it from the epoll set.
+    }
+
+    fn on_event(&mut self, token: u64, bits: u32, now: u64) {
+        let Some(conn) = self.slots.get(token) else {
+            return;
+        };
+        if conn.state == ConnState::Connecting {
+            if bits & (EV_OUT | EV_ERR | EV_HUP) != 0 {
+                match conn.socket.take_error() {
+                    Ok(None) => self.on_connected(token, now),
+                    Ok(Some(err)) | Err(err) => {
+                        self.fail(token, Cause::Connect(err.raw_os_error().unwrap_or(0)))
+                    }
+                }
+            }
+            return;
+        }
+        if bits & EV_OUT != 0 {
+            conn.write_blocked = false;
+            if !self.flush(token) {
+                return;
+            }
+        }
+        if bits & (EV_IN | EV_RDHUP | EV_HUP | EV_ERR) != 0 {
+            self.read(token, bits & (EV_RDHUP | EV_HUP) != 0, now);
+        }
+    }
+
+    fn on_connected(&mut self, token: u64, now: u64) {
+        let mut random = [0u8; 16];
+        random[..8].copy_from_slice(&self.rng.next().to_ne_bytes());
+        random[8..].copy_from_slice(&self.rng.next().to_ne_bytes());
+        let key = client_key(random);
+        let Some(conn) = self.slots.get(token) else {
+            return;
+        };
+        conn.state = ConnState::Handshaking;
+        conn.deadline_ns = now + self.plan.timeout_ns;
+        conn.accept = accept_key(&key);
+        conn.out.clear();
+        conn.out_pos = 0;
+        write_client_request(
+            &mut conn.out,
+            &self.plan.host_header,
+            &self.plan.target,
+            &key,
+        );
+        self.flush(token);
+    }
+
+    /// Writes what the connection has queued until done or EAGAIN. Returns false when the
+    /// connection failed (and was dropped).
+    fn flush(&mut self, token: u64) -> bool {
+        let Some(conn) = self.slots.get(token) else {
+            return false;
+        };
+        if conn.write_blocked {
+            return true;
+        }
+        let fd = conn.socket.as_raw_fd();
+        loop {
+            // A started echo frame finishes first; control frames go between echo frames.
+            let (bytes, is_frame) = if conn.frame_pos > 0 {
+                (&conn.frame[conn.frame_pos..], true)
+            } else if conn.out_pos < conn.out.len() {
+                (&conn.out[conn.out_pos..], false)
+            } else if conn.frames_due > 0 {
+                (&conn.frame[..], true)
+            } else {
+                return true;
+            };
+            match sys::send(fd, bytes) {
+                IoResult::Done(n) if is_frame => {
+                    conn.frame_pos += n;
+                    if conn.frame_pos == conn.frame.len() {
+                        conn.frame_pos = 0;
+                        conn.frames_due -= 1;
+                    }
+                }
+                IoResult::Done(n) => {
+                    conn.out_pos += n;
+                    if conn.out_pos == conn.out.len() {
+                        conn.out.clear();
+                        conn.out_pos = 0;
+                    }
+                }
+                IoResult::WouldBlock | IoResult::Eof => {
+                    conn.write_blocked = true;
+                    return true;
+                }
+                IoResult::Failed(errno) => {
+                    self.fail(token, io_cause(errno));
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Reads until the socket is drained. `peer_closed`: the event reported the peer's FIN, so
+    /// read on to the end of stream (no further edge will come for it).
+    fn read(&mut self, token: u64, peer_closed: bool, now: u64) {
+        // The buffer is moved out for the duration (a pointer swap) so the connection can be
+        // borrowed mutably alongside it.
+        let mut buf = std::mem::take(&mut self.buf);
+        while let Some(conn) = self.slots.get(token) {
+            match sys::recv(conn.socket.as_raw_fd(), &mut buf) {
+                IoResult::Done(n) => {
+                    if !self.on_bytes(token, &buf[..n], now) {
+                        break;
+                    }
+                    // A short read drained the socket; with edge triggering, new data or a FIN
+                    // raises a new event, so skip the read that would only return EAGAIN.
+                    if n < buf.len() && !peer_closed {
+                        break;
+                    }
+                }
+                IoResult::WouldBlock => break,
+                IoResult::Eof => {
+                    self.on_eof(token);
+                    break;
+                }
+                IoResult::Failed(errno) => {
+                    self.fail(token, io_cause(errno));
+                    break;
+                }
+            }
+        }
+        self.buf = buf;
+    }
+
+    /// Handles bytes read; returns false when the connection is gone.
+    fn on_bytes(&mut self, token: u64, data: &[u8], now: u64) -> bool {
+        let Some(conn) = self.slots.get(token) else {
+            return false;
+        };
+        match conn.state {
+            ConnState::Connecting => true,
+            ConnState::Handshaking => self.on_response_bytes(token, data, now),
+            ConnState::Open | ConnState::Closing | ConnState::Draining => {
+                self.on_frames(token, data, now)
+            }
+        }
+    }
+
+    fn on_response_bytes(&mut self, token: u64, data: &[u8], now: u64) -> bool {
+        let Some(conn) = self.slots.get(token) else {
+            return false;
+        };
+        let carried = !conn.head.is_empty();
+        let result = if carried {
+            conn.head.extend_from_slice(data);
+            check_response(&conn.head, &conn.accept)
+        } else {
+            check_response(data, &conn.accept)
+        };
+        match result {
+            Ok(None) => {
+                if !carried {
+                    conn.head.extend_from_slice(data);
+                }
+                true
+            }
+            Err(cause) => {
+                self.fail(token, cause);
+                false
+            }
+            Ok(Some(head_len)) => {
+                let head = std::mem::take(&mut conn.head);
+                if !self.on_upgraded(token, now) {
+                    return false;
+                }
+                let frames = if carried {
+                    &head[head_len..]
+                } else {
+                    &data[head_len..]
+                };
+                frames.is_empty() || self.on_frames(token, frames, now)
+            }
+        }
+    }
+
+    /// The 101 checked out. Returns false when the connection is gone.
+    fn on_upgraded(&mut self, token: u64, now: u64) -> bool {
+        let measuring = self.stage == Stage::Measure;
+        let mode = self.plan.mode;
+        let Some(conn) = self.slots.get(token) else {
+            return false;
+        };
+        conn.upgraded = true;
+        conn.state = ConnState::Open;
+        conn.deadline_ns = 0;
+        let handshake_ns = now.saturating_sub(conn.connect_start_ns);
+        self.pending -= 1;
+        self.open += 1;
+        self.stats.handshakes += 1;
+        if mode == Mode::Idle || (mode == Mode::Connect && measuring) {
+            self.stats.latency_ns.record(handshake_ns);
+        }
+        if measuring {
+            self.stats.handshakes_measured += 1;
+        }
+        if self.stopping || mode == Mode::Connect {
+            return self.begin_close(token, now);
+        }
+        if let Mode::Echo { paced } = mode {
+            let conn = self.slots.get(token).expect("present above");
+            conn.frame = build_frame(&self.plan.payload, self.plan.opcode, conn.mask);
+            if let Some(pacer) = self.pacer.as_mut() {
+                debug_assert!(paced);
+                conn.rate_index = pacer.tokens.len() as u32;
+                pacer.tokens.push(token);
+            } else {
+                conn.sent = 1;
+                conn.frames_due = 1;
+                conn.sent_ns = now;
+                conn.deadline_ns = now + self.plan.timeout_ns;
+                return self.flush(token);
+            }
+        }
+        true
+    }
+
+    fn begin_close(&mut self, token: u64, now: u64) -> bool {
+        let Some(conn) = self.slots.get(token) else {
+            return false;
+        };
+        conn.queue_close();
+        conn.state = ConnState::Closing;
+        conn.deadline_ns = now + self.plan.close_timeout_ns;
+        self.flush(token)
+    }
+
+    fn on_frames(&mut self, token: u64, data: &[u8], now: u64) -> bool {
+        let expected: &[u8] = &self.plan.payload;
+        let mut pos = 0;
+        loop {
+            let Some(conn) = self.slots.get(token) else {
+                return false;
+            };
+            match conn
+                .rx
+                .next_event(data, &mut pos, expected, self.plan.opcode)
+            {
+                Ok(None) => break,
+                Ok(Some(event)) => {
+                    if !self.on_rx_event(token, event, now) {
+                        return false;
+                    }
+                }
+                Err(_) => {
+                    self.fail(token, Cause::BadFrame);
+                    return false;
+                }
+            }
+        }
+        // One write for everything the bytes triggered (next echo, pongs, close reply).
+        let Some(conn) = self.slots.get(token) else {
+            return false;
+        };
+        !conn.wants_write() || self.flush(token)
+    }
+
+    fn on_rx_event(&mut self, token: u64, event: RxEvent, now: u64) -> bool {
+        let stopping = self.stopping;
+        let measuring = self.stage == Stage::Measure;
+        let mode = self.plan.mode;
+        let timeout_ns = self.plan.timeout_ns;
+        let close_timeout_ns = self.plan.close_timeout_ns;
+        let Some(conn) = self.slots.get(token) else {
+            return false;
+        };
+        match event {
+            RxEvent::Message { .. } if conn.state != ConnState::Open => {}
+            RxEvent::Message { matches } => {
+                let Mode::Echo { paced } = mode else {
+                    self.stats.errors.add(Cause::UnexpectedMessage);
+                    return true;
+                };
+                conn.received += 1;
+                self.progress_messages += 1;
+                let latency_ns = match (&self.pacer, paced) {
+                    (Some(pacer), true) => {
+                        now.saturating_sub(pacer.intended_ns(conn.rate_index, conn.received - 1))
+                    }
+                    _ => now.saturating_sub(conn.sent_ns),
+                };
+                if paced {
+                    conn.deadline_ns = if conn.received < conn.sent {
+                        now + timeout_ns
+                    } else {
+                        0
+                    };
+                } else if !stopping {
+                    conn.sent += 1;
+                    conn.frames_due += 1;
+                    conn.sent_ns = now;
+                    conn.deadline_ns = now + timeout_ns;
+                }
+                if !matches {
+                    self.stats.errors.add(Cause::EchoMismatch);
+                } else if measuring {
+                    self.stats.messages += 1;
+                    self.stats.latency_ns.record(latency_ns);
+                }
+            }
+            RxEvent::Ping { payload, len } => {
+                if conn.state == ConnState::Open {
+                    conn.queue_control(Opcode::Pong, &payload[..usize::from(len)]);
+                }
+            }
+            RxEvent::Pong => {}
+            RxEvent::Close(code) => match conn.state {
+                ConnState::Open => {
+                    // The server closed on its own: answer, then wait for its TCP close.
+                    conn.queue_close();
+                    conn.state = ConnState::Draining;
+                    conn.deadline_ns = now + close_timeout_ns;
+                    self.stats
+                        .errors
+                        .add(Cause::ServerClose(code.unwrap_or(1005)));
+                }
+                ConnState::Closing => {
+                    conn.state = ConnState::Draining;
+                    conn.deadline_ns = now + close_timeout_ns;
+                }
+                _ => {}
+            },
+        }
+        true
+    }
+
+    fn on_eof(&mut self, token: u64) {
+        let Some(conn) = self.slots.get(token) else {
+            return;
+        };
+        match conn.state {
+            // The normal end: close frames exchanged, then the server closed TCP.
+            ConnState::Draining => self.drop_conn(token),
+            ConnState::Handshaking => {
+                let cause = status_of(&conn.head).map_or(Cause::Eof, Cause::HttpStatus);
+                self.fail(token, cause);
+            }
+            _ => self.fail(token, Cause::Eof),
+        }
+    }
+
+    /// Open loop: schedules every message due by `now`; returns when the next one is due.
+    fn fire_due(&mut self, now: u64) -> Option<u64> {
+        let pacer = self.pacer.as_mut()?;
+        if pacer.tokens.is_empty() {
+            return None;
+        }
+        if pacer.start_ns == 0 {
+            pacer.start_ns = now;
+        }
+        let count = pacer.tokens.len() as u64;
+        let timeout_ns = self.plan.timeout_ns;
+        loop {
+            let pacer = self.pacer.as_mut().expect("checked above");
+            let due = pacer.due_ns(pacer.next_event);
+            if due > now {
+                return Some(due);
+            }
+            let token = pacer.tokens[(pacer.next_event % count) as usize];
+            pacer.next_event += 1;
+            let Some(conn) = self.slots.get(token) else {
+                continue;
+            };
+            if conn.state != ConnState::Open {
+                continue;
+            }
+            if conn.received == conn.sent {
+                conn.deadline_ns = now + timeout_ns;
+            }
+            conn.sent += 1;
+            conn.frames_due += 1;
+            self.flush(token);
+        }
+    }
+
+    fn expire(&mut self, now: u64) {
+        let expired: Vec<(u64, ConnState)> = self
+            .slots
+            .tokens()
+            .filter_map(|token| {
+                let conn = self.slots.conns[token as u32 as usize].as_ref()?;
+                (conn.deadline_ns != 0 && now >= conn.deadline_ns).then_some((token, conn.state))
+            })
+            .collect();
+        for (token, state) in expired {
+            let cause = match state {
+                ConnState::Connecting => Cause::ConnectTimeout,
+                ConnState::Handshaking => Cause::HandshakeTimeout,
+                ConnState::Open => Cause::EchoTimeout,
+                ConnState::Closing | ConnState::Draining => Cause::CloseTimeout,
+            };
+            self.fail(token, cause);
+        }
+    }
+
+    fn begin_stop(&mut self, now: u64) {
+        self.stopping = true;
+        self.stop_deadline_ns = now + self.plan.close_timeout_ns + DEADLINE_SCAN_NS;
+        self.stats.open_at_stop = self.open;
+        let tokens: Vec<u64> = self.slots.tokens().collect();
+        for token in tokens {
+            let Some(conn) = self.slots.get(token) else {
+                continue;
+            };
+            match conn.state {
+                // Cut short by the end of the run: not a failure of the server.
+                ConnState::Connecting | ConnState::Handshaking => self.drop_conn(token),
+                ConnState::Open => {
+                    self.begin_close(token, now);
+                }
+                ConnState::Closing | ConnState::Draining => {}
+            }
+        }
+    }
+
+    /// Counts connections whose close handshake did not finish in time, then closes everything.
+    fn finish(&mut self) {
+        let tokens: Vec<u64> = self.slots.tokens().collect();
+        for token in tokens {
+            self.fail(token, Cause::CloseTimeout);
+        }
+        self.publish();
+    }
+}
