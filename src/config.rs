@@ -37,6 +37,25 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// `close_timeout`: default 5 s.
     pub close_timeout: Duration,
+    /// `ping_interval`: a ping is sent after this long without a frame from the peer. Default 30 s.
+    pub ping_interval: Duration,
+    /// `pong_timeout`: after a ping, the peer has this long to send any frame. Default 10 s.
+    pub pong_timeout: Duration,
+    /// `idle_timeout`: close connections without an application message for this long.
+    /// Default off (`None`).
+    pub idle_timeout: Option<Duration>,
+    /// `write_stall_timeout`: close a connection whose outbound queue has not drained for this
+    /// long. Default 30 s.
+    pub write_stall_timeout: Duration,
+    /// `drain_timeout`: on SIGTERM/SIGINT, how long to wait for close replies. Default 10 s.
+    pub drain_timeout: Duration,
+    /// `max_outbound_buffer`: bytes queued for one connection before it is closed as a slow
+    /// consumer (1008). Default 1 MiB.
+    pub max_outbound_buffer: u64,
+    /// `message_rate`: messages per second one connection may send (token bucket); 0 = off.
+    pub message_rate: u32,
+    /// `message_burst`: bucket size of the per-connection message rate limit. Default 100.
+    pub message_burst: u32,
     /// `backlog`: listen(2) backlog. Default 4096.
     pub backlog: i32,
     /// `ring_entries`: io_uring submission queue size per core. Default 4096.
@@ -61,6 +80,14 @@ impl Default for Config {
             max_handshake_size: 8 << 10,
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+            write_stall_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(10),
+            max_outbound_buffer: 1 << 20,
+            message_rate: 0,
+            message_burst: 100,
             backlog: 4096,
             ring_entries: 4096,
             recv_buffer_size: 64 << 10,
@@ -75,7 +102,7 @@ impl Default for Config {
 
 /// Every key of the config file, in the order `--print-config` writes them. Each has a flag of the
 /// same name in kebab-case (`max_message_size` ↔ `--max-message-size`).
-pub const KEYS: [&str; 13] = [
+pub const KEYS: [&str; 21] = [
     "listen",
     "app",
     "cores",
@@ -85,6 +112,14 @@ pub const KEYS: [&str; 13] = [
     "max_handshake_size",
     "handshake_timeout",
     "close_timeout",
+    "ping_interval",
+    "pong_timeout",
+    "idle_timeout",
+    "write_stall_timeout",
+    "drain_timeout",
+    "max_outbound_buffer",
+    "message_rate",
+    "message_burst",
     "backlog",
     "ring_entries",
     "recv_buffer_size",
@@ -103,7 +138,14 @@ pub const RECV_BUFFER_SIZE_BYTES: RangeInclusive<u64> = 4 << 10..=16 << 20;
 pub const RING_ENTRIES: RangeInclusive<u64> = 64..=32768;
 /// Bounds of `backlog`: the kernel caps it at `net.core.somaxconn` anyway.
 pub const BACKLOG: RangeInclusive<u64> = 1..=65535;
-/// Longest `handshake_timeout` / `close_timeout`; timers stay far from any overflow.
+/// Bounds of `max_outbound_buffer`: below 4 KiB a single echo could trip it; above 1 GiB one
+/// slow reader could take the machine.
+pub const OUTBOUND_BUFFER_BYTES: RangeInclusive<u64> = 4 << 10..=1 << 30;
+/// Bounds of `message_rate` (0 disables the limit).
+pub const MESSAGE_RATE: RangeInclusive<u64> = 0..=1_000_000;
+/// Bounds of `message_burst`.
+pub const MESSAGE_BURST: RangeInclusive<u64> = 1..=1_000_000;
+/// Longest timeout of any kind; timers stay far from any overflow.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest size text [`parse_size`] looks at; anything longer is refused unread.
 pub const MAX_SIZE_TEXT_LEN: usize = 32;
@@ -153,6 +195,34 @@ pub struct Settings {
     /// Time to wait for the peer's close frame before dropping the connection. [default: 5s]
     #[arg(long, value_name = "DURATION")]
     pub close_timeout: Option<RawValue>,
+    /// Send a ping after this long without any frame from the peer. [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub ping_interval: Option<RawValue>,
+    /// After a ping, time the peer has to send any frame before it is closed. [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub pong_timeout: Option<RawValue>,
+    /// Close connections that send no application message for this long; "off" disables.
+    /// [default: off]
+    #[arg(long, value_name = "DURATION")]
+    pub idle_timeout: Option<RawValue>,
+    /// Close a connection whose outbound queue has not drained for this long. [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub write_stall_timeout: Option<RawValue>,
+    /// On SIGTERM/SIGINT, time to wait for clients' close replies before exiting. [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub drain_timeout: Option<RawValue>,
+    /// Bytes queued for one slow reader before it is closed with 1008, from 4KiB to 1GiB.
+    /// [default: 1MiB]
+    #[arg(long, value_name = "SIZE")]
+    pub max_outbound_buffer: Option<RawValue>,
+    /// Messages per second one connection may send before it is closed with 1008; 0 disables.
+    /// [default: 0]
+    #[arg(long, value_name = "N")]
+    pub message_rate: Option<RawValue>,
+    /// Burst allowance of the per-connection message rate limit, from 1 to 1000000.
+    /// [default: 100]
+    #[arg(long, value_name = "N")]
+    pub message_burst: Option<RawValue>,
     /// Queue of not-yet-accepted connections passed to listen(2), from 1 to 65535.
     /// [default: 4096]
     #[arg(long, value_name = "N")]
@@ -519,6 +589,14 @@ fn apply(config: &mut Config, settings: &Settings, origin: &Origin<'_>) -> Resul
     });
     set!(handshake_timeout, parse_timeout);
     set!(close_timeout, parse_timeout);
+    set!(ping_interval, parse_timeout);
+    set!(pong_timeout, parse_timeout);
+    set!(idle_timeout, parse_optional_timeout);
+    set!(write_stall_timeout, parse_timeout);
+    set!(drain_timeout, parse_timeout);
+    set!(max_outbound_buffer, |raw| parse_size_in(raw, OUTBOUND_BUFFER_BYTES));
+    set!(message_rate, |raw| parse_count_in(raw, MESSAGE_RATE));
+    set!(message_burst, |raw| parse_count_in(raw, MESSAGE_BURST));
     set!(backlog, parse_backlog);
     set!(ring_entries, parse_ring_entries);
     set!(recv_buffer_size, |raw| {
@@ -685,6 +763,19 @@ fn parse_timeout(raw: &RawValue) -> Result<Duration, ValueError> {
     Ok(duration)
 }
 
+/// A timeout that may be switched off with "off" (or "0s").
+fn parse_optional_timeout(raw: &RawValue) -> Result<Option<Duration>, ValueError> {
+    match &raw.value {
+        toml::Value::String(text) if text.trim() == "off" || text.trim() == "0s" => Ok(None),
+        _ => parse_timeout(raw).map(Some),
+    }
+}
+
+fn parse_count_in(raw: &RawValue, range: RangeInclusive<u64>) -> Result<u32, ValueError> {
+    let n = check_range(raw, whole_number(raw)?, range, |n| n.to_string())?;
+    Ok(u32::try_from(n).expect("counts bounded well below u32::MAX"))
+}
+
 fn parse_backlog(raw: &RawValue) -> Result<i32, ValueError> {
     let backlog = check_range(raw, whole_number(raw)?, BACKLOG, |n| n.to_string())?;
     Ok(i32::try_from(backlog).expect("backlog bounded by 65535"))
@@ -716,7 +807,7 @@ fn parse_log(raw: &RawValue) -> Result<String, ValueError> {
 
 impl Config {
     /// Each key with its value as written in TOML, in [`KEYS`] order.
-    fn values(&self) -> [(&'static str, toml::Value); 13] {
+    fn values(&self) -> [(&'static str, toml::Value); KEYS.len()] {
         use toml::Value::{Integer, String};
         let count = |n: usize| Integer(i64::try_from(n).unwrap_or(i64::MAX));
         [
@@ -738,6 +829,23 @@ impl Config {
                 String(format_duration(self.handshake_timeout)),
             ),
             ("close_timeout", String(format_duration(self.close_timeout))),
+            ("ping_interval", String(format_duration(self.ping_interval))),
+            ("pong_timeout", String(format_duration(self.pong_timeout))),
+            (
+                "idle_timeout",
+                String(self.idle_timeout.map_or_else(|| "off".to_string(), format_duration)),
+            ),
+            (
+                "write_stall_timeout",
+                String(format_duration(self.write_stall_timeout)),
+            ),
+            ("drain_timeout", String(format_duration(self.drain_timeout))),
+            (
+                "max_outbound_buffer",
+                String(format_size(self.max_outbound_buffer)),
+            ),
+            ("message_rate", Integer(i64::from(self.message_rate))),
+            ("message_burst", Integer(i64::from(self.message_burst))),
             ("backlog", Integer(i64::from(self.backlog))),
             ("ring_entries", Integer(i64::from(self.ring_entries))),
             (
@@ -779,6 +887,14 @@ impl Config {
                 "max_handshake_size" => flags.max_handshake_size = raw,
                 "handshake_timeout" => flags.handshake_timeout = raw,
                 "close_timeout" => flags.close_timeout = raw,
+                "ping_interval" => flags.ping_interval = raw,
+                "pong_timeout" => flags.pong_timeout = raw,
+                "idle_timeout" => flags.idle_timeout = raw,
+                "write_stall_timeout" => flags.write_stall_timeout = raw,
+                "drain_timeout" => flags.drain_timeout = raw,
+                "max_outbound_buffer" => flags.max_outbound_buffer = raw,
+                "message_rate" => flags.message_rate = raw,
+                "message_burst" => flags.message_burst = raw,
                 "backlog" => flags.backlog = raw,
                 "ring_entries" => flags.ring_entries = raw,
                 "recv_buffer_size" => flags.recv_buffer_size = raw,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 13] = [
+const DEFAULTS: [(&str, &str); 21] = [
     ("listen", "127.0.0.1:9001"),
     ("app", "echo"),
     ("cores", "all available"),
@@ -15,6 +15,14 @@ const DEFAULTS: [(&str, &str); 13] = [
     ("max_handshake_size", "8KiB"),
     ("handshake_timeout", "10s"),
     ("close_timeout", "5s"),
+    ("ping_interval", "30s"),
+    ("pong_timeout", "10s"),
+    ("idle_timeout", "off"),
+    ("write_stall_timeout", "30s"),
+    ("drain_timeout", "10s"),
+    ("max_outbound_buffer", "1MiB"),
+    ("message_rate", "0"),
+    ("message_burst", "100"),
     ("backlog", "4096"),
     ("ring_entries", "4096"),
     ("recv_buffer_size", "64KiB"),
@@ -318,4 +326,19 @@ fn clap_usage_errors_keep_exit_code_two() {
     let output = ringws(&["serve", "--no-such-flag"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("--no-such-flag"));
+}
+
+#[test]
+fn lifecycle_settings_parse_switch_off_and_refuse_bad_values() {
+    let config = effective_config(&["--idle-timeout", "5m", "--message-rate", "50", "--max-outbound-buffer", "64KiB"]);
+    assert_eq!(config["idle_timeout"].as_str(), Some("5m"));
+    assert_eq!(config["message_rate"].as_integer(), Some(50));
+    assert_eq!(config["max_outbound_buffer"].as_str(), Some("64KiB"));
+    let config = effective_config(&["--idle-timeout", "off"]);
+    assert_eq!(config["idle_timeout"].as_str(), Some("off"));
+
+    assert!(refused(&["--message-burst", "0"]).contains("--message-burst"));
+    assert!(refused(&["--max-outbound-buffer", "1KiB"]).contains("--max-outbound-buffer"));
+    assert!(refused(&["--ping-interval", "0s"]).contains("--ping-interval"));
+    assert!(refused(&["--pong-timeout", "soon"]).contains("--pong-timeout"));
 }
