@@ -71,27 +71,58 @@ impl Server {
         let app = Arc::new(app);
         let shared = Arc::new(Shared::default());
         let listeners = bind_listeners(config)?;
-        let addr = listeners[0].local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source, hint: "" })?;
+        let addr = listeners[0]
+            .local_addr()
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+                hint: "",
+            })?;
         let core_ids = core_affinity::get_core_ids().unwrap_or_default();
         let per_core_max = config.max_connections.div_ceil(config.cores);
         let settings = CoreSettings {
-            limits: Limits { max_frame_size: config.max_frame_size, max_message_size: config.max_message_size },
-            handshake: HandshakeLimits { max_head_bytes: config.max_handshake_size, ..HandshakeLimits::default() },
+            limits: Limits {
+                max_frame_size: config.max_frame_size,
+                max_message_size: config.max_message_size,
+            },
+            handshake: HandshakeLimits {
+                max_head_bytes: config.max_handshake_size,
+                ..HandshakeLimits::default()
+            },
             handshake_timeout_ticks: ticks(config.handshake_timeout),
             close_timeout_ticks: ticks(config.close_timeout),
+            ping_interval_ticks: ticks(config.ping_interval),
+            pong_timeout_ticks: ticks(config.pong_timeout),
+            idle_timeout_ticks: config.idle_timeout.map(ticks),
+            write_stall_timeout_ticks: ticks(config.write_stall_timeout),
+            drain_timeout_ticks: ticks(config.drain_timeout),
             max_connections: per_core_max,
+            max_outbound_bytes: usize::try_from(config.max_outbound_buffer).unwrap_or(usize::MAX),
+            message_rate: config.message_rate,
+            message_burst: config.message_burst,
             recv_buffer_size: config.recv_buffer_size,
             ring_entries: config.ring_entries,
         };
 
         let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, ServerError>>();
-        let mut server = Server { addr, shared: shared.clone(), wake_fds: Vec::new(), threads: Vec::new(), stats: Vec::new() };
+        let mut server = Server {
+            addr,
+            shared: shared.clone(),
+            wake_fds: Vec::new(),
+            threads: Vec::new(),
+            stats: Vec::new(),
+        };
         for (core, listener) in listeners.into_iter().enumerate() {
             let wake_fd = sys::eventfd().map_err(ServerError::Thread)?;
             let stats = Arc::new(CoreStats::default());
             server.wake_fds.push(wake_fd);
             server.stats.push(stats.clone());
-            let (app, shared, settings, ready_tx) = (app.clone(), shared.clone(), settings.clone(), ready_tx.clone());
+            let (app, shared, settings, ready_tx) = (
+                app.clone(),
+                shared.clone(),
+                settings.clone(),
+                ready_tx.clone(),
+            );
             let pin = core_ids.get(core % core_ids.len().max(1)).copied();
             let thread = std::thread::Builder::new()
                 .name(format!("ringws-core-{core}"))
@@ -99,17 +130,20 @@ impl Server {
                     if let Some(id) = pin {
                         core_affinity::set_for_current(id);
                     }
-                    let mut reactor = match Reactor::new(core, app, listener, wake_fd, shared, stats, settings) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            let err = ring_error(e);
-                            let _ = ready_tx.send(Err(ring_error_copy(&err)));
-                            return Err(err);
-                        }
-                    };
+                    let mut reactor =
+                        match Reactor::new(core, app, listener, wake_fd, shared, stats, settings) {
+                            Ok(r) => r,
+                            Err(e) => {
+                                let err = ring_error(e);
+                                let _ = ready_tx.send(Err(ring_error_copy(&err)));
+                                return Err(err);
+                            }
+                        };
                     let _ = ready_tx.send(Ok(core));
                     drop(ready_tx);
-                    reactor.run().map_err(|source| ServerError::Reactor { core, source })
+                    reactor
+                        .run()
+                        .map_err(|source| ServerError::Reactor { core, source })
                 })
                 .map_err(ServerError::Thread)?;
             server.threads.push(thread);
@@ -156,6 +190,11 @@ impl Server {
         self.threads.iter().any(|t| t.is_finished())
     }
 
+    /// True when every core has ended (after `stop`, once connections are drained).
+    pub fn all_cores_finished(&self) -> bool {
+        self.threads.iter().all(|t| t.is_finished())
+    }
+
     /// Waits for every core; returns the first error a core reported.
     pub fn join(self) -> Result<(), ServerError> {
         let mut first_err = None;
@@ -166,7 +205,9 @@ impl Server {
                     first_err.get_or_insert(e);
                 }
                 Err(_) => {
-                    first_err.get_or_insert(ServerError::Thread(io::Error::other("a reactor thread panicked")));
+                    first_err.get_or_insert(ServerError::Thread(io::Error::other(
+                        "a reactor thread panicked",
+                    )));
                 }
             }
         }
@@ -183,7 +224,12 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
     // only `wait_for_stop_signal` receives them.
     block_stop_signals();
     let server = Server::start(&config, app)?;
-    println!("ringws listening on ws://{} ({} cores, app={})", server.local_addr(), server.cores(), name);
+    println!(
+        "ringws listening on ws://{} ({} cores, app={})",
+        server.local_addr(),
+        server.cores(),
+        name
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
     loop {
@@ -196,7 +242,14 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
             break;
         }
     }
+    // Drain: each core closes its listener and sends close 1001; a second signal cuts it short.
     server.stop();
+    while !server.all_cores_finished() {
+        if let Some(sig) = wait_for_stop_signal(Duration::from_millis(50)) {
+            tracing::warn!("signal {sig} received again: exiting without waiting for clients");
+            std::process::exit(1);
+        }
+    }
     let stats: Vec<Arc<CoreStats>> = server.stats().to_vec();
     let result = server.join();
     log_summary(&stats);
@@ -213,13 +266,20 @@ fn log_summary(stats: &[Arc<CoreStats>]) {
             (n > 0).then(|| format!("{}={n}", r.label()))
         })
         .collect();
-    let per_core: Vec<String> = stats.iter().map(|s| s.handshakes_completed.get().to_string()).collect();
+    let per_core: Vec<String> = stats
+        .iter()
+        .map(|s| s.handshakes_completed.get().to_string())
+        .collect();
     tracing::info!(
         accepted = sum(|s| s.accepted.get()),
         upgraded_per_core = %per_core.join(","),
         upgraded = sum(|s| s.handshakes_completed.get()),
         handshake_timeouts = sum(|s| s.handshake_timeouts.get()),
+        heartbeat_timeouts = sum(|s| s.heartbeat_timeouts.get()),
+        slow_consumers = sum(|s| s.slow_consumer_closes.get()),
         protocol_errors = sum(|s| s.protocol_errors.get()),
+        drained_cleanly = sum(|s| s.drained_cleanly.get()),
+        drained_forced = sum(|s| s.drained_forced.get()),
         refused = %if refused.is_empty() { "none".to_string() } else { refused.join(",") },
         "stopped"
     );
@@ -242,9 +302,21 @@ fn bind_listeners(config: &Config) -> Result<Vec<Listener>, ServerError> {
 fn bind_error(addr: SocketAddr, source: io::Error) -> ServerError {
     match source.raw_os_error() {
         Some(libc::EADDRINUSE) => ServerError::AddrInUse(addr),
-        Some(libc::EACCES) => ServerError::Bind { addr, source, hint: " (ports below 1024 need CAP_NET_BIND_SERVICE)" },
-        Some(libc::EADDRNOTAVAIL) => ServerError::Bind { addr, source, hint: " (that address is not on this host)" },
-        _ => ServerError::Bind { addr, source, hint: "" },
+        Some(libc::EACCES) => ServerError::Bind {
+            addr,
+            source,
+            hint: " (ports below 1024 need CAP_NET_BIND_SERVICE)",
+        },
+        Some(libc::EADDRNOTAVAIL) => ServerError::Bind {
+            addr,
+            source,
+            hint: " (that address is not on this host)",
+        },
+        _ => ServerError::Bind {
+            addr,
+            source,
+            hint: "",
+        },
     }
 }
 
@@ -270,13 +342,19 @@ fn ring_error_copy(e: &ServerError) -> ServerError {
 fn check_fd_limit(config: &Config) {
     // Listeners, eventfds, rings, stdio and some slack.
     let needed = config.max_connections as u64 + 4 * config.cores as u64 + 64;
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into a valid rlimit struct.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return;
     }
     if lim.rlim_cur < needed && lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit { rlim_cur: needed.min(lim.rlim_max), rlim_max: lim.rlim_max };
+        let raised = libc::rlimit {
+            rlim_cur: needed.min(lim.rlim_max),
+            rlim_max: lim.rlim_max,
+        };
         // SAFETY: setrlimit reads a valid rlimit struct; raising the soft limit up to the hard
         // limit is always permitted.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
@@ -317,7 +395,10 @@ fn block_stop_signals() {
 /// Waits up to `timeout` for SIGINT/SIGTERM; returns the signal number.
 fn wait_for_stop_signal(timeout: Duration) -> Option<i32> {
     let set = stop_sigset();
-    let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
     // SAFETY: `set` and `ts` are valid for the call; a null siginfo pointer is allowed.
     let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
     (sig > 0).then_some(sig)

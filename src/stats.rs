@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::protocol::RefusalReason;
+use crate::protocol::{MessageKind, RefusalReason};
 
 /// A counter with a single writer.
 #[derive(Debug, Default)]
@@ -15,7 +15,10 @@ pub struct Counter(AtomicU64);
 impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
     #[inline]
     pub fn inc(&self) {
@@ -43,25 +46,95 @@ impl Gauge {
 /// Most refusal reasons the counter table holds; checked against the enum in a test.
 pub const MAX_REFUSAL_REASONS: usize = 32;
 
+/// Who ended an upgraded connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Initiator {
+    /// The peer sent the first close frame.
+    Peer = 0,
+    /// ringws sent the first close frame (app close, limits, timeouts, shutdown, protocol error).
+    Server = 1,
+    /// No close handshake: EOF, reset or a failed write.
+    Abnormal = 2,
+}
+
+impl Initiator {
+    pub const ALL: [Initiator; 3] = [Initiator::Peer, Initiator::Server, Initiator::Abnormal];
+    pub fn label(self) -> &'static str {
+        match self {
+            Initiator::Peer => "peer",
+            Initiator::Server => "server",
+            Initiator::Abnormal => "abnormal",
+        }
+    }
+}
+
+/// Close codes counted one by one; any other code is counted as "other", no code as "none".
+pub const COUNTED_CLOSE_CODES: [u16; 9] = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011];
+const CLOSE_CODE_SLOTS: usize = COUNTED_CLOSE_CODES.len() + 2;
+
+/// The label of close-code slot `i` (the codes, then "other", then "none").
+pub fn close_code_label(i: usize) -> String {
+    match i {
+        i if i < COUNTED_CLOSE_CODES.len() => COUNTED_CLOSE_CODES[i].to_string(),
+        i if i == COUNTED_CLOSE_CODES.len() => "other".into(),
+        _ => "none".into(),
+    }
+}
+
+fn close_code_slot(code: Option<u16>) -> usize {
+    match code {
+        None => CLOSE_CODE_SLOTS - 1,
+        Some(c) => COUNTED_CLOSE_CODES
+            .iter()
+            .position(|&k| k == c)
+            .unwrap_or(COUNTED_CLOSE_CODES.len()),
+    }
+}
+
+/// Accept errors counted by errno.
+pub const COUNTED_ACCEPT_ERRNOS: [(i32, &str); 4] = [
+    (libc::EMFILE, "EMFILE"),
+    (libc::ENFILE, "ENFILE"),
+    (libc::ENOMEM, "ENOMEM"),
+    (libc::ENOBUFS, "ENOBUFS"),
+];
+
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub struct CoreStats {
     pub accepted: Counter,
-    pub accept_errors: Counter,
+    /// By [`COUNTED_ACCEPT_ERRNOS`] index, then "other".
+    accept_errors: [Counter; COUNTED_ACCEPT_ERRNOS.len() + 1],
     pub handshakes_completed: Counter,
     pub handshake_timeouts: Counter,
     refused: [Counter; MAX_REFUSAL_REASONS],
     pub connections_open: Gauge,
-    pub closed_by_peer: Counter,
-    pub closed_by_server: Counter,
-    pub closed_abnormally: Counter,
+    closed: [[Counter; CLOSE_CODE_SLOTS]; 3],
     pub protocol_errors: Counter,
     pub close_timeouts: Counter,
-    pub messages_received: Counter,
-    pub bytes_received: Counter,
-    pub messages_sent: Counter,
-    pub bytes_sent: Counter,
-    pub backpressured: Counter,
+    pub heartbeat_pings_sent: Counter,
+    pub heartbeat_timeouts: Counter,
+    pub idle_timeouts: Counter,
+    pub write_stall_closes: Counter,
+    pub slow_consumer_closes: Counter,
+    pub rate_limit_closes: Counter,
+    pub drained_cleanly: Counter,
+    pub drained_forced: Counter,
+    /// Messages and payload bytes by [`MessageKind`] (text = 0, binary = 1).
+    messages_received: [Counter; 2],
+    payload_bytes_received: [Counter; 2],
+    messages_sent: [Counter; 2],
+    payload_bytes_sent: [Counter; 2],
+    /// Bytes written to sockets (frames, handshakes), and read from them.
+    pub socket_bytes_sent: Counter,
+    pub socket_bytes_received: Counter,
+    /// Bytes waiting in outbound queues, and connections that have one.
+    pub outbound_queued_bytes: Gauge,
+    pub backpressured_connections: Gauge,
+    /// io_uring activity.
+    pub ring_submissions: Gauge,
+    pub ring_completions: Gauge,
+    pub ring_cq_overflows: Gauge,
 }
 
 impl CoreStats {
@@ -72,11 +145,82 @@ impl CoreStats {
     pub fn refused_count(&self, reason: RefusalReason) -> u64 {
         self.refused[reason as usize].get()
     }
+    #[inline]
+    pub fn closed(&self, initiator: Initiator, code: Option<u16>) {
+        self.closed[initiator as usize][close_code_slot(code)].inc();
+    }
+    /// Closed connections by initiator and close-code slot (see [`close_code_label`]).
+    pub fn closed_counts(&self) -> impl Iterator<Item = (Initiator, usize, u64)> + '_ {
+        Initiator::ALL.into_iter().flat_map(move |i| {
+            (0..CLOSE_CODE_SLOTS).map(move |slot| (i, slot, self.closed[i as usize][slot].get()))
+        })
+    }
+    pub fn accept_error(&self, errno: i32) {
+        let i = COUNTED_ACCEPT_ERRNOS
+            .iter()
+            .position(|&(e, _)| e == errno)
+            .unwrap_or(COUNTED_ACCEPT_ERRNOS.len());
+        self.accept_errors[i].inc();
+    }
+    /// Accept errors by errno label ("EMFILE", ..., "other").
+    pub fn accept_error_counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        COUNTED_ACCEPT_ERRNOS
+            .iter()
+            .map(|&(_, l)| l)
+            .chain(["other"])
+            .zip(self.accept_errors.iter().map(Counter::get))
+    }
+    #[inline]
+    pub fn message_received(&self, kind: MessageKind, payload_bytes: usize) {
+        self.messages_received[kind as usize].inc();
+        self.payload_bytes_received[kind as usize].add(payload_bytes as u64);
+    }
+    #[inline]
+    pub fn message_sent(&self, kind: MessageKind, payload_bytes: usize) {
+        self.messages_sent[kind as usize].inc();
+        self.payload_bytes_sent[kind as usize].add(payload_bytes as u64);
+    }
+    /// (messages, payload bytes) received of `kind`.
+    pub fn received(&self, kind: MessageKind) -> (u64, u64) {
+        (
+            self.messages_received[kind as usize].get(),
+            self.payload_bytes_received[kind as usize].get(),
+        )
+    }
+    /// (messages, payload bytes) sent of `kind`.
+    pub fn sent(&self, kind: MessageKind) -> (u64, u64) {
+        (
+            self.messages_sent[kind as usize].get(),
+            self.payload_bytes_sent[kind as usize].get(),
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn closes_are_counted_by_initiator_and_code() {
+        let stats = CoreStats::default();
+        stats.closed(Initiator::Peer, Some(1000));
+        stats.closed(Initiator::Peer, Some(1000));
+        stats.closed(Initiator::Server, Some(4321));
+        stats.closed(Initiator::Abnormal, None);
+        let nonzero: Vec<(Initiator, String, u64)> = stats
+            .closed_counts()
+            .filter(|c| c.2 > 0)
+            .map(|(i, s, n)| (i, close_code_label(s), n))
+            .collect();
+        assert_eq!(
+            nonzero,
+            vec![
+                (Initiator::Peer, "1000".to_string(), 2),
+                (Initiator::Server, "other".to_string(), 1),
+                (Initiator::Abnormal, "none".to_string(), 1)
+            ]
+        );
+    }
 
     #[test]
     fn every_refusal_reason_has_a_counter_of_its_own() {

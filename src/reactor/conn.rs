@@ -1,6 +1,6 @@
-//! Per-connection state, kept in the core's slab. An idle upgraded connection is just this
-//! struct: the read-side and write-side buffers exist only while a frame is in flight or the
-//! kernel is refusing bytes.
+//! Per-connection state, kept in the core's slab. An idle upgraded connection is just [`Conn`]:
+//! everything else lives in [`Extra`], allocated only while a frame is split across reads, a
+//! message is in flight, the kernel refuses bytes, or a rate-limit bucket is not full.
 
 use std::os::fd::RawFd;
 
@@ -28,20 +28,8 @@ pub mod flags {
     pub const SHUTDOWN_AFTER_FLUSH: u8 = 1 << 1;
     /// Release the connection as soon as the outbound queue drains.
     pub const RELEASE_AFTER_FLUSH: u8 = 1 << 2;
-}
-
-/// Read-side state that outlives one readable event: bytes of a partial header (or request
-/// head) and the reader of a message in flight.
-#[derive(Default)]
-pub struct Inbound {
-    pub pending: Vec<u8>,
-    pub reader: Reader,
-}
-
-impl Inbound {
-    pub fn is_idle(&self) -> bool {
-        self.pending.is_empty() && self.reader.is_idle()
-    }
+    /// A heartbeat ping is out and no frame has arrived since.
+    pub const AWAITING_PONG: u8 = 1 << 3;
 }
 
 /// Bytes the kernel has not taken yet, in order. `start` is the first unsent byte.
@@ -49,6 +37,8 @@ impl Inbound {
 pub struct Outbound {
     pub bytes: Vec<u8>,
     pub start: usize,
+    /// Tick of the last time the queue was created or made progress (write-stall timeout).
+    pub progress_tick: u32,
 }
 
 impl Outbound {
@@ -73,6 +63,75 @@ impl Outbound {
     pub fn consume(&mut self, n: usize) {
         self.start += n;
         debug_assert!(self.start <= self.bytes.len());
+        if self.start == self.bytes.len() {
+            // Drained: give the memory back; a queue exists only while backpressured.
+            self.bytes = Vec::new();
+            self.start = 0;
+        }
+    }
+}
+
+/// A token bucket counted in thousandths of a message, refilled per timer tick.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokenBucket {
+    pub milli_tokens: u64,
+    pub refill_tick: u32,
+}
+
+impl TokenBucket {
+    pub fn full(burst: u32, now_tick: u32) -> TokenBucket {
+        TokenBucket {
+            milli_tokens: burst as u64 * 1000,
+            refill_tick: now_tick,
+        }
+    }
+
+    /// Takes one message; false when the bucket is empty. `rate_milli_per_tick` is the refill.
+    pub fn take(&mut self, burst: u32, rate_milli_per_tick: u64, now_tick: u32) -> bool {
+        let elapsed = now_tick.wrapping_sub(self.refill_tick) as u64;
+        let cap = burst as u64 * 1000;
+        self.milli_tokens = (self.milli_tokens + elapsed * rate_milli_per_tick).min(cap);
+        self.refill_tick = now_tick;
+        if self.milli_tokens < 1000 {
+            return false;
+        }
+        self.milli_tokens -= 1000;
+        true
+    }
+
+    pub fn is_full(&self, burst: u32, rate_milli_per_tick: u64, now_tick: u32) -> bool {
+        let elapsed = now_tick.wrapping_sub(self.refill_tick) as u64;
+        self.milli_tokens + elapsed * rate_milli_per_tick >= burst as u64 * 1000
+    }
+}
+
+/// Per-connection state that exists only while needed.
+pub struct Extra {
+    /// Unconsumed input: a partial request head, frame header or control frame.
+    pub pending: Vec<u8>,
+    /// The reader of a message in flight.
+    pub reader: Reader,
+    pub outbound: Outbound,
+    /// Present while the message rate limit is on and the bucket is not full.
+    pub bucket: Option<TokenBucket>,
+}
+
+impl Extra {
+    pub fn new() -> Box<Extra> {
+        Box::new(Extra {
+            pending: Vec::new(),
+            reader: Reader::default(),
+            outbound: Outbound::default(),
+            bucket: None,
+        })
+    }
+
+    /// True when nothing here carries state: the box can be freed.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty()
+            && self.reader.is_idle()
+            && self.outbound.is_empty()
+            && self.bucket.is_none()
     }
 }
 
@@ -80,15 +139,29 @@ impl Outbound {
 pub struct Conn {
     pub fd: RawFd,
     pub generation: u32,
+    /// Tick of the last frame (of any kind) received: heartbeats ping only silent peers.
+    pub last_rx_tick: u32,
+    /// Tick of the last application message received (the idle timeout).
+    pub last_msg_tick: u32,
     pub phase: Phase,
     pub flags: u8,
-    pub inbound: Option<Box<Inbound>>,
-    pub outbound: Option<Box<Outbound>>,
+    /// The close code we sent (0 before any), for counting closes we initiated.
+    pub sent_close_code: u16,
+    pub extra: Option<Box<Extra>>,
 }
 
 impl Conn {
-    pub fn new(fd: RawFd, generation: u32) -> Conn {
-        Conn { fd, generation, phase: Phase::Handshake, flags: 0, inbound: None, outbound: None }
+    pub fn new(fd: RawFd, generation: u32, now_tick: u32) -> Conn {
+        Conn {
+            fd,
+            generation,
+            last_rx_tick: now_tick,
+            last_msg_tick: now_tick,
+            phase: Phase::Handshake,
+            flags: 0,
+            sent_close_code: 0,
+            extra: None,
+        }
     }
 
     pub fn has(&self, flag: u8) -> bool {
@@ -96,7 +169,18 @@ impl Conn {
     }
 
     pub fn outbound_len(&self) -> usize {
-        self.outbound.as_ref().map_or(0, |o| o.len())
+        self.extra.as_ref().map_or(0, |e| e.outbound.len())
+    }
+
+    pub fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Extra::new)
+    }
+
+    /// Frees the extra state if it holds nothing.
+    pub fn shrink(&mut self) {
+        if self.extra.as_ref().is_some_and(|e| e.is_idle()) {
+            self.extra = None;
+        }
     }
 }
 
@@ -106,13 +190,22 @@ mod tests {
 
     #[test]
     fn an_idle_connection_fits_in_32_bytes() {
-        // The per-connection memory budget of an idle upgraded connection is 64 B in total
-        // (slab entry + timer node); this is the largest part.
-        assert!(std::mem::size_of::<Conn>() <= 32, "Conn is {} bytes", std::mem::size_of::<Conn>());
+        // The budget of an idle upgraded connection is 64 B in all (slab entry + timer node).
+        assert!(
+            std::mem::size_of::<Conn>() <= 32,
+            "Conn is {} bytes",
+            std::mem::size_of::<Conn>()
+        );
+        // The slab's private entry enum wraps it in Occupied/Vacant; Conn leaves room for its tag.
+        assert!(
+            std::mem::size_of::<Option<Conn>>() <= 32,
+            "Option<Conn> is {} bytes",
+            std::mem::size_of::<Option<Conn>>()
+        );
     }
 
     #[test]
-    fn outbound_keeps_order_and_reclaims_the_sent_prefix() {
+    fn outbound_keeps_order_and_frees_memory_when_drained() {
         let mut o = Outbound::default();
         o.push(b"ab", b"cd");
         o.consume(3);
@@ -122,5 +215,28 @@ mod tests {
         assert_eq!(o.start, 0, "sent prefix reclaimed");
         o.consume(2);
         assert!(o.is_empty());
+        assert_eq!(o.bytes.capacity(), 0, "a drained queue holds no memory");
+    }
+
+    #[test]
+    fn token_bucket_allows_the_burst_then_the_rate() {
+        // 10 messages/s = 1 message per 100 ms tick = 1000 milli-tokens per tick; burst 3.
+        let (burst, per_tick) = (3, 1000);
+        let mut b = TokenBucket::full(burst, 0);
+        assert!((0..3).all(|_| b.take(burst, per_tick, 0)));
+        assert!(!b.take(burst, per_tick, 0), "burst exhausted");
+        assert!(b.take(burst, per_tick, 1), "one tick refills one message");
+        assert!(!b.take(burst, per_tick, 1));
+        assert!(!b.is_full(burst, per_tick, 2));
+        assert!(b.is_full(burst, per_tick, 4));
+        assert!(
+            b.take(burst, per_tick, 100)
+                && b.take(burst, per_tick, 100)
+                && b.take(burst, per_tick, 100)
+        );
+        assert!(
+            !b.take(burst, per_tick, 100),
+            "refill is capped at the burst"
+        );
     }
 }

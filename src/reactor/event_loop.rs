@@ -3,6 +3,11 @@
 //! Reads: a multishot POLLIN per connection (256 B of kernel state, no buffer), then `recv(2)`
 //! into the core's one receive buffer. Writes: straight to the socket; only bytes the kernel
 //! refuses are queued, per connection, with a one-shot POLLOUT until they drain.
+//!
+//! Every connection has exactly one deadline on the core's timer wheel at a time: the handshake
+//! deadline, then the earliest of its heartbeat, idle and write-stall deadlines, then the close
+//! deadline. Activity never touches the wheel: a deadline that fires early is recomputed and
+//! re-armed, so a busy connection costs one timer visit per ping interval.
 
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
@@ -11,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use super::conn::{flags, Conn, Inbound, Outbound, Phase};
+use super::conn::{flags, Conn, Phase, TokenBucket};
 use super::listener::Listener;
 use super::ring::{self, Completion, Op, Ring};
 use super::sys::{self, IoResult};
@@ -23,7 +28,7 @@ use crate::protocol::frame::{encode_server_header, Opcode, MAX_HEADER_LEN};
 use crate::protocol::handshake::{self, HandshakeLimits};
 use crate::protocol::reader::{Event, Flow};
 use crate::protocol::{CloseCode, Limits, MessageKind, Reader, Refusal, RefusalReason};
-use crate::stats::CoreStats;
+use crate::stats::{CoreStats, Initiator};
 
 /// Timer resolution: every deadline is rounded up to the next tick.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -32,6 +37,10 @@ pub const TICK: Duration = Duration::from_millis(100);
 const WHEEL_SLOTS: usize = 1024;
 /// Receive rounds per readiness event before other connections get their turn.
 const MAX_READS_PER_EVENT: usize = 4;
+/// Accept failures are logged at most once per this many ticks (5 s).
+const ACCEPT_LOG_INTERVAL_TICKS: u32 = 50;
+/// Back-off before accepting again after EMFILE/ENFILE/ENOMEM (1 s): fds free up as clients go.
+const ACCEPT_BACKOFF_TICKS: u32 = 10;
 
 /// The settings a core needs, converted to the units it uses.
 #[derive(Clone, Debug)]
@@ -40,14 +49,38 @@ pub struct CoreSettings {
     pub handshake: HandshakeLimits,
     pub handshake_timeout_ticks: u32,
     pub close_timeout_ticks: u32,
+    pub ping_interval_ticks: u32,
+    pub pong_timeout_ticks: u32,
+    pub idle_timeout_ticks: Option<u32>,
+    pub write_stall_timeout_ticks: u32,
+    pub drain_timeout_ticks: u32,
+    /// This core's share of `max_connections`.
     pub max_connections: usize,
+    pub max_outbound_bytes: usize,
+    /// Messages per second per connection; 0 = no limit.
+    pub message_rate: u32,
+    pub message_burst: u32,
     pub recv_buffer_size: usize,
     pub ring_entries: u32,
 }
 
+/// Whole ticks covering `d` (at least one).
 pub fn ticks(d: Duration) -> u32 {
     let t = d.as_nanos().div_ceil(TICK.as_nanos());
     t.clamp(1, u32::MAX as u128 / 4) as u32
+}
+
+/// `deadline` has come at `now` (wrapping ticks).
+fn reached(deadline: u32, now: u32) -> bool {
+    (now.wrapping_sub(deadline) as i32) >= 0
+}
+
+fn earliest(a: u32, b: u32) -> u32 {
+    if (a.wrapping_sub(b) as i32) < 0 {
+        a
+    } else {
+        b
+    }
 }
 
 /// Everything an app callback may touch through [`Ctx`]: the connections and the ring.
@@ -59,7 +92,9 @@ struct Io {
     settings: CoreSettings,
     stats: Arc<CoreStats>,
     now_tick: u32,
-    /// Connections released since the app last heard, with the close code seen or sent.
+    /// Set once the server is stopping: the tick by which every connection must be gone.
+    drain_deadline: Option<u32>,
+    /// Connections that left the open state since the app last heard, with the close code.
     released: Vec<(ConnId, Option<CloseCode>)>,
 }
 
@@ -67,7 +102,7 @@ pub struct Reactor<A: App> {
     io: Io,
     app: Arc<A>,
     core_app: A::Core,
-    listener: Listener,
+    listener: Option<Listener>,
     wake_fd: RawFd,
     shared: Arc<Shared>,
     recv_buf: Box<[u8]>,
@@ -78,8 +113,10 @@ pub struct Reactor<A: App> {
     read_again_next: Vec<(u32, u32)>,
     next_generation: u32,
     started: Instant,
-    /// Tick at which a failed multishot accept is armed again (None: armed).
+    /// Tick at which a stopped multishot accept is armed again (None: armed).
     accept_rearm_at: Option<u32>,
+    accept_errors_unlogged: u64,
+    accept_logged_at: Option<u32>,
 }
 
 impl<A: App> Reactor<A> {
@@ -96,7 +133,9 @@ impl<A: App> Reactor<A> {
         tracing::debug!(core, mode = ?ring.mode, "io_uring ready");
         // A request head that straddles reads is re-parsed from the start of the buffer, so the
         // buffer must hold the largest head plus a read.
-        let recv_size = settings.recv_buffer_size.max(settings.handshake.max_head_bytes * 2);
+        let recv_size = settings
+            .recv_buffer_size
+            .max(settings.handshake.max_head_bytes * 2);
         let core_app = app.new_core(core);
         Ok(Reactor {
             io: Io {
@@ -107,11 +146,12 @@ impl<A: App> Reactor<A> {
                 settings,
                 stats,
                 now_tick: 0,
+                drain_deadline: None,
                 released: Vec::new(),
             },
             app,
             core_app,
-            listener,
+            listener: Some(listener),
             wake_fd,
             shared,
             recv_buf: vec![0u8; recv_size].into_boxed_slice(),
@@ -123,17 +163,33 @@ impl<A: App> Reactor<A> {
             next_generation: 0,
             started: Instant::now(),
             accept_rearm_at: None,
+            accept_errors_unlogged: 0,
+            accept_logged_at: None,
         })
     }
 
-    /// Runs until the server's stop flag is set.
+    fn arm_accept(&mut self) {
+        if let Some(listener) = &self.listener {
+            self.io.ring.push(ring::accept_multishot(
+                listener.fd(),
+                ring::token(Op::Accept, 0, 0),
+            ));
+        }
+    }
+
+    /// Runs until the server stops and this core's connections are drained.
     pub fn run(&mut self) -> std::io::Result<()> {
-        self.io.ring.push(ring::accept_multishot(self.listener.fd(), ring::token(Op::Accept, 0, 0)));
-        self.io.ring.push(ring::poll_readable(self.wake_fd, ring::token(Op::Wake, 0, 0)));
+        self.arm_accept();
+        self.io.ring.push(ring::poll_readable(
+            self.wake_fd,
+            ring::token(Op::Wake, 0, 0),
+        ));
         loop {
             let want = if self.read_again.is_empty() { 1 } else { 0 };
             let mut completions = std::mem::take(&mut self.completions);
-            self.io.ring.submit_and_wait(want, Some(TICK), &mut completions)?;
+            self.io
+                .ring
+                .submit_and_wait(want, Some(TICK), &mut completions)?;
             self.io.now_tick = (self.started.elapsed().as_nanos() / TICK.as_nanos()) as u32;
             for c in completions.iter() {
                 self.on_completion(*c);
@@ -149,27 +205,49 @@ impl<A: App> Reactor<A> {
 
             self.expire_timers();
             if let Some(at) = self.accept_rearm_at {
-                if self.io.now_tick.wrapping_sub(at) as i32 >= 0 {
+                if reached(at, self.io.now_tick) {
                     self.accept_rearm_at = None;
-                    self.io.ring.push(ring::accept_multishot(self.listener.fd(), ring::token(Op::Accept, 0, 0)));
+                    self.arm_accept();
                 }
             }
             self.deliver_releases();
-            if self.shared.stop.load(Ordering::Acquire) {
-                self.shutdown_now();
-                return Ok(());
+            self.publish_ring_stats();
+            if self.io.drain_deadline.is_none() && self.shared.stop.load(Ordering::Acquire) {
+                self.begin_drain();
+            }
+            if let Some(deadline) = self.io.drain_deadline {
+                if self.io.conns.is_empty() {
+                    return Ok(());
+                }
+                if reached(deadline, self.io.now_tick) {
+                    self.force_release_all();
+                    return Ok(());
+                }
             }
         }
     }
 
+    fn publish_ring_stats(&mut self) {
+        let s = &self.io.stats;
+        s.ring_submissions.set(self.io.ring.submitted_total);
+        s.ring_completions.set(self.io.ring.completed_total);
+        let overflow = self.io.ring.cq_overflow() as u64;
+        s.ring_cq_overflows.set(overflow);
+    }
+
     fn on_completion(&mut self, c: Completion) {
-        let Some((op, key, generation)) = ring::untoken(c.user_data) else { return };
+        let Some((op, key, generation)) = ring::untoken(c.user_data) else {
+            return;
+        };
         match op {
             Op::Accept => self.on_accept(c),
             Op::Wake => {
                 sys::eventfd_drain(self.wake_fd);
                 if !c.more() {
-                    self.io.ring.push(ring::poll_readable(self.wake_fd, ring::token(Op::Wake, 0, 0)));
+                    self.io.ring.push(ring::poll_readable(
+                        self.wake_fd,
+                        ring::token(Op::Wake, 0, 0),
+                    ));
                 }
             }
             Op::Readable => {
@@ -179,7 +257,10 @@ impl<A: App> Reactor<A> {
                 if !c.more() {
                     // The kernel ended the multishot poll (error or overflow): arm it again.
                     let fd = self.io.conns[key as usize].fd;
-                    self.io.ring.push(ring::poll_readable(fd, ring::token(Op::Readable, key, generation)));
+                    self.io.ring.push(ring::poll_readable(
+                        fd,
+                        ring::token(Op::Readable, key, generation),
+                    ));
                 }
                 if c.result >= 0 {
                     self.on_readable(key);
@@ -199,62 +280,93 @@ impl<A: App> Reactor<A> {
     fn on_accept(&mut self, c: Completion) {
         if c.result < 0 {
             let errno = -c.result;
-            self.io.stats.accept_errors.inc();
-            tracing::warn!(core = self.io.core, "accept failed: {}", std::io::Error::from_raw_os_error(errno));
+            self.io.stats.accept_error(errno);
+            self.accept_errors_unlogged += 1;
+            let now = self.io.now_tick;
+            if self
+                .accept_logged_at
+                .is_none_or(|at| reached(at.wrapping_add(ACCEPT_LOG_INTERVAL_TICKS), now))
+            {
+                tracing::warn!(
+                    core = self.io.core,
+                    errors = self.accept_errors_unlogged,
+                    "accept failed: {}; existing connections are still served, accepting again in {} ms{}",
+                    std::io::Error::from_raw_os_error(errno),
+                    ACCEPT_BACKOFF_TICKS * TICK.as_millis() as u32,
+                    if errno == libc::EMFILE || errno == libc::ENFILE {
+                        " (the open-file limit is reached: see `ringws check`)"
+                    } else {
+                        ""
+                    }
+                );
+                self.accept_logged_at = Some(now);
+                self.accept_errors_unlogged = 0;
+            }
         } else {
             let fd = c.result as RawFd;
+            if self.io.drain_deadline.is_some() {
+                // Accepted just before the listener closed: let it upgrade, then say goodbye.
+                tracing::debug!(core = self.io.core, "accepted during drain");
+            }
             self.io.stats.accepted.inc();
             let generation = self.next_generation;
             self.next_generation = self.next_generation.wrapping_add(1);
-            let key = self.io.conns.insert(Conn::new(fd, generation)) as u32;
-            self.io.ring.push(ring::poll_readable(fd, ring::token(Op::Readable, key, generation)));
-            let deadline = self.io.now_tick.wrapping_add(self.io.settings.handshake_timeout_ticks);
-            self.io.wheel.schedule(key, deadline);
+            let now = self.io.now_tick;
+            let key = self.io.conns.insert(Conn::new(fd, generation, now)) as u32;
+            self.io.ring.push(ring::poll_readable(
+                fd,
+                ring::token(Op::Readable, key, generation),
+            ));
+            self.io.wheel.schedule(
+                key,
+                now.wrapping_add(self.io.settings.handshake_timeout_ticks),
+            );
         }
-        if !c.more() {
-            // Multishot accept ends on errors such as EMFILE: back off one tick, keep serving.
-            self.accept_rearm_at = Some(self.io.now_tick.wrapping_add(1));
+        if !c.more() && self.listener.is_some() {
+            // Multishot accept stops on errors such as EMFILE: back off, keep serving.
+            let backoff = if c.result < 0 {
+                ACCEPT_BACKOFF_TICKS
+            } else {
+                1
+            };
+            self.accept_rearm_at = Some(self.io.now_tick.wrapping_add(backoff));
         }
     }
 
     /// Reads what the socket has and hands it to the handshake parser or the frame reader.
     fn on_readable(&mut self, key: u32) {
         for _ in 0..MAX_READS_PER_EVENT {
-            let Some(conn) = self.io.conns.get_mut(key as usize) else { return };
+            let Some(conn) = self.io.conns.get_mut(key as usize) else {
+                return;
+            };
             let (fd, generation, phase) = (conn.fd, conn.generation, conn.phase);
             // Bytes left from the previous read go first.
-            let pending = conn.inbound.as_mut().map_or(0, |ib| {
-                let n = ib.pending.len();
-                self.recv_buf[..n].copy_from_slice(&ib.pending);
+            let pending = conn.extra.as_mut().map_or(0, |e| {
+                let n = e.pending.len();
+                self.recv_buf[..n].copy_from_slice(&e.pending);
                 n
             });
             let room = self.recv_buf.len() - pending;
             let n = match sys::recv(fd, &mut self.recv_buf[pending..]) {
                 IoResult::Done(n) => n,
                 IoResult::WouldBlock => return,
-                IoResult::Eof => {
-                    let code = if phase == Phase::Open { None } else { Some(CloseCode::NORMAL) };
-                    if phase == Phase::Open {
-                        self.io.stats.closed_abnormally.inc();
-                    }
-                    self.io.release(key, code);
-                    return;
-                }
+                IoResult::Eof => return self.io.release(key, Initiator::Abnormal, None),
                 IoResult::Failed(e) => {
                     tracing::debug!(core = self.io.core, "recv failed: {e}");
-                    self.io.stats.closed_abnormally.inc();
-                    self.io.release(key, None);
-                    return;
+                    return self.io.release(key, Initiator::Abnormal, None);
                 }
             };
-            if let Some(ib) = conn.inbound.as_mut() {
-                ib.pending.clear();
+            self.io.stats.socket_bytes_received.add(n as u64);
+            if let Some(e) = conn.extra.as_mut() {
+                e.pending.clear();
             }
             let len = pending + n;
             match phase {
                 Phase::Handshake => self.on_request_bytes(key, len),
                 Phase::Open | Phase::Closing => {
-                    self.io.stats.bytes_received.add(n as u64);
+                    // Any bytes from the peer are life: no ping needed, and a ping is answered.
+                    conn.last_rx_tick = self.io.now_tick;
+                    conn.flags &= !flags::AWAITING_PONG;
                     self.on_frame_bytes(key, len)
                 }
                 Phase::Lingering => {}
@@ -279,35 +391,62 @@ impl<A: App> Reactor<A> {
             Ok(Some(req)) => req,
             Ok(None) => {
                 let conn = &mut self.io.conns[key as usize];
-                conn.inbound.get_or_insert_with(Default::default).pending.extend_from_slice(&self.recv_buf[..len]);
+                conn.extra_mut()
+                    .pending
+                    .extend_from_slice(&self.recv_buf[..len]);
                 return;
             }
             Err(refusal) => return self.io.refuse(key, &refusal, &mut self.response),
         };
         if !self.app.serves_path(request.path) {
-            return self.io.refuse(key, &Refusal { reason: RefusalReason::NotFound }, &mut self.response);
+            return self.io.refuse(
+                key,
+                &Refusal {
+                    reason: RefusalReason::NotFound,
+                },
+                &mut self.response,
+            );
         }
         if self.io.stats.connections_open.get() as usize >= self.io.settings.max_connections {
-            return self.io.refuse(key, &Refusal { reason: RefusalReason::ServerFull }, &mut self.response);
+            return self.io.refuse(
+                key,
+                &Refusal {
+                    reason: RefusalReason::ServerFull,
+                },
+                &mut self.response,
+            );
         }
         self.response.clear();
         handshake::write_accept(&mut self.response, request.key, None);
         self.io.write_raw(key, &self.response, &[]);
+        if !self.io.conns.contains(key as usize) {
+            return; // the write failed and released the connection
+        }
         let head_len = request.head_len;
-        let path_len = request.path.len();
+        let now = self.io.now_tick;
         let conn = &mut self.io.conns[key as usize];
         let (fd, generation) = (conn.fd, conn.generation);
-        if let Some(ib) = conn.inbound.take() {
-            debug_assert!(ib.is_idle() || !ib.pending.is_empty());
-        }
         conn.phase = Phase::Open;
-        self.io.wheel.cancel(key);
+        conn.last_rx_tick = now;
+        conn.last_msg_tick = now;
+        conn.shrink();
         self.io.stats.handshakes_completed.inc();
-        self.io.stats.connections_open.set(self.io.stats.connections_open.get() + 1);
+        self.io
+            .stats
+            .connections_open
+            .set(self.io.stats.connections_open.get() + 1);
+        self.io.schedule_open_deadline(key);
         let id = ConnId { key, generation };
-        let info = OpenInfo { path: request.path, query: request.query, fd };
-        debug_assert_eq!(info.path.len(), path_len);
+        let info = OpenInfo {
+            path: request.path,
+            query: request.query,
+            fd,
+        };
         self.core_app.on_open(&mut self.io, id, &info);
+        if self.io.drain_deadline.is_some() {
+            self.io
+                .close(id, CloseCode::GOING_AWAY, "server shutting down");
+        }
         if len > head_len && self.io.is_current(key, generation) {
             // Frames sent right behind the request head.
             self.recv_buf.copy_within(head_len..len, 0);
@@ -320,21 +459,24 @@ impl<A: App> Reactor<A> {
         let conn = &mut self.io.conns[key as usize];
         let generation = conn.generation;
         let id = ConnId { key, generation };
-        let mut inbound = conn.inbound.take();
-        let mut fresh = Reader::default();
-        let reader = match inbound.as_mut() {
-            Some(ib) => &mut ib.reader,
-            None => &mut fresh,
-        };
+        // The reader moves out of the connection while it runs, so the app may send on this
+        // connection (which may create its outbound queue) from inside the callback.
+        let mut reader = conn
+            .extra
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.reader))
+            .unwrap_or_default();
         let limits = self.io.settings.limits;
         let io = &mut self.io;
         let app = &mut self.core_app;
         let result = reader.feed(&mut self.recv_buf[..len], &limits, |event| {
-            let Some(phase) = io.phase_of(id) else { return Flow::Stop };
+            let Some(phase) = io.phase_of(id) else {
+                return Flow::Stop;
+            };
             match event {
                 Event::Message(kind, payload) => {
-                    if phase == Phase::Open {
-                        io.stats.messages_received.inc();
+                    if phase == Phase::Open && io.admit_message(key) {
+                        io.stats.message_received(kind, payload.len());
                         app.on_message(io, id, kind, payload);
                     }
                 }
@@ -364,21 +506,18 @@ impl<A: App> Reactor<A> {
                 self.io.fail(key, err.code, err.reason);
             }
             Ok(consumed) => {
-                let phase = self.io.conns[key as usize].phase;
-                if !matches!(phase, Phase::Open | Phase::Closing) {
+                let conn = &mut self.io.conns[key as usize];
+                if !matches!(conn.phase, Phase::Open | Phase::Closing) {
                     return;
                 }
                 let rest = &self.recv_buf[consumed..len];
-                let keep_reader = match inbound.as_ref() {
-                    Some(ib) => !ib.reader.is_idle(),
-                    None => !fresh.is_idle(),
-                };
-                if rest.is_empty() && !keep_reader {
-                    return; // idle again: no per-connection read state at all
+                if !rest.is_empty() || !reader.is_idle() {
+                    let extra = conn.extra_mut();
+                    extra.pending.extend_from_slice(rest);
+                    extra.reader = reader;
+                } else {
+                    conn.shrink(); // idle again: no per-connection read state at all
                 }
-                let mut ib = inbound.unwrap_or_else(|| Box::new(Inbound { pending: Vec::new(), reader: fresh }));
-                ib.pending.extend_from_slice(rest);
-                self.io.conns[key as usize].inbound = Some(ib);
             }
         }
     }
@@ -387,17 +526,23 @@ impl<A: App> Reactor<A> {
         let mut expired = std::mem::take(&mut self.expired);
         self.io.wheel.advance(self.io.now_tick, &mut expired);
         for &key in &expired {
-            let Some(conn) = self.io.conns.get(key as usize) else { continue };
+            let Some(conn) = self.io.conns.get(key as usize) else {
+                continue;
+            };
             match conn.phase {
                 Phase::Handshake => {
                     self.io.stats.handshake_timeouts.inc();
-                    self.io.release(key, None);
+                    self.io.abort(key, Initiator::Abnormal, None);
                 }
                 Phase::Closing | Phase::Lingering => {
                     self.io.stats.close_timeouts.inc();
-                    self.io.release(key, None);
+                    if self.io.drain_deadline.is_some() {
+                        self.io.stats.drained_forced.inc();
+                    }
+                    let code = Some(conn.sent_close_code).filter(|&c| c != 0);
+                    self.io.abort(key, Initiator::Server, code);
                 }
-                Phase::Open => {}
+                Phase::Open => self.io.on_open_deadline(key),
             }
         }
         expired.clear();
@@ -410,11 +555,44 @@ impl<A: App> Reactor<A> {
         }
     }
 
-    /// Stop: close every socket (the graceful drain is the lifecycle's job).
-    fn shutdown_now(&mut self) {
+    /// Stop accepting (the listener closes, so a new process on the same port takes over),
+    /// and send every open connection close 1001.
+    fn begin_drain(&mut self) {
+        self.io.drain_deadline = Some(
+            self.io
+                .now_tick
+                .wrapping_add(self.io.settings.drain_timeout_ticks),
+        );
+        self.io
+            .ring
+            .push(ring::cancel(ring::token(Op::Accept, 0, 0)));
+        self.accept_rearm_at = None;
+        self.listener = None; // closes this core's listening socket
+        let open: Vec<ConnId> = self
+            .io
+            .conns
+            .iter()
+            .filter(|(_, c)| c.phase == Phase::Open)
+            .map(|(k, c)| ConnId {
+                key: k as u32,
+                generation: c.generation,
+            })
+            .collect();
+        tracing::debug!(core = self.io.core, open = open.len(), "draining");
+        for id in open {
+            self.io
+                .close(id, CloseCode::GOING_AWAY, "server shutting down");
+        }
+        self.deliver_releases();
+    }
+
+    /// The drain timeout passed: reset whatever is left.
+    fn force_release_all(&mut self) {
         let keys: Vec<u32> = self.io.conns.iter().map(|(k, _)| k as u32).collect();
         for key in keys {
-            self.io.release(key, Some(CloseCode::GOING_AWAY));
+            self.io.stats.drained_forced.inc();
+            self.io
+                .abort(key, Initiator::Server, Some(CloseCode::GOING_AWAY.0));
         }
         self.deliver_releases();
     }
@@ -422,44 +600,234 @@ impl<A: App> Reactor<A> {
 
 impl Io {
     fn is_current(&self, key: u32, generation: u32) -> bool {
-        self.conns.get(key as usize).is_some_and(|c| c.generation & 0x00FF_FFFF == generation & 0x00FF_FFFF)
+        self.conns
+            .get(key as usize)
+            .is_some_and(|c| c.generation & 0x00FF_FFFF == generation & 0x00FF_FFFF)
     }
 
     fn phase_of(&self, id: ConnId) -> Option<Phase> {
-        self.conns.get(id.key as usize).filter(|c| c.generation == id.generation).map(|c| c.phase)
+        self.conns
+            .get(id.key as usize)
+            .filter(|c| c.generation == id.generation)
+            .map(|c| c.phase)
     }
 
-    /// Writes `a` then `b` to the socket, queueing whatever the kernel does not take.
-    fn write_raw(&mut self, key: u32, a: &[u8], b: &[u8]) {
-        let conn = &mut self.conns[key as usize];
-        if let Some(out) = conn.outbound.as_mut() {
-            out.push(a, b); // keep order behind bytes already waiting
+    /// Per-core jitter of the heartbeat (up to 1/8 of the interval, early), derived from the
+    /// connection's identity so it costs no memory: connections opened in the same tick do not
+    /// all ping in the same tick.
+    fn ping_jitter(&self, key: u32, generation: u32) -> u32 {
+        let h = (key as u64 ^ ((generation as u64) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ((h >> 40) as u32) % (self.settings.ping_interval_ticks / 8 + 1)
+    }
+
+    /// The earliest of an open connection's heartbeat, idle and write-stall deadlines.
+    fn open_deadline(&self, key: u32) -> u32 {
+        let c = &self.conns[key as usize];
+        let s = &self.settings;
+        let mut d = if c.has(flags::AWAITING_PONG) {
+            c.last_rx_tick
+                .wrapping_add(s.ping_interval_ticks + s.pong_timeout_ticks)
+        } else {
+            c.last_rx_tick
+                .wrapping_add(s.ping_interval_ticks - self.ping_jitter(key, c.generation))
+        };
+        if let Some(idle) = s.idle_timeout_ticks {
+            d = earliest(d, c.last_msg_tick.wrapping_add(idle));
+        }
+        if let Some(e) = c.extra.as_ref().filter(|e| !e.outbound.is_empty()) {
+            d = earliest(
+                d,
+                e.outbound
+                    .progress_tick
+                    .wrapping_add(s.write_stall_timeout_ticks),
+            );
+        }
+        d
+    }
+
+    fn schedule_open_deadline(&mut self, key: u32) {
+        let d = self.open_deadline(key);
+        self.wheel.schedule(key, d);
+    }
+
+    /// An open connection's deadline fired: stall, heartbeat timeout, idle timeout, or ping.
+    fn on_open_deadline(&mut self, key: u32) {
+        let now = self.now_tick;
+        let s = self.settings.clone();
+        let c = &self.conns[key as usize];
+        let id = ConnId {
+            key,
+            generation: c.generation,
+        };
+        if let Some(e) = c.extra.as_ref().filter(|e| !e.outbound.is_empty()) {
+            if reached(
+                e.outbound
+                    .progress_tick
+                    .wrapping_add(s.write_stall_timeout_ticks),
+                now,
+            ) {
+                self.stats.write_stall_closes.inc();
+                tracing::debug!(
+                    core = self.core,
+                    queued = e.outbound.len(),
+                    "write stall: closing"
+                );
+                return self.abort(key, Initiator::Server, None);
+            }
+        }
+        if c.has(flags::AWAITING_PONG)
+            && reached(
+                c.last_rx_tick
+                    .wrapping_add(s.ping_interval_ticks + s.pong_timeout_ticks),
+                now,
+            )
+        {
+            self.stats.heartbeat_timeouts.inc();
+            let code = CloseCode::GOING_AWAY;
+            if c.extra.as_ref().is_none_or(|e| e.outbound.is_empty()) {
+                self.write_close(key, Some(code), "heartbeat timeout");
+            }
+            if self.conns.contains(key as usize) {
+                self.abort(key, Initiator::Server, Some(code.0));
+            }
             return;
         }
+        if s.idle_timeout_ticks
+            .is_some_and(|idle| reached(c.last_msg_tick.wrapping_add(idle), now))
+        {
+            self.stats.idle_timeouts.inc();
+            return self.close(id, CloseCode::GOING_AWAY, "idle timeout");
+        }
+        let ping_due = c
+            .last_rx_tick
+            .wrapping_add(s.ping_interval_ticks - self.ping_jitter(key, c.generation));
+        if !c.has(flags::AWAITING_PONG) && reached(ping_due, now) {
+            self.stats.heartbeat_pings_sent.inc();
+            self.write_frame(key, Opcode::Ping, b"");
+            match self.conns.get_mut(key as usize) {
+                Some(c) => c.flags |= flags::AWAITING_PONG,
+                None => return,
+            }
+        }
+        self.schedule_open_deadline(key);
+    }
+
+    /// The per-connection message rate limit: false (and close 1008) when exceeded.
+    fn admit_message(&mut self, key: u32) -> bool {
+        let now = self.now_tick;
+        let s = &self.settings;
+        let conn = &mut self.conns[key as usize];
+        conn.last_msg_tick = now;
+        if s.message_rate == 0 {
+            return true;
+        }
+        // Refill per tick, in thousandths of a message.
+        let per_tick = s.message_rate as u64 * TICK.as_millis() as u64;
+        let burst = s.message_burst;
+        let bucket = conn
+            .extra_mut()
+            .bucket
+            .get_or_insert_with(|| TokenBucket::full(burst, now));
+        if bucket.take(burst, per_tick, now) {
+            return true;
+        }
+        self.stats.rate_limit_closes.inc();
+        let id = ConnId {
+            key,
+            generation: conn.generation,
+        };
+        self.close(
+            id,
+            CloseCode::POLICY_VIOLATION,
+            "message rate limit exceeded",
+        );
+        false
+    }
+
+    /// Writes `a` then `b` to the socket, queueing whatever the kernel does not take. Adding to a
+    /// queue that would then pass `max_outbound_bytes` closes the connection as a slow consumer
+    /// (1008).
+    fn write_raw(&mut self, key: u32, a: &[u8], b: &[u8]) {
         let total = a.len() + b.len();
+        let conn = &mut self.conns[key as usize];
+        let queued = conn.outbound_len();
+        if queued > 0 {
+            // Keep order behind bytes already waiting.
+            if queued + total > self.settings.max_outbound_bytes {
+                return self.slow_consumer(key);
+            }
+            conn.extra_mut().outbound.push(a, b);
+            self.stats
+                .outbound_queued_bytes
+                .set(self.stats.outbound_queued_bytes.get() + total as u64);
+            return;
+        }
         let sent = match sys::send2(conn.fd, a, b) {
             IoResult::Done(n) => n,
             IoResult::WouldBlock | IoResult::Eof => 0,
             IoResult::Failed(e) => {
                 tracing::debug!(core = self.core, "send failed: {e}");
-                self.stats.closed_abnormally.inc();
-                self.release(key, None);
-                return;
+                return self.release(key, Initiator::Abnormal, None);
             }
         };
-        self.stats.bytes_sent.add(sent as u64);
+        self.stats.socket_bytes_sent.add(sent as u64);
         if sent == total {
             return;
         }
-        let mut out = Box::<Outbound>::default();
+        // A connection with nothing queued may always queue one whole message (so a message up
+        // to max_message_size can be sent at all); a queue that is already backed up is held to
+        // max_outbound_bytes. Memory per connection: max_outbound_bytes + one message.
+        let now = self.now_tick;
+        let out = &mut conn.extra_mut().outbound;
         if sent < a.len() {
             out.push(&a[sent..], b);
         } else {
             out.push(&b[sent - a.len()..], &[]);
         }
-        conn.outbound = Some(out);
-        self.stats.backpressured.inc();
+        out.progress_tick = now;
+        self.stats
+            .outbound_queued_bytes
+            .set(self.stats.outbound_queued_bytes.get() + (total - sent) as u64);
+        self.stats
+            .backpressured_connections
+            .set(self.stats.backpressured_connections.get() + 1);
         self.arm_writable(key);
+        if conn_is_open(&self.conns[key as usize]) {
+            // The write-stall deadline may be earlier than the armed one.
+            self.schedule_open_deadline(key);
+        }
+    }
+
+    /// The peer does not read: stop producing for it, queue a 1008 behind what it has not read,
+    /// and give it the close timeout to take it.
+    fn slow_consumer(&mut self, key: u32) {
+        self.stats.slow_consumer_closes.inc();
+        let conn = &mut self.conns[key as usize];
+        tracing::debug!(
+            core = self.core,
+            queued = conn.outbound_len(),
+            "slow consumer: closing with 1008"
+        );
+        let code = CloseCode::POLICY_VIOLATION;
+        let mut payload = [0u8; 125];
+        let n = encode_close_payload(&mut payload, code, "slow consumer: outbound buffer full");
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let h = encode_server_header(&mut header, true, Opcode::Close, n as u64);
+        let had_queue = conn.outbound_len() > 0;
+        let out = &mut conn.extra_mut().outbound;
+        out.push(&header[..h], &payload[..n]);
+        conn.sent_close_code = code.0;
+        conn.flags |= flags::RELEASE_AFTER_FLUSH;
+        self.stats
+            .outbound_queued_bytes
+            .set(self.stats.outbound_queued_bytes.get() + (h + n) as u64);
+        if !had_queue {
+            self.stats
+                .backpressured_connections
+                .set(self.stats.backpressured_connections.get() + 1);
+        }
+        self.arm_writable(key);
+        self.linger(key, Initiator::Server, Some(code.0));
     }
 
     fn write_frame(&mut self, key: u32, opcode: Opcode, payload: &[u8]) {
@@ -474,6 +842,9 @@ impl Io {
             Some(code) => encode_close_payload(&mut payload, code, reason),
             None => 0,
         };
+        if let Some(c) = self.conns.get_mut(key as usize) {
+            c.sent_close_code = code.map_or(0, |c| c.0);
+        }
         self.write_frame(key, Opcode::Close, &payload[..n]);
     }
 
@@ -481,32 +852,46 @@ impl Io {
         let conn = &mut self.conns[key as usize];
         if !conn.has(flags::WRITE_ARMED) {
             conn.flags |= flags::WRITE_ARMED;
-            let entry = ring::poll_writable(conn.fd, ring::token(Op::Writable, key, conn.generation));
+            let entry =
+                ring::poll_writable(conn.fd, ring::token(Op::Writable, key, conn.generation));
             self.ring.push(entry);
         }
     }
 
     /// The socket is writable again: send queued bytes.
     fn flush(&mut self, key: u32) {
+        let now = self.now_tick;
         let conn = &mut self.conns[key as usize];
-        let Some(out) = conn.outbound.as_mut() else { return };
+        let Some(extra) = conn.extra.as_mut() else {
+            return;
+        };
+        let out = &mut extra.outbound;
         while !out.is_empty() {
             match sys::send2(conn.fd, out.unsent(), &[]) {
                 IoResult::Done(n) => {
                     out.consume(n);
-                    self.stats.bytes_sent.add(n as u64);
+                    out.progress_tick = now;
+                    self.stats.socket_bytes_sent.add(n as u64);
+                    self.stats.outbound_queued_bytes.set(
+                        self.stats
+                            .outbound_queued_bytes
+                            .get()
+                            .saturating_sub(n as u64),
+                    );
                 }
                 IoResult::WouldBlock | IoResult::Eof => return self.arm_writable(key),
                 IoResult::Failed(e) => {
                     tracing::debug!(core = self.core, "send failed: {e}");
-                    self.stats.closed_abnormally.inc();
-                    return self.release(key, None);
+                    return self.release(key, Initiator::Abnormal, None);
                 }
             }
         }
-        conn.outbound = None;
+        self.stats
+            .backpressured_connections
+            .set(self.stats.backpressured_connections.get().saturating_sub(1));
+        conn.shrink();
         if conn.has(flags::RELEASE_AFTER_FLUSH) {
-            return self.release(key, None);
+            return self.release(key, Initiator::Server, None);
         }
         if conn.has(flags::SHUTDOWN_AFTER_FLUSH) {
             conn.flags &= !flags::SHUTDOWN_AFTER_FLUSH;
@@ -514,17 +899,41 @@ impl Io {
         }
     }
 
+    /// An upgraded connection stops being open: count how it ended and tell the app.
+    fn end_open(&mut self, key: u32, initiator: Initiator, code: Option<u16>) {
+        let conn = &self.conns[key as usize];
+        debug_assert!(conn_is_open(conn));
+        self.stats.closed(initiator, code);
+        self.stats
+            .connections_open
+            .set(self.stats.connections_open.get().saturating_sub(1));
+        self.released.push((
+            ConnId {
+                key,
+                generation: conn.generation,
+            },
+            code.map(CloseCode),
+        ));
+    }
+
     /// Stop talking: shut our side down once queued bytes are out, then discard input until the
     /// peer closes or the close timeout passes.
-    fn linger(&mut self, key: u32) {
-        let deadline = self.now_tick.wrapping_add(self.settings.close_timeout_ticks);
-        let conn = &mut self.conns[key as usize];
-        if conn.phase == Phase::Open || conn.phase == Phase::Closing {
-            self.stats.connections_open.set(self.stats.connections_open.get().saturating_sub(1));
+    fn linger(&mut self, key: u32, initiator: Initiator, code: Option<u16>) {
+        if conn_is_open(&self.conns[key as usize]) {
+            self.end_open(key, initiator, code);
         }
+        let deadline = self
+            .now_tick
+            .wrapping_add(self.settings.close_timeout_ticks);
+        let conn = &mut self.conns[key as usize];
         conn.phase = Phase::Lingering;
-        conn.inbound = None;
-        if conn.outbound.is_some() {
+        if let Some(e) = conn.extra.as_mut() {
+            e.pending = Vec::new();
+            e.reader = Reader::default();
+            e.bucket = None;
+        }
+        conn.shrink();
+        if conn.outbound_len() > 0 {
             conn.flags |= flags::SHUTDOWN_AFTER_FLUSH;
         } else {
             sys::shutdown_write(conn.fd);
@@ -550,7 +959,7 @@ impl Io {
         handshake::write_refusal(response, refusal);
         self.write_raw(key, response, &[]);
         if self.conns.contains(key as usize) {
-            self.linger(key);
+            self.linger(key, Initiator::Server, None);
         }
     }
 
@@ -558,53 +967,86 @@ impl Io {
     fn fail(&mut self, key: u32, code: CloseCode, reason: &str) {
         self.write_close(key, Some(code), reason);
         if self.conns.contains(key as usize) {
-            let generation = self.conns[key as usize].generation;
-            self.released_note(key, generation, Some(code));
-            self.linger(key);
+            self.linger(key, Initiator::Server, Some(code.0));
         }
-    }
-
-    fn released_note(&mut self, key: u32, generation: u32, code: Option<CloseCode>) {
-        self.released.push((ConnId { key, generation }, code));
     }
 
     /// The peer sent a close frame.
     fn on_peer_close(&mut self, key: u32, phase: Phase, code: Option<CloseCode>) {
-        if phase == Phase::Open {
+        let (initiator, counted_code) = if phase == Phase::Open {
             // Echo the peer's code (RFC 6455 §5.5.1), then close TCP: the server closes first.
             self.write_close(key, code, "");
-            self.stats.closed_by_peer.inc();
+            (Initiator::Peer, code.map(|c| c.0))
         } else {
-            self.stats.closed_by_server.inc();
-        }
-        let Some(conn) = self.conns.get_mut(key as usize) else { return };
-        if conn.outbound.is_some() {
+            if self.drain_deadline.is_some() {
+                self.stats.drained_cleanly.inc();
+            }
+            (
+                Initiator::Server,
+                self.conns
+                    .get(key as usize)
+                    .map(|c| c.sent_close_code)
+                    .filter(|&c| c != 0),
+            )
+        };
+        let Some(conn) = self.conns.get_mut(key as usize) else {
+            return;
+        };
+        if conn.outbound_len() > 0 {
             conn.flags |= flags::RELEASE_AFTER_FLUSH;
-            let generation = conn.generation;
-            self.released_note(key, generation, code);
-            self.linger(key);
+            self.linger(key, initiator, counted_code);
         } else {
-            self.release(key, code);
+            self.release(key, initiator, counted_code);
         }
     }
 
+    /// Releases with an abortive close (RST): for peers that are gone or will not read, so the
+    /// kernel frees their buffers at once instead of retrying for minutes.
+    fn abort(&mut self, key: u32, initiator: Initiator, code: Option<u16>) {
+        let conn = &self.conns[key as usize];
+        if conn.outbound_len() > 0 || conn.phase == Phase::Handshake {
+            sys::set_linger_zero(conn.fd);
+        }
+        self.release(key, initiator, code);
+    }
+
     /// Releases the connection now: cancels its ring requests, closes the fd, frees the slot.
-    fn release(&mut self, key: u32, code: Option<CloseCode>) {
+    fn release(&mut self, key: u32, initiator: Initiator, code: Option<u16>) {
+        if conn_is_open(&self.conns[key as usize]) {
+            self.end_open(key, initiator, code);
+        }
         let conn = self.conns.remove(key as usize);
-        self.ring.push(ring::cancel(ring::token(Op::Readable, key, conn.generation)));
+        self.ring.push(ring::cancel(ring::token(
+            Op::Readable,
+            key,
+            conn.generation,
+        )));
         if conn.has(flags::WRITE_ARMED) {
-            self.ring.push(ring::cancel(ring::token(Op::Writable, key, conn.generation)));
+            self.ring.push(ring::cancel(ring::token(
+                Op::Writable,
+                key,
+                conn.generation,
+            )));
+        }
+        let queued = conn.outbound_len() as u64;
+        if queued > 0 {
+            self.stats.outbound_queued_bytes.set(
+                self.stats
+                    .outbound_queued_bytes
+                    .get()
+                    .saturating_sub(queued),
+            );
+            self.stats
+                .backpressured_connections
+                .set(self.stats.backpressured_connections.get().saturating_sub(1));
         }
         self.wheel.cancel(key);
         sys::close(conn.fd);
-        match conn.phase {
-            Phase::Open | Phase::Closing => {
-                self.stats.connections_open.set(self.stats.connections_open.get().saturating_sub(1));
-                self.released.push((ConnId { key, generation: conn.generation }, code));
-            }
-            Phase::Handshake | Phase::Lingering => {}
-        }
     }
+}
+
+fn conn_is_open(c: &Conn) -> bool {
+    matches!(c.phase, Phase::Open | Phase::Closing)
 }
 
 impl Ctx for Io {
@@ -612,7 +1054,7 @@ impl Ctx for Io {
         if self.phase_of(conn) != Some(Phase::Open) {
             return false;
         }
-        self.stats.messages_sent.inc();
+        self.stats.message_sent(kind, payload.len());
         self.write_frame(conn.key, kind.opcode(), payload);
         true
     }
@@ -622,10 +1064,14 @@ impl Ctx for Io {
             return;
         }
         self.write_close(conn.key, Some(code), reason);
-        let deadline = self.now_tick.wrapping_add(self.settings.close_timeout_ticks);
+        let deadline = self
+            .now_tick
+            .wrapping_add(self.settings.close_timeout_ticks);
         if let Some(c) = self.conns.get_mut(conn.key as usize) {
-            c.phase = Phase::Closing;
-            self.wheel.schedule(conn.key, deadline);
+            if c.phase == Phase::Open {
+                c.phase = Phase::Closing;
+                self.wheel.schedule(conn.key, deadline);
+            }
         }
     }
 

@@ -13,7 +13,11 @@ pub struct Listener {
 
 impl Listener {
     pub fn bind(addr: SocketAddr, backlog: i32) -> io::Result<Listener> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking().cloexec(),
+            Some(Protocol::TCP),
+        )?;
         socket.set_reuse_address(true)?;
         socket.set_reuse_port(true)?;
         // Inherited by accepted sockets on Linux: saves a setsockopt per connection.
@@ -24,7 +28,10 @@ impl Listener {
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()?.as_socket().ok_or_else(|| io::Error::other("listener has no IP address"))
+        self.socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("listener has no IP address"))
     }
 
     pub fn fd(&self) -> RawFd {

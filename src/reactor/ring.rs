@@ -44,7 +44,11 @@ pub fn token(op: Op, key: u32, generation: u32) -> u64 {
 /// Inverse of [`token`]: (op, key, generation mod 2^24).
 pub fn untoken(user_data: u64) -> Option<(Op, u32, u32)> {
     let op = Op::from_u8((user_data >> 56) as u8)?;
-    Some((op, user_data as u32, ((user_data >> 32) as u32) & 0x00FF_FFFF))
+    Some((
+        op,
+        user_data as u32,
+        ((user_data >> 32) as u32) & 0x00FF_FFFF,
+    ))
 }
 
 /// A completion copied out of the CQ, so handlers may push new submissions while processing.
@@ -99,7 +103,12 @@ impl Ring {
             configure(&mut builder);
             match builder.build(entries) {
                 Ok(ring) => {
-                    let ring = Ring { ring, mode, submitted_total: 0, completed_total: 0 };
+                    let ring = Ring {
+                        ring,
+                        mode,
+                        submitted_total: 0,
+                        completed_total: 0,
+                    };
                     // A registered ring fd saves an fget/fput per io_uring_enter; optional.
                     let _ = ring.ring.submitter().register_ring_fd();
                     return Ok(ring);
@@ -129,7 +138,12 @@ impl Ring {
 
     /// Submits queued entries and waits for at least `want` completions or `timeout`, then copies
     /// the completions into `out`.
-    pub fn submit_and_wait(&mut self, want: usize, timeout: Option<Duration>, out: &mut Vec<Completion>) -> io::Result<()> {
+    pub fn submit_and_wait(
+        &mut self,
+        want: usize,
+        timeout: Option<Duration>,
+        out: &mut Vec<Completion>,
+    ) -> io::Result<()> {
         self.submitted_total += self.ring.submission().len() as u64;
         let res = match timeout {
             Some(t) if want > 0 => {
@@ -141,12 +155,20 @@ impl Ring {
         };
         match res {
             Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
+                ) => {}
             Err(e) => return Err(e),
         }
         out.clear();
         let cq = self.ring.completion();
-        out.extend(cq.map(|c| Completion { user_data: c.user_data(), result: c.result(), flags: c.flags() }));
+        out.extend(cq.map(|c| Completion {
+            user_data: c.user_data(),
+            result: c.result(),
+            flags: c.flags(),
+        }));
         self.completed_total += out.len() as u64;
         Ok(())
     }
@@ -159,12 +181,17 @@ impl Ring {
 
 /// Multishot POLLIN on `fd`.
 pub fn poll_readable(fd: i32, user_data: u64) -> squeue::Entry {
-    io_uring::opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32).multi(true).build().user_data(user_data)
+    io_uring::opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+        .multi(true)
+        .build()
+        .user_data(user_data)
 }
 
 /// One-shot POLLOUT on `fd`.
 pub fn poll_writable(fd: i32, user_data: u64) -> squeue::Entry {
-    io_uring::opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32).build().user_data(user_data)
+    io_uring::opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32)
+        .build()
+        .user_data(user_data)
 }
 
 /// Multishot accept returning non-blocking, close-on-exec sockets.
@@ -177,7 +204,9 @@ pub fn accept_multishot(listener_fd: i32, user_data: u64) -> squeue::Entry {
 
 /// Cancels the request whose `user_data` is `target`.
 pub fn cancel(target: u64) -> squeue::Entry {
-    io_uring::opcode::AsyncCancel::new(target).build().user_data(token(Op::Cancel, 0, 0))
+    io_uring::opcode::AsyncCancel::new(target)
+        .build()
+        .user_data(token(Op::Cancel, 0, 0))
 }
 
 #[cfg(test)]

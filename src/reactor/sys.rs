@@ -50,8 +50,14 @@ pub fn send2(fd: RawFd, a: &[u8], b: &[u8]) -> IoResult {
         };
     }
     let iov = [
-        libc::iovec { iov_base: a.as_ptr() as *mut _, iov_len: a.len() },
-        libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() },
+        libc::iovec {
+            iov_base: a.as_ptr() as *mut _,
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_ptr() as *mut _,
+            iov_len: b.len(),
+        },
     ];
     // SAFETY: a zeroed msghdr is valid; we point it at two iovecs that outlive the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -80,7 +86,10 @@ pub fn close(fd: RawFd) {
 /// Makes a close abortive (RST) rather than graceful: used when a peer must not keep the
 /// kernel's buffers busy (heartbeat timeouts on dead peers, forced drains).
 pub fn set_linger_zero(fd: RawFd) {
-    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
     // SAFETY: `l` is a valid linger struct of the size passed.
     unsafe {
         libc::setsockopt(

@@ -17,7 +17,11 @@ struct Node {
     deadline: u32,
 }
 
-const IDLE_NODE: Node = Node { next: NIL, prev: UNARMED, deadline: 0 };
+const IDLE_NODE: Node = Node {
+    next: NIL,
+    prev: UNARMED,
+    deadline: 0,
+};
 
 /// The wheel. `slots` is a power of two; deadlines further away than `slots` ticks are kept and
 /// skipped until their round comes, so the horizon is unbounded but costs a revisit per round.
@@ -36,8 +40,16 @@ fn reached(deadline: u32, now: u32) -> bool {
 
 impl TimerWheel {
     pub fn new(slots: usize, now_tick: u32) -> TimerWheel {
-        assert!(slots.is_power_of_two(), "timer wheel slots must be a power of two");
-        TimerWheel { heads: vec![NIL; slots].into_boxed_slice(), nodes: Vec::new(), current: now_tick, armed: 0 }
+        assert!(
+            slots.is_power_of_two(),
+            "timer wheel slots must be a power of two"
+        );
+        TimerWheel {
+            heads: vec![NIL; slots].into_boxed_slice(),
+            nodes: Vec::new(),
+            current: now_tick,
+            armed: 0,
+        }
     }
 
     fn slot_of(&self, tick: u32) -> usize {
@@ -68,10 +80,18 @@ impl TimerWheel {
         }
         self.cancel(key);
         let next_tick = self.current.wrapping_add(1);
-        let effective = if reached(deadline_tick, self.current) { next_tick } else { deadline_tick };
+        let effective = if reached(deadline_tick, self.current) {
+            next_tick
+        } else {
+            deadline_tick
+        };
         let slot = self.slot_of(effective);
         let head = self.heads[slot];
-        self.nodes[key as usize] = Node { next: head, prev: NIL, deadline: effective };
+        self.nodes[key as usize] = Node {
+            next: head,
+            prev: NIL,
+            deadline: effective,
+        };
         if head != NIL {
             self.nodes[head as usize].prev = key;
         }
@@ -81,7 +101,9 @@ impl TimerWheel {
 
     /// Disarms the timer of `key` (no-op when not armed).
     pub fn cancel(&mut self, key: u32) {
-        let Some(node) = self.nodes.get(key as usize).copied() else { return };
+        let Some(node) = self.nodes.get(key as usize).copied() else {
+            return;
+        };
         if node.prev == UNARMED {
             return;
         }
