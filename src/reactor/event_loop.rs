@@ -817,7 +817,9 @@ impl Io {
         let out = &mut conn.extra_mut().outbound;
         out.push(&header[..h], &payload[..n]);
         conn.sent_close_code = code.0;
-        conn.flags |= flags::RELEASE_AFTER_FLUSH;
+        // Not released after the flush: the peer may still be sending, and closing a socket with
+        // unread input resets it, destroying the 1008 before the peer reads it. Lingering shuts
+        // our side down after the flush and discards input until EOF or the close timeout.
         self.stats
             .outbound_queued_bytes
             .set(self.stats.outbound_queued_bytes.get() + (h + n) as u64);

@@ -18,14 +18,36 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `ringws serve --listen 127.0.0.1:0 <args>` and waits for its ready line.
     pub fn start(args: &[&str]) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringws"))
+        Self::start_with(&["--listen", "127.0.0.1:0"], args, None)
+    }
+
+    /// Starts `ringws serve <listen> <args>`, optionally with RLIMIT_NOFILE (soft and hard) set
+    /// to `nofile`, and waits for its ready line.
+    pub fn start_with(listen: &[&str], args: &[&str], nofile: Option<u64>) -> ServerProcess {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ringws"));
+        command
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(listen)
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ringws");
+            .stderr(Stdio::piped());
+        if let Some(limit) = nofile {
+            // SAFETY: setrlimit is async-signal-safe; the closure touches no shared state.
+            unsafe {
+                command.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command.spawn().expect("start ringws");
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, stderr_rx) = mpsc::channel();
@@ -44,27 +66,59 @@ impl ServerProcess {
             }
             for _ in lines {}
         });
-        let line = ready_rx.recv_timeout(Duration::from_secs(10)).expect("ringws printed no ready line within 10 s");
+        let line = ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("ringws printed no ready line within 10 s");
         let addr = line
             .strip_prefix("ringws listening on ws://")
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("unexpected ready line: {line}"))
             .parse()
             .unwrap();
-        ServerProcess { child, addr, stderr_rx }
+        ServerProcess {
+            child,
+            addr,
+            stderr_rx,
+        }
     }
 
     /// Sends SIGTERM, waits for exit, returns (exit status code, everything it logged).
     pub fn stop(mut self) -> (Option<i32>, String) {
-        // SAFETY: kill(2) on our own child process has no memory effects.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.signal(libc::SIGTERM);
         let status = wait_timeout(&mut self.child, Duration::from_secs(15));
+        (status, self.drain_log())
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child process has no memory effects.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        wait_timeout(&mut self.child, limit)
+    }
+
+    /// Resident memory of the server, from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kb * 1024
+    }
+
+    /// Everything logged so far (waits briefly for the last lines).
+    pub fn drain_log(&self) -> String {
         let mut log = String::new();
         while let Ok(line) = self.stderr_rx.recv_timeout(Duration::from_millis(200)) {
             log.push_str(&line);
             log.push('\n');
         }
-        (status, log)
+        log
     }
 }
 
@@ -118,7 +172,9 @@ impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().skip(1).find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
     }
 }
@@ -129,7 +185,10 @@ pub fn read_response(s: &mut TcpStream) -> HttpResponse {
     while !buf.ends_with(b"\r\n\r\n") {
         match s.read(&mut byte) {
             Ok(1) => buf.push(byte[0]),
-            other => panic!("connection ended inside the response head ({other:?}): {:?}", String::from_utf8_lossy(&buf)),
+            other => panic!(
+                "connection ended inside the response head ({other:?}): {:?}",
+                String::from_utf8_lossy(&buf)
+            ),
         }
     }
     let head = String::from_utf8(buf).unwrap();
@@ -216,7 +275,10 @@ pub fn read_frame(s: &mut TcpStream) -> (bool, u8, Vec<u8>) {
 pub fn read_close(s: &mut TcpStream) -> Option<u16> {
     let (fin, op, payload) = read_frame(s);
     assert!(fin);
-    assert_eq!(op, 0x8, "expected a close frame, got opcode {op:#x} with {payload:?}");
+    assert_eq!(
+        op, 0x8,
+        "expected a close frame, got opcode {op:#x} with {payload:?}"
+    );
     (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]))
 }
 
