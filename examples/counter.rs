@@ -28,17 +28,30 @@ impl App for Counter {
 impl CoreApp for CounterCore {
     fn on_message(&mut self, ctx: &mut dyn Ctx, conn: ConnId, kind: MessageKind, payload: &[u8]) {
         if kind == MessageKind::Text {
-            ctx.send(conn, MessageKind::Text, payload.len().to_string().as_bytes());
+            ctx.send(
+                conn,
+                MessageKind::Text,
+                payload.len().to_string().as_bytes(),
+            );
         }
     }
 }
 
 fn main() {
-    let listen = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9002".into());
-    let config = Config { listen: listen.parse().expect("an address like 127.0.0.1:9002"), cores: 1, ..Config::default() };
+    let listen = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9002".into());
+    let config = Config {
+        listen: listen.parse().expect("an address like 127.0.0.1:9002"),
+        cores: 1,
+        ..Config::default()
+    };
     let server = Server::start(&config, Counter).expect("start");
     println!("listening on ws://{}/count", server.local_addr());
-    let seconds: u64 = std::env::var("COUNTER_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let seconds: u64 = std::env::var("COUNTER_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
     std::thread::sleep(std::time::Duration::from_secs(seconds));
     server.stop();
     server.join().expect("clean stop");

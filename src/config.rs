@@ -594,7 +594,10 @@ fn apply(config: &mut Config, settings: &Settings, origin: &Origin<'_>) -> Resul
     set!(idle_timeout, parse_optional_timeout);
     set!(write_stall_timeout, parse_timeout);
     set!(drain_timeout, parse_timeout);
-    set!(max_outbound_buffer, |raw| parse_size_in(raw, OUTBOUND_BUFFER_BYTES));
+    set!(max_outbound_buffer, |raw| parse_size_in(
+        raw,
+        OUTBOUND_BUFFER_BYTES
+    ));
     set!(message_rate, |raw| parse_count_in(raw, MESSAGE_RATE));
     set!(message_burst, |raw| parse_count_in(raw, MESSAGE_BURST));
     set!(backlog, parse_backlog);
@@ -833,7 +836,10 @@ impl Config {
             ("pong_timeout", String(format_duration(self.pong_timeout))),
             (
                 "idle_timeout",
-                String(self.idle_timeout.map_or_else(|| "off".to_string(), format_duration)),
+                String(
+                    self.idle_timeout
+                        .map_or_else(|| "off".to_string(), format_duration),
+                ),
             ),
             (
                 "write_stall_timeout",

@@ -330,7 +330,14 @@ fn clap_usage_errors_keep_exit_code_two() {
 
 #[test]
 fn lifecycle_settings_parse_switch_off_and_refuse_bad_values() {
-    let config = effective_config(&["--idle-timeout", "5m", "--message-rate", "50", "--max-outbound-buffer", "64KiB"]);
+    let config = effective_config(&[
+        "--idle-timeout",
+        "5m",
+        "--message-rate",
+        "50",
+        "--max-outbound-buffer",
+        "64KiB",
+    ]);
     assert_eq!(config["idle_timeout"].as_str(), Some("5m"));
     assert_eq!(config["message_rate"].as_integer(), Some(50));
     assert_eq!(config["max_outbound_buffer"].as_str(), Some("64KiB"));

@@ -10,7 +10,8 @@ fn echoes_text_binary_and_fragmented_messages() {
     let server = ServerProcess::start(&["--cores", "1"]);
     let mut s = ws_connect(server.addr);
 
-    s.write_all(&client_frame(true, 0x1, "héllo".as_bytes())).unwrap();
+    s.write_all(&client_frame(true, 0x1, "héllo".as_bytes()))
+        .unwrap();
     assert_eq!(read_frame(&mut s), (true, 0x1, "héllo".as_bytes().to_vec()));
 
     let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect(); // 64-bit length form
@@ -56,11 +57,13 @@ fn frames_sent_right_behind_the_request_head_are_processed() {
 fn ping_gets_a_pong_with_the_same_payload() {
     let server = ServerProcess::start(&["--cores", "1"]);
     let mut s = ws_connect(server.addr);
-    s.write_all(&client_frame(true, 0x9, b"are you there")).unwrap();
+    s.write_all(&client_frame(true, 0x9, b"are you there"))
+        .unwrap();
     assert_eq!(read_frame(&mut s), (true, 0xA, b"are you there".to_vec()));
     // An unsolicited pong is ignored.
     s.write_all(&client_frame(true, 0xA, b"x")).unwrap();
-    s.write_all(&client_frame(true, 0x1, b"still here")).unwrap();
+    s.write_all(&client_frame(true, 0x1, b"still here"))
+        .unwrap();
     assert_eq!(read_frame(&mut s), (true, 0x1, b"still here".to_vec()));
 }
 
@@ -84,12 +87,22 @@ fn expect_failure(server: &ServerProcess, frames: &[Vec<u8>], code: u16) {
     assert_eq!(read_close(&mut s), Some(code));
     // Answer like a client would, then the server must end TCP.
     let _ = s.write_all(&client_frame(true, 0x8, &code.to_be_bytes()));
-    assert!(closed_by_server(&mut s), "server must close TCP after failing the connection");
+    assert!(
+        closed_by_server(&mut s),
+        "server must close TCP after failing the connection"
+    );
 }
 
 #[test]
 fn protocol_violations_close_with_the_right_code() {
-    let server = ServerProcess::start(&["--cores", "1", "--max-message-size", "1KiB", "--max-frame-size", "512"]);
+    let server = ServerProcess::start(&[
+        "--cores",
+        "1",
+        "--max-message-size",
+        "1KiB",
+        "--max-frame-size",
+        "512",
+    ]);
     // 1002: unmasked frame, RSV bit, unknown opcode, fragmented control, long control,
     // continuation without a message, new message inside a fragmented one.
     expect_failure(&server, &[client_frame_raw(0x81, false, b"x")], 1002);
@@ -98,19 +111,45 @@ fn protocol_violations_close_with_the_right_code() {
     expect_failure(&server, &[client_frame(false, 0x9, b"x")], 1002);
     expect_failure(&server, &[client_frame(true, 0x9, &[0u8; 126])], 1002);
     expect_failure(&server, &[client_frame(true, 0x0, b"x")], 1002);
-    expect_failure(&server, &[client_frame(false, 0x1, b"a"), client_frame(true, 0x1, b"b")], 1002);
+    expect_failure(
+        &server,
+        &[
+            client_frame(false, 0x1, b"a"),
+            client_frame(true, 0x1, b"b"),
+        ],
+        1002,
+    );
     // 1002: close payload of one byte, and an invalid close code.
     expect_failure(&server, &[client_frame(true, 0x8, &[0x03])], 1002);
-    expect_failure(&server, &[client_frame(true, 0x8, &1005u16.to_be_bytes())], 1002);
+    expect_failure(
+        &server,
+        &[client_frame(true, 0x8, &1005u16.to_be_bytes())],
+        1002,
+    );
     // 1007: invalid UTF-8 in a text message, and split across fragments.
-    expect_failure(&server, &[client_frame(true, 0x1, &[0xce, 0xba, 0xff])], 1007);
-    expect_failure(&server, &[client_frame(false, 0x1, &[0xce]), client_frame(true, 0x0, &[0x41])], 1007);
+    expect_failure(
+        &server,
+        &[client_frame(true, 0x1, &[0xce, 0xba, 0xff])],
+        1007,
+    );
+    expect_failure(
+        &server,
+        &[
+            client_frame(false, 0x1, &[0xce]),
+            client_frame(true, 0x0, &[0x41]),
+        ],
+        1007,
+    );
     // 1009: frame over 512 B, and a message over 1 KiB made of small frames.
     expect_failure(&server, &[client_frame(true, 0x2, &[0u8; 600])], 1009);
     let part = vec![0u8; 400];
     expect_failure(
         &server,
-        &[client_frame(false, 0x2, &part), client_frame(false, 0x0, &part), client_frame(true, 0x0, &part)],
+        &[
+            client_frame(false, 0x2, &part),
+            client_frame(false, 0x0, &part),
+            client_frame(true, 0x0, &part),
+        ],
         1009,
     );
 }
@@ -147,5 +186,8 @@ fn connections_from_many_clients_land_on_more_than_one_core() {
     let counts: Vec<u64> = per_core.split(',').map(|n| n.parse().unwrap()).collect();
     assert_eq!(counts.len(), 2);
     assert_eq!(counts.iter().sum::<u64>(), 64);
-    assert!(counts.iter().all(|&n| n > 0), "both cores should accept: {counts:?}");
+    assert!(
+        counts.iter().all(|&n| n > 0),
+        "both cores should accept: {counts:?}"
+    );
 }

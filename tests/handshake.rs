@@ -22,12 +22,29 @@ fn key() -> String {
 /// Checks a refusal: status, plain-text one-line reason, connection closed.
 fn assert_refused(r: &HttpResponse, status: u16, reason_contains: &str) {
     assert_eq!(r.status, status, "head: {}\nbody: {}", r.head, r.body);
-    assert!(r.header("content-type").unwrap().starts_with("text/plain"), "{}", r.head);
-    assert_eq!(r.header("connection").as_deref(), Some("close"));
-    assert_eq!(r.body.lines().count(), 1, "one-line reason, got {:?}", r.body);
-    assert_eq!(r.header("content-length").unwrap().parse::<usize>().unwrap(), r.body.len());
     assert!(
-        r.body.to_lowercase().contains(&reason_contains.to_lowercase()),
+        r.header("content-type").unwrap().starts_with("text/plain"),
+        "{}",
+        r.head
+    );
+    assert_eq!(r.header("connection").as_deref(), Some("close"));
+    assert_eq!(
+        r.body.lines().count(),
+        1,
+        "one-line reason, got {:?}",
+        r.body
+    );
+    assert_eq!(
+        r.header("content-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap(),
+        r.body.len()
+    );
+    assert!(
+        r.body
+            .to_lowercase()
+            .contains(&reason_contains.to_lowercase()),
         "reason {:?} should mention {reason_contains:?}",
         r.body
     );
@@ -38,12 +55,19 @@ fn valid_upgrade_gets_101_with_the_rfc_accept_key() {
     let server = ServerProcess::start(&["--cores", "1"]);
     let mut s = connect(server.addr);
     use std::io::Write;
-    s.write_all(upgrade_request("/chat?x=1").as_bytes()).unwrap();
+    s.write_all(upgrade_request("/chat?x=1").as_bytes())
+        .unwrap();
     let r = read_response(&mut s);
     assert_eq!(r.status, 101);
     assert_eq!(r.header("sec-websocket-accept").as_deref(), Some(ACCEPT));
-    assert!(r.header("upgrade").unwrap().eq_ignore_ascii_case("websocket"));
-    assert!(r.header("sec-websocket-extensions").is_none(), "extensions are declined");
+    assert!(r
+        .header("upgrade")
+        .unwrap()
+        .eq_ignore_ascii_case("websocket"));
+    assert!(
+        r.header("sec-websocket-extensions").is_none(),
+        "extensions are declined"
+    );
 }
 
 #[test]
@@ -55,9 +79,27 @@ fn every_refusal_has_its_status_headers_and_reason() {
     // Malformed request line.
     assert_refused(&exchange(a, b"GARBAGE\r\n\r\n"), 400, "");
     // HTTP/1.0.
-    assert_refused(&exchange(a, &request(&["GET / HTTP/1.0", HOST, UPGRADE, CONNECTION, &k, VERSION])), 400, "HTTP/1.1");
+    assert_refused(
+        &exchange(
+            a,
+            &request(&["GET / HTTP/1.0", HOST, UPGRADE, CONNECTION, &k, VERSION]),
+        ),
+        400,
+        "HTTP/1.1",
+    );
     // Method.
-    let r = exchange(a, &request(&["POST / HTTP/1.1", HOST, UPGRADE, CONNECTION, &k, VERSION, "Content-Length: 0"]));
+    let r = exchange(
+        a,
+        &request(&[
+            "POST / HTTP/1.1",
+            HOST,
+            UPGRADE,
+            CONNECTION,
+            &k,
+            VERSION,
+            "Content-Length: 0",
+        ]),
+    );
     assert_refused(&r, 405, "GET");
     assert_eq!(r.header("allow").as_deref(), Some("GET"));
     // Plain HTTP GET on a WebSocket path.
@@ -65,17 +107,61 @@ fn every_refusal_has_its_status_headers_and_reason() {
     assert_refused(&r, 426, "websocket");
     assert_eq!(r.header("sec-websocket-version").as_deref(), Some("13"));
     // A proxy stripped Upgrade but kept Connection: upgrade.
-    let r = exchange(a, &request(&["GET / HTTP/1.1", HOST, CONNECTION, &k, VERSION]));
+    let r = exchange(
+        a,
+        &request(&["GET / HTTP/1.1", HOST, CONNECTION, &k, VERSION]),
+    );
     assert_refused(&r, 400, "proxy");
     assert!(r.body.contains("Upgrade"), "{}", r.body);
     // Upgrade to something else.
-    assert_refused(&exchange(a, &request(&["GET / HTTP/1.1", HOST, "Upgrade: h2c", CONNECTION, &k, VERSION])), 400, "websocket");
+    assert_refused(
+        &exchange(
+            a,
+            &request(&[
+                "GET / HTTP/1.1",
+                HOST,
+                "Upgrade: h2c",
+                CONNECTION,
+                &k,
+                VERSION,
+            ]),
+        ),
+        400,
+        "websocket",
+    );
     // Connection without the upgrade token.
-    let r = exchange(a, &request(&["GET / HTTP/1.1", HOST, UPGRADE, "Connection: keep-alive", &k, VERSION]));
+    let r = exchange(
+        a,
+        &request(&[
+            "GET / HTTP/1.1",
+            HOST,
+            UPGRADE,
+            "Connection: keep-alive",
+            &k,
+            VERSION,
+        ]),
+    );
     assert_refused(&r, 400, "Connection");
     // Key missing, key malformed (decodes to 15 bytes).
-    assert_refused(&exchange(a, &request(&["GET / HTTP/1.1", HOST, UPGRADE, CONNECTION, VERSION])), 400, "Sec-WebSocket-Key");
-    let r = exchange(a, &request(&["GET / HTTP/1.1", HOST, UPGRADE, CONNECTION, "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA", VERSION]));
+    assert_refused(
+        &exchange(
+            a,
+            &request(&["GET / HTTP/1.1", HOST, UPGRADE, CONNECTION, VERSION]),
+        ),
+        400,
+        "Sec-WebSocket-Key",
+    );
+    let r = exchange(
+        a,
+        &request(&[
+            "GET / HTTP/1.1",
+            HOST,
+            UPGRADE,
+            CONNECTION,
+            "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA",
+            VERSION,
+        ]),
+    );
     assert_refused(&r, 400, "Sec-WebSocket-Key");
     // Version missing and wrong.
     for v in [None, Some("Sec-WebSocket-Version: 8")] {
@@ -87,21 +173,55 @@ fn every_refusal_has_its_status_headers_and_reason() {
     }
     // A body.
     assert_refused(
-        &exchange(a, &request(&["GET / HTTP/1.1", HOST, UPGRADE, CONNECTION, &k, VERSION, "Content-Length: 5"])),
+        &exchange(
+            a,
+            &request(&[
+                "GET / HTTP/1.1",
+                HOST,
+                UPGRADE,
+                CONNECTION,
+                &k,
+                VERSION,
+                "Content-Length: 5",
+            ]),
+        ),
         400,
         "body",
     );
     // Head over the 2 KiB limit.
     let big = format!("X-Padding: {}", "a".repeat(3000));
-    assert_refused(&exchange(a, &request(&["GET / HTTP/1.1", HOST, &big, UPGRADE, CONNECTION, &k, VERSION])), 431, "");
+    assert_refused(
+        &exchange(
+            a,
+            &request(&[
+                "GET / HTTP/1.1",
+                HOST,
+                &big,
+                UPGRADE,
+                CONNECTION,
+                &k,
+                VERSION,
+            ]),
+        ),
+        431,
+        "",
+    );
     // TLS ClientHello on the plain port.
-    let hello = [0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
+    let hello = [
+        0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
     assert_refused(&exchange(a, &hello), 400, "TLS");
 
     let (status, log) = server.stop();
     assert_eq!(status, Some(0), "{log}");
     // Refusals are counted by reason: the exit summary lists them.
-    for label in ["method_not_allowed", "not_an_upgrade", "missing_upgrade", "head_too_large", "tls_on_plain_port"] {
+    for label in [
+        "method_not_allowed",
+        "not_an_upgrade",
+        "missing_upgrade",
+        "head_too_large",
+        "tls_on_plain_port",
+    ] {
         assert!(log.contains(label), "summary should count {label}: {log}");
     }
 }

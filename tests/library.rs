@@ -31,13 +31,21 @@ impl CoreApp for LengthsCore {
             ctx.close(conn, CloseCode(4000), "asked to leave");
             return;
         }
-        ctx.send(conn, MessageKind::Text, payload.len().to_string().as_bytes());
+        ctx.send(
+            conn,
+            MessageKind::Text,
+            payload.len().to_string().as_bytes(),
+        );
     }
 }
 
 #[test]
 fn a_custom_app_routes_paths_answers_and_closes() {
-    let config = Config { listen: "127.0.0.1:0".parse().unwrap(), cores: 1, ..Config::default() };
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        cores: 1,
+        ..Config::default()
+    };
     let server = Server::start(&config, Lengths).expect("start");
     let addr = server.local_addr();
 
@@ -53,7 +61,8 @@ fn a_custom_app_routes_paths_answers_and_closes() {
     // App-initiated close: our code arrives, we answer, the server closes TCP.
     s.write_all(&client_frame(true, 0x1, b"bye")).unwrap();
     assert_eq!(read_close(&mut s), Some(4000));
-    s.write_all(&client_frame(true, 0x8, &4000u16.to_be_bytes())).unwrap();
+    s.write_all(&client_frame(true, 0x8, &4000u16.to_be_bytes()))
+        .unwrap();
     assert!(closed_by_server(&mut s));
 
     server.stop();
