@@ -194,6 +194,7 @@ fn echo_counts_verified_messages_latency_and_server_cpu() {
         report.duration_s
     );
     assert!(report.server_cpu_us_per_op.is_some() && report.server_rss_bytes_delta.is_some());
+    assert!(report.generator_cpu > 0.0 && report.send_lag_us.is_none());
     // Every connection was closed with a close frame.
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(seen.close_frames.load(Ordering::Relaxed), 4);
@@ -248,6 +249,10 @@ fn echo_paces_an_open_loop_rate() {
         report.msgs_per_s
     );
     assert_eq!(report.rate_target, Some(400.0));
+    let lag = report
+        .send_lag_us
+        .expect("paced runs report how late sends left");
+    assert!(lag.p50 <= lag.p99 && lag.p99 <= lag.max);
 }
 
 #[test]

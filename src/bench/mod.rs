@@ -111,7 +111,9 @@ pub struct EchoArgs {
     #[arg(long, default_value = "10", value_name = "S", value_parser = parse_seconds)]
     pub duration: Duration,
     /// Open loop: send R msgs/s in total on a fixed schedule, whatever the echoes do (latency
-    /// counts from when each message was due). Without it: closed loop.
+    /// counts from when each message was due, so a stalled server cannot hide its queue).
+    /// Without it: closed loop. A thread whose next send is under 50 µs away polls instead of
+    /// sleeping, so at high rates its CPU shows busy: pin it away from the server.
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
     /// Most connections being opened at once.

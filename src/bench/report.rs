@@ -19,6 +19,18 @@ pub struct Latency {
     pub samples: u64,
 }
 
+/// Open loop only: how late messages were handed to the kernel compared with their schedule,
+/// in microseconds. A p99 near the message period or above means the generator fell behind.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SendLag {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// Send lag p99 above which the summary says the generator fell behind.
+const LAG_WARN_US: f64 = 100.0;
+
 /// Everything a run measured. With `--json`, printed as one JSON object with these fields:
 ///
 /// - `mode`: "echo", "idle" or "connect"; `url`; `threads`.
@@ -41,6 +53,10 @@ pub struct Latency {
 /// - `errors`: {cause: count}, every failure by cause (see `bench::Cause`: e.g. `http_503`,
 ///   `bad_accept`, `echo_mismatch`, `connect:ECONNREFUSED`, `reset`, `timeout_handshake`);
 ///   `errors_total`.
+/// - `send_lag_us`: open loop only, {p50, p99, max} of how late sends left (see [`SendLag`]).
+/// - `generator_cpu`: CPU the generator itself used during the window (idle: while opening),
+///   as a fraction of its threads' capacity; near 1.0 means the generator may be the
+///   bottleneck: add `--threads`.
 /// - `interrupted`: Ctrl-C ended the run early.
 /// - With `--server-pid` only: `server_pid`; `server_cpu_us_per_op`: server user+system CPU µs
 ///   per operation (echo: per message in the window; connect: per handshake in the window;
@@ -66,6 +82,9 @@ pub struct Report {
     pub handshakes_per_s: f64,
     pub time_to_open_s: Option<f64>,
     pub open_at_end: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_lag_us: Option<SendLag>,
+    pub generator_cpu: f64,
     pub errors: BTreeMap<String, u64>,
     pub errors_total: u64,
     pub interrupted: bool,
@@ -140,6 +159,21 @@ impl Report {
             }
             let _ = writeln!(s, "  server {pid:<7}{}", parts.join(", "));
         }
+        let hint = match &self.send_lag_us {
+            // Paced threads poll between close sends, so busy time says little; lag says more.
+            Some(lag) if lag.p99 > LAG_WARN_US => {
+                " (sends fell behind schedule: add --threads, pin it away from the server, or \
+                 lower --rate)"
+            }
+            Some(_) => " (includes polling for on-time sends)",
+            None if self.generator_cpu > 0.9 => " (may be the bottleneck: add --threads)",
+            None => "",
+        };
+        let _ = writeln!(
+            s,
+            "  generator     {:.0} % busy per thread{hint}",
+            self.generator_cpu * 100.0
+        );
         if self.interrupted {
             let _ = writeln!(
                 s,
@@ -177,6 +211,15 @@ impl Report {
             thousands(self.msgs_per_s.round() as u64)
         );
         self.write_latency(s, "round trip");
+        if let Some(lag) = &self.send_lag_us {
+            let _ = writeln!(
+                s,
+                "  send lag      p50 {}  p99 {}  max {} behind schedule",
+                micros(lag.p50),
+                micros(lag.p99),
+                micros(lag.max)
+            );
+        }
     }
 
     fn write_idle(&self, s: &mut String) {

@@ -11,7 +11,7 @@ use super::options::{
     validate_common, BenchError, CommonOptions, ConnectOptions, EchoOptions, IdleOptions,
 };
 use super::procfs::{self, ProcSample};
-use super::report::{thousands, Latency, Report};
+use super::report::{thousands, Latency, Report, SendLag};
 use super::shared::{Shared, Stage};
 use super::sys::{self, Epoll};
 use super::url;
@@ -95,6 +95,14 @@ pub fn run_echo(opts: &EchoOptions) -> Result<Report, BenchError> {
     report.payload_bytes = opts.payload_bytes;
     report.text = opts.text;
     report.rate_target = opts.rate;
+    if opts.rate.is_some() {
+        let lag = &run.send_lag_ns;
+        report.send_lag_us = Some(SendLag {
+            p50: lag.quantile(0.5) as f64 / 1_000.0,
+            p99: lag.quantile(0.99) as f64 / 1_000.0,
+            max: lag.max() as f64 / 1_000.0,
+        });
+    }
     report.warmup_s = opts.warmup.as_secs_f64();
     report.messages = run.messages;
     report.msgs_per_s = per_second(run.messages, report.duration_s);
@@ -120,10 +128,12 @@ pub fn run_idle(opts: &IdleOptions) -> Result<Report, BenchError> {
 
     let rss_before = server.sample();
     let cpu_start = server.sample();
+    let own_cpu_start = sys::process_cpu_us();
     let started = Instant::now();
     let run = execute(&plan, &threads, |shared| {
         let mut t = Timeline {
             cpu_start,
+            own_cpu_us: (own_cpu_start, 0),
             ..Timeline::default()
         };
         let open_deadline = started + opts.open_timeout;
@@ -136,6 +146,7 @@ pub fn run_idle(opts: &IdleOptions) -> Result<Report, BenchError> {
             t.interrupted |= wait(shared, &mut progress, None, || shared.all_open_done());
         }
         t.time_to_open = started.elapsed();
+        t.own_cpu_us.1 = sys::process_cpu_us();
         t.cpu_end = server.sample();
         let hold_start = Instant::now();
         if !t.interrupted {
@@ -302,6 +313,8 @@ struct Timeline {
     window: Duration,
     cpu_start: Option<ProcSample>,
     cpu_end: Option<ProcSample>,
+    /// The generator's own CPU time at both ends of the window, in µs.
+    own_cpu_us: (u64, u64),
     rss_start: Option<ProcSample>,
     rss_end: Option<ProcSample>,
 }
@@ -316,11 +329,13 @@ impl Timeline {
         duration: Duration,
     ) {
         self.cpu_start = server.sample();
+        self.own_cpu_us.0 = sys::process_cpu_us();
         let start = Instant::now();
         shared.set_stage(Stage::Measure);
         self.interrupted = wait(shared, progress, Some(start + duration), || false);
         shared.set_stage(Stage::Stop);
         self.window = start.elapsed();
+        self.own_cpu_us.1 = sys::process_cpu_us();
         self.cpu_end = server.sample();
     }
 
@@ -333,6 +348,7 @@ impl Timeline {
 struct Run {
     timeline: Timeline,
     latency_ns: Histogram,
+    send_lag_ns: Histogram,
     errors: ErrorCounts,
     messages: u64,
     handshakes_total: u64,
@@ -388,6 +404,7 @@ fn execute(
     let mut run = Run {
         timeline,
         latency_ns: Histogram::new(),
+        send_lag_ns: Histogram::new(),
         errors: ErrorCounts::default(),
         messages: 0,
         handshakes_total: 0,
@@ -398,6 +415,7 @@ fn execute(
     for stats in stats {
         let stats = stats.map_err(BenchError::Setup)?;
         run.latency_ns.merge(&stats.latency_ns);
+        run.send_lag_ns.merge(&stats.send_lag_ns);
         run.errors.merge(&stats.errors);
         run.messages += stats.messages;
         run.handshakes_total += stats.handshakes;
@@ -463,9 +481,21 @@ fn base_report(
                 .into(),
         );
     }
+    let (own_start, own_end) = run.timeline.own_cpu_us;
+    let busy_window_s = if mode == "idle" {
+        run.timeline.time_to_open.as_secs_f64()
+    } else {
+        run.timeline.window.as_secs_f64()
+    };
+    let generator_cpu = if busy_window_s > 0.0 && own_end >= own_start {
+        (own_end - own_start) as f64 / 1e6 / busy_window_s / threads.len() as f64
+    } else {
+        0.0
+    };
     Report {
         mode,
         url: common.url.clone(),
+        generator_cpu,
         threads: threads.len(),
         opened: run.handshakes_total,
         duration_s: run.timeline.window.as_secs_f64(),

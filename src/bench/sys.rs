@@ -192,6 +192,18 @@ pub fn clock_ticks_per_s() -> u64 {
     }
 }
 
+/// User + system CPU time this process has used, in microseconds.
+pub fn process_cpu_us() -> u64 {
+    // SAFETY: a zeroed rusage is valid and getrusage only writes into it.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(usage.ru_utime) + us(usage.ru_stime)
+}
+
 /// Raises the soft open-file limit to the hard limit; returns the resulting soft limit.
 pub fn raise_nofile_limit() -> u64 {
     let mut lim = libc::rlimit {
