@@ -105,6 +105,7 @@ pub fn run_echo(opts: &EchoOptions) -> Result<Report, BenchError> {
     }
     report.warmup_s = opts.warmup.as_secs_f64();
     report.messages = run.messages;
+    report.handshakes = run.handshakes_total;
     report.msgs_per_s = per_second(run.messages, report.duration_s);
     report.time_to_open_s = Some(run.timeline.time_to_open.as_secs_f64());
     if let Some(cpu_us) = run.timeline.server_cpu_us() {
