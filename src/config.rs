@@ -21,6 +21,9 @@ pub enum AppKind {
 pub struct Config {
     /// `listen`: address of the WebSocket listener. Default 127.0.0.1:9001.
     pub listen: SocketAddr,
+    /// `admin_listen`: address of the admin listener (`/metrics`, `/healthz`). Default
+    /// 127.0.0.1:9090; "off" disables it.
+    pub admin_listen: Option<SocketAddr>,
     /// `app`: the application. Default echo.
     pub app: AppKind,
     /// `cores`: number of reactor threads (one per core, pinned). Default: all available.
@@ -70,6 +73,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:9001".parse().unwrap(),
+            admin_listen: Some("127.0.0.1:9090".parse().unwrap()),
             app: AppKind::Echo,
             cores: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -102,8 +106,9 @@ impl Default for Config {
 
 /// Every key of the config file, in the order `--print-config` writes them. Each has a flag of the
 /// same name in kebab-case (`max_message_size` ↔ `--max-message-size`).
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 22] = [
     "listen",
+    "admin_listen",
     "app",
     "cores",
     "max_connections",
@@ -169,6 +174,10 @@ pub struct Settings {
     /// Address and port the WebSocket listener binds to. [default: 127.0.0.1:9001]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<RawValue>,
+    /// Address of the admin listener serving /metrics and /healthz; "off" disables it.
+    /// [default: 127.0.0.1:9090]
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<RawValue>,
     /// Built-in application to serve; echo sends every message back. [default: echo]
     #[arg(long, value_name = "APP")]
     pub app: Option<RawValue>,
@@ -579,6 +588,7 @@ fn apply(config: &mut Config, settings: &Settings, origin: &Origin<'_>) -> Resul
         };
     }
     set!(listen, parse_listen);
+    set!(admin_listen, parse_optional_listen);
     set!(app, parse_app);
     set!(cores, parse_cores);
     set!(max_connections, parse_max_connections);
@@ -668,6 +678,14 @@ fn check_range(
                 render(*range.end())
             ),
         })
+    }
+}
+
+/// An address that may be switched off with "off".
+fn parse_optional_listen(raw: &RawValue) -> Result<Option<SocketAddr>, ValueError> {
+    match &raw.value {
+        toml::Value::String(text) if text.trim() == "off" => Ok(None),
+        _ => parse_listen(raw).map(Some),
     }
 }
 
@@ -815,6 +833,13 @@ impl Config {
         let count = |n: usize| Integer(i64::try_from(n).unwrap_or(i64::MAX));
         [
             ("listen", String(self.listen.to_string())),
+            (
+                "admin_listen",
+                String(
+                    self.admin_listen
+                        .map_or_else(|| "off".to_string(), |a| a.to_string()),
+                ),
+            ),
             ("app", String(app_name(self.app))),
             ("cores", count(self.cores)),
             ("max_connections", count(self.max_connections)),
@@ -885,6 +910,7 @@ impl Config {
             let raw = Some(RawValue { value, span: None });
             match key {
                 "listen" => flags.listen = raw,
+                "admin_listen" => flags.admin_listen = raw,
                 "app" => flags.app = raw,
                 "cores" => flags.cores = raw,
                 "max_connections" => flags.max_connections = raw,

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 21] = [
+const DEFAULTS: [(&str, &str); 22] = [
     ("listen", "127.0.0.1:9001"),
+    ("admin_listen", "127.0.0.1:9090"),
     ("app", "echo"),
     ("cores", "all available"),
     ("max_connections", "1000000"),
