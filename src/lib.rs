@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod protocol;

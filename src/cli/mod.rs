@@ -33,6 +33,8 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Generate load against a WebSocket server (echo, idle and connect modes).
     Bench(crate::bench::BenchArgs),
+    /// Check whether this machine can hold N connections, and how to fix what cannot.
+    Check(crate::check::CheckArgs),
 }
 
 /// Parses arguments, runs the subcommand, returns the exit code.
@@ -48,6 +50,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Bench(args) => crate::bench::run(args),
+        Command::Check(args) => crate::check::run(args),
     }
 }
 
