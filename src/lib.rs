@@ -10,11 +10,13 @@
 //! - [`config`]: every setting, its default and its bound.
 //! - [`bench`]: the load generator behind `ringws bench`.
 
+pub mod admin;
 pub mod app;
 pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod protocol;
 pub mod reactor;
 pub mod server;

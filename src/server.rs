@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use crate::app::{echo::Echo, App};
 use crate::config::{AppKind, Config};
+use crate::metrics::Exporter;
 use crate::protocol::{HandshakeLimits, Limits, RefusalReason};
-use crate::reactor::event_loop::{ticks, CoreSettings, Reactor};
+use crate::reactor::admin::AdminSide;
+use crate::reactor::event_loop::{ticks, CoreObservers, CoreSettings, Reactor};
 use crate::reactor::listener::Listener;
 use crate::reactor::{sys, Shared};
 use crate::stats::CoreStats;
@@ -58,6 +60,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
 /// A running server, for embedding ringws as a library (and for tests).
 pub struct Server {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     wake_fds: Vec<RawFd>,
     threads: Vec<JoinHandle<Result<(), ServerError>>>,
@@ -104,19 +107,38 @@ impl Server {
             ring_entries: config.ring_entries,
         };
 
+        // The admin listener is bound here, so a taken port fails the start, not a thread.
+        let admin_listener = match config.admin_listen {
+            Some(admin_addr) => {
+                let l = Listener::bind(admin_addr, 128).map_err(|e| bind_error(admin_addr, e))?;
+                Some(l)
+            }
+            None => None,
+        };
+        let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let stats: Vec<Arc<CoreStats>> = (0..listeners.len())
+            .map(|_| Arc::new(CoreStats::default()))
+            .collect();
+        let exporter = Arc::new(Exporter::new(config, &stats));
+        let mut admin_side = admin_listener.map(|l| AdminSide::new(l, exporter.clone()));
+
         let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, ServerError>>();
         let mut server = Server {
             addr,
+            admin_addr,
             shared: shared.clone(),
             wake_fds: Vec::new(),
             threads: Vec::new(),
-            stats: Vec::new(),
+            stats: stats.clone(),
         };
         for (core, listener) in listeners.into_iter().enumerate() {
             let wake_fd = sys::eventfd().map_err(ServerError::Thread)?;
-            let stats = Arc::new(CoreStats::default());
+            let stats = stats[core].clone();
             server.wake_fds.push(wake_fd);
-            server.stats.push(stats.clone());
+            let observers = CoreObservers {
+                admin: if core == 0 { admin_side.take() } else { None },
+                handshake_duration: exporter.handshake_duration(core),
+            };
             let (app, shared, settings, ready_tx) = (
                 app.clone(),
                 shared.clone(),
@@ -130,15 +152,16 @@ impl Server {
                     if let Some(id) = pin {
                         core_affinity::set_for_current(id);
                     }
-                    let mut reactor =
-                        match Reactor::new(core, app, listener, wake_fd, shared, stats, settings) {
-                            Ok(r) => r,
-                            Err(e) => {
-                                let err = ring_error(e);
-                                let _ = ready_tx.send(Err(ring_error_copy(&err)));
-                                return Err(err);
-                            }
-                        };
+                    let mut reactor = match Reactor::new(
+                        core, app, listener, wake_fd, shared, stats, settings, observers,
+                    ) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let err = ring_error(e);
+                            let _ = ready_tx.send(Err(ring_error_copy(&err)));
+                            return Err(err);
+                        }
+                    };
                     let _ = ready_tx.send(Ok(core));
                     drop(ready_tx);
                     reactor
@@ -166,6 +189,11 @@ impl Server {
     /// The address the listeners are bound to (the real port when `listen` asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin listener's address, if it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     pub fn cores(&self) -> usize {
@@ -230,6 +258,9 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
         server.cores(),
         name
     );
+    if let Some(admin) = server.admin_addr() {
+        println!("ringws admin on http://{admin} (GET /metrics, GET /healthz)");
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
     loop {

@@ -44,6 +44,7 @@ fn a_custom_app_routes_paths_answers_and_closes() {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         cores: 1,
+        admin_listen: None,
         ..Config::default()
     };
     let server = Server::start(&config, Lengths).expect("start");

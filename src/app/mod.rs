@@ -51,6 +51,18 @@ pub trait App: Send + Sync + 'static {
     fn serves_path(&self, path: &str) -> bool;
     /// Makes the per-core part, called on the core's own thread.
     fn new_core(&self, core: usize) -> Self::Core;
+    /// Answers admin-listener requests the server does not handle itself (`/metrics` and
+    /// `/healthz` are built in). Called on core 0's reactor thread; must not block.
+    fn admin(
+        &self,
+        _request: &crate::admin::AdminRequest<'_>,
+    ) -> Option<crate::admin::AdminResponse> {
+        None
+    }
+    /// Largest admin request body this app accepts (e.g. a publish). Default 0: no bodies.
+    fn admin_max_body_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// The per-core part of an application. All methods run on the reactor thread and must not block.

@@ -16,13 +16,16 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::admin::AdminSide;
 use super::conn::{flags, Conn, Phase, TokenBucket};
 use super::listener::Listener;
 use super::ring::{self, Completion, Op, Ring};
 use super::sys::{self, IoResult};
 use super::timer_wheel::TimerWheel;
 use super::Shared;
+use crate::admin::{AdminRequest, AdminResponse};
 use crate::app::{App, ConnId, CoreApp, Ctx, OpenInfo};
+use crate::metrics::Exporter;
 use crate::protocol::close::encode_close_payload;
 use crate::protocol::frame::{encode_server_header, Opcode, MAX_HEADER_LEN};
 use crate::protocol::handshake::{self, HandshakeLimits};
@@ -117,6 +120,15 @@ pub struct Reactor<A: App> {
     accept_rearm_at: Option<u32>,
     accept_errors_unlogged: u64,
     accept_logged_at: Option<u32>,
+    /// The admin listener, on core 0 only.
+    admin: Option<AdminSide>,
+    handshake_duration: metrics::Histogram,
+}
+
+/// What a core needs from the server's metrics: the admin side (core 0) and its histogram.
+pub struct CoreObservers {
+    pub admin: Option<AdminSide>,
+    pub handshake_duration: metrics::Histogram,
 }
 
 impl<A: App> Reactor<A> {
@@ -128,6 +140,7 @@ impl<A: App> Reactor<A> {
         shared: Arc<Shared>,
         stats: Arc<CoreStats>,
         settings: CoreSettings,
+        observers: CoreObservers,
     ) -> std::io::Result<Reactor<A>> {
         let ring = Ring::new(settings.ring_entries)?;
         tracing::debug!(core, mode = ?ring.mode, "io_uring ready");
@@ -165,6 +178,8 @@ impl<A: App> Reactor<A> {
             accept_rearm_at: None,
             accept_errors_unlogged: 0,
             accept_logged_at: None,
+            admin: observers.admin,
+            handshake_duration: observers.handshake_duration,
         })
     }
 
@@ -180,6 +195,9 @@ impl<A: App> Reactor<A> {
     /// Runs until the server stops and this core's connections are drained.
     pub fn run(&mut self) -> std::io::Result<()> {
         self.arm_accept();
+        if let Some(admin) = &self.admin {
+            admin.arm_accept(&mut self.io.ring);
+        }
         self.io.ring.push(ring::poll_readable(
             self.wake_fd,
             ring::token(Op::Wake, 0, 0),
@@ -212,19 +230,31 @@ impl<A: App> Reactor<A> {
             }
             self.deliver_releases();
             self.publish_ring_stats();
+            if let Some(admin) = self.admin.as_mut() {
+                admin.expire(&mut self.io.ring, Instant::now());
+            }
             if self.io.drain_deadline.is_none() && self.shared.stop.load(Ordering::Acquire) {
                 self.begin_drain();
             }
             if let Some(deadline) = self.io.drain_deadline {
-                if self.io.conns.is_empty() {
-                    return Ok(());
-                }
-                if reached(deadline, self.io.now_tick) {
+                if self.io.conns.is_empty() || reached(deadline, self.io.now_tick) {
                     self.force_release_all();
+                    if let Some(admin) = self.admin.as_mut() {
+                        admin.close_all(&mut self.io.ring);
+                    }
+                    // Submit the last cancels so the kernel lets go of the sockets now.
+                    self.io
+                        .ring
+                        .submit_and_wait(0, None, &mut self.completions)?;
                     return Ok(());
                 }
             }
         }
+    }
+
+    /// Microseconds since the reactor started, wrapping (for durations under an hour).
+    fn now_us(&self) -> u32 {
+        self.started.elapsed().as_micros() as u32
     }
 
     fn publish_ring_stats(&mut self) {
@@ -274,6 +304,34 @@ impl<A: App> Reactor<A> {
                 self.io.flush(key);
             }
             Op::Cancel => {}
+            Op::AdminAccept => {
+                if let Some(admin) = self.admin.as_mut() {
+                    admin.on_accept(&mut self.io.ring, c.result, c.more());
+                }
+            }
+            Op::AdminReadable => {
+                let Some(admin) = self.admin.as_mut() else {
+                    return;
+                };
+                let exporter = admin.exporter.clone();
+                let app = &*self.app;
+                let draining = self.io.drain_deadline.is_some();
+                let route = |req: &AdminRequest<'_>| admin_route(app, &exporter, draining, req);
+                let max_body = app.admin_max_body_bytes();
+                admin.on_readable(
+                    &mut self.io.ring,
+                    key,
+                    generation,
+                    c.more(),
+                    max_body,
+                    &route,
+                );
+            }
+            Op::AdminWritable => {
+                if let Some(admin) = self.admin.as_mut() {
+                    admin.on_writable(&mut self.io.ring, key, generation);
+                }
+            }
         }
     }
 
@@ -312,7 +370,10 @@ impl<A: App> Reactor<A> {
             let generation = self.next_generation;
             self.next_generation = self.next_generation.wrapping_add(1);
             let now = self.io.now_tick;
-            let key = self.io.conns.insert(Conn::new(fd, generation, now)) as u32;
+            let mut conn = Conn::new(fd, generation, now);
+            // Until the upgrade, last_msg_tick holds the accept time in µs (handshake duration).
+            conn.last_msg_tick = self.now_us();
+            let key = self.io.conns.insert(conn) as u32;
             self.io.ring.push(ring::poll_readable(
                 fd,
                 ring::token(Op::Readable, key, generation),
@@ -401,18 +462,14 @@ impl<A: App> Reactor<A> {
         if !self.app.serves_path(request.path) {
             return self.io.refuse(
                 key,
-                &Refusal {
-                    reason: RefusalReason::NotFound,
-                },
+                &Refusal::new(RefusalReason::NotFound),
                 &mut self.response,
             );
         }
         if self.io.stats.connections_open.get() as usize >= self.io.settings.max_connections {
             return self.io.refuse(
                 key,
-                &Refusal {
-                    reason: RefusalReason::ServerFull,
-                },
+                &Refusal::new(RefusalReason::ServerFull),
                 &mut self.response,
             );
         }
@@ -424,6 +481,9 @@ impl<A: App> Reactor<A> {
         }
         let head_len = request.head_len;
         let now = self.io.now_tick;
+        let accepted_us = self.io.conns[key as usize].last_msg_tick;
+        let handshake_us = self.now_us().wrapping_sub(accepted_us);
+        self.handshake_duration.record(handshake_us as f64 / 1e6);
         let conn = &mut self.io.conns[key as usize];
         let (fd, generation) = (conn.fd, conn.generation);
         conn.phase = Phase::Open;
@@ -1079,5 +1139,35 @@ impl Ctx for Io {
 
     fn core(&self) -> usize {
         self.core
+    }
+}
+
+/// The admin listener's routes: built-ins first, then the app's.
+fn admin_route<A: App>(
+    app: &A,
+    exporter: &Exporter,
+    draining: bool,
+    req: &AdminRequest<'_>,
+) -> AdminResponse {
+    match (req.method, req.path) {
+        ("GET", "/metrics") => {
+            let mut r = AdminResponse::text(200, exporter.render());
+            r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+            r
+        }
+        ("GET", "/healthz") if draining => {
+            AdminResponse::text(503, "draining: the server is shutting down")
+        }
+        ("GET", "/healthz") => AdminResponse::text(200, "ok"),
+        (_, "/metrics") | (_, "/healthz") => {
+            AdminResponse::text(405, "use GET").with_header("Allow", "GET")
+        }
+        _ => app.admin(req).unwrap_or_else(|| {
+            let msg = format!(
+                "no admin endpoint {} {} (try GET /metrics or GET /healthz)",
+                req.method, req.path
+            );
+            AdminResponse::text(404, msg)
+        }),
     }
 }

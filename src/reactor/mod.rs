@@ -5,8 +5,10 @@
 //! - [`conn`]: per-connection state kept in the core's slab;
 //! - [`timer_wheel`]: the core's deadlines;
 //! - [`event_loop`]: the loop that ties them to the protocol core and the app;
+//! - [`admin`]: the admin listener's sockets (core 0);
 //! - [`sys`]: the raw-fd syscalls made outside the ring.
 
+pub mod admin;
 pub mod conn;
 pub mod event_loop;
 pub mod listener;

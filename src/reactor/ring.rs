@@ -20,6 +20,12 @@ pub enum Op {
     Wake = 4,
     /// A cancel request; its own completion carries nothing we need.
     Cancel = 5,
+    /// Multishot accept on the admin listener (core 0 only).
+    AdminAccept = 6,
+    /// Multishot POLLIN on an admin connection.
+    AdminReadable = 7,
+    /// One-shot POLLOUT on an admin connection.
+    AdminWritable = 8,
 }
 
 impl Op {
@@ -30,6 +36,9 @@ impl Op {
             3 => Op::Writable,
             4 => Op::Wake,
             5 => Op::Cancel,
+            6 => Op::AdminAccept,
+            7 => Op::AdminReadable,
+            8 => Op::AdminWritable,
             _ => return None,
         })
     }

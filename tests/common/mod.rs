@@ -12,6 +12,8 @@ use std::time::Duration;
 pub struct ServerProcess {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The admin listener (`/metrics`, `/healthz`), on an ephemeral port unless args say otherwise.
+    pub admin: Option<SocketAddr>,
     stderr_rx: mpsc::Receiver<String>,
 }
 
@@ -26,9 +28,11 @@ impl ServerProcess {
     pub fn start_with(listen: &[&str], args: &[&str], nofile: Option<u64>) -> ServerProcess {
         use std::os::unix::process::CommandExt;
         let mut command = Command::new(env!("CARGO_BIN_EXE_ringws"));
+        command.arg("serve").args(listen);
+        if !args.contains(&"--admin-listen") {
+            command.args(["--admin-listen", "127.0.0.1:0"]);
+        }
         command
-            .arg("serve")
-            .args(listen)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -60,11 +64,9 @@ impl ServerProcess {
         });
         let (ready_tx, ready_rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = ready_tx.send(line);
             }
-            for _ in lines {}
         });
         let line = ready_rx
             .recv_timeout(Duration::from_secs(10))
@@ -75,9 +77,21 @@ impl ServerProcess {
             .unwrap_or_else(|| panic!("unexpected ready line: {line}"))
             .parse()
             .unwrap();
+        // The admin line follows the ready line when the admin listener is on.
+        let admin = ready_rx
+            .recv_timeout(Duration::from_millis(500))
+            .ok()
+            .and_then(|l| {
+                l.strip_prefix("ringws admin on http://")?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            });
         ServerProcess {
             child,
             addr,
+            admin,
             stderr_rx,
         }
     }
@@ -286,4 +300,12 @@ pub fn read_close(s: &mut TcpStream) -> Option<u16> {
 pub fn closed_by_server(s: &mut TcpStream) -> bool {
     let mut b = [0u8; 64];
     matches!(s.read(&mut b), Ok(0) | Err(_))
+}
+
+/// A plain HTTP GET to the admin listener: (status, body).
+pub fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = connect(addr);
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let r = read_response(&mut s);
+    (r.status, r.body)
 }

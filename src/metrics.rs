@@ -1,0 +1,682 @@
+//! Prometheus metrics.
+//!
+//! The data path never touches the metrics registry: each core counts into its own
+//! [`CoreStats`] (single-writer atomics on its own cache lines). At scrape time the exporter
+//! copies those values into `metrics` handles registered once at start-up, adds process and
+//! io_uring figures, and renders the exposition with `metrics-exporter-prometheus`. The only
+//! per-event recording into the registry is the handshake duration histogram (once per
+//! upgrade, lock-free).
+
+use std::sync::Arc;
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+use crate::config::Config;
+use crate::protocol::{MessageKind, RefusalReason};
+use crate::stats::{close_code_label, CoreStats, COUNTED_CLOSE_CODES};
+
+/// Buckets of `ringws_handshake_duration_seconds`: from 50 µs to 10 s (the default handshake
+/// timeout).
+const HANDSHAKE_BUCKETS_SECONDS: [f64; 14] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 10.0,
+];
+
+type Read = Box<dyn Fn() -> u64 + Send + Sync>;
+
+enum Series {
+    Counter(Counter, Read),
+    Gauge(Gauge, Read),
+}
+
+/// Everything `/metrics` shows.
+pub struct Exporter {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    series: Vec<Series>,
+    process: ProcessGauges,
+    handshake_duration: Vec<Histogram>,
+}
+
+struct ProcessGauges {
+    open_fds: Gauge,
+    max_fds: Gauge,
+    resident_bytes: Gauge,
+}
+
+fn meta() -> Metadata<'static> {
+    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()))
+}
+
+fn key(name: &'static str, labels: Vec<Label>) -> Key {
+    Key::from_parts(name, labels)
+}
+
+fn core_label(core: usize) -> Label {
+    Label::new("core", core.to_string())
+}
+
+impl Exporter {
+    /// Registers every series for `stats` (one entry per core) and the effective limits.
+    pub fn new(config: &Config, stats: &[Arc<CoreStats>]) -> Exporter {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("ringws_handshake_duration_seconds".into()),
+                &HANDSHAKE_BUCKETS_SECONDS,
+            )
+            .expect("static, non-empty buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        let mut e = Exporter {
+            process: ProcessGauges {
+                open_fds: recorder.register_gauge(&key("ringws_process_open_fds", vec![]), &meta()),
+                max_fds: recorder.register_gauge(&key("ringws_process_max_fds", vec![]), &meta()),
+                resident_bytes: recorder.register_gauge(
+                    &key("ringws_process_resident_memory_bytes", vec![]),
+                    &meta(),
+                ),
+            },
+            handshake_duration: Vec::new(),
+            series: Vec::new(),
+            handle,
+            recorder,
+        };
+        e.describe();
+        e.register_limits(config, stats.len());
+        for (core, s) in stats.iter().enumerate() {
+            e.register_core(core, s);
+            let h = e.recorder.register_histogram(
+                &key("ringws_handshake_duration_seconds", vec![core_label(core)]),
+                &meta(),
+            );
+            e.handshake_duration.push(h);
+        }
+        e
+    }
+
+    /// The handshake duration histogram of `core`, recorded by that core at each upgrade.
+    pub fn handshake_duration(&self, core: usize) -> Histogram {
+        self.handshake_duration[core].clone()
+    }
+
+    fn counter(&mut self, name: &'static str, labels: Vec<Label>, read: Read) {
+        let c = self.recorder.register_counter(&key(name, labels), &meta());
+        self.series.push(Series::Counter(c, read));
+    }
+
+    fn gauge(&mut self, name: &'static str, labels: Vec<Label>, read: Read) {
+        let g = self.recorder.register_gauge(&key(name, labels), &meta());
+        self.series.push(Series::Gauge(g, read));
+    }
+
+    fn register_limits(&mut self, config: &Config, cores: usize) {
+        let build = vec![
+            Label::new("version", env!("CARGO_PKG_VERSION")),
+            Label::new(
+                "commit",
+                option_env!("RINGWS_GIT_COMMIT").unwrap_or("unknown"),
+            ),
+        ];
+        self.gauge("ringws_build_info", build, Box::new(|| 1));
+        let fixed: [(&'static str, u64); 9] = [
+            ("ringws_cores", cores as u64),
+            ("ringws_max_connections", config.max_connections as u64),
+            ("ringws_max_frame_size_bytes", config.max_frame_size),
+            ("ringws_max_message_size_bytes", config.max_message_size),
+            (
+                "ringws_max_outbound_buffer_bytes",
+                config.max_outbound_buffer,
+            ),
+            (
+                "ringws_max_handshake_size_bytes",
+                config.max_handshake_size as u64,
+            ),
+            (
+                "ringws_ping_interval_seconds",
+                config.ping_interval.as_secs(),
+            ),
+            ("ringws_pong_timeout_seconds", config.pong_timeout.as_secs()),
+            ("ringws_message_rate_limit", config.message_rate as u64),
+        ];
+        for (name, value) in fixed {
+            self.gauge(name, vec![], Box::new(move || value));
+        }
+    }
+
+    fn register_core(&mut self, core: usize, s: &Arc<CoreStats>) {
+        macro_rules! per_core {
+            ($kind:ident, $name:literal, $field:ident) => {{
+                let s = s.clone();
+                self.$kind(
+                    $name,
+                    vec![core_label(core)],
+                    Box::new(move || s.$field.get()),
+                );
+            }};
+        }
+        per_core!(gauge, "ringws_connections_open", connections_open);
+        per_core!(counter, "ringws_connections_accepted_total", accepted);
+        per_core!(
+            counter,
+            "ringws_handshakes_completed_total",
+            handshakes_completed
+        );
+        per_core!(
+            counter,
+            "ringws_handshake_timeouts_total",
+            handshake_timeouts
+        );
+        per_core!(
+            counter,
+            "ringws_heartbeat_pings_sent_total",
+            heartbeat_pings_sent
+        );
+        per_core!(
+            counter,
+            "ringws_heartbeat_timeouts_total",
+            heartbeat_timeouts
+        );
+        per_core!(counter, "ringws_idle_timeouts_total", idle_timeouts);
+        per_core!(counter, "ringws_close_timeouts_total", close_timeouts);
+        per_core!(
+            counter,
+            "ringws_write_stall_closes_total",
+            write_stall_closes
+        );
+        per_core!(
+            counter,
+            "ringws_slow_consumer_closes_total",
+            slow_consumer_closes
+        );
+        per_core!(counter, "ringws_rate_limit_closes_total", rate_limit_closes);
+        per_core!(counter, "ringws_protocol_errors_total", protocol_errors);
+        per_core!(
+            counter,
+            "ringws_socket_received_bytes_total",
+            socket_bytes_received
+        );
+        per_core!(counter, "ringws_socket_sent_bytes_total", socket_bytes_sent);
+        per_core!(gauge, "ringws_outbound_queued_bytes", outbound_queued_bytes);
+        per_core!(
+            gauge,
+            "ringws_backpressured_connections",
+            backpressured_connections
+        );
+        per_core!(
+            counter,
+            "ringws_io_uring_submissions_total",
+            ring_submissions
+        );
+        per_core!(
+            counter,
+            "ringws_io_uring_completions_total",
+            ring_completions
+        );
+        per_core!(
+            counter,
+            "ringws_io_uring_cq_overflows_total",
+            ring_cq_overflows
+        );
+
+        for (result, read) in [("clean", 0usize), ("forced", 1)] {
+            let s = s.clone();
+            let labels = vec![core_label(core), Label::new("result", result)];
+            self.counter(
+                "ringws_drained_connections_total",
+                labels,
+                Box::new(move || {
+                    if read == 0 {
+                        s.drained_cleanly.get()
+                    } else {
+                        s.drained_forced.get()
+                    }
+                }),
+            );
+        }
+        for &reason in RefusalReason::ALL {
+            let s = s.clone();
+            let labels = vec![core_label(core), Label::new("reason", reason.label())];
+            self.counter(
+                "ringws_handshakes_refused_total",
+                labels,
+                Box::new(move || s.refused_count(reason)),
+            );
+        }
+        // The limits a refusal or close stands for, in one family a dashboard can sum.
+        let limits: [(&str, fn(&CoreStats) -> u64); 3] = [
+            ("max_connections", |s| {
+                s.refused_count(RefusalReason::ServerFull)
+            }),
+            ("max_outbound_buffer", |s| s.slow_consumer_closes.get()),
+            ("message_rate", |s| s.rate_limit_closes.get()),
+        ];
+        for (limit, read) in limits {
+            let s = s.clone();
+            let labels = vec![core_label(core), Label::new("limit", limit)];
+            self.counter(
+                "ringws_limit_refusals_total",
+                labels,
+                Box::new(move || read(&s)),
+            );
+        }
+        for (kind, label) in [(MessageKind::Text, "text"), (MessageKind::Binary, "binary")] {
+            let l = || vec![core_label(core), Label::new("type", label)];
+            let (a, b, c, d) = (s.clone(), s.clone(), s.clone(), s.clone());
+            self.counter(
+                "ringws_messages_received_total",
+                l(),
+                Box::new(move || a.received(kind).0),
+            );
+            self.counter(
+                "ringws_received_payload_bytes_total",
+                l(),
+                Box::new(move || b.received(kind).1),
+            );
+            self.counter(
+                "ringws_messages_sent_total",
+                l(),
+                Box::new(move || c.sent(kind).0),
+            );
+            self.counter(
+                "ringws_sent_payload_bytes_total",
+                l(),
+                Box::new(move || d.sent(kind).1),
+            );
+        }
+        for (label, _) in s.accept_error_counts() {
+            let s = s.clone();
+            let labels = vec![core_label(core), Label::new("errno", label)];
+            self.counter(
+                "ringws_accept_errors_total",
+                labels,
+                Box::new(move || {
+                    s.accept_error_counts()
+                        .find(|(l, _)| *l == label)
+                        .map_or(0, |(_, n)| n)
+                }),
+            );
+        }
+        for (initiator, slot, _) in s.closed_counts() {
+            let s = s.clone();
+            let labels = vec![
+                core_label(core),
+                Label::new("initiator", initiator.label()),
+                Label::new("code", close_code_label(slot)),
+            ];
+            self.counter(
+                "ringws_connections_closed_total",
+                labels,
+                Box::new(move || {
+                    s.closed_counts()
+                        .find(|(i, sl, _)| *i == initiator && *sl == slot)
+                        .map_or(0, |(_, _, n)| n)
+                }),
+            );
+        }
+        debug_assert!(COUNTED_CLOSE_CODES.len() < 16);
+    }
+
+    fn describe(&self) {
+        let d = |name: &'static str, unit: Option<Unit>, help: &'static str, kind: u8| {
+            let (name, help) = (name.into(), help.into());
+            match kind {
+                0 => self.recorder.describe_counter(name, unit, help),
+                1 => self.recorder.describe_gauge(name, unit, help),
+                _ => self.recorder.describe_histogram(name, unit, help),
+            }
+        };
+        let (c, g, h) = (0, 1, 2);
+        d(
+            "ringws_connections_open",
+            None,
+            "Upgraded connections open now.",
+            g,
+        );
+        d(
+            "ringws_connections_accepted_total",
+            None,
+            "TCP connections accepted.",
+            c,
+        );
+        d(
+            "ringws_connections_closed_total",
+            None,
+            "Upgraded connections closed, by who started the close and the close code.",
+            c,
+        );
+        d(
+            "ringws_handshakes_completed_total",
+            None,
+            "Upgrades answered with 101.",
+            c,
+        );
+        d(
+            "ringws_handshakes_refused_total",
+            None,
+            "Upgrade requests refused, by reason.",
+            c,
+        );
+        d(
+            "ringws_handshake_duration_seconds",
+            Some(Unit::Seconds),
+            "Time from accept to the 101 answer.",
+            h,
+        );
+        d(
+            "ringws_handshake_timeouts_total",
+            None,
+            "Sockets closed for not finishing the upgrade within handshake_timeout.",
+            c,
+        );
+        d(
+            "ringws_messages_received_total",
+            None,
+            "Messages received, by type.",
+            c,
+        );
+        d(
+            "ringws_messages_sent_total",
+            None,
+            "Messages sent, by type.",
+            c,
+        );
+        d(
+            "ringws_received_payload_bytes_total",
+            Some(Unit::Bytes),
+            "Message payload bytes received, by type.",
+            c,
+        );
+        d(
+            "ringws_sent_payload_bytes_total",
+            Some(Unit::Bytes),
+            "Message payload bytes sent, by type.",
+            c,
+        );
+        d(
+            "ringws_socket_received_bytes_total",
+            Some(Unit::Bytes),
+            "Bytes read from sockets.",
+            c,
+        );
+        d(
+            "ringws_socket_sent_bytes_total",
+            Some(Unit::Bytes),
+            "Bytes written to sockets.",
+            c,
+        );
+        d(
+            "ringws_heartbeat_pings_sent_total",
+            None,
+            "Heartbeat pings sent to silent peers.",
+            c,
+        );
+        d(
+            "ringws_heartbeat_timeouts_total",
+            None,
+            "Connections closed for not answering a heartbeat ping.",
+            c,
+        );
+        d(
+            "ringws_idle_timeouts_total",
+            None,
+            "Connections closed by idle_timeout.",
+            c,
+        );
+        d(
+            "ringws_close_timeouts_total",
+            None,
+            "Connections dropped after close_timeout without the peer's close.",
+            c,
+        );
+        d(
+            "ringws_write_stall_closes_total",
+            None,
+            "Connections dropped because their outbound queue did not drain.",
+            c,
+        );
+        d(
+            "ringws_slow_consumer_closes_total",
+            None,
+            "Connections closed with 1008 for passing max_outbound_buffer.",
+            c,
+        );
+        d(
+            "ringws_rate_limit_closes_total",
+            None,
+            "Connections closed with 1008 for passing the message rate limit.",
+            c,
+        );
+        d(
+            "ringws_limit_refusals_total",
+            None,
+            "Refusals and closes caused by a configured limit, by limit.",
+            c,
+        );
+        d(
+            "ringws_protocol_errors_total",
+            None,
+            "Connections failed for violating RFC 6455 (1002, 1007, 1009).",
+            c,
+        );
+        d(
+            "ringws_accept_errors_total",
+            None,
+            "accept(2) failures, by errno.",
+            c,
+        );
+        d(
+            "ringws_drained_connections_total",
+            None,
+            "Connections ended during a graceful shutdown, cleanly or forced.",
+            c,
+        );
+        d(
+            "ringws_outbound_queued_bytes",
+            Some(Unit::Bytes),
+            "Bytes waiting in outbound queues.",
+            g,
+        );
+        d(
+            "ringws_backpressured_connections",
+            None,
+            "Connections with an outbound queue.",
+            g,
+        );
+        d(
+            "ringws_io_uring_submissions_total",
+            None,
+            "io_uring submission queue entries submitted.",
+            c,
+        );
+        d(
+            "ringws_io_uring_completions_total",
+            None,
+            "io_uring completions reaped.",
+            c,
+        );
+        d(
+            "ringws_io_uring_cq_overflows_total",
+            None,
+            "io_uring completions that overflowed the completion queue.",
+            c,
+        );
+        d(
+            "ringws_process_open_fds",
+            None,
+            "Open file descriptors of the process.",
+            g,
+        );
+        d(
+            "ringws_process_max_fds",
+            None,
+            "The process's open-file limit (RLIMIT_NOFILE).",
+            g,
+        );
+        d(
+            "ringws_process_resident_memory_bytes",
+            Some(Unit::Bytes),
+            "Resident memory of the process.",
+            g,
+        );
+        d(
+            "ringws_build_info",
+            None,
+            "Version and git commit of the running binary (value 1).",
+            g,
+        );
+        d("ringws_cores", None, "Reactor threads.", g);
+        d(
+            "ringws_max_connections",
+            None,
+            "Configured max_connections.",
+            g,
+        );
+        d(
+            "ringws_max_frame_size_bytes",
+            Some(Unit::Bytes),
+            "Configured max_frame_size.",
+            g,
+        );
+        d(
+            "ringws_max_message_size_bytes",
+            Some(Unit::Bytes),
+            "Configured max_message_size.",
+            g,
+        );
+        d(
+            "ringws_max_outbound_buffer_bytes",
+            Some(Unit::Bytes),
+            "Configured max_outbound_buffer.",
+            g,
+        );
+        d(
+            "ringws_max_handshake_size_bytes",
+            Some(Unit::Bytes),
+            "Configured max_handshake_size.",
+            g,
+        );
+        d(
+            "ringws_ping_interval_seconds",
+            Some(Unit::Seconds),
+            "Configured ping_interval.",
+            g,
+        );
+        d(
+            "ringws_pong_timeout_seconds",
+            Some(Unit::Seconds),
+            "Configured pong_timeout.",
+            g,
+        );
+        d(
+            "ringws_message_rate_limit",
+            None,
+            "Configured message_rate (messages per second per connection; 0 = off).",
+            g,
+        );
+    }
+
+    /// The Prometheus text exposition, with every value read now.
+    pub fn render(&self) -> String {
+        for s in &self.series {
+            match s {
+                Series::Counter(c, read) => c.absolute(read()),
+                Series::Gauge(g, read) => g.set(read() as f64),
+            }
+        }
+        let p = process_figures();
+        self.process.open_fds.set(p.open_fds as f64);
+        self.process.max_fds.set(p.max_fds as f64);
+        self.process.resident_bytes.set(p.resident_bytes as f64);
+        self.handle.render()
+    }
+}
+
+/// Figures of this process from /proc and getrlimit.
+pub struct ProcessFigures {
+    pub open_fds: u64,
+    pub max_fds: u64,
+    pub resident_bytes: u64,
+}
+
+pub fn process_figures() -> ProcessFigures {
+    let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid rlimit struct.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    // SAFETY: sysconf has no memory effects.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    let resident_pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    ProcessFigures {
+        open_fds,
+        max_fds: lim.rlim_cur,
+        resident_bytes: resident_pages * page,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Initiator;
+
+    #[test]
+    fn render_shows_core_counters_with_labels_and_help() {
+        let stats = vec![
+            Arc::new(CoreStats::default()),
+            Arc::new(CoreStats::default()),
+        ];
+        stats[1].accepted.add(7);
+        stats[0].refused(RefusalReason::MissingUpgrade);
+        stats[1].closed(Initiator::Peer, Some(1000));
+        stats[0].message_received(MessageKind::Text, 5);
+        let e = Exporter::new(&Config::default(), &stats);
+        e.handshake_duration(0).record(0.0003);
+        let text = e.render();
+        assert!(
+            text.contains("ringws_connections_accepted_total{core=\"1\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "ringws_handshakes_refused_total{core=\"0\",reason=\"missing_upgrade\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "ringws_connections_closed_total{core=\"1\",initiator=\"peer\",code=\"1000\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringws_received_payload_bytes_total{core=\"0\",type=\"text\"} 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringws_handshake_duration_seconds_bucket{core=\"0\",le=\"0.0005\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("ringws_max_connections 1000000"), "{text}");
+        assert!(
+            text.contains("# HELP ringws_handshakes_refused_total"),
+            "{text}"
+        );
+        assert!(text.contains("ringws_process_open_fds "), "{text}");
+        // A later scrape sees later values: the handles read the live counters.
+        stats[1].accepted.inc();
+        assert!(e
+            .render()
+            .contains("ringws_connections_accepted_total{core=\"1\"} 8"));
+    }
+}
