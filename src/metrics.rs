@@ -26,6 +26,21 @@ const HANDSHAKE_BUCKETS_SECONDS: [f64; 14] = [
 
 type Read = Box<dyn Fn() -> u64 + Send + Sync>;
 
+/// A series an app adds to `/metrics` (see [`crate::app::App::metrics`]).
+pub struct AppSeries {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+    pub gauge: bool,
+    pub read: Read,
+}
+
+/// Buckets of `ringws_fanout_latency_seconds`: publish accepted → last local write submitted.
+const FANOUT_BUCKETS_SECONDS: [f64; 14] = [
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 1.0,
+];
+
 enum Series {
     Counter(Counter, Read),
     Gauge(Gauge, Read),
@@ -38,6 +53,7 @@ pub struct Exporter {
     series: Vec<Series>,
     process: ProcessGauges,
     handshake_duration: Vec<Histogram>,
+    fanout_latency: Vec<Histogram>,
 }
 
 struct ProcessGauges {
@@ -60,11 +76,16 @@ fn core_label(core: usize) -> Label {
 
 impl Exporter {
     /// Registers every series for `stats` (one entry per core) and the effective limits.
-    pub fn new(config: &Config, stats: &[Arc<CoreStats>]) -> Exporter {
+    pub fn new(config: &Config, stats: &[Arc<CoreStats>], app_series: Vec<AppSeries>) -> Exporter {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full("ringws_handshake_duration_seconds".into()),
                 &HANDSHAKE_BUCKETS_SECONDS,
+            )
+            .expect("static, non-empty buckets")
+            .set_buckets_for_metric(
+                Matcher::Full("ringws_fanout_latency_seconds".into()),
+                &FANOUT_BUCKETS_SECONDS,
             )
             .expect("static, non-empty buckets")
             .build_recorder();
@@ -79,6 +100,7 @@ impl Exporter {
                 ),
             },
             handshake_duration: Vec::new(),
+            fanout_latency: Vec::new(),
             series: Vec::new(),
             handle,
             recorder,
@@ -92,8 +114,40 @@ impl Exporter {
                 &meta(),
             );
             e.handshake_duration.push(h);
+            let f = e.recorder.register_histogram(
+                &key("ringws_fanout_latency_seconds", vec![core_label(core)]),
+                &meta(),
+            );
+            e.fanout_latency.push(f);
+        }
+        e.recorder.describe_histogram(
+            "ringws_fanout_latency_seconds".into(),
+            Some(Unit::Seconds),
+            "Pub/sub: time from a publish being accepted to the last local write of it on a core."
+                .into(),
+        );
+        for s in app_series {
+            let labels = s
+                .labels
+                .into_iter()
+                .map(|(k, v)| Label::new(k, v))
+                .collect();
+            if s.gauge {
+                e.recorder
+                    .describe_gauge(s.name.into(), None, s.help.into());
+                e.gauge(s.name, labels, s.read);
+            } else {
+                e.recorder
+                    .describe_counter(s.name.into(), None, s.help.into());
+                e.counter(s.name, labels, s.read);
+            }
         }
         e
+    }
+
+    /// The fan-out latency histogram of `core`.
+    pub fn fanout_latency(&self, core: usize) -> Histogram {
+        self.fanout_latency[core].clone()
     }
 
     /// The handshake duration histogram of `core`, recorded by that core at each upgrade.
@@ -640,7 +694,14 @@ mod tests {
         stats[0].refused(RefusalReason::MissingUpgrade);
         stats[1].closed(Initiator::Peer, Some(1000));
         stats[0].message_received(MessageKind::Text, 5);
-        let e = Exporter::new(&Config::default(), &stats);
+        let series = vec![AppSeries {
+            name: "ringws_test_things_total",
+            help: "Things.",
+            labels: vec![("core", "0".into())],
+            gauge: false,
+            read: Box::new(|| 42),
+        }];
+        let e = Exporter::new(&Config::default(), &stats, series);
         e.handshake_duration(0).record(0.0003);
         let text = e.render();
         assert!(
@@ -673,6 +734,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("ringws_process_open_fds "), "{text}");
+        assert!(
+            text.contains("ringws_test_things_total{core=\"0\"} 42"),
+            "{text}"
+        );
         // A later scrape sees later values: the handles read the live counters.
         stats[1].accepted.inc();
         assert!(e

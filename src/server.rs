@@ -8,7 +8,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::app::{echo::Echo, App};
+use crate::app::{echo::Echo, App, Waker};
 use crate::config::{AppKind, Config};
 use crate::metrics::Exporter;
 use crate::protocol::{HandshakeLimits, Limits, RefusalReason};
@@ -119,7 +119,7 @@ impl Server {
         let stats: Vec<Arc<CoreStats>> = (0..listeners.len())
             .map(|_| Arc::new(CoreStats::default()))
             .collect();
-        let exporter = Arc::new(Exporter::new(config, &stats));
+        let exporter = Arc::new(Exporter::new(config, &stats, app.metrics()));
         let mut admin_side = admin_listener.map(|l| AdminSide::new(l, exporter.clone()));
 
         let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, ServerError>>();
@@ -131,13 +131,19 @@ impl Server {
             threads: Vec::new(),
             stats: stats.clone(),
         };
+        for _ in 0..listeners.len() {
+            server
+                .wake_fds
+                .push(sys::eventfd().map_err(ServerError::Thread)?);
+        }
+        app.start(server.wake_fds.iter().map(|&fd| Waker { fd }).collect());
         for (core, listener) in listeners.into_iter().enumerate() {
-            let wake_fd = sys::eventfd().map_err(ServerError::Thread)?;
+            let wake_fd = server.wake_fds[core];
             let stats = stats[core].clone();
-            server.wake_fds.push(wake_fd);
             let observers = CoreObservers {
                 admin: if core == 0 { admin_side.take() } else { None },
                 handshake_duration: exporter.handshake_duration(core),
+                fanout_latency: exporter.fanout_latency(core),
             };
             let (app, shared, settings, ready_tx) = (
                 app.clone(),

@@ -6,7 +6,55 @@
 
 pub mod echo;
 
+use crate::protocol::frame::{encode_server_header, MAX_HEADER_LEN};
 use crate::protocol::{CloseCode, MessageKind};
+
+/// A message framed once, to be written as-is to many connections (pub/sub fan-out): the same
+/// bytes go to every subscriber, with no per-subscriber encoding.
+#[derive(Clone, Debug)]
+pub struct PreparedFrame {
+    bytes: bytes::Bytes,
+    kind: MessageKind,
+    payload_len: usize,
+}
+
+impl PreparedFrame {
+    pub fn new(kind: MessageKind, payload: &[u8]) -> PreparedFrame {
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let n = encode_server_header(&mut header, true, kind.opcode(), payload.len() as u64);
+        let mut bytes = Vec::with_capacity(n + payload.len());
+        bytes.extend_from_slice(&header[..n]);
+        bytes.extend_from_slice(payload);
+        PreparedFrame {
+            bytes: bytes.into(),
+            kind,
+            payload_len: payload.len(),
+        }
+    }
+    /// The whole frame (header and payload).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    pub fn kind(&self) -> MessageKind {
+        self.kind
+    }
+    pub fn payload_len(&self) -> usize {
+        self.payload_len
+    }
+}
+
+/// Wakes one core's reactor from any thread (an eventfd write); the core then calls
+/// [`CoreApp::on_wake`].
+#[derive(Debug)]
+pub struct Waker {
+    pub(crate) fd: std::os::fd::RawFd,
+}
+
+impl Waker {
+    pub fn wake(&self) {
+        crate::reactor::sys::eventfd_signal(self.fd);
+    }
+}
 
 /// Identifies a connection on its core. Stale ids (of closed connections) are detected: sending to
 /// one is a no-op that returns `false`.
@@ -40,6 +88,11 @@ pub trait Ctx {
     fn close(&mut self, conn: ConnId, code: CloseCode, reason: &str);
     /// Index of this core (0-based).
     fn core(&self) -> usize;
+    /// Writes a frame prepared once for many connections. Returns false if the connection is
+    /// gone or closing. Bytes the kernel does not take are queued for this connection only.
+    fn send_prepared(&mut self, conn: ConnId, frame: &PreparedFrame) -> bool;
+    /// Records one fan-out latency sample (`ringws_fanout_latency_seconds` of this core).
+    fn record_fanout_latency(&mut self, seconds: f64);
 }
 
 /// A server application; one instance shared by all cores.
@@ -63,6 +116,12 @@ pub trait App: Send + Sync + 'static {
     fn admin_max_body_bytes(&self) -> usize {
         0
     }
+    /// Called once before the cores start, with one waker per core (index = core).
+    fn start(&self, _wakers: Vec<Waker>) {}
+    /// Extra metric series of this app, registered once and read at every scrape.
+    fn metrics(&self) -> Vec<crate::metrics::AppSeries> {
+        Vec::new()
+    }
 }
 
 /// The per-core part of an application. All methods run on the reactor thread and must not block.
@@ -72,4 +131,9 @@ pub trait CoreApp {
     /// The connection is gone (after the close handshake, an error or a reset); `code` is the close
     /// code received or sent, if any.
     fn on_close(&mut self, _conn: ConnId, _code: Option<CloseCode>) {}
+    /// This core was woken through its [`Waker`] (e.g. messages in a cross-core inbox). Return
+    /// true if work is left: the reactor calls again in its next iteration without sleeping.
+    fn on_wake(&mut self, _ctx: &mut dyn Ctx) -> bool {
+        false
+    }
 }

@@ -24,7 +24,7 @@ use super::sys::{self, IoResult};
 use super::timer_wheel::TimerWheel;
 use super::Shared;
 use crate::admin::{AdminRequest, AdminResponse};
-use crate::app::{App, ConnId, CoreApp, Ctx, OpenInfo};
+use crate::app::{App, ConnId, CoreApp, Ctx, OpenInfo, PreparedFrame};
 use crate::metrics::Exporter;
 use crate::protocol::close::encode_close_payload;
 use crate::protocol::frame::{encode_server_header, Opcode, MAX_HEADER_LEN};
@@ -99,6 +99,7 @@ struct Io {
     drain_deadline: Option<u32>,
     /// Connections that left the open state since the app last heard, with the close code.
     released: Vec<(ConnId, Option<CloseCode>)>,
+    fanout_latency: metrics::Histogram,
 }
 
 pub struct Reactor<A: App> {
@@ -123,12 +124,15 @@ pub struct Reactor<A: App> {
     /// The admin listener, on core 0 only.
     admin: Option<AdminSide>,
     handshake_duration: metrics::Histogram,
+    /// The app asked to be woken again (its inbox had more than one turn's worth).
+    app_wants_wake: bool,
 }
 
 /// What a core needs from the server's metrics: the admin side (core 0) and its histogram.
 pub struct CoreObservers {
     pub admin: Option<AdminSide>,
     pub handshake_duration: metrics::Histogram,
+    pub fanout_latency: metrics::Histogram,
 }
 
 impl<A: App> Reactor<A> {
@@ -161,6 +165,7 @@ impl<A: App> Reactor<A> {
                 now_tick: 0,
                 drain_deadline: None,
                 released: Vec::new(),
+                fanout_latency: observers.fanout_latency,
             },
             app,
             core_app,
@@ -180,6 +185,7 @@ impl<A: App> Reactor<A> {
             accept_logged_at: None,
             admin: observers.admin,
             handshake_duration: observers.handshake_duration,
+            app_wants_wake: false,
         })
     }
 
@@ -203,7 +209,11 @@ impl<A: App> Reactor<A> {
             ring::token(Op::Wake, 0, 0),
         ));
         loop {
-            let want = if self.read_again.is_empty() { 1 } else { 0 };
+            let want = if self.read_again.is_empty() && !self.app_wants_wake {
+                1
+            } else {
+                0
+            };
             let mut completions = std::mem::take(&mut self.completions);
             self.io
                 .ring
@@ -221,6 +231,9 @@ impl<A: App> Reactor<A> {
                 }
             }
 
+            if std::mem::take(&mut self.app_wants_wake) {
+                self.app_wants_wake = self.core_app.on_wake(&mut self.io);
+            }
             self.expire_timers();
             if let Some(at) = self.accept_rearm_at {
                 if reached(at, self.io.now_tick) {
@@ -279,6 +292,7 @@ impl<A: App> Reactor<A> {
                         ring::token(Op::Wake, 0, 0),
                     ));
                 }
+                self.app_wants_wake = true;
             }
             Op::Readable => {
                 if !self.io.is_current(key, generation) {
@@ -1139,6 +1153,19 @@ impl Ctx for Io {
 
     fn core(&self) -> usize {
         self.core
+    }
+
+    fn send_prepared(&mut self, conn: ConnId, frame: &PreparedFrame) -> bool {
+        if self.phase_of(conn) != Some(Phase::Open) {
+            return false;
+        }
+        self.stats.message_sent(frame.kind(), frame.payload_len());
+        self.write_raw(conn.key, frame.bytes(), &[]);
+        true
+    }
+
+    fn record_fanout_latency(&mut self, seconds: f64) {
+        self.fanout_latency.record(seconds);
     }
 }
 
