@@ -35,6 +35,8 @@ enum Command {
     Bench(crate::bench::BenchArgs),
     /// Check whether this machine can hold N connections, and how to fix what cannot.
     Check(crate::check::CheckArgs),
+    /// Check a WebSocket endpoint step by step, as a browser would connect, and explain what fails.
+    Doctor(crate::doctor::DoctorArgs),
 }
 
 /// Parses arguments, runs the subcommand, returns the exit code.
@@ -51,6 +53,7 @@ pub fn main() -> i32 {
         Command::Serve(args) => serve::run(*args),
         Command::Bench(args) => crate::bench::run(args),
         Command::Check(args) => crate::check::run(args),
+        Command::Doctor(args) => crate::doctor::run(args),
     }
 }
 

@@ -1,0 +1,635 @@
+//! The socket side of doctor: blocking std sockets, one deadline per step, every step recorded.
+//! What the bytes mean is decided by `response`, `wire` and `diagnose`; this file only moves them.
+
+use std::io::{self, Read as _, Write as _};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs as _};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::diagnose::{ConnectFailure, Observation};
+use super::request::Request;
+use super::response::{self, HeadParse, Response};
+use super::target::{Scheme, Target};
+use super::wire::{self, ServerFrame};
+use crate::protocol::close::parse_close_payload;
+use crate::protocol::{CloseCode, Opcode};
+
+/// Addresses of one host name tried in turn, like a browser falling back from IPv6 to IPv4.
+const MAX_ADDRESSES_TRIED: usize = 4;
+/// How long to wait for the rest of a refusal's body once its head arrived.
+const BODY_WAIT: Duration = Duration::from_secs(1);
+/// Bytes of a non-HTTP answer kept for the diagnosis.
+const PREFIX_BYTES: usize = 16;
+/// Length of the random ping payload.
+const PING_PAYLOAD_BYTES: usize = 16;
+
+/// What to probe.
+pub struct Plan<'a> {
+    pub target: &'a Target,
+    pub request: &'a Request,
+    /// Each step's own limit.
+    pub timeout: Duration,
+}
+
+/// Which head `on_head` is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Head {
+    Request,
+    Response,
+}
+
+/// One step of the check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub name: String,
+    pub ok: bool,
+    pub elapsed: Duration,
+    pub detail: String,
+}
+
+/// Everything the probe saw.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub steps: Vec<Step>,
+    pub response: Option<Response>,
+    /// The first failure; `None` when every step passed.
+    pub failure: Option<Observation>,
+    pub pong_rtt: Option<Duration>,
+}
+
+impl Outcome {
+    fn record<T>(
+        &mut self,
+        name: String,
+        started: Instant,
+        result: Result<(T, String), (Observation, String)>,
+    ) -> Result<T, Observation> {
+        let elapsed = started.elapsed();
+        match result {
+            Ok((value, detail)) => {
+                self.steps.push(Step {
+                    name,
+                    ok: true,
+                    elapsed,
+                    detail,
+                });
+                Ok(value)
+            }
+            Err((observation, detail)) => {
+                self.steps.push(Step {
+                    name,
+                    ok: false,
+                    elapsed,
+                    detail,
+                });
+                Err(observation)
+            }
+        }
+    }
+}
+
+/// Runs every step until one fails. `on_head` sees the request and response heads as sent and
+/// received (for `-v`).
+pub fn run(plan: &Plan<'_>, on_head: &mut dyn FnMut(Head, &[u8])) -> Outcome {
+    let mut outcome = Outcome::default();
+    if let Err(observation) = probe(plan, on_head, &mut outcome) {
+        outcome.failure = Some(observation);
+    }
+    outcome
+}
+
+fn probe(
+    plan: &Plan<'_>,
+    on_head: &mut dyn FnMut(Head, &[u8]),
+    out: &mut Outcome,
+) -> Result<(), Observation> {
+    let target = plan.target;
+    let timeout = plan.timeout;
+
+    let started = Instant::now();
+    let addrs = resolve(&target.host, target.port, timeout);
+    let addrs = out.record(format!("resolve {}", target.host), started, addrs)?;
+
+    let started = Instant::now();
+    let connected = connect(&addrs, timeout);
+    let mut stream = out.record("connect".to_owned(), started, connected)?;
+
+    let started = Instant::now();
+    let upgraded = upgrade(plan, &mut stream, on_head, out);
+    let (negotiated, mut buf) = out.record("upgrade".to_owned(), started, upgraded)?;
+
+    let rsv1_allowed = negotiated
+        .extensions
+        .iter()
+        .any(|e| e.eq_ignore_ascii_case("permessage-deflate"));
+    let started = Instant::now();
+    let ponged = ping(&mut stream, &mut buf, rsv1_allowed, timeout);
+    let rtt = out.record("ping/pong".to_owned(), started, ponged)?;
+    out.pong_rtt = Some(rtt);
+
+    let started = Instant::now();
+    let closed = close(&mut stream, &mut buf, rsv1_allowed, timeout);
+    out.record("close".to_owned(), started, closed)
+}
+
+type StepResult<T> = Result<(T, String), (Observation, String)>;
+
+fn resolve(host: &str, port: u16, timeout: Duration) -> StepResult<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        let addr = SocketAddr::new(ip, port);
+        return Ok((vec![addr], format!("{addr} (an address, no lookup)")));
+    }
+    // getaddrinfo(3) has no timeout of its own: resolve on a thread and stop waiting for it.
+    let (tx, rx) = mpsc::channel();
+    let query = (host.to_owned(), port);
+    std::thread::spawn(move || {
+        let result = query
+            .to_socket_addrs()
+            .map(|addrs| addrs.collect::<Vec<_>>());
+        let _ = tx.send(result);
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => {
+            let list = addrs
+                .iter()
+                .map(|a| a.ip().to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            Ok((addrs, list))
+        }
+        Ok(Ok(_)) => Err((
+            Observation::Dns {
+                host: host.to_owned(),
+                error: "the name has no addresses".to_owned(),
+            },
+            "no addresses".to_owned(),
+        )),
+        Ok(Err(err)) => Err((
+            Observation::Dns {
+                host: host.to_owned(),
+                error: err.to_string(),
+            },
+            err.to_string(),
+        )),
+        Err(_) => Err((
+            Observation::DnsTimeout {
+                host: host.to_owned(),
+            },
+            format!("no answer within {timeout:?}"),
+        )),
+    }
+}
+
+fn connect(addrs: &[SocketAddr], timeout: Duration) -> StepResult<TcpStream> {
+    let mut failures = Vec::new();
+    for addr in addrs.iter().take(MAX_ADDRESSES_TRIED) {
+        match TcpStream::connect_timeout(addr, timeout) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                if let Err(err) = stream.set_write_timeout(Some(timeout)) {
+                    failures.push((*addr, ConnectFailure::Other(err.to_string())));
+                    continue;
+                }
+                let mut detail = addr.to_string();
+                for (failed, failure) in &failures {
+                    detail.push_str(&format!(" (after {failed}: {})", failure_text(failure)));
+                }
+                return Ok((stream, detail));
+            }
+            Err(err) => failures.push((*addr, classify_connect_error(&err))),
+        }
+    }
+    // Refused says the most (the host is up); report it before timeouts and the rest.
+    let rank = |f: &ConnectFailure| match f {
+        ConnectFailure::Refused => 0,
+        ConnectFailure::TimedOut => 1,
+        ConnectFailure::Unreachable(_) => 2,
+        ConnectFailure::Other(_) => 3,
+    };
+    let detail = failures
+        .iter()
+        .map(|(addr, f)| format!("{addr}: {}", failure_text(f)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let (addr, failure) = failures
+        .into_iter()
+        .min_by_key(|(_, f)| rank(f))
+        .expect("resolve returns at least one address");
+    Err((
+        Observation::Connect {
+            addr: addr.to_string(),
+            failure,
+        },
+        detail,
+    ))
+}
+
+fn classify_connect_error(err: &io::Error) -> ConnectFailure {
+    match err.kind() {
+        io::ErrorKind::ConnectionRefused => ConnectFailure::Refused,
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ConnectFailure::TimedOut,
+        _ => match err.raw_os_error() {
+            Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EADDRNOTAVAIL) => {
+                ConnectFailure::Unreachable(err.to_string())
+            }
+            _ => ConnectFailure::Other(err.to_string()),
+        },
+    }
+}
+
+fn failure_text(failure: &ConnectFailure) -> String {
+    match failure {
+        ConnectFailure::Refused => "refused".to_owned(),
+        ConnectFailure::TimedOut => "timed out".to_owned(),
+        ConnectFailure::Unreachable(e) | ConnectFailure::Other(e) => e.clone(),
+    }
+}
+
+/// Sends the request and reads the answer; on success returns what was negotiated and the bytes
+/// already received after the head (frames).
+fn upgrade(
+    plan: &Plan<'_>,
+    stream: &mut TcpStream,
+    on_head: &mut dyn FnMut(Head, &[u8]),
+    out: &mut Outcome,
+) -> StepResult<(response::Negotiated, Vec<u8>)> {
+    on_head(Head::Request, &plan.request.head);
+    if let Err(err) = stream.write_all(&plan.request.head) {
+        let reset = is_reset(&err);
+        return Err((
+            Observation::ClosedWithoutAnswer { reset },
+            format!("sending the request failed: {err}"),
+        ));
+    }
+    let deadline = Instant::now() + plan.timeout;
+    let mut buf = Vec::new();
+    let response = loop {
+        match parse_head_so_far(&buf) {
+            Some(Ok(response)) => break response,
+            Some(Err(failure)) => return Err(failure),
+            None => {}
+        }
+        match read_some(stream, &mut buf, deadline) {
+            Read::Data => {}
+            Read::Eof | Read::Reset if !buf.is_empty() => {
+                return Err((
+                    Observation::NotHttp {
+                        prefix: buf[..buf.len().min(PREFIX_BYTES)].to_vec(),
+                    },
+                    "the answer ended before its head was complete".to_owned(),
+                ))
+            }
+            Read::Eof => {
+                return Err((
+                    Observation::ClosedWithoutAnswer { reset: false },
+                    "closed without answering".to_owned(),
+                ))
+            }
+            Read::Reset => {
+                return Err((
+                    Observation::ClosedWithoutAnswer { reset: true },
+                    "reset without answering".to_owned(),
+                ))
+            }
+            Read::TimedOut => {
+                return Err((
+                    Observation::NoAnswer,
+                    format!("no answer within {:?}", plan.timeout),
+                ))
+            }
+            Read::Error(err) => {
+                return Err((
+                    Observation::ClosedWithoutAnswer { reset: false },
+                    format!("reading the answer failed: {err}"),
+                ))
+            }
+        }
+    };
+    on_head(Head::Response, &buf[..response.head_len]);
+    out.response = Some(response.clone());
+    let status = format!("{} {}", response.status, response.reason);
+    if response.status != 101 || plan.target.scheme == Scheme::Wss {
+        let body = read_body(stream, &response, &buf[response.head_len..], deadline);
+        let detail = match response.header("Content-Type") {
+            Some(content_type) => format!("HTTP {status} ({content_type})"),
+            None => format!("HTTP {status}"),
+        };
+        return Err((Observation::Answer { response, body }, detail));
+    }
+    match response::check_upgrade(&response, plan.request) {
+        Ok(negotiated) => {
+            let detail = format!(
+                "{status}; Sec-WebSocket-Accept ok; protocol: {}; extensions: {}",
+                negotiated.protocol.as_deref().unwrap_or("none"),
+                if negotiated.extensions.is_empty() {
+                    "none".to_owned()
+                } else {
+                    negotiated.extensions.join(", ")
+                }
+            );
+            let frames = buf[response.head_len..].to_vec();
+            Ok(((negotiated, frames), detail))
+        }
+        Err(problem) => Err((
+            Observation::BadUpgrade(problem),
+            format!("{status}, but not a valid WebSocket upgrade"),
+        )),
+    }
+}
+
+/// `None`: read more.
+fn parse_head_so_far(buf: &[u8]) -> Option<Result<Response, (Observation, String)>> {
+    match response::parse_head(buf) {
+        HeadParse::Partial => None,
+        HeadParse::Complete(response) => Some(Ok(response)),
+        HeadParse::NotHttp => Some(Err((
+            Observation::NotHttp {
+                prefix: buf[..buf.len().min(PREFIX_BYTES)].to_vec(),
+            },
+            "the answer is not HTTP".to_owned(),
+        ))),
+        HeadParse::TooLarge => Some(Err((
+            Observation::ResponseTooLarge,
+            "the answer's head is too large".to_owned(),
+        ))),
+    }
+}
+
+/// Reads as much of a refusal's body as doctor keeps, waiting at most [`BODY_WAIT`].
+fn read_body(
+    stream: &mut TcpStream,
+    response: &Response,
+    already: &[u8],
+    deadline: Instant,
+) -> Vec<u8> {
+    let mut raw = already.to_vec();
+    let deadline = deadline.min(Instant::now() + BODY_WAIT);
+    while !response::body_complete(response, &raw) {
+        if !matches!(read_some(stream, &mut raw, deadline), Read::Data) {
+            break;
+        }
+    }
+    response::decode_body(response, &raw)
+}
+
+fn ping(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    rsv1_allowed: bool,
+    timeout: Duration,
+) -> StepResult<Duration> {
+    let payload: [u8; PING_PAYLOAD_BYTES] = random_bytes();
+    let frame = wire::client_control_frame(Opcode::Ping, &payload, random_bytes());
+    let sent = Instant::now();
+    if let Err(err) = stream.write_all(&frame) {
+        return Err(io_failure("sending a ping", err));
+    }
+    let deadline = sent + timeout;
+    let mut mismatched = 0;
+    let mut data_frames = 0;
+    loop {
+        while let Some(frame) = next_frame(buf, rsv1_allowed)? {
+            match frame.opcode {
+                Opcode::Pong if frame.payload == payload => {
+                    let rtt = sent.elapsed();
+                    let mut detail = format!(
+                        "pong in {}, {PING_PAYLOAD_BYTES}-byte payload echoed",
+                        super::report::format_ms(rtt)
+                    );
+                    if data_frames > 0 {
+                        detail.push_str(&format!(" ({data_frames} data frame(s) arrived first)"));
+                    }
+                    return Ok((rtt, detail));
+                }
+                Opcode::Pong => mismatched += 1,
+                Opcode::Ping => {
+                    let pong =
+                        wire::client_control_frame(Opcode::Pong, &frame.payload, random_bytes());
+                    if let Err(err) = stream.write_all(&pong) {
+                        return Err(io_failure("answering the server's ping", err));
+                    }
+                }
+                Opcode::Close => return Err(closed_by_server(&frame)),
+                Opcode::Text | Opcode::Binary | Opcode::Continuation => data_frames += 1,
+            }
+        }
+        match read_some(stream, buf, deadline) {
+            Read::Data => {}
+            Read::Eof => {
+                return Err((
+                    Observation::DroppedAfterUpgrade { reset: false },
+                    "the connection closed without a close frame".to_owned(),
+                ))
+            }
+            Read::Reset => {
+                return Err((
+                    Observation::DroppedAfterUpgrade { reset: true },
+                    "the connection was reset".to_owned(),
+                ))
+            }
+            Read::TimedOut => {
+                return Err((
+                    Observation::NoPong { mismatched },
+                    format!("no pong within {timeout:?}"),
+                ))
+            }
+            Read::Error(err) => return Err(io_failure("waiting for the pong", err)),
+        }
+    }
+}
+
+fn closed_by_server(frame: &ServerFrame) -> (Observation, String) {
+    match parse_close_payload(&frame.payload) {
+        Ok((code, reason)) => {
+            let detail = match code {
+                Some(code) => format!("the server sent close {}", code.0),
+                None => "the server sent an empty close frame".to_owned(),
+            };
+            (
+                Observation::ClosedAfterUpgrade {
+                    code: code.map(|c| c.0),
+                    reason: reason.to_owned(),
+                },
+                detail,
+            )
+        }
+        Err(err) => (
+            Observation::BadFrame {
+                detail: format!("the server sent an invalid close frame: {err:?}"),
+            },
+            "invalid close frame".to_owned(),
+        ),
+    }
+}
+
+fn close(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    rsv1_allowed: bool,
+    timeout: Duration,
+) -> StepResult<()> {
+    let frame = wire::client_close_frame(CloseCode::NORMAL, random_bytes());
+    if let Err(err) = stream.write_all(&frame) {
+        return Err(io_failure("sending the close frame", err));
+    }
+    let deadline = Instant::now() + timeout;
+    let answer = 'answer: loop {
+        while let Some(frame) = next_frame(buf, rsv1_allowed)? {
+            if frame.opcode == Opcode::Close {
+                break 'answer frame;
+            }
+        }
+        match read_some(stream, buf, deadline) {
+            Read::Data => {}
+            Read::Eof | Read::Reset => {
+                return Err((
+                    Observation::BadClose {
+                        detail: "the server closed TCP without answering the close frame"
+                            .to_owned(),
+                    },
+                    "no close frame before TCP closed".to_owned(),
+                ))
+            }
+            Read::TimedOut => {
+                return Err((
+                    Observation::CloseNotAnswered,
+                    format!("no close frame within {timeout:?}"),
+                ))
+            }
+            Read::Error(err) => return Err(io_failure("waiting for the close frame", err)),
+        }
+    };
+    let code = match parse_close_payload(&answer.payload) {
+        Ok((code, _)) => code.map(|c| c.0),
+        Err(err) => {
+            return Err((
+                Observation::BadClose {
+                    detail: format!("the server's close frame is invalid: {err:?}"),
+                },
+                "invalid close frame".to_owned(),
+            ))
+        }
+    };
+    if let Some(code) = code.filter(|c| !matches!(c, 1000 | 1001)) {
+        let (meaning, _) = super::diagnose::close_code_meaning(code);
+        return Err((
+            Observation::BadClose {
+                detail: format!("the server answered close 1000 with close {code} ({meaning})"),
+            },
+            format!("answered with close {code}"),
+        ));
+    }
+    let answered = match code {
+        Some(code) => format!("close {code} answered"),
+        None => "empty close answered".to_owned(),
+    };
+    // The server closes TCP first (RFC 6455 §7.1.1); wait for it.
+    let deadline = Instant::now() + timeout;
+    loop {
+        buf.clear();
+        match read_some(stream, buf, deadline) {
+            Read::Data => {}
+            Read::Eof => return Ok(((), format!("{answered}; the server closed TCP"))),
+            Read::Reset => return Ok(((), format!("{answered}; the server reset TCP"))),
+            Read::TimedOut => {
+                return Err((
+                    Observation::TcpNotClosed,
+                    format!("{answered}, but TCP stayed open for {timeout:?}"),
+                ))
+            }
+            Read::Error(err) => return Err(io_failure("waiting for the TCP close", err)),
+        }
+    }
+}
+
+fn next_frame(
+    buf: &mut Vec<u8>,
+    rsv1_allowed: bool,
+) -> Result<Option<ServerFrame>, (Observation, String)> {
+    wire::pop_server_frame(buf, rsv1_allowed).map_err(|detail| {
+        (
+            Observation::BadFrame {
+                detail: detail.clone(),
+            },
+            detail,
+        )
+    })
+}
+
+fn io_failure(during: &'static str, err: io::Error) -> (Observation, String) {
+    (
+        Observation::Io {
+            during,
+            error: err.to_string(),
+        },
+        format!("{during}: {err}"),
+    )
+}
+
+enum Read {
+    Data,
+    Eof,
+    Reset,
+    TimedOut,
+    Error(io::Error),
+}
+
+/// One `read(2)` appended to `buf`, bounded by `deadline`.
+fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Read {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Read::TimedOut;
+        }
+        // A zero read timeout means "block forever" to the OS, so never pass one.
+        let left = (deadline - now).max(Duration::from_millis(1));
+        if let Err(err) = stream.set_read_timeout(Some(left)) {
+            return Read::Error(err);
+        }
+        return match stream.read(&mut chunk) {
+            Ok(0) => Read::Eof,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                Read::Data
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Read::TimedOut
+            }
+            Err(err) if is_reset(&err) => Read::Reset,
+            Err(err) => Read::Error(err),
+        };
+    }
+}
+
+fn is_reset(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
+/// Random bytes for keys, masks and ping payloads (unpredictable, not secret).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    let from_kernel =
+        std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if from_kernel.is_err() {
+        // std's hasher keys are seeded randomly per process; enough for a diagnostic's key.
+        use std::hash::{BuildHasher as _, Hasher as _};
+        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_usize(i);
+            chunk.copy_from_slice(&hasher.finish().to_ne_bytes()[..chunk.len()]);
+        }
+    }
+    bytes
+}

@@ -1,0 +1,413 @@
+//! `ringws doctor` against the real server and against small test servers that each fail in one
+//! way: its exit code, and the cause it names.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ringws::protocol::handshake::accept_key;
+use ringws::protocol::RefusalReason;
+
+/// Longest any doctor run may take in these tests.
+const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `ringws doctor ARGS`, killed after [`RUN_LIMIT`].
+fn doctor(args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringws"))
+        .arg("doctor")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ringws doctor");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            panic!("ringws doctor {args:?} ran longer than {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    Run {
+        code: status.code().expect("doctor exited by a signal"),
+        stdout,
+        stderr,
+    }
+}
+
+#[track_caller]
+fn assert_run(run: &Run, code: i32, mentions: &[&str]) {
+    assert_eq!(
+        run.code, code,
+        "exit code\nstdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    for text in mentions {
+        assert!(
+            run.stdout.contains(text),
+            "{text:?} not in stdout:\n{}",
+            run.stdout
+        );
+    }
+}
+
+/// A `ringws serve` on an ephemeral port; killed when dropped.
+struct Ringws {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Ringws {
+    fn start() -> Ringws {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringws"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "off"])
+            .args(["--cores", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ringws serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("ringws printed no ready line within 10 s");
+        let addr = line
+            .strip_prefix("ringws listening on ws://")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected ready line: {line}"))
+            .parse()
+            .unwrap();
+        Ringws { child, addr }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+}
+
+impl Drop for Ringws {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A test server on 127.0.0.1: each connection is handed to `handle` on its own thread.
+fn test_server(handle: fn(TcpStream)) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || handle(stream));
+        }
+    });
+    addr
+}
+
+/// Reads the request head; returns it as text.
+fn read_request(stream: &mut TcpStream) -> String {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+fn request_key(head: &str) -> String {
+    head.lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("sec-websocket-key")
+                .then(|| value.trim().to_owned())
+        })
+        .expect("the request has a Sec-WebSocket-Key")
+}
+
+fn switching_protocols(accept: &str) -> String {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    )
+}
+
+/// Answers the upgrade correctly; returns the stream for what follows.
+fn accept_upgrade(stream: &mut TcpStream) {
+    let head = read_request(stream);
+    let accept = accept_key(request_key(&head).as_bytes());
+    let answer = switching_protocols(std::str::from_utf8(&accept).unwrap());
+    stream.write_all(answer.as_bytes()).unwrap();
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("ws://{addr}/")
+}
+
+#[test]
+fn healthy_ringws_passes_with_a_pong() {
+    let server = Ringws::start();
+    let run = doctor(&[&server.url(), "-v"]);
+    assert_run(
+        &run,
+        0,
+        &[
+            "✔ connect",
+            "✔ upgrade",
+            "✔ ping/pong",
+            "pong in",
+            "✔ close",
+            "OK:",
+        ],
+    );
+    assert!(run.stderr.contains("> GET / HTTP/1.1"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("< HTTP/1.1 101 Switching Protocols"),
+        "{}",
+        run.stderr
+    );
+
+    let run = doctor(&[
+        &server.url(),
+        "--json",
+        "--protocol",
+        "chat",
+        "--origin",
+        "http://a.test",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["status"], 101);
+    assert!(json["pong_rtt_ms"].as_f64().unwrap() > 0.0);
+    assert!(json["cause"].is_null());
+    assert_eq!(json["steps"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn ringws_refusal_reason_is_quoted() {
+    let server = Ringws::start();
+    let run = doctor(&[&server.url(), "--header", "Sec-WebSocket-Version: 8"]);
+    assert_run(
+        &run,
+        4,
+        &[
+            "✘ upgrade",
+            "HTTP 426",
+            RefusalReason::UnsupportedVersion.message(),
+            "changed or removed with --header",
+        ],
+    );
+}
+
+#[test]
+fn wss_url_on_a_plain_port() {
+    let server = Ringws::start();
+    let run = doctor(&[&format!("wss://{}/", server.addr)]);
+    assert_run(&run, 4, &["plain HTTP, not TLS", "ws://"]);
+}
+
+#[test]
+fn ordinary_web_server() {
+    let addr = test_server(|mut stream| {
+        read_request(&mut stream);
+        let body = "<!DOCTYPE html><html><head><title>Welcome</title></head></html>";
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(answer.as_bytes());
+    });
+    let run = doctor(&[&url(addr)]);
+    assert_run(
+        &run,
+        4,
+        &[
+            "HTTP 200 OK",
+            "ordinary web server",
+            "proxy",
+            "deploy/nginx/ringws.conf",
+        ],
+    );
+    let run = doctor(&[&url(addr), "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        (json["ok"].clone(), json["status"].clone()),
+        (false.into(), 200.into())
+    );
+    assert!(json["cause"]
+        .as_str()
+        .unwrap()
+        .contains("ordinary web server"));
+    assert!(json["fix"].as_str().unwrap().contains("proxy_set_header"));
+    assert_eq!(json["exit_code"], 4);
+}
+
+/// A proxy that strips Upgrade, in front of a ringws-like answer.
+#[test]
+fn stripping_proxy_with_ringws_reason() {
+    let addr = test_server(|mut stream| {
+        read_request(&mut stream);
+        let mut answer = Vec::new();
+        ringws::protocol::handshake::write_refusal(
+            &mut answer,
+            &RefusalReason::MissingUpgrade.into(),
+        );
+        let _ = stream.write_all(&answer);
+    });
+    let run = doctor(&[&url(addr)]);
+    assert_run(
+        &run,
+        4,
+        &[
+            "HTTP 400 Bad Request",
+            RefusalReason::MissingUpgrade.message(),
+            "a proxy in front removed them",
+            "proxy_set_header Upgrade",
+        ],
+    );
+}
+
+#[test]
+fn tls_only_port() {
+    let addr = test_server(|mut stream| {
+        let mut some = [0u8; 64];
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = stream.read(&mut some);
+        // A TLS alert record: fatal (2), protocol_version (70).
+        let _ = stream.write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46]);
+    });
+    let run = doctor(&[&url(addr)]);
+    assert_run(&run, 4, &["TLS alert", "expects TLS", "wss://"]);
+    let run = doctor(&[&format!("wss://{addr}/")]);
+    assert_run(&run, 4, &["speaks TLS", "does not implement TLS"]);
+}
+
+#[test]
+fn closed_port() {
+    let addr = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let run = doctor(&[&url(addr)]);
+    assert_run(
+        &run,
+        3,
+        &["✘ connect", "refused", "nothing listens", "ss -ltn"],
+    );
+}
+
+#[test]
+fn wrong_accept() {
+    let addr = test_server(|mut stream| {
+        read_request(&mut stream);
+        let answer = switching_protocols("AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+        let _ = stream.write_all(answer.as_bytes());
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let run = doctor(&[&url(addr)]);
+    assert_run(&run, 4, &["Sec-WebSocket-Accept", "mangling the handshake"]);
+}
+
+#[test]
+fn protocol_not_offered() {
+    let addr = test_server(|mut stream| {
+        let head = read_request(&mut stream);
+        let accept = accept_key(request_key(&head).as_bytes());
+        let answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+            std::str::from_utf8(&accept).unwrap()
+        );
+        let _ = stream.write_all(answer.as_bytes());
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let run = doctor(&[&url(addr), "--protocol", "chat"]);
+    assert_run(&run, 4, &["\"mqtt\"", "did not offer", "offered: chat"]);
+}
+
+#[test]
+fn closed_right_after_101() {
+    let addr = test_server(|mut stream| accept_upgrade(&mut stream));
+    let run = doctor(&[&url(addr)]);
+    assert_run(
+        &run,
+        5,
+        &["✔ upgrade", "✘ ping/pong", "without a close frame"],
+    );
+
+    let addr = test_server(|mut stream| {
+        accept_upgrade(&mut stream);
+        // Close 1008 "no ticket", unmasked.
+        let _ = stream.write_all(b"\x88\x0b\x03\xf0no ticket");
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let run = doctor(&[&url(addr)]);
+    assert_run(
+        &run,
+        5,
+        &["close code 1008", "no ticket", "policy violation"],
+    );
+}
+
+#[test]
+fn no_pong() {
+    let addr = test_server(|mut stream| {
+        accept_upgrade(&mut stream);
+        let mut sink = [0u8; 1024];
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    let started = Instant::now();
+    let run = doctor(&[&url(addr), "--timeout", "1s"]);
+    assert_run(
+        &run,
+        5,
+        &["✘ ping/pong", "no pong within 1 s", "buffering frames"],
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn bad_url_is_a_usage_error() {
+    let run = doctor(&["ftp://example.com/"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("not a WebSocket URL"), "{}", run.stderr);
+    let run = doctor(&["ws://127.0.0.1:9001/", "--token-in-query"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}
