@@ -9,11 +9,27 @@ use std::time::Duration;
 
 use clap::ValueEnum as _;
 
+use crate::policy::auth::JWT_SECRET_ENV;
+use crate::policy::subprotocol::{self, MAX_SUBPROTOCOLS};
+use crate::policy::{Cidr, OriginPattern};
+
 /// Which built-in application `serve` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum AppKind {
     Echo,
+}
+
+/// How handshakes are authenticated (`auth`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Everyone may upgrade.
+    #[default]
+    None,
+    /// A bearer token from `auth_tokens_file`.
+    Token,
+    /// An HS256 JWT signed with the secret from `jwt_secret_file` or `RINGWS_JWT_SECRET`.
+    Jwt,
 }
 
 /// The effective server configuration (defaults < TOML file < flags).
@@ -67,6 +83,37 @@ pub struct Config {
     pub recv_buffer_size: usize,
     /// `log`: tracing filter, e.g. `info`, `ringws=debug`. Default info.
     pub log: String,
+    /// `allowed_origins`: origins (and `*.domain` wildcards) whose pages may connect. Default
+    /// empty: any origin.
+    pub allowed_origins: Vec<OriginPattern>,
+    /// `allow_missing_origin`: accept requests without `Origin` (non-browser clients). Default
+    /// true.
+    pub allow_missing_origin: bool,
+    /// `subprotocols`: the subprotocols the server speaks, in preference order. Default none.
+    pub subprotocols: Vec<String>,
+    /// `require_subprotocol`: refuse clients that offer none of `subprotocols`. Default false.
+    pub require_subprotocol: bool,
+    /// `auth`: none, token or jwt. Default none.
+    pub auth: AuthMode,
+    /// `auth_tokens_file`: accepted tokens, one per line or `name:token`. Default none.
+    pub auth_tokens_file: Option<PathBuf>,
+    /// `jwt_secret_file`: the HS256 secret; without it, `RINGWS_JWT_SECRET`. Default none.
+    pub jwt_secret_file: Option<PathBuf>,
+    /// `jwt_audience`: the `aud` a JWT must name, when set. Default none.
+    pub jwt_audience: Option<String>,
+    /// `jwt_issuer`: the `iss` a JWT must have, when set. Default none.
+    pub jwt_issuer: Option<String>,
+    /// `handshake_rate_per_ip`: handshakes per second per client address; 0 = off. Default 0.
+    pub handshake_rate_per_ip: u32,
+    /// `handshake_burst_per_ip`: bucket size of the handshake rate limit. Default 20.
+    pub handshake_burst_per_ip: u32,
+    /// `handshake_rate_table_size`: client addresses tracked per core. Default 4096.
+    pub handshake_rate_table_size: usize,
+    /// `trusted_proxies`: peers whose X-Forwarded-For / Forwarded is believed. Default none.
+    pub trusted_proxies: Vec<Cidr>,
+    /// `debug_handshakes`: keep recent refusals for `GET /debug/handshakes` on the admin
+    /// listener. Default off.
+    pub debug_handshakes: bool,
 }
 
 impl Default for Config {
@@ -96,6 +143,20 @@ impl Default for Config {
             ring_entries: 4096,
             recv_buffer_size: 64 << 10,
             log: "info".into(),
+            allowed_origins: Vec::new(),
+            allow_missing_origin: true,
+            subprotocols: Vec::new(),
+            require_subprotocol: false,
+            auth: AuthMode::None,
+            auth_tokens_file: None,
+            jwt_secret_file: None,
+            jwt_audience: None,
+            jwt_issuer: None,
+            handshake_rate_per_ip: 0,
+            handshake_burst_per_ip: 20,
+            handshake_rate_table_size: crate::policy::rate_limit::DEFAULT_TABLE_SIZE,
+            trusted_proxies: Vec::new(),
+            debug_handshakes: false,
         }
     }
 }
@@ -106,7 +167,7 @@ impl Default for Config {
 
 /// Every key of the config file, in the order `--print-config` writes them. Each has a flag of the
 /// same name in kebab-case (`max_message_size` ↔ `--max-message-size`).
-pub const KEYS: [&str; 22] = [
+pub const KEYS: [&str; 36] = [
     "listen",
     "admin_listen",
     "app",
@@ -129,7 +190,24 @@ pub const KEYS: [&str; 22] = [
     "ring_entries",
     "recv_buffer_size",
     "log",
+    "allowed_origins",
+    "allow_missing_origin",
+    "subprotocols",
+    "require_subprotocol",
+    "auth",
+    "auth_tokens_file",
+    "jwt_secret_file",
+    "jwt_audience",
+    "jwt_issuer",
+    "handshake_rate_per_ip",
+    "handshake_burst_per_ip",
+    "handshake_rate_table_size",
+    "trusted_proxies",
+    "debug_handshakes",
 ];
+
+/// Keys whose value is a list: the flag is repeated, the file has an array (or one string).
+pub const LIST_KEYS: [&str; 3] = ["allowed_origins", "subprotocols", "trusted_proxies"];
 
 /// Bounds of `max_frame_size` and `max_message_size`. Below 125 bytes a legal control frame
 /// (ping, pong, close) would be refused; above 1 TiB is a typo, not a plan.
@@ -150,6 +228,14 @@ pub const OUTBOUND_BUFFER_BYTES: RangeInclusive<u64> = 4 << 10..=1 << 30;
 pub const MESSAGE_RATE: RangeInclusive<u64> = 0..=1_000_000;
 /// Bounds of `message_burst`.
 pub const MESSAGE_BURST: RangeInclusive<u64> = 1..=1_000_000;
+/// Bounds of `handshake_rate_per_ip` (0 disables the limit).
+pub const HANDSHAKE_RATE: RangeInclusive<u64> = 0..=1_000_000;
+/// Bounds of `handshake_burst_per_ip`.
+pub const HANDSHAKE_BURST: RangeInclusive<u64> = 1..=1_000_000;
+/// Bounds of `handshake_rate_table_size`: about 64 bytes each, so at most 64 MiB per core.
+pub const HANDSHAKE_RATE_TABLE_SIZE: RangeInclusive<u64> = 16..=1 << 20;
+/// Most entries of `allowed_origins` and of `trusted_proxies`.
+pub const MAX_LIST_LEN: usize = 1024;
 /// Longest timeout of any kind; timers stay far from any overflow.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest size text [`parse_size`] looks at; anything longer is refused unread.
@@ -248,6 +334,81 @@ pub struct Settings {
     /// wins. [default: info]
     #[arg(long, value_name = "FILTER")]
     pub log: Option<RawValue>,
+    /// An origin whose pages may connect: https://app.example.com, http://localhost:8080, or
+    /// *.example.com for every subdomain (not example.com itself); repeat the flag for more.
+    /// Empty allows any origin. [default: []]
+    #[arg(long, value_name = "ORIGIN")]
+    #[serde(default, deserialize_with = "list_or_one")]
+    pub allowed_origins: Option<Vec<RawValue>>,
+    /// Accept upgrades without an Origin header (non-browser clients send none); browsers
+    /// always send one. [default: true]
+    #[arg(long, value_name = "BOOL")]
+    pub allow_missing_origin: Option<RawValue>,
+    /// A subprotocol the server speaks, in preference order; repeat the flag for more. The
+    /// first one the client also offers is chosen. [default: []]
+    #[arg(long, value_name = "NAME")]
+    #[serde(default, deserialize_with = "list_or_one")]
+    pub subprotocols: Option<Vec<RawValue>>,
+    /// Refuse (400) clients that offer none of the subprotocols, instead of accepting them
+    /// without one. [default: false]
+    #[arg(long, value_name = "BOOL")]
+    pub require_subprotocol: Option<RawValue>,
+    /// Authentication before the upgrade: none, token (auth_tokens_file) or jwt (HS256, secret
+    /// from jwt_secret_file or RINGWS_JWT_SECRET), as "Authorization: Bearer" or ?token=.
+    /// [default: none]
+    #[arg(long, value_name = "MODE")]
+    pub auth: Option<RawValue>,
+    /// File of accepted tokens for auth = token: one per line, or name:token to give the
+    /// token a name the app sees; "off" for none. [default: off]
+    #[arg(long, value_name = "FILE")]
+    pub auth_tokens_file: Option<RawValue>,
+    /// File holding the HS256 secret (at least 32 bytes) for auth = jwt; "off" reads the
+    /// environment variable RINGWS_JWT_SECRET instead. [default: off]
+    #[arg(long, value_name = "FILE")]
+    pub jwt_secret_file: Option<RawValue>,
+    /// The audience ("aud") a JWT must name; "off" skips the check. [default: off]
+    #[arg(long, value_name = "AUD")]
+    pub jwt_audience: Option<RawValue>,
+    /// The issuer ("iss") a JWT must have; "off" skips the check. [default: off]
+    #[arg(long, value_name = "ISS")]
+    pub jwt_issuer: Option<RawValue>,
+    /// Handshakes per second one client address may make before getting 429 (IPv6: per
+    /// /64); 0 disables. [default: 0]
+    #[arg(long, value_name = "N")]
+    pub handshake_rate_per_ip: Option<RawValue>,
+    /// Burst allowance of the handshake rate limit, from 1 to 1000000. [default: 20]
+    #[arg(long, value_name = "N")]
+    pub handshake_burst_per_ip: Option<RawValue>,
+    /// Client addresses each core tracks for the handshake rate limit, from 16 to 1048576;
+    /// the least recently seen are forgotten first. [default: 4096]
+    #[arg(long, value_name = "N")]
+    pub handshake_rate_table_size: Option<RawValue>,
+    /// A proxy address or CIDR block (10.0.0.0/8, ::1) whose X-Forwarded-For or Forwarded
+    /// header names the client; repeat the flag for more. [default: []]
+    #[arg(long, value_name = "CIDR")]
+    #[serde(default, deserialize_with = "list_or_one")]
+    pub trusted_proxies: Option<Vec<RawValue>>,
+    /// Keep each core's last refused handshakes and serve them as JSON at
+    /// /debug/handshakes on the admin listener: on or off. [default: off]
+    #[arg(long, value_name = "on|off")]
+    pub debug_handshakes: Option<RawValue>,
+}
+
+/// A list key of the config file: an array, or one value standing for a list of one.
+fn list_or_one<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<RawValue>>, D::Error> {
+    let raw = <RawValue as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(Some(match raw.value {
+        toml::Value::Array(items) => items
+            .into_iter()
+            .map(|value| RawValue {
+                value,
+                span: raw.span.clone(),
+            })
+            .collect(),
+        _ => vec![raw],
+    }))
 }
 
 /// A setting's value as written: flag text, or any TOML value with where it sits in the file.
@@ -359,6 +520,13 @@ pub enum ConfigError {
         setting: Setting,
         problem: ValueError,
     },
+    /// A setting that only works together with another one that is missing.
+    #[error("{key} = {value} needs {needs}")]
+    Requires {
+        key: &'static str,
+        value: String,
+        needs: String,
+    },
 }
 
 /// What is wrong with one value. `value` is shown as written (strings quoted).
@@ -378,6 +546,24 @@ pub enum ValueError {
     NotALogFilter { value: String, reason: String },
     #[error("{value} is out of range: expected {expected}")]
     OutOfRange { value: String, expected: String },
+    #[error("{value} is not an allowed origin: {reason}")]
+    NotAnOrigin { value: String, reason: String },
+    #[error("{value} is not a subprotocol name: {reason}")]
+    NotASubprotocol { value: String, reason: String },
+    #[error("{value} is not a trusted proxy: {reason}")]
+    NotACidr { value: String, reason: String },
+    #[error("{value} is not true or false")]
+    NotABool { value: String },
+    #[error("{value} is not on or off")]
+    NotOnOff { value: String },
+    #[error("{value} is not an auth mode (available: none, token, jwt)")]
+    NotAnAuthMode { value: String },
+    #[error("{value} is listed twice")]
+    Duplicate { value: String },
+    #[error("more than {max} entries")]
+    TooMany { max: usize },
+    #[error("{value} is empty: write \"off\" to leave it unset")]
+    Empty { value: String },
     #[error("expected {expected}, found {found}")]
     WrongType {
         expected: &'static str,
@@ -495,7 +681,46 @@ pub fn load(config_file: Option<&Path>, flags: &Settings) -> Result<Config, Conf
         apply(&mut config, &file, &Origin::File { path, text: &text })?;
     }
     apply(&mut config, flags, &Origin::Flags)?;
+    check_together(&config, std::env::var_os(JWT_SECRET_ENV).is_some())?;
     Ok(config)
+}
+
+/// The settings that need each other: checked once every layer is applied.
+fn check_together(config: &Config, env_secret_set: bool) -> Result<(), ConfigError> {
+    let requires = |key, value: &str, needs: String| ConfigError::Requires {
+        key,
+        value: value.to_owned(),
+        needs,
+    };
+    match config.auth {
+        AuthMode::Token if config.auth_tokens_file.is_none() => {
+            return Err(requires(
+                "auth",
+                "\"token\"",
+                "auth_tokens_file (--auth-tokens-file): a file of accepted tokens, one per line"
+                    .into(),
+            ))
+        }
+        AuthMode::Jwt if config.jwt_secret_file.is_none() && !env_secret_set => {
+            return Err(requires(
+                "auth",
+                "\"jwt\"",
+                format!(
+                    "a secret: set jwt_secret_file (--jwt-secret-file) or the environment \
+                     variable {JWT_SECRET_ENV}"
+                ),
+            ))
+        }
+        _ => {}
+    }
+    if config.require_subprotocol && config.subprotocols.is_empty() {
+        return Err(requires(
+            "require_subprotocol",
+            "true",
+            "subprotocols (--subprotocols): the subprotocols the server speaks".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses the text of a config file (named `path` in errors) into one layer of settings.
@@ -616,7 +841,151 @@ fn apply(config: &mut Config, settings: &Settings, origin: &Origin<'_>) -> Resul
         parse_size_in(raw, RECV_BUFFER_SIZE_BYTES).map(to_usize)
     });
     set!(log, parse_log);
+    macro_rules! set_list {
+        ($key:ident, $parse:expr) => {
+            if let Some(raws) = &settings.$key {
+                let mut parsed = Vec::with_capacity(raws.len());
+                for raw in raws {
+                    let fail = |problem| field(stringify!($key), raw, problem);
+                    if parsed.len() == MAX_LIST_LEN {
+                        return Err(fail(ValueError::TooMany { max: MAX_LIST_LEN }));
+                    }
+                    let item = $parse(raw).map_err(fail)?;
+                    if parsed.contains(&item) {
+                        return Err(fail(ValueError::Duplicate {
+                            value: raw.to_string(),
+                        }));
+                    }
+                    parsed.push(item);
+                }
+                config.$key = parsed;
+            }
+        };
+    }
+    set_list!(allowed_origins, parse_origin);
+    set!(allow_missing_origin, parse_bool);
+    set_list!(subprotocols, |raw: &RawValue| {
+        if let Some(raws) = &settings.subprotocols {
+            if raws.len() > MAX_SUBPROTOCOLS {
+                return Err(ValueError::TooMany {
+                    max: MAX_SUBPROTOCOLS,
+                });
+            }
+        }
+        parse_subprotocol(raw)
+    });
+    set!(require_subprotocol, parse_bool);
+    set!(auth, parse_auth);
+    set!(auth_tokens_file, parse_optional_path);
+    set!(jwt_secret_file, parse_optional_path);
+    set!(jwt_audience, parse_optional_text);
+    set!(jwt_issuer, parse_optional_text);
+    set!(handshake_rate_per_ip, |raw| parse_count_in(
+        raw,
+        HANDSHAKE_RATE
+    ));
+    set!(handshake_burst_per_ip, |raw| parse_count_in(
+        raw,
+        HANDSHAKE_BURST
+    ));
+    set!(handshake_rate_table_size, |raw| {
+        parse_count_in(raw, HANDSHAKE_RATE_TABLE_SIZE).map(|n| n as usize)
+    });
+    set_list!(trusted_proxies, parse_cidr);
+    set!(debug_handshakes, parse_on_off);
     Ok(())
+}
+
+fn parse_origin(raw: &RawValue) -> Result<OriginPattern, ValueError> {
+    let text = text(raw, "an origin such as \"https://app.example.com\"")?;
+    text.parse().map_err(
+        |err: crate::policy::origin::OriginPatternError| ValueError::NotAnOrigin {
+            value: raw.to_string(),
+            reason: err.to_string(),
+        },
+    )
+}
+
+fn parse_subprotocol(raw: &RawValue) -> Result<String, ValueError> {
+    let name = text(raw, "a subprotocol name such as \"chat.v1\"")?.trim();
+    subprotocol::check_name(name).map_err(|err| ValueError::NotASubprotocol {
+        value: raw.to_string(),
+        reason: err.to_string(),
+    })?;
+    Ok(name.to_owned())
+}
+
+fn parse_cidr(raw: &RawValue) -> Result<Cidr, ValueError> {
+    let text = text(raw, "an address or CIDR block such as \"10.0.0.0/8\"")?;
+    text.parse().map_err(
+        |err: crate::policy::trusted_proxies::CidrError| ValueError::NotACidr {
+            value: raw.to_string(),
+            reason: err.to_string(),
+        },
+    )
+}
+
+fn parse_bool(raw: &RawValue) -> Result<bool, ValueError> {
+    match &raw.value {
+        toml::Value::Boolean(b) => Ok(*b),
+        toml::Value::String(text) => match text.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(ValueError::NotABool {
+                value: raw.to_string(),
+            }),
+        },
+        other => Err(ValueError::WrongType {
+            expected: "true or false",
+            found: describe(other),
+        }),
+    }
+}
+
+fn parse_on_off(raw: &RawValue) -> Result<bool, ValueError> {
+    match &raw.value {
+        toml::Value::Boolean(b) => Ok(*b),
+        toml::Value::String(text) => match text.trim() {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            _ => Err(ValueError::NotOnOff {
+                value: raw.to_string(),
+            }),
+        },
+        other => Err(ValueError::WrongType {
+            expected: "\"on\" or \"off\"",
+            found: describe(other),
+        }),
+    }
+}
+
+fn parse_auth(raw: &RawValue) -> Result<AuthMode, ValueError> {
+    let text = text(raw, "an auth mode such as \"token\"")?;
+    AuthMode::from_str(text.trim(), true).map_err(|_| ValueError::NotAnAuthMode {
+        value: raw.to_string(),
+    })
+}
+
+fn auth_name(auth: AuthMode) -> String {
+    auth.to_possible_value()
+        .map(|value| value.get_name().to_owned())
+        .unwrap_or_default()
+}
+
+/// Text that may be left unset with "off".
+fn parse_optional_text(raw: &RawValue) -> Result<Option<String>, ValueError> {
+    let value = text(raw, "a string, or \"off\"")?;
+    match value.trim() {
+        "off" => Ok(None),
+        "" => Err(ValueError::Empty {
+            value: raw.to_string(),
+        }),
+        value => Ok(Some(value.to_owned())),
+    }
+}
+
+fn parse_optional_path(raw: &RawValue) -> Result<Option<PathBuf>, ValueError> {
+    parse_optional_text(raw).map(|text| text.map(PathBuf::from))
 }
 
 /// Sizes bounded by at most 1 MiB or 16 MiB always fit.
@@ -884,6 +1253,50 @@ impl Config {
                 String(format_size(self.recv_buffer_size as u64)),
             ),
             ("log", String(self.log.clone())),
+            ("allowed_origins", strings(&self.allowed_origins)),
+            (
+                "allow_missing_origin",
+                toml::Value::Boolean(self.allow_missing_origin),
+            ),
+            ("subprotocols", strings(&self.subprotocols)),
+            (
+                "require_subprotocol",
+                toml::Value::Boolean(self.require_subprotocol),
+            ),
+            ("auth", String(auth_name(self.auth))),
+            (
+                "auth_tokens_file",
+                String(optional_path(self.auth_tokens_file.as_deref())),
+            ),
+            (
+                "jwt_secret_file",
+                String(optional_path(self.jwt_secret_file.as_deref())),
+            ),
+            (
+                "jwt_audience",
+                String(self.jwt_audience.clone().unwrap_or_else(|| "off".into())),
+            ),
+            (
+                "jwt_issuer",
+                String(self.jwt_issuer.clone().unwrap_or_else(|| "off".into())),
+            ),
+            (
+                "handshake_rate_per_ip",
+                Integer(i64::from(self.handshake_rate_per_ip)),
+            ),
+            (
+                "handshake_burst_per_ip",
+                Integer(i64::from(self.handshake_burst_per_ip)),
+            ),
+            (
+                "handshake_rate_table_size",
+                count(self.handshake_rate_table_size),
+            ),
+            ("trusted_proxies", strings(&self.trusted_proxies)),
+            (
+                "debug_handshakes",
+                String(if self.debug_handshakes { "on" } else { "off" }.into()),
+            ),
         ]
     }
 
@@ -907,6 +1320,18 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut flags = Settings::default();
         for (key, value) in self.values() {
+            let list = match &value {
+                toml::Value::Array(items) => Some(
+                    items
+                        .iter()
+                        .map(|item| RawValue {
+                            value: item.clone(),
+                            span: None,
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            };
             let raw = Some(RawValue { value, span: None });
             match key {
                 "listen" => flags.listen = raw,
@@ -931,6 +1356,20 @@ impl Config {
                 "ring_entries" => flags.ring_entries = raw,
                 "recv_buffer_size" => flags.recv_buffer_size = raw,
                 "log" => flags.log = raw,
+                "allowed_origins" => flags.allowed_origins = list,
+                "allow_missing_origin" => flags.allow_missing_origin = raw,
+                "subprotocols" => flags.subprotocols = list,
+                "require_subprotocol" => flags.require_subprotocol = raw,
+                "auth" => flags.auth = raw,
+                "auth_tokens_file" => flags.auth_tokens_file = raw,
+                "jwt_secret_file" => flags.jwt_secret_file = raw,
+                "jwt_audience" => flags.jwt_audience = raw,
+                "jwt_issuer" => flags.jwt_issuer = raw,
+                "handshake_rate_per_ip" => flags.handshake_rate_per_ip = raw,
+                "handshake_burst_per_ip" => flags.handshake_burst_per_ip = raw,
+                "handshake_rate_table_size" => flags.handshake_rate_table_size = raw,
+                "trusted_proxies" => flags.trusted_proxies = list,
+                "debug_handshakes" => flags.debug_handshakes = raw,
                 _ => unreachable!("values() yields only KEYS"),
             }
         }
@@ -944,8 +1383,22 @@ impl Config {
                 problem,
             },
             other => other,
-        })
+        })?;
+        check_together(self, std::env::var_os(JWT_SECRET_ENV).is_some())
     }
+}
+
+fn strings<T: ToString>(items: &[T]) -> toml::Value {
+    toml::Value::Array(
+        items
+            .iter()
+            .map(|item| toml::Value::String(item.to_string()))
+            .collect(),
+    )
+}
+
+fn optional_path(path: Option<&Path>) -> String {
+    path.map_or_else(|| "off".to_string(), |p| p.display().to_string())
 }
 
 fn escape_toml(text: &str) -> String {
@@ -1305,6 +1758,170 @@ mod tests {
             config.validate().expect_err("not a power of two").to_string(),
             "config ring_entries: 1000 is out of range: expected a power of two between 64 and 32768"
         );
+    }
+
+    #[test]
+    fn list_keys_take_repeated_flags_arrays_or_one_string() {
+        let config = load_text(
+            "allowed_origins = ['https://app.example.com', '*.example.com']\n\
+             subprotocols = 'chat.v2'\n\
+             trusted_proxies = ['10.0.0.0/8', '::1']",
+            &[],
+        )
+        .expect("valid");
+        let shown: Vec<String> = config
+            .allowed_origins
+            .iter()
+            .map(|o| o.to_string())
+            .collect();
+        assert_eq!(shown, ["https://app.example.com", "*.example.com"]);
+        assert_eq!(config.subprotocols, ["chat.v2"]);
+        let proxies: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "::1/128"]);
+
+        // Flags replace the file's list rather than adding to it.
+        let config = load_text(
+            "subprotocols = ['a', 'b']",
+            &[("subprotocols", "v2"), ("subprotocols", "v1")],
+        )
+        .expect("valid");
+        assert_eq!(config.subprotocols, ["v2", "v1"]);
+        let text = config.to_toml();
+        assert!(
+            text.contains("\nsubprotocols = [\"v2\", \"v1\"]\n"),
+            "{text}"
+        );
+        assert_eq!(load_text(&text, &[]).unwrap().to_toml(), text);
+        config.validate().expect("valid");
+    }
+
+    #[test]
+    fn policy_keys_parse_and_print() {
+        let config = load_text(
+            "allow_missing_origin = false\nrequire_subprotocol = 'true'\nsubprotocols = ['x']\n\
+             auth = 'JWT'\njwt_secret_file = '/etc/ringws/jwt.secret'\njwt_audience = 'chat'\n\
+             handshake_rate_per_ip = 5\nhandshake_burst_per_ip = 10\n\
+             handshake_rate_table_size = 1024\ndebug_handshakes = 'on'",
+            &[("jwt_issuer", "https://idp.example")],
+        )
+        .expect("valid");
+        assert!(!config.allow_missing_origin);
+        assert!(config.require_subprotocol);
+        assert_eq!(config.auth, AuthMode::Jwt);
+        assert_eq!(
+            config.jwt_secret_file.as_deref(),
+            Some(Path::new("/etc/ringws/jwt.secret"))
+        );
+        assert_eq!(config.jwt_audience.as_deref(), Some("chat"));
+        assert_eq!(config.jwt_issuer.as_deref(), Some("https://idp.example"));
+        assert_eq!(config.handshake_rate_per_ip, 5);
+        assert_eq!(config.handshake_burst_per_ip, 10);
+        assert_eq!(config.handshake_rate_table_size, 1024);
+        assert!(config.debug_handshakes);
+        let text = config.to_toml();
+        for line in [
+            "allow_missing_origin = false",
+            "auth = \"jwt\"",
+            "jwt_issuer = \"https://idp.example\"",
+            "auth_tokens_file = \"off\"",
+            "debug_handshakes = \"on\"",
+        ] {
+            assert!(text.contains(&format!("\n{line}\n")), "{line}: {text}");
+        }
+        assert_eq!(load_text(&text, &[]).unwrap().to_toml(), text);
+        let unset = load_text("jwt_audience = 'off'", &[("jwt_issuer", "off")]).unwrap();
+        assert_eq!((unset.jwt_audience, unset.jwt_issuer), (None, None));
+    }
+
+    #[test]
+    fn bad_policy_values_are_explained() {
+        assert_eq!(
+            error("allowed_origins = ['https://a.example/']", &[]),
+            "config file ringws.toml: line 1: allowed_origins: \"https://a.example/\" is not an \
+             allowed origin: an origin has no path: write https://a.example"
+        );
+        assert!(error("", &[("allowed_origins", "a.example")])
+            .starts_with("--allowed-origins: \"a.example\" is not an allowed origin"));
+        assert!(error("", &[("trusted_proxies", "10.1.2.3/8")]).contains(
+            "is not a trusted proxy: 10.1.2.3/8 has host bits set: the block is written 10.0.0.0/8"
+        ));
+        assert!(error("trusted_proxies = ['10.0.0.0/8', 'x']", &[])
+            .contains("\"x\" is not a trusted proxy"));
+        assert!(error("", &[("subprotocols", "a b")]).contains("is not a subprotocol name"));
+        assert!(error("", &[("subprotocols", "a"), ("subprotocols", "a")])
+            .contains("--subprotocols: \"a\" is listed twice"));
+        assert!(error("", &[("auth", "basic")])
+            .contains("\"basic\" is not an auth mode (available: none, token, jwt)"));
+        assert!(error("", &[("allow_missing_origin", "yes")]).contains("is not true or false"));
+        assert!(error("", &[("debug_handshakes", "true")]).contains("is not on or off"));
+        assert!(error("allow_missing_origin = 1", &[]).contains("expected true or false"));
+        assert!(error("", &[("jwt_audience", " ")]).contains("write \"off\" to leave it unset"));
+        assert!(error("allowed_origins = [1]", &[]).contains("expected an origin"));
+        let many: Vec<String> = (0..=MAX_SUBPROTOCOLS).map(|i| format!("'p{i}'")).collect();
+        assert!(error(&format!("subprotocols = [{}]", many.join(",")), &[])
+            .contains(&format!("more than {MAX_SUBPROTOCOLS} entries")));
+        for (key, bad, good) in [
+            ("handshake_rate_per_ip", "1000001", "1000000"),
+            ("handshake_burst_per_ip", "0", "1"),
+            ("handshake_rate_table_size", "15", "16"),
+            ("handshake_rate_table_size", "1048577", "1048576"),
+        ] {
+            assert!(
+                error("", &[(key, bad)]).contains("is out of range"),
+                "{key}={bad}"
+            );
+            assert!(load_text("", &[(key, good)]).is_ok(), "{key}={good}");
+        }
+    }
+
+    #[test]
+    fn settings_that_need_each_other() {
+        let token = Config {
+            auth: AuthMode::Token,
+            ..Config::default()
+        };
+        assert_eq!(
+            check_together(&token, true).unwrap_err().to_string(),
+            "auth = \"token\" needs auth_tokens_file (--auth-tokens-file): a file of accepted \
+             tokens, one per line"
+        );
+        let token = Config {
+            auth_tokens_file: Some("tokens.txt".into()),
+            ..token
+        };
+        assert!(check_together(&token, false).is_ok());
+
+        let jwt = Config {
+            auth: AuthMode::Jwt,
+            ..Config::default()
+        };
+        assert_eq!(
+            check_together(&jwt, false).unwrap_err().to_string(),
+            "auth = \"jwt\" needs a secret: set jwt_secret_file (--jwt-secret-file) or the \
+             environment variable RINGWS_JWT_SECRET"
+        );
+        assert!(
+            check_together(&jwt, true).is_ok(),
+            "the environment's secret"
+        );
+        let jwt = Config {
+            jwt_secret_file: Some("jwt.secret".into()),
+            ..jwt
+        };
+        assert!(check_together(&jwt, false).is_ok());
+
+        let required = Config {
+            require_subprotocol: true,
+            ..Config::default()
+        };
+        assert!(check_together(&required, false)
+            .unwrap_err()
+            .to_string()
+            .starts_with("require_subprotocol = true needs subprotocols"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod doctor;
 pub mod metrics;
+pub mod policy;
 pub mod protocol;
 pub mod reactor;
 pub mod server;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 22] = [
+const DEFAULTS: [(&str, &str); 36] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("app", "echo"),
@@ -28,6 +28,20 @@ const DEFAULTS: [(&str, &str); 22] = [
     ("ring_entries", "4096"),
     ("recv_buffer_size", "64KiB"),
     ("log", "info"),
+    ("allowed_origins", "[]"),
+    ("allow_missing_origin", "true"),
+    ("subprotocols", "[]"),
+    ("require_subprotocol", "false"),
+    ("auth", "none"),
+    ("auth_tokens_file", "off"),
+    ("jwt_secret_file", "off"),
+    ("jwt_audience", "off"),
+    ("jwt_issuer", "off"),
+    ("handshake_rate_per_ip", "0"),
+    ("handshake_burst_per_ip", "20"),
+    ("handshake_rate_table_size", "4096"),
+    ("trusted_proxies", "[]"),
+    ("debug_handshakes", "off"),
 ];
 
 fn ringws(args: &[&str]) -> Output {
@@ -349,4 +363,132 @@ fn lifecycle_settings_parse_switch_off_and_refuse_bad_values() {
     assert!(refused(&["--max-outbound-buffer", "1KiB"]).contains("--max-outbound-buffer"));
     assert!(refused(&["--ping-interval", "0s"]).contains("--ping-interval"));
     assert!(refused(&["--pong-timeout", "soon"]).contains("--pong-timeout"));
+}
+
+#[test]
+fn list_settings_take_the_flag_repeatedly_or_a_toml_array() {
+    let config = effective_config(&[
+        "--allowed-origins",
+        "https://app.example.com",
+        "--allowed-origins",
+        "*.example.com",
+        "--trusted-proxies",
+        "10.0.0.0/8",
+        "--subprotocols",
+        "chat.v2",
+    ]);
+    assert_eq!(
+        config["allowed_origins"],
+        toml::Value::Array(vec![
+            "https://app.example.com".into(),
+            "*.example.com".into()
+        ])
+    );
+    assert_eq!(string(&config, "trusted_proxies"), "[\"10.0.0.0/8\"]");
+    assert_eq!(string(&config, "subprotocols"), "[\"chat.v2\"]");
+
+    let path = config_file(
+        "policy-lists",
+        "allowed_origins = [\"https://a.example\", \"https://b.example:8443\"]\n\
+         subprotocols = [\"v2\", \"v1\"]\n\
+         require_subprotocol = true\n\
+         trusted_proxies = [\"::1\", \"192.168.0.0/16\"]\n",
+    );
+    let from_file = effective_config(&["--config", path.to_str().unwrap()]);
+    assert_eq!(
+        string(&from_file, "allowed_origins"),
+        "[\"https://a.example\", \"https://b.example:8443\"]"
+    );
+    assert_eq!(string(&from_file, "require_subprotocol"), "true");
+    assert_eq!(
+        string(&from_file, "trusted_proxies"),
+        "[\"::1/128\", \"192.168.0.0/16\"]"
+    );
+    // The printed file loads back to the same configuration.
+    let printed = stdout(&ringws(&[
+        "serve",
+        "--print-config",
+        "--config",
+        path.to_str().unwrap(),
+    ]));
+    let again = config_file("policy-lists-again", &printed);
+    let reprinted = stdout(&ringws(&[
+        "serve",
+        "--print-config",
+        "--config",
+        again.to_str().unwrap(),
+    ]));
+    assert_eq!(reprinted, printed);
+}
+
+#[test]
+fn policy_settings_that_need_each_other_are_refused_by_name() {
+    let jwt = Command::new(env!("CARGO_BIN_EXE_ringws"))
+        .args(["serve", "--print-config", "--auth", "jwt"])
+        .env_remove("RUST_LOG")
+        .env_remove("RINGWS_JWT_SECRET")
+        .output()
+        .expect("run ringws");
+    assert_eq!(jwt.status.code(), Some(2));
+    let message = stderr(&jwt);
+    assert!(
+        message.contains("auth = \"jwt\" needs a secret: set jwt_secret_file"),
+        "{message}"
+    );
+    assert!(message.contains("RINGWS_JWT_SECRET"), "{message}");
+
+    let with_env = Command::new(env!("CARGO_BIN_EXE_ringws"))
+        .args(["serve", "--print-config", "--auth", "jwt"])
+        .env_remove("RUST_LOG")
+        .env(
+            "RINGWS_JWT_SECRET",
+            "an environment secret of at least 32 bytes",
+        )
+        .output()
+        .expect("run ringws");
+    assert!(with_env.status.success(), "{}", stderr(&with_env));
+    assert!(!stdout(&with_env).contains("an environment secret"));
+
+    let message = refused(&["--auth", "token"]);
+    assert!(
+        message.contains("auth = \"token\" needs auth_tokens_file (--auth-tokens-file)"),
+        "{message}"
+    );
+    let config = effective_config(&["--auth", "token", "--auth-tokens-file", "/etc/tokens"]);
+    assert_eq!(string(&config, "auth_tokens_file"), "/etc/tokens");
+
+    let message = refused(&["--require-subprotocol", "true"]);
+    assert!(
+        message.contains("require_subprotocol = true needs subprotocols"),
+        "{message}"
+    );
+}
+
+#[test]
+fn bad_policy_values_are_refused_by_name() {
+    let message = refused(&["--allowed-origins", "https://app.example.com/"]);
+    assert!(
+        message.contains(
+            "--allowed-origins: \"https://app.example.com/\" is not an allowed origin: an origin \
+             has no path: write https://app.example.com"
+        ),
+        "{message}"
+    );
+    let message = refused(&["--trusted-proxies", "10.0.0.0/33"]);
+    assert!(
+        message.contains("--trusted-proxies: \"10.0.0.0/33\" is not a trusted proxy"),
+        "{message}"
+    );
+    let message = refused(&["--auth", "oauth"]);
+    assert!(
+        message.contains("\"oauth\" is not an auth mode (available: none, token, jwt)"),
+        "{message}"
+    );
+    let message = refused(&["--handshake-rate-table-size", "1"]);
+    assert!(
+        message.contains("--handshake-rate-table-size: \"1\" is out of range"),
+        "{message}"
+    );
+    let message = refused(&["--debug-handshakes", "yes"]);
+    assert!(message.contains("is not on or off"), "{message}");
 }

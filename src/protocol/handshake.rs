@@ -54,6 +54,16 @@ pub struct UpgradeRequest<'a> {
     pub protocols: Option<&'a str>,
     /// Raw Sec-WebSocket-Extensions values; ringws declines all extensions.
     pub extensions: Option<&'a str>,
+    /// The `Authorization` value (first occurrence), e.g. `Bearer <token>`.
+    pub authorization: Option<&'a str>,
+    /// The LAST `X-Forwarded-For` header: a proxy that adds its own line (HAProxy) puts it
+    /// last, after any line the client sent; one that appends (nginx) keeps a single line.
+    pub x_forwarded_for: Option<&'a str>,
+    /// The LAST `Forwarded` header (RFC 7239), for the same reason.
+    pub forwarded: Option<&'a str>,
+    /// The `User-Agent` (first occurrence); `None` when absent or not UTF-8, since it only
+    /// serves diagnosis.
+    pub user_agent: Option<&'a str>,
 }
 
 /// Parses an upgrade request from the bytes received so far.
@@ -70,8 +80,9 @@ pub struct UpgradeRequest<'a> {
 /// (`http://host/chat`, RFC 9112 §3.2.2 says servers must accept it); of the latter only the path
 /// and query are kept. Any other form (`*`, `host:port`, `chat`) is malformed.
 ///
-/// `Origin`, `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions` repeated: the first
-/// occurrence wins, since joining them would allocate.
+/// `Origin`, `Sec-WebSocket-Protocol`, `Sec-WebSocket-Extensions`, `Authorization` and
+/// `User-Agent` repeated: the first occurrence wins, since joining them would allocate.
+/// `X-Forwarded-For` and `Forwarded` repeated: the last wins, as the nearest proxy writes last.
 pub fn parse_request<'a>(
     buf: &'a [u8],
     limits: &HandshakeLimits,
@@ -151,6 +162,14 @@ pub fn parse_request<'a>(
     ) else {
         return Err(MalformedRequest.into());
     };
+    let (Ok(authorization), Ok(x_forwarded_for), Ok(forwarded)) = (
+        text(fields.authorization),
+        text(fields.x_forwarded_for),
+        text(fields.forwarded),
+    ) else {
+        return Err(MalformedRequest.into());
+    };
+    let user_agent = text(fields.user_agent).ok().flatten();
 
     Ok(Some(UpgradeRequest {
         head_len,
@@ -160,6 +179,10 @@ pub fn parse_request<'a>(
         origin,
         protocols,
         extensions,
+        authorization,
+        x_forwarded_for,
+        forwarded,
+        user_agent,
     }))
 }
 
@@ -224,6 +247,10 @@ struct HeaderFields<'a> {
     origin: Option<&'a [u8]>,
     protocols: Option<&'a [u8]>,
     extensions: Option<&'a [u8]>,
+    authorization: Option<&'a [u8]>,
+    x_forwarded_for: Option<&'a [u8]>,
+    forwarded: Option<&'a [u8]>,
+    user_agent: Option<&'a [u8]>,
 }
 
 impl<'a> HeaderFields<'a> {
@@ -239,6 +266,10 @@ impl<'a> HeaderFields<'a> {
             origin: None,
             protocols: None,
             extensions: None,
+            authorization: None,
+            x_forwarded_for: None,
+            forwarded: None,
+            user_agent: None,
         };
         for header in headers {
             let name = header.name;
@@ -267,6 +298,14 @@ impl<'a> HeaderFields<'a> {
                 fields.protocols = fields.protocols.or(Some(value));
             } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
                 fields.extensions = fields.extensions.or(Some(value));
+            } else if name.eq_ignore_ascii_case("authorization") {
+                fields.authorization = fields.authorization.or(Some(value));
+            } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+                fields.x_forwarded_for = Some(value);
+            } else if name.eq_ignore_ascii_case("forwarded") {
+                fields.forwarded = Some(value);
+            } else if name.eq_ignore_ascii_case("user-agent") {
+                fields.user_agent = fields.user_agent.or(Some(value));
             }
         }
         fields
@@ -322,10 +361,11 @@ pub fn write_accept(out: &mut Vec<u8>, key: &[u8], protocol: Option<&str>) {
 
 /// Appends the full refusal response (status line, `Content-Type: text/plain; charset=utf-8`,
 /// `Content-Length`, `Connection: close`, reason-specific headers such as `Allow: GET`,
-/// `Sec-WebSocket-Version: 13` or `Retry-After`, and the one-line reason plus "\n" as body).
+/// `Sec-WebSocket-Version: 13`, `Retry-After` or `WWW-Authenticate`, and the one-line reason,
+/// its detail if any, plus "\n" as body).
 pub fn write_refusal(out: &mut Vec<u8>, refusal: &Refusal) {
     let reason = refusal.reason;
-    let message = reason.message();
+    let message = refusal.message();
     // Writing into a Vec cannot fail.
     let _ = write!(
         out,
@@ -338,6 +378,9 @@ pub fn write_refusal(out: &mut Vec<u8>, refusal: &Refusal) {
         message.len() + 1,
     );
     for (name, value) in reason.headers() {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    if let Some((name, value)) = refusal.headers() {
         let _ = write!(out, "{name}: {value}\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -441,7 +484,7 @@ mod tests {
 
     fn rendered_refusal(reason: RefusalReason) -> String {
         let mut out = Vec::new();
-        write_refusal(&mut out, &Refusal { reason });
+        write_refusal(&mut out, &Refusal::new(reason));
         String::from_utf8(out).expect("refusals are ASCII")
     }
 
@@ -513,6 +556,11 @@ mod tests {
                 .headers()
                 .iter()
                 .map(|(n, v)| format!("{n}: {v}"))
+                .chain(
+                    Refusal::new(reason)
+                        .headers()
+                        .map(|(n, v)| format!("{n}: {v}")),
+                )
                 .collect();
             assert_eq!(headers[3..], specific[..], "{reason:?}");
             assert_eq!(body, format!("{}\n", reason.message()));
@@ -635,6 +683,106 @@ mod tests {
         assert_eq!(request.origin, Some("https://first.example"));
         assert_eq!(request.protocols, Some("a, b"));
         assert_eq!(request.extensions, Some("x"));
+    }
+
+    #[test]
+    fn policy_headers_are_borrowed() {
+        let buf = adding(&[
+            ("Authorization", "Bearer abc.def"),
+            ("X-Forwarded-For", "203.0.113.9, 10.0.0.2"),
+            ("Forwarded", "for=203.0.113.9;proto=https"),
+            ("User-Agent", "Mozilla/5.0"),
+        ]);
+        let request = parse_complete(&buf);
+        assert_eq!(request.authorization, Some("Bearer abc.def"));
+        assert_eq!(request.x_forwarded_for, Some("203.0.113.9, 10.0.0.2"));
+        assert_eq!(request.forwarded, Some("for=203.0.113.9;proto=https"));
+        assert_eq!(request.user_agent, Some("Mozilla/5.0"));
+        let plain = render(&upgrade_headers());
+        let request = parse_complete(&plain);
+        assert_eq!(request.authorization, None);
+        assert_eq!(request.x_forwarded_for, None);
+        assert_eq!(request.forwarded, None);
+        assert_eq!(request.user_agent, None);
+    }
+
+    #[test]
+    fn repeated_forwarding_headers_keep_the_last() {
+        // A client's own line first, then the one its proxy added: the proxy's is the one to read.
+        let buf = adding(&[
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("Forwarded", "for=6.6.6.6"),
+            ("Authorization", "Bearer first"),
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("Forwarded", "for=203.0.113.9"),
+            ("Authorization", "Bearer second"),
+        ]);
+        let request = parse_complete(&buf);
+        assert_eq!(request.x_forwarded_for, Some("203.0.113.9"));
+        assert_eq!(request.forwarded, Some("for=203.0.113.9"));
+        assert_eq!(request.authorization, Some("Bearer first"));
+    }
+
+    #[test]
+    fn non_utf8_policy_headers() {
+        let mut buf = adding(&[("Authorization", "Bearer XX")]);
+        let at = buf.windows(2).position(|w| w == b"XX").unwrap();
+        buf[at] = 0xff;
+        assert_eq!(refusal(&buf), MalformedRequest);
+        let mut buf = adding(&[("User-Agent", "agent XX")]);
+        let at = buf.windows(2).position(|w| w == b"XX").unwrap();
+        buf[at] = 0xff;
+        assert_eq!(
+            parse_complete(&buf).user_agent,
+            None,
+            "diagnosis only: not refused"
+        );
+    }
+
+    #[test]
+    fn refusal_detail_and_dynamic_headers_are_written() {
+        let refusal = Refusal::with_detail(OriginNotAllowed, "origin \"https://evil.example\"");
+        let mut out = Vec::new();
+        write_refusal(&mut out, &refusal);
+        let text = String::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
+        assert_eq!(body, format!("{}\n", refusal.message()));
+        assert!(
+            body.ends_with(": origin \"https://evil.example\"\n"),
+            "{body}"
+        );
+        assert!(head.contains(&format!("\r\nContent-Length: {}", body.len())));
+
+        let mut out = Vec::new();
+        write_refusal(&mut out, &Refusal::rate_limited(12));
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 429 Too Many Requests\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nRetry-After: 12\r\n"), "{text}");
+
+        let mut out = Vec::new();
+        let refusal = Refusal::unauthorized(
+            crate::protocol::refusal::BearerChallenge::InvalidToken {
+                description: "the token has expired",
+            },
+            "the token expired at 2024-01-01T00:00:00Z",
+        );
+        write_refusal(&mut out, &refusal);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{text}");
+        assert!(
+            text.contains(
+                "\r\nWWW-Authenticate: Bearer realm=\"ringws\", error=\"invalid_token\", \
+                 error_description=\"the token has expired\"\r\n"
+            ),
+            "{text}"
+        );
+        let mut parsed = [httparse::EMPTY_HEADER; 16];
+        let mut response = httparse::Response::new(&mut parsed);
+        assert!(response.parse(text.as_bytes()).unwrap().is_complete());
     }
 
     #[test]

@@ -34,6 +34,16 @@ pub enum RefusalReason {
     NotFound,
     /// The server is at `max_connections` (503, `Retry-After`).
     ServerFull,
+    /// The `Origin` is not in `allowed_origins` (403).
+    OriginNotAllowed,
+    /// No `Origin` header while `allow_missing_origin` is false (403).
+    MissingOrigin,
+    /// The client offered none of the server's subprotocols and one is required (400).
+    SubprotocolMismatch,
+    /// No token, or a token that failed verification (401, `WWW-Authenticate: Bearer ...`).
+    Unauthorized,
+    /// Too many handshakes from this client address (429, `Retry-After`).
+    RateLimited,
 }
 
 impl RefusalReason {
@@ -54,6 +64,11 @@ impl RefusalReason {
         RefusalReason::RequestBody,
         RefusalReason::NotFound,
         RefusalReason::ServerFull,
+        RefusalReason::OriginNotAllowed,
+        RefusalReason::MissingOrigin,
+        RefusalReason::SubprotocolMismatch,
+        RefusalReason::Unauthorized,
+        RefusalReason::RateLimited,
     ];
 
     /// HTTP status code of the answer.
@@ -67,10 +82,14 @@ impl RefusalReason {
             | RefusalReason::MissingConnectionUpgrade
             | RefusalReason::MissingKey
             | RefusalReason::BadKey
-            | RefusalReason::RequestBody => 400,
+            | RefusalReason::RequestBody
+            | RefusalReason::SubprotocolMismatch => 400,
+            RefusalReason::Unauthorized => 401,
+            RefusalReason::OriginNotAllowed | RefusalReason::MissingOrigin => 403,
             RefusalReason::NotFound => 404,
             RefusalReason::MethodNotAllowed => 405,
             RefusalReason::NotAnUpgrade | RefusalReason::UnsupportedVersion => 426,
+            RefusalReason::RateLimited => 429,
             RefusalReason::HeadTooLarge => 431,
             RefusalReason::ServerFull => 503,
         }
@@ -94,6 +113,11 @@ impl RefusalReason {
             RefusalReason::RequestBody => "request_body",
             RefusalReason::NotFound => "not_found",
             RefusalReason::ServerFull => "server_full",
+            RefusalReason::OriginNotAllowed => "origin_not_allowed",
+            RefusalReason::MissingOrigin => "missing_origin",
+            RefusalReason::SubprotocolMismatch => "subprotocol_mismatch",
+            RefusalReason::Unauthorized => "unauthorized",
+            RefusalReason::RateLimited => "rate_limited",
         }
     }
 
@@ -154,6 +178,26 @@ impl RefusalReason {
             }
             RefusalReason::NotFound => "no WebSocket endpoint at this path",
             RefusalReason::ServerFull => "the server is at its connection limit: retry in a moment",
+            RefusalReason::OriginNotAllowed => {
+                "origin not allowed: open the page from an origin in the server's allowed_origins, \
+                 or add this origin there"
+            }
+            RefusalReason::MissingOrigin => {
+                "missing \"Origin\" header: this server requires one (allow_missing_origin is \
+                 false); browsers always send it, other clients must set it"
+            }
+            RefusalReason::SubprotocolMismatch => {
+                "no common subprotocol: offer one of the server's subprotocols in \
+                 \"Sec-WebSocket-Protocol\""
+            }
+            RefusalReason::Unauthorized => {
+                "authentication failed: send a valid token as \"Authorization: Bearer <token>\" \
+                 or as the query parameter ?token=<token>"
+            }
+            RefusalReason::RateLimited => {
+                "too many handshakes from this address: wait for the seconds in Retry-After, \
+                 then reconnect with back-off"
+            }
         }
     }
 
@@ -161,9 +205,12 @@ impl RefusalReason {
     pub fn reason_phrase(self) -> &'static str {
         match self.status() {
             400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
             426 => "Upgrade Required",
+            429 => "Too Many Requests",
             431 => "Request Header Fields Too Large",
             503 => "Service Unavailable",
             other => unreachable!("status {other} has no reason phrase"),
@@ -173,7 +220,8 @@ impl RefusalReason {
     /// Headers this refusal must carry besides the common ones, as `(name, value)` pairs.
     ///
     /// A 426 names the protocol to upgrade to (RFC 9110 §15.5.22) and, for WebSocket, the
-    /// version the server speaks (RFC 6455 §4.4).
+    /// version the server speaks (RFC 6455 §4.4). The headers whose value depends on the
+    /// refusal (`Retry-After` of a 429, `WWW-Authenticate` of a 401) are [`Refusal::headers`]'s.
     pub fn headers(self) -> &'static [(&'static str, &'static str)] {
         match self {
             RefusalReason::MethodNotAllowed => &[("Allow", "GET")],
@@ -186,16 +234,148 @@ impl RefusalReason {
     }
 }
 
-/// A refusal: the reason plus, for some reasons, a detail (e.g. the offending method or version).
+/// Longest [`Refusal::detail`] kept, in bytes; longer details are cut at a character boundary.
+pub const MAX_DETAIL_BYTES: usize = 512;
+
+/// The realm named in every `WWW-Authenticate` challenge.
+pub const AUTH_REALM: &str = "ringws";
+
+/// What a 401 asks for in `WWW-Authenticate` (RFC 6750 §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BearerChallenge {
+    /// No token was sent: `Bearer realm="ringws"` (RFC 6750 §3.1: no error code).
+    Missing,
+    /// A token was sent and refused: `error="invalid_token"` with this short description
+    /// (printable ASCII without `"` or `\`; never the token or the secret).
+    InvalidToken { description: &'static str },
+}
+
+/// A refusal: the reason plus what the answer needs beyond it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
     pub reason: RefusalReason,
+    /// Specifics appended to the reason's message after ": ", e.g. the origin that was refused
+    /// and the allowed ones. One line of printable ASCII, at most [`MAX_DETAIL_BYTES`].
+    pub detail: Option<String>,
+    /// `Retry-After` seconds of a [`RefusalReason::RateLimited`] answer (default 1).
+    pub retry_after_s: Option<u32>,
+    /// The challenge of a [`RefusalReason::Unauthorized`] answer (default `Missing`).
+    pub bearer: Option<BearerChallenge>,
+}
+
+impl Refusal {
+    pub fn new(reason: RefusalReason) -> Self {
+        Refusal {
+            reason,
+            detail: None,
+            retry_after_s: None,
+            bearer: None,
+        }
+    }
+
+    /// A refusal whose body carries `detail` after the reason's message. Control and non-ASCII
+    /// characters are escaped and the detail is bounded, so it stays one short line whatever
+    /// the client sent.
+    pub fn with_detail(reason: RefusalReason, detail: impl AsRef<str>) -> Self {
+        Refusal {
+            detail: Some(one_line(detail.as_ref(), MAX_DETAIL_BYTES)),
+            ..Refusal::new(reason)
+        }
+    }
+
+    /// 429 with `Retry-After: retry_after_s` (at least 1).
+    pub fn rate_limited(retry_after_s: u32) -> Self {
+        let retry_after_s = retry_after_s.max(1);
+        Refusal {
+            retry_after_s: Some(retry_after_s),
+            ..Refusal::with_detail(
+                RefusalReason::RateLimited,
+                format!("retry in {retry_after_s} s"),
+            )
+        }
+    }
+
+    /// 401 with the challenge for `bearer` and `detail` (what exactly was wrong) in the body.
+    pub fn unauthorized(bearer: BearerChallenge, detail: impl AsRef<str>) -> Self {
+        Refusal {
+            bearer: Some(bearer),
+            ..Refusal::with_detail(RefusalReason::Unauthorized, detail)
+        }
+    }
+
+    /// The one-line body without the trailing newline: the reason's message, then the detail.
+    pub fn message(&self) -> std::borrow::Cow<'static, str> {
+        match &self.detail {
+            None => self.reason.message().into(),
+            Some(detail) => format!("{}: {detail}", self.reason.message()).into(),
+        }
+    }
+
+    /// Headers whose value depends on this refusal, after the reason's fixed ones.
+    pub fn headers(&self) -> Option<(&'static str, String)> {
+        match self.reason {
+            RefusalReason::RateLimited => Some((
+                "Retry-After",
+                self.retry_after_s.unwrap_or(1).max(1).to_string(),
+            )),
+            RefusalReason::Unauthorized => Some((
+                "WWW-Authenticate",
+                match self.bearer.unwrap_or(BearerChallenge::Missing) {
+                    BearerChallenge::Missing => format!("Bearer realm=\"{AUTH_REALM}\""),
+                    BearerChallenge::InvalidToken { description } => format!(
+                        "Bearer realm=\"{AUTH_REALM}\", error=\"invalid_token\", \
+                         error_description=\"{}\"",
+                        quotable(description)
+                    ),
+                },
+            )),
+            _ => None,
+        }
+    }
 }
 
 impl From<RefusalReason> for Refusal {
     fn from(reason: RefusalReason) -> Self {
-        Refusal { reason }
+        Refusal::new(reason)
     }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+/// `text` as printable ASCII on one line: other characters are escaped (`\n`, `\u{e9}`), and
+/// the result is cut to at most `max_bytes`, ending in "..." when cut.
+pub fn one_line(text: &str, max_bytes: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_bytes));
+    for c in text.chars() {
+        if (' '..='~').contains(&c) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+        if out.len() > max_bytes {
+            // Everything pushed is ASCII, so any byte index is a character boundary.
+            out.truncate(max_bytes.saturating_sub(3));
+            out.push_str("...");
+            break;
+        }
+    }
+    out
+}
+
+/// RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E.
+fn quotable(description: &str) -> String {
+    description
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            c if (' '..='~').contains(&c) => c,
+            _ => '?',
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -221,12 +401,17 @@ mod tests {
             RefusalReason::RequestBody => 12,
             RefusalReason::NotFound => 13,
             RefusalReason::ServerFull => 14,
+            RefusalReason::OriginNotAllowed => 15,
+            RefusalReason::MissingOrigin => 16,
+            RefusalReason::SubprotocolMismatch => 17,
+            RefusalReason::Unauthorized => 18,
+            RefusalReason::RateLimited => 19,
         }
     }
 
     #[test]
     fn all_lists_every_variant_once() {
-        assert_eq!(RefusalReason::ALL.len(), 15);
+        assert_eq!(RefusalReason::ALL.len(), 20);
         for (i, &reason) in RefusalReason::ALL.iter().enumerate() {
             assert_eq!(index_in_all(reason), i, "{reason:?} out of place in ALL");
         }
@@ -251,6 +436,11 @@ mod tests {
             (RequestBody, 400),
             (NotFound, 404),
             (ServerFull, 503),
+            (OriginNotAllowed, 403),
+            (MissingOrigin, 403),
+            (SubprotocolMismatch, 400),
+            (Unauthorized, 401),
+            (RateLimited, 429),
         ];
         assert_eq!(expected.len(), RefusalReason::ALL.len());
         for (reason, status) in expected {
@@ -367,11 +557,90 @@ mod tests {
     #[test]
     fn refusal_from_reason() {
         let refusal: Refusal = RefusalReason::NotFound.into();
-        assert_eq!(
-            refusal,
-            Refusal {
-                reason: RefusalReason::NotFound
-            }
+        assert_eq!(refusal, Refusal::new(RefusalReason::NotFound));
+        assert_eq!(refusal.detail, None);
+        assert_eq!(refusal.message(), RefusalReason::NotFound.message());
+        assert_eq!(refusal.headers(), None);
+    }
+
+    #[test]
+    fn detail_follows_the_message() {
+        let refusal = Refusal::with_detail(
+            RefusalReason::OriginNotAllowed,
+            "origin \"https://evil.example\"; allowed: https://app.example, *.example.com",
         );
+        assert_eq!(
+            refusal.message(),
+            format!(
+                "{}: origin \"https://evil.example\"; allowed: https://app.example, \
+                 *.example.com",
+                RefusalReason::OriginNotAllowed.message()
+            )
+        );
+        assert_eq!(refusal.to_string(), refusal.message());
+    }
+
+    #[test]
+    fn detail_is_one_bounded_line_whatever_the_client_sent() {
+        let refusal = Refusal::with_detail(
+            RefusalReason::OriginNotAllowed,
+            "origin \"a\r\nSet-Cookie: x\u{e9}\"",
+        );
+        let detail = refusal.detail.as_deref().unwrap();
+        assert_eq!(detail, "origin \"a\\r\\nSet-Cookie: x\\u{e9}\"");
+        let long = Refusal::with_detail(RefusalReason::OriginNotAllowed, "x".repeat(10_000));
+        let detail = long.detail.unwrap();
+        assert_eq!(detail.len(), MAX_DETAIL_BYTES);
+        assert!(detail.ends_with("..."));
+        let exact = "y".repeat(MAX_DETAIL_BYTES);
+        assert_eq!(one_line(&exact, MAX_DETAIL_BYTES), exact);
+        let escaped = one_line(&"\u{1F600}".repeat(100), 40);
+        assert!(escaped.len() <= 40 && escaped.ends_with("..."), "{escaped}");
+        assert!(escaped.bytes().all(|b| (0x20..0x7f).contains(&b)));
+    }
+
+    #[test]
+    fn rate_limited_carries_retry_after() {
+        let refusal = Refusal::rate_limited(7);
+        assert_eq!(refusal.reason, RefusalReason::RateLimited);
+        assert_eq!(refusal.headers(), Some(("Retry-After", "7".to_owned())));
+        assert!(refusal.message().ends_with(": retry in 7 s"));
+        assert_eq!(
+            Refusal::rate_limited(0).headers(),
+            Some(("Retry-After", "1".to_owned()))
+        );
+        assert_eq!(
+            Refusal::new(RefusalReason::RateLimited).headers(),
+            Some(("Retry-After", "1".to_owned()))
+        );
+    }
+
+    #[test]
+    fn unauthorized_challenges_follow_rfc_6750() {
+        let missing = Refusal::unauthorized(BearerChallenge::Missing, "no token was sent");
+        assert_eq!(
+            missing.headers(),
+            Some(("WWW-Authenticate", "Bearer realm=\"ringws\"".to_owned()))
+        );
+        assert_eq!(
+            Refusal::new(RefusalReason::Unauthorized).headers(),
+            missing.headers()
+        );
+        let expired = Refusal::unauthorized(
+            BearerChallenge::InvalidToken {
+                description: "the token \"has\" expired",
+            },
+            "the token expired at 2024-01-01T00:00:00Z",
+        );
+        assert_eq!(
+            expired.headers(),
+            Some((
+                "WWW-Authenticate",
+                "Bearer realm=\"ringws\", error=\"invalid_token\", \
+                 error_description=\"the token 'has' expired\""
+                    .to_owned()
+            ))
+        );
+        assert_eq!(expired.reason.status(), 401);
     }
 }

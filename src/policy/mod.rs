@@ -1,0 +1,247 @@
+//! Who may upgrade: the server-side handshake policy, sans IO.
+//!
+//! Nothing here touches a socket or reads a clock: the reactor passes the parsed request, the
+//! socket peer and the time in, and gets back either what to answer the upgrade with
+//! ([`Accepted`]) or the refusal to send. Files (tokens, JWT secret) are read once, by
+//! [`Policy::from_config`] at start-up.
+//!
+//! - [`origin`]: the `Origin` allowlist (403).
+//! - [`subprotocol`]: choosing the `Sec-WebSocket-Protocol` (400 when one is required).
+//! - [`auth`]: bearer tokens, static or HS256 JWT (401).
+//! - [`rate_limit`]: per-client-address handshake rate, one table per core (429).
+//! - [`trusted_proxies`]: the client address behind a trusted proxy.
+//! - [`debug_ring`]: the last refusals per core, for `GET /debug/handshakes`.
+//! - [`refusal_log`]: the rate-limited structured log line of each refusal.
+
+pub mod auth;
+pub mod debug_ring;
+pub mod origin;
+pub mod rate_limit;
+pub mod refusal_log;
+pub mod subprotocol;
+pub mod trusted_proxies;
+
+use std::ffi::OsString;
+use std::io::Read as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use crate::config::{AuthMode, Config};
+use crate::protocol::{Refusal, UpgradeRequest};
+
+pub use auth::{AuthFailure, Authenticator, JwtVerifier, StaticTokens, JWT_SECRET_ENV};
+pub use debug_ring::{CredentialSeen, DebugRing, RecordedHeaders, RefusalRecord};
+pub use origin::{OriginPattern, OriginPolicy};
+pub use rate_limit::HandshakeRateLimiter;
+pub use refusal_log::{log_refusal, LogLimiter};
+pub use subprotocol::SubprotocolPolicy;
+pub use trusted_proxies::{Cidr, TrustedProxies};
+
+/// What an accepted upgrade is answered with, and what the app learns about the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted<'a> {
+    /// The chosen subprotocol, for `write_accept`: one the client offered, as it wrote it.
+    pub protocol: Option<&'a str>,
+    /// The JWT `sub`, or the static token's name; `None` without auth or without either.
+    pub subject: Option<String>,
+    /// The client address: the socket peer, or the one a trusted proxy named.
+    pub client_ip: IpAddr,
+}
+
+/// Why the policy could not be built. Display names the key and the file, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error(
+        "auth = \"token\" needs auth_tokens_file (--auth-tokens-file): a file of accepted tokens, \
+         one per line"
+    )]
+    NoTokensFile,
+    #[error("cannot read auth_tokens_file {}: {source}", path.display())]
+    ReadTokens {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "auth_tokens_file {} is larger than {} MiB: is it the right file?",
+        path.display(),
+        auth::MAX_TOKENS_FILE_BYTES >> 20
+    )]
+    TokensFileTooLarge { path: PathBuf },
+    #[error("auth_tokens_file {}: line {line}: {problem}", path.display())]
+    TokenLine {
+        path: PathBuf,
+        line: usize,
+        problem: auth::TokenLineError,
+    },
+    #[error(
+        "auth_tokens_file {} holds no tokens: write one token per line, or name:token",
+        path.display()
+    )]
+    NoTokens { path: PathBuf },
+    #[error(
+        "auth = \"jwt\" needs a secret: set jwt_secret_file (--jwt-secret-file) or the \
+         environment variable {JWT_SECRET_ENV}"
+    )]
+    NoSecret,
+    #[error("cannot read jwt_secret_file {}: {source}", path.display())]
+    ReadSecret {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the JWT secret from {from} is {len} bytes; HS256 needs at least {min} (RFC 7518 \
+         section 3.2): make one with `head -c 32 /dev/urandom | base64 > jwt.secret`",
+        min = auth::MIN_SECRET_BYTES
+    )]
+    ShortSecret { from: String, len: usize },
+}
+
+/// The handshake rules shared by every core (read-only; share it with `Arc` or clone it).
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    origins: OriginPolicy,
+    subprotocols: SubprotocolPolicy,
+    auth: Authenticator,
+    proxies: TrustedProxies,
+}
+
+impl Policy {
+    /// Builds the policy, reading `auth_tokens_file` or the JWT secret (`jwt_secret_file`, else
+    /// the environment variable [`JWT_SECRET_ENV`]).
+    pub fn from_config(config: &Config) -> Result<Policy, PolicyError> {
+        Policy::from_config_with_env_secret(config, std::env::var_os(JWT_SECRET_ENV))
+    }
+
+    /// As [`from_config`](Self::from_config), with the environment's secret passed in.
+    pub fn from_config_with_env_secret(
+        config: &Config,
+        env_secret: Option<OsString>,
+    ) -> Result<Policy, PolicyError> {
+        let auth = match config.auth {
+            AuthMode::None => Authenticator::None,
+            AuthMode::Token => {
+                let path = config
+                    .auth_tokens_file
+                    .as_deref()
+                    .ok_or(PolicyError::NoTokensFile)?;
+                Authenticator::Tokens(load_tokens(path)?)
+            }
+            AuthMode::Jwt => {
+                let (secret, from) = match (&config.jwt_secret_file, env_secret) {
+                    (Some(path), _) => (
+                        read_secret(path)?,
+                        format!("jwt_secret_file {}", path.display()),
+                    ),
+                    (None, Some(env)) => (
+                        strip_newline(std::os::unix::ffi::OsStringExt::into_vec(env)),
+                        format!("environment variable {JWT_SECRET_ENV}"),
+                    ),
+                    (None, None) => return Err(PolicyError::NoSecret),
+                };
+                let verifier = JwtVerifier::new(
+                    &secret,
+                    config.jwt_audience.clone(),
+                    config.jwt_issuer.clone(),
+                )
+                .map_err(|short| PolicyError::ShortSecret {
+                    from,
+                    len: short.len,
+                })?;
+                Authenticator::Jwt(verifier)
+            }
+        };
+        Ok(Policy {
+            origins: OriginPolicy::new(config.allowed_origins.clone(), config.allow_missing_origin),
+            subprotocols: SubprotocolPolicy::new(
+                config.subprotocols.clone(),
+                config.require_subprotocol,
+            ),
+            auth,
+            proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+        })
+    }
+
+    /// The client address of a request from socket peer `peer` (see [`TrustedProxies`]). The
+    /// reactor needs it before [`check`](Self::check) for the rate limiter, and for refusals.
+    pub fn client_ip(&self, request: &UpgradeRequest<'_>, peer: IpAddr) -> IpAddr {
+        self.proxies
+            .client_ip(peer, request.x_forwarded_for, request.forwarded)
+    }
+
+    /// Decides an upgrade that parsed, at `now_unix_s`. Checks run cheapest and most
+    /// fundamental first: Origin (403), credentials (401), subprotocol (400).
+    pub fn check<'a>(
+        &self,
+        request: &UpgradeRequest<'a>,
+        peer: IpAddr,
+        now_unix_s: u64,
+    ) -> Result<Accepted<'a>, Refusal> {
+        let client_ip = self.client_ip(request, peer);
+        self.origins.check(request.origin)?;
+        let subject = self
+            .auth
+            .authenticate(request.authorization, request.query, now_unix_s)
+            .map_err(|failure| failure.to_refusal())?;
+        let protocol = self.subprotocols.select(request.protocols)?;
+        Ok(Accepted {
+            protocol,
+            subject,
+            client_ip,
+        })
+    }
+}
+
+impl HandshakeRateLimiter {
+    /// One core's limiter as configured (`handshake_rate_per_ip` 0: off, nothing reserved).
+    pub fn from_config(config: &Config) -> Self {
+        HandshakeRateLimiter::new(
+            config.handshake_rate_per_ip,
+            config.handshake_burst_per_ip,
+            config.handshake_rate_table_size,
+        )
+    }
+}
+
+fn load_tokens(path: &Path) -> Result<StaticTokens, PolicyError> {
+    let read_error = |source| PolicyError::ReadTokens {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut text = String::new();
+    file.take(auth::MAX_TOKENS_FILE_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() > auth::MAX_TOKENS_FILE_BYTES {
+        return Err(PolicyError::TokensFileTooLarge {
+            path: path.to_owned(),
+        });
+    }
+    StaticTokens::parse(&text).map_err(|err| match err {
+        auth::TokensFileError::Line { line, problem } => PolicyError::TokenLine {
+            path: path.to_owned(),
+            line,
+            problem,
+        },
+        auth::TokensFileError::Empty => PolicyError::NoTokens {
+            path: path.to_owned(),
+        },
+    })
+}
+
+fn read_secret(path: &Path) -> Result<Vec<u8>, PolicyError> {
+    std::fs::read(path)
+        .map(strip_newline)
+        .map_err(|source| PolicyError::ReadSecret {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Files written with `echo` end in a newline that is not part of the secret.
+fn strip_newline(mut secret: Vec<u8>) -> Vec<u8> {
+    while secret.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+        secret.pop();
+    }
+    secret
+}
