@@ -299,7 +299,8 @@ impl Exporter {
             );
         }
         // The limits a refusal or close stands for, in one family a dashboard can sum.
-        let limits: [(&str, fn(&CoreStats) -> u64); 3] = [
+        type ReadStat = fn(&CoreStats) -> u64;
+        let limits: [(&str, ReadStat); 3] = [
             ("max_connections", |s| {
                 s.refused_count(RefusalReason::ServerFull)
             }),

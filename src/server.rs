@@ -13,7 +13,7 @@ use crate::config::{AppKind, Config};
 use crate::metrics::Exporter;
 use crate::protocol::{HandshakeLimits, Limits, RefusalReason};
 use crate::reactor::admin::AdminSide;
-use crate::reactor::event_loop::{ticks, CoreObservers, CoreSettings, Reactor};
+use crate::reactor::event_loop::{ticks, CoreObservers, CoreParts, CoreSettings, Reactor};
 use crate::reactor::listener::Listener;
 use crate::reactor::{sys, Shared};
 use crate::stats::CoreStats;
@@ -158,9 +158,8 @@ impl Server {
                     if let Some(id) = pin {
                         core_affinity::set_for_current(id);
                     }
-                    let mut reactor = match Reactor::new(
-                        core, app, listener, wake_fd, shared, stats, settings, observers,
-                    ) {
+                    let parts = CoreParts { core, listener, wake_fd, shared, stats };
+                    let mut reactor = match Reactor::new(app, parts, settings, observers) {
                         Ok(r) => r,
                         Err(e) => {
                             let err = ring_error(e);

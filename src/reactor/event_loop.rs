@@ -128,6 +128,16 @@ pub struct Reactor<A: App> {
     app_wants_wake: bool,
 }
 
+/// The resources the server hands one core: its index, listener, wake-up eventfd, the shared
+/// stop flag and its counters.
+pub struct CoreParts {
+    pub core: usize,
+    pub listener: Listener,
+    pub wake_fd: RawFd,
+    pub shared: Arc<Shared>,
+    pub stats: Arc<CoreStats>,
+}
+
 /// What a core needs from the server's metrics: the admin side (core 0) and its histogram.
 pub struct CoreObservers {
     pub admin: Option<AdminSide>,
@@ -137,15 +147,12 @@ pub struct CoreObservers {
 
 impl<A: App> Reactor<A> {
     pub fn new(
-        core: usize,
         app: Arc<A>,
-        listener: Listener,
-        wake_fd: RawFd,
-        shared: Arc<Shared>,
-        stats: Arc<CoreStats>,
+        parts: CoreParts,
         settings: CoreSettings,
         observers: CoreObservers,
     ) -> std::io::Result<Reactor<A>> {
+        let CoreParts { core, listener, wake_fd, shared, stats } = parts;
         let ring = Ring::new(settings.ring_entries)?;
         tracing::debug!(core, mode = ?ring.mode, "io_uring ready");
         // A request head that straddles reads is re-parsed from the start of the buffer, so the

@@ -96,7 +96,8 @@ pub struct Ring {
 impl Ring {
     /// Builds a ring with `entries` SQ slots (CQ twice that), trying the best flags first.
     pub fn new(entries: u32) -> io::Result<Ring> {
-        let attempts: [(RingMode, fn(&mut io_uring::Builder)); 3] = [
+        type Configure = fn(&mut io_uring::Builder);
+        let attempts: [(RingMode, Configure); 3] = [
             (RingMode::DeferTaskrun, |b| {
                 b.setup_single_issuer().setup_defer_taskrun();
             }),
