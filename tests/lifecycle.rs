@@ -435,3 +435,44 @@ fn zero_downtime_restart_loses_no_connection_attempt() {
     s.write_all(&client_frame(true, 0x1, b"new")).unwrap();
     assert_eq!(read_frame(&mut s).2, b"new");
 }
+
+/// A peer that answers every ping is pinged once per ping_interval, not once per
+/// ping_interval + pong_timeout: the pong re-arms the heartbeat deadline.
+#[test]
+fn a_responsive_peer_is_pinged_every_interval() {
+    let server = ServerProcess::start(&[
+        "--cores",
+        "1",
+        "--ping-interval",
+        "1s",
+        "--pong-timeout",
+        "5s",
+    ]);
+    let mut s = ws_connect(server.addr);
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let end = Instant::now() + Duration::from_millis(4500);
+    let mut pings = 0;
+    while Instant::now() < end {
+        let mut h = [0u8; 2];
+        match s.read_exact(&mut h) {
+            Ok(()) => {
+                assert_eq!(h[0], 0x89, "only pings are expected");
+                let mut p = vec![0u8; (h[1] & 0x7f) as usize];
+                s.read_exact(&mut p).unwrap();
+                s.write_all(&client_frame(true, 0xA, &p)).unwrap();
+                pings += 1;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("connection lost: {e}"),
+        }
+    }
+    assert!(
+        pings >= 3,
+        "expected a ping about every second for 4.5 s, got {pings}"
+    );
+}

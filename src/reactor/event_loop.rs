@@ -152,7 +152,13 @@ impl<A: App> Reactor<A> {
         settings: CoreSettings,
         observers: CoreObservers,
     ) -> std::io::Result<Reactor<A>> {
-        let CoreParts { core, listener, wake_fd, shared, stats } = parts;
+        let CoreParts {
+            core,
+            listener,
+            wake_fd,
+            shared,
+            stats,
+        } = parts;
         let ring = Ring::new(settings.ring_entries)?;
         tracing::debug!(core, mode = ?ring.mode, "io_uring ready");
         // A request head that straddles reads is re-parsed from the start of the buffer, so the
@@ -357,6 +363,9 @@ impl<A: App> Reactor<A> {
     }
 
     fn on_accept(&mut self, c: Completion) {
+        if c.result == -libc::ECANCELED && self.listener.is_none() {
+            return; // our own cancel at the start of the drain
+        }
         if c.result < 0 {
             let errno = -c.result;
             self.io.stats.accept_error(errno);
@@ -448,7 +457,14 @@ impl<A: App> Reactor<A> {
                 Phase::Open | Phase::Closing => {
                     // Any bytes from the peer are life: no ping needed, and a ping is answered.
                     conn.last_rx_tick = self.io.now_tick;
-                    conn.flags &= !flags::AWAITING_PONG;
+                    if conn.has(flags::AWAITING_PONG) {
+                        // The armed deadline is the pong timeout; the next ping is due one
+                        // interval from now. At most once per ping, so O(1) per timer.
+                        conn.flags &= !flags::AWAITING_PONG;
+                        if phase == Phase::Open {
+                            self.io.schedule_open_deadline(key);
+                        }
+                    }
                     self.on_frame_bytes(key, len)
                 }
                 Phase::Lingering => {}
