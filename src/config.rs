@@ -17,6 +17,9 @@ use crate::policy::{Cidr, OriginPattern};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum AppKind {
+    /// Topic fan-out: subscribe with ?topic= or JSON control messages, publish over HTTP.
+    Pubsub,
+    /// Sends every message back.
     Echo,
 }
 
@@ -40,7 +43,7 @@ pub struct Config {
     /// `admin_listen`: address of the admin listener (`/metrics`, `/healthz`). Default
     /// 127.0.0.1:9090; "off" disables it.
     pub admin_listen: Option<SocketAddr>,
-    /// `app`: the application. Default echo.
+    /// `app`: the application. Default pubsub.
     pub app: AppKind,
     /// `cores`: number of reactor threads (one per core, pinned). Default: all available.
     pub cores: usize,
@@ -114,6 +117,16 @@ pub struct Config {
     /// `debug_handshakes`: keep recent refusals for `GET /debug/handshakes` on the admin
     /// listener. Default off.
     pub debug_handshakes: bool,
+    /// `publish_tokens_file`: bearer tokens accepted by `POST /publish` (pubsub), one per
+    /// line. Default none: no token required.
+    pub publish_tokens_file: Option<PathBuf>,
+    /// `allow_client_publish`: let WebSocket clients publish (pubsub). Default false.
+    pub allow_client_publish: bool,
+    /// `max_subscriptions_per_connection`: topics one connection may subscribe to (pubsub).
+    /// Default 64.
+    pub max_subscriptions_per_connection: usize,
+    /// `max_topic_length`: longest topic name in bytes (pubsub). Default 128.
+    pub max_topic_length: usize,
 }
 
 impl Default for Config {
@@ -121,7 +134,7 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:9001".parse().unwrap(),
             admin_listen: Some("127.0.0.1:9090".parse().unwrap()),
-            app: AppKind::Echo,
+            app: AppKind::Pubsub,
             cores: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
@@ -157,6 +170,10 @@ impl Default for Config {
             handshake_rate_table_size: crate::policy::rate_limit::DEFAULT_TABLE_SIZE,
             trusted_proxies: Vec::new(),
             debug_handshakes: false,
+            publish_tokens_file: None,
+            allow_client_publish: false,
+            max_subscriptions_per_connection: 64,
+            max_topic_length: 128,
         }
     }
 }
@@ -167,7 +184,7 @@ impl Default for Config {
 
 /// Every key of the config file, in the order `--print-config` writes them. Each has a flag of the
 /// same name in kebab-case (`max_message_size` ↔ `--max-message-size`).
-pub const KEYS: [&str; 36] = [
+pub const KEYS: [&str; 40] = [
     "listen",
     "admin_listen",
     "app",
@@ -204,6 +221,10 @@ pub const KEYS: [&str; 36] = [
     "handshake_rate_table_size",
     "trusted_proxies",
     "debug_handshakes",
+    "publish_tokens_file",
+    "allow_client_publish",
+    "max_subscriptions_per_connection",
+    "max_topic_length",
 ];
 
 /// Keys whose value is a list: the flag is repeated, the file has an array (or one string).
@@ -234,6 +255,10 @@ pub const HANDSHAKE_RATE: RangeInclusive<u64> = 0..=1_000_000;
 pub const HANDSHAKE_BURST: RangeInclusive<u64> = 1..=1_000_000;
 /// Bounds of `handshake_rate_table_size`: about 64 bytes each, so at most 64 MiB per core.
 pub const HANDSHAKE_RATE_TABLE_SIZE: RangeInclusive<u64> = 16..=1 << 20;
+/// Bounds of `max_subscriptions_per_connection`.
+pub const SUBSCRIPTIONS_PER_CONNECTION: RangeInclusive<u64> = 1..=65536;
+/// Bounds of `max_topic_length`: a topic travels in URLs and request heads (8 KiB at most).
+pub const TOPIC_LENGTH: RangeInclusive<u64> = 1..=1024;
 /// Most entries of `allowed_origins` and of `trusted_proxies`.
 pub const MAX_LIST_LEN: usize = 1024;
 /// Longest timeout of any kind; timers stay far from any overflow.
@@ -264,7 +289,8 @@ pub struct Settings {
     /// [default: 127.0.0.1:9090]
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<RawValue>,
-    /// Built-in application to serve; echo sends every message back. [default: echo]
+    /// Built-in application to serve: pubsub (topic fan-out, see docs/pubsub.md) or echo
+    /// (sends every message back). [default: pubsub]
     #[arg(long, value_name = "APP")]
     pub app: Option<RawValue>,
     /// Reactor threads, each pinned to its own core; at most the CPUs available to ringws.
@@ -392,6 +418,20 @@ pub struct Settings {
     /// /debug/handshakes on the admin listener: on or off. [default: off]
     #[arg(long, value_name = "on|off")]
     pub debug_handshakes: Option<RawValue>,
+    /// pubsub: file of bearer tokens accepted by POST /publish on the admin listener, one per
+    /// line (# starts a comment); "off" requires no token. [default: off]
+    #[arg(long, value_name = "FILE")]
+    pub publish_tokens_file: Option<RawValue>,
+    /// pubsub: let WebSocket clients publish with {"op":"publish",...}. [default: false]
+    #[arg(long, value_name = "BOOL")]
+    pub allow_client_publish: Option<RawValue>,
+    /// pubsub: topics one connection may subscribe to, from 1 to 65536. [default: 64]
+    #[arg(long, value_name = "N")]
+    pub max_subscriptions_per_connection: Option<RawValue>,
+    /// pubsub: longest topic name in bytes, from 1 to 1024; names use A-Z a-z 0-9 . _ : / -
+    /// [default: 128]
+    #[arg(long, value_name = "N")]
+    pub max_topic_length: Option<RawValue>,
 }
 
 /// A list key of the config file: an array, or one value standing for a list of one.
@@ -893,6 +933,14 @@ fn apply(config: &mut Config, settings: &Settings, origin: &Origin<'_>) -> Resul
     });
     set_list!(trusted_proxies, parse_cidr);
     set!(debug_handshakes, parse_on_off);
+    set!(publish_tokens_file, parse_optional_path);
+    set!(allow_client_publish, parse_bool);
+    set!(max_subscriptions_per_connection, |raw| {
+        parse_count_in(raw, SUBSCRIPTIONS_PER_CONNECTION).map(|n| n as usize)
+    });
+    set!(max_topic_length, |raw| {
+        parse_count_in(raw, TOPIC_LENGTH).map(|n| n as usize)
+    });
     Ok(())
 }
 
@@ -1297,6 +1345,19 @@ impl Config {
                 "debug_handshakes",
                 String(if self.debug_handshakes { "on" } else { "off" }.into()),
             ),
+            (
+                "publish_tokens_file",
+                String(optional_path(self.publish_tokens_file.as_deref())),
+            ),
+            (
+                "allow_client_publish",
+                toml::Value::Boolean(self.allow_client_publish),
+            ),
+            (
+                "max_subscriptions_per_connection",
+                count(self.max_subscriptions_per_connection),
+            ),
+            ("max_topic_length", count(self.max_topic_length)),
         ]
     }
 
@@ -1370,6 +1431,10 @@ impl Config {
                 "handshake_rate_table_size" => flags.handshake_rate_table_size = raw,
                 "trusted_proxies" => flags.trusted_proxies = list,
                 "debug_handshakes" => flags.debug_handshakes = raw,
+                "publish_tokens_file" => flags.publish_tokens_file = raw,
+                "allow_client_publish" => flags.allow_client_publish = raw,
+                "max_subscriptions_per_connection" => flags.max_subscriptions_per_connection = raw,
+                "max_topic_length" => flags.max_topic_length = raw,
                 _ => unreachable!("values() yields only KEYS"),
             }
         }
@@ -1696,7 +1761,8 @@ mod tests {
             .contains("cores: expected a whole number, found a boolean (true)"));
         assert!(error("listen = 9001", &[]).contains("listen: expected an address"));
         assert!(error("", &[("listen", "localhost")]).contains("is not a socket address"));
-        assert!(error("", &[("app", "chat")]).contains("\"chat\" is not an app (available: echo)"));
+        assert!(error("", &[("app", "chat")])
+            .contains("\"chat\" is not an app (available: pubsub, echo)"));
         assert!(error("", &[("log", "ringws=loud")])
             .starts_with("--log: \"ringws=loud\" is not a log filter"));
         assert!(error("syntax error here", &[])

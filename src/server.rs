@@ -4,16 +4,18 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::app::{echo::Echo, App, Waker};
 use crate::config::{AppKind, Config};
 use crate::metrics::Exporter;
+use crate::policy::{DebugRing, HandshakeRateLimiter, Policy};
 use crate::protocol::{HandshakeLimits, Limits, RefusalReason};
 use crate::reactor::admin::AdminSide;
 use crate::reactor::event_loop::{ticks, CoreObservers, CoreParts, CoreSettings, Reactor};
+use crate::reactor::gate::Gate;
 use crate::reactor::listener::Listener;
 use crate::reactor::{sys, Shared};
 use crate::stats::CoreStats;
@@ -48,6 +50,8 @@ pub enum ServerError {
     Reactor { core: usize, source: io::Error },
     #[error("could not start a reactor thread: {0}")]
     Thread(io::Error),
+    #[error("{0}")]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 /// Runs `ringws serve` until SIGINT or SIGTERM.
@@ -120,7 +124,16 @@ impl Server {
             .map(|_| Arc::new(CoreStats::default()))
             .collect();
         let exporter = Arc::new(Exporter::new(config, &stats, app.metrics()));
-        let mut admin_side = admin_listener.map(|l| AdminSide::new(l, exporter.clone()));
+        let policy = Arc::new(Policy::from_config(config)?);
+        let debug_rings: Option<Arc<Vec<_>>> = config.debug_handshakes.then(|| {
+            Arc::new(
+                (0..stats.len())
+                    .map(|_| Arc::new(Mutex::new(DebugRing::new())))
+                    .collect(),
+            )
+        });
+        let mut admin_side =
+            admin_listener.map(|l| AdminSide::new(l, exporter.clone(), debug_rings.clone()));
 
         let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, ServerError>>();
         let mut server = Server {
@@ -140,7 +153,14 @@ impl Server {
         for (core, listener) in listeners.into_iter().enumerate() {
             let wake_fd = server.wake_fds[core];
             let stats = stats[core].clone();
+            let gate = Gate::new(
+                policy.clone(),
+                HandshakeRateLimiter::from_config(config),
+                !config.trusted_proxies.is_empty(),
+                debug_rings.as_ref().map(|rings| rings[core].clone()),
+            );
             let observers = CoreObservers {
+                gate,
                 admin: if core == 0 { admin_side.take() } else { None },
                 handshake_duration: exporter.handshake_duration(core),
                 fanout_latency: exporter.fanout_latency(core),
@@ -158,7 +178,13 @@ impl Server {
                     if let Some(id) = pin {
                         core_affinity::set_for_current(id);
                     }
-                    let parts = CoreParts { core, listener, wake_fd, shared, stats };
+                    let parts = CoreParts {
+                        core,
+                        listener,
+                        wake_fd,
+                        shared,
+                        stats,
+                    };
                     let mut reactor = match Reactor::new(app, parts, settings, observers) {
                         Ok(r) => r,
                         Err(e) => {

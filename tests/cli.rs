@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 36] = [
+const DEFAULTS: [(&str, &str); 40] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
-    ("app", "echo"),
+    ("app", "pubsub"),
     ("cores", "all available"),
     ("max_connections", "1000000"),
     ("max_frame_size", "16MiB"),
@@ -42,6 +42,10 @@ const DEFAULTS: [(&str, &str); 36] = [
     ("handshake_rate_table_size", "4096"),
     ("trusted_proxies", "[]"),
     ("debug_handshakes", "off"),
+    ("publish_tokens_file", "off"),
+    ("allow_client_publish", "false"),
+    ("max_subscriptions_per_connection", "64"),
+    ("max_topic_length", "128"),
 ];
 
 fn ringws(args: &[&str]) -> Output {

@@ -69,10 +69,21 @@ pub struct ConnId {
 pub struct OpenInfo<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
+    /// The subprotocol chosen from the client's offer (`subprotocols`), if any.
+    pub protocol: Option<&'a str>,
+    /// Who the credentials name: the JWT `sub`, or the static token's name (`auth`).
+    pub subject: Option<&'a str>,
+    /// The client address when the handshake gate resolved it (trusted proxies, rate limit).
+    pub(crate) client_ip: Option<std::net::IpAddr>,
     pub(crate) fd: std::os::fd::RawFd,
 }
 
 impl OpenInfo<'_> {
+    /// The client's address: the one a trusted proxy named, else the socket peer's.
+    pub fn client_ip(&self) -> Option<std::net::IpAddr> {
+        self.client_ip.or_else(|| self.peer().map(|p| p.ip()))
+    }
+
     /// The peer's address. Asked of the kernel on demand, so apps that do not need it pay nothing.
     pub fn peer(&self) -> Option<std::net::SocketAddr> {
         crate::reactor::sys::peer_addr(self.fd)

@@ -14,6 +14,7 @@
 
 pub mod cause;
 pub mod conn;
+pub mod fanout;
 pub mod handshake;
 pub mod histogram;
 pub mod options;
@@ -44,7 +45,8 @@ Examples:
   ringws bench echo --url ws://127.0.0.1:9000/ --conns 100 --payload 20 --warmup 2 --duration 10
   ringws bench echo --url ws://127.0.0.1:9000/ --conns 100 --rate 100000 --json
   ringws bench idle --url ws://10.0.0.5:9000/ --conns 100000 --sources 10.0.0.2,10.0.0.3 --hold 30
-  ringws bench connect --url ws://127.0.0.1:9000/ --concurrency 64 --duration 10 --server-pid 4242")]
+  ringws bench connect --url ws://127.0.0.1:9000/ --concurrency 64 --duration 10 --server-pid 4242
+  ringws bench fanout --listen 127.0.0.1:9001 --admin 127.0.0.1:9090 --subscribers 10000 --payload 16")]
 pub struct BenchArgs {
     #[command(subcommand)]
     pub mode: BenchMode,
@@ -61,6 +63,10 @@ pub enum BenchMode {
     /// Handshake churn: open, verify the 101, close, repeat, with --concurrency in flight.
     /// Reports handshakes/s and handshake latency.
     Connect(ConnectArgs),
+    /// Pub/sub fan-out: N subscribers of one topic, one publisher. Reports 1 publish -> all
+    /// subscribers latency and deliveries/s, against ringws --app pubsub or the floor (this
+    /// process writing the same frames to the same sockets in a plain send loop).
+    Fanout(fanout::FanoutArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -234,6 +240,7 @@ pub fn run(args: BenchArgs) -> i32 {
             };
             (run_connect(&opts), a.common.json)
         }
+        BenchMode::Fanout(a) => return fanout::run(a),
     };
     match result {
         Ok(report) => {

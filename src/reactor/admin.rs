@@ -33,18 +33,25 @@ pub struct AdminSide {
     conns: Slab<AdminConn>,
     next_generation: u32,
     pub exporter: Arc<Exporter>,
+    /// Every core's refusal ring, when `debug_handshakes` is on.
+    pub debug_rings: Option<Arc<Vec<Arc<std::sync::Mutex<crate::policy::DebugRing>>>>>,
 }
 
 /// What the reactor answers for a request the built-in routes do not take.
 pub type Fallback<'a> = &'a dyn Fn(&AdminRequest<'_>) -> Option<AdminResponse>;
 
 impl AdminSide {
-    pub fn new(listener: Listener, exporter: Arc<Exporter>) -> AdminSide {
+    pub fn new(
+        listener: Listener,
+        exporter: Arc<Exporter>,
+        debug_rings: Option<Arc<Vec<Arc<std::sync::Mutex<crate::policy::DebugRing>>>>>,
+    ) -> AdminSide {
         AdminSide {
             listener,
             conns: Slab::new(),
             next_generation: 0,
             exporter,
+            debug_rings,
         }
     }
 

@@ -18,6 +18,7 @@ use slab::Slab;
 
 use super::admin::AdminSide;
 use super::conn::{flags, Conn, Phase, TokenBucket};
+use super::gate::Gate;
 use super::listener::Listener;
 use super::ring::{self, Completion, Op, Ring};
 use super::sys::{self, IoResult};
@@ -100,6 +101,7 @@ struct Io {
     /// Connections that left the open state since the app last heard, with the close code.
     released: Vec<(ConnId, Option<CloseCode>)>,
     fanout_latency: metrics::Histogram,
+    gate: Gate,
 }
 
 pub struct Reactor<A: App> {
@@ -141,6 +143,8 @@ pub struct CoreParts {
 /// What a core needs from the server's metrics: the admin side (core 0) and its histogram.
 pub struct CoreObservers {
     pub admin: Option<AdminSide>,
+    /// This core's handshake gate (policy, rate limiter, refusal log and debug ring).
+    pub gate: Gate,
     pub handshake_duration: metrics::Histogram,
     pub fanout_latency: metrics::Histogram,
 }
@@ -179,6 +183,7 @@ impl<A: App> Reactor<A> {
                 drain_deadline: None,
                 released: Vec::new(),
                 fanout_latency: observers.fanout_latency,
+                gate: observers.gate,
             },
             app,
             core_app,
@@ -341,9 +346,12 @@ impl<A: App> Reactor<A> {
                     return;
                 };
                 let exporter = admin.exporter.clone();
+                let rings = admin.debug_rings.clone();
                 let app = &*self.app;
                 let draining = self.io.drain_deadline.is_some();
-                let route = |req: &AdminRequest<'_>| admin_route(app, &exporter, draining, req);
+                let route = |req: &AdminRequest<'_>| {
+                    admin_route(app, &exporter, rings.as_deref(), draining, req)
+                };
                 let max_body = app.admin_max_body_bytes();
                 admin.on_readable(
                     &mut self.io.ring,
@@ -484,34 +492,50 @@ impl<A: App> Reactor<A> {
 
     fn on_request_bytes(&mut self, key: u32, len: usize) {
         let limits = self.io.settings.handshake;
-        let parsed = handshake::parse_request(&self.recv_buf[..len], &limits);
+        let head = &self.recv_buf[..len];
+        let parsed = handshake::parse_request(head, &limits);
         let request = match parsed {
             Ok(Some(req)) => req,
             Ok(None) => {
                 let conn = &mut self.io.conns[key as usize];
-                conn.extra_mut()
-                    .pending
-                    .extend_from_slice(&self.recv_buf[..len]);
+                conn.extra_mut().pending.extend_from_slice(head);
                 return;
             }
-            Err(refusal) => return self.io.refuse(key, &refusal, &mut self.response),
+            Err(refusal) => {
+                return self
+                    .io
+                    .refuse(key, &refusal, &mut self.response, None, None, head)
+            }
         };
-        if !self.app.serves_path(request.path) {
-            return self.io.refuse(
-                key,
-                &Refusal::new(RefusalReason::NotFound),
-                &mut self.response,
-            );
-        }
-        if self.io.stats.connections_open.get() as usize >= self.io.settings.max_connections {
-            return self.io.refuse(
-                key,
-                &Refusal::new(RefusalReason::ServerFull),
-                &mut self.response,
-            );
-        }
+        let refused = |r: RefusalReason| (Refusal::new(r), None);
+        let fd = self.io.conns[key as usize].fd;
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let now_unix_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let decision = if !self.app.serves_path(request.path) {
+            Err(refused(RefusalReason::NotFound))
+        } else if self.io.stats.connections_open.get() as usize >= self.io.settings.max_connections
+        {
+            Err(refused(RefusalReason::ServerFull))
+        } else {
+            self.io.gate.admit(&request, fd, now_ms, now_unix_s)
+        };
+        let accepted = match decision {
+            Ok(accepted) => accepted,
+            Err((refusal, client)) => {
+                return self.io.refuse(
+                    key,
+                    &refusal,
+                    &mut self.response,
+                    client,
+                    Some(&request),
+                    head,
+                );
+            }
+        };
         self.response.clear();
-        handshake::write_accept(&mut self.response, request.key, None);
+        handshake::write_accept(&mut self.response, request.key, accepted.protocol);
         self.io.write_raw(key, &self.response, &[]);
         if !self.io.conns.contains(key as usize) {
             return; // the write failed and released the connection
@@ -534,9 +558,13 @@ impl<A: App> Reactor<A> {
             .set(self.io.stats.connections_open.get() + 1);
         self.io.schedule_open_deadline(key);
         let id = ConnId { key, generation };
+        let client_ip = (!accepted.client_ip.is_unspecified()).then_some(accepted.client_ip);
         let info = OpenInfo {
             path: request.path,
             query: request.query,
+            protocol: accepted.protocol,
+            subject: accepted.subject.as_deref(),
+            client_ip,
             fd,
         };
         self.core_app.on_open(&mut self.io, id, &info);
@@ -1041,19 +1069,25 @@ impl Io {
     }
 
     /// Answers a refused handshake and lingers.
-    fn refuse(&mut self, key: u32, refusal: &Refusal, response: &mut Vec<u8>) {
+    /// Answers a refused handshake, counts, logs (rate-limited) and records it, and lingers.
+    fn refuse(
+        &mut self,
+        key: u32,
+        refusal: &Refusal,
+        response: &mut Vec<u8>,
+        client: Option<std::net::IpAddr>,
+        request: Option<&handshake::UpgradeRequest<'_>>,
+        head: &[u8],
+    ) {
         self.stats.refused(refusal.reason);
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            let peer = sys::peer_addr(self.conns[key as usize].fd);
-            tracing::debug!(
-                core = self.core,
-                peer = %peer.map_or_else(|| "?".to_string(), |p| p.to_string()),
-                status = refusal.reason.status(),
-                reason = refusal.reason.label(),
-                "handshake refused: {}",
-                refusal.reason.message()
-            );
-        }
+        let fd = self.conns[key as usize].fd;
+        let now_ms = self.now_tick as u64 * TICK.as_millis() as u64;
+        let now_unix_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.gate.note_refusal(
+            self.core, fd, client, request, head, refusal, now_ms, now_unix_s,
+        );
         response.clear();
         handshake::write_refusal(response, refusal);
         self.write_raw(key, response, &[]);
@@ -1196,27 +1230,32 @@ impl Ctx for Io {
 fn admin_route<A: App>(
     app: &A,
     exporter: &Exporter,
+    debug_rings: Option<&Vec<Arc<std::sync::Mutex<crate::policy::DebugRing>>>>,
     draining: bool,
     req: &AdminRequest<'_>,
 ) -> AdminResponse {
     match (req.method, req.path) {
+        ("GET", "/debug/handshakes") => match debug_rings {
+            Some(rings) => {
+                let guards: Vec<_> = rings.iter().filter_map(|r| r.lock().ok()).collect();
+                let json = crate::policy::DebugRing::merged_json(guards.iter().map(|g| &**g));
+                AdminResponse::json(200, &json)
+            }
+            None => AdminResponse::text(
+                404,
+                "the handshake debug view is off: start ringws with --debug-handshakes on (admin listener only)",
+            ),
+        },
         ("GET", "/metrics") => {
             let mut r = AdminResponse::text(200, exporter.render());
             r.content_type = "text/plain; version=0.0.4; charset=utf-8";
             r
         }
-        ("GET", "/healthz") if draining => {
-            AdminResponse::text(503, "draining: the server is shutting down")
-        }
+        ("GET", "/healthz") if draining => AdminResponse::text(503, "draining: the server is shutting down"),
         ("GET", "/healthz") => AdminResponse::text(200, "ok"),
-        (_, "/metrics") | (_, "/healthz") => {
-            AdminResponse::text(405, "use GET").with_header("Allow", "GET")
-        }
+        (_, "/metrics") | (_, "/healthz") => AdminResponse::text(405, "use GET").with_header("Allow", "GET"),
         _ => app.admin(req).unwrap_or_else(|| {
-            let msg = format!(
-                "no admin endpoint {} {} (try GET /metrics or GET /healthz)",
-                req.method, req.path
-            );
+            let msg = format!("no admin endpoint {} {} (try GET /metrics or GET /healthz)", req.method, req.path);
             AdminResponse::text(404, msg)
         }),
     }

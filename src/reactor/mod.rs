@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod conn;
 pub mod event_loop;
+pub mod gate;
 pub mod listener;
 pub mod ring;
 pub mod sys;

@@ -32,6 +32,10 @@ impl ServerProcess {
         if !args.contains(&"--admin-listen") {
             command.args(["--admin-listen", "127.0.0.1:0"]);
         }
+        // Tests written for the echo app keep it now that pubsub is the default.
+        if !args.contains(&"--app") {
+            command.args(["--app", "echo"]);
+        }
         command
             .args(args)
             .stdout(Stdio::piped())

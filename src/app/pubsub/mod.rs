@@ -1,0 +1,538 @@
+//! `pubsub`: topic fan-out. Clients subscribe with `?topic=` at connect or with JSON control
+//! messages; backends publish with `POST /publish/{topic}` on the admin listener (and clients
+//! over WebSocket when `allow_client_publish` is on). See docs/pubsub.md.
+//!
+//! Layout: [`topic_name`] is what a topic may be called; [`control`] the JSON control protocol;
+//! [`topics`] one core's registry; [`hub`] the cross-core inboxes and the [`Bus`] trait;
+//! [`admin`] the HTTP endpoints. This file ties them to the [`App`]/[`CoreApp`] hooks.
+
+pub mod admin;
+pub mod control;
+pub mod hub;
+pub mod topic_name;
+pub mod topics;
+
+use std::sync::Arc;
+
+pub use admin::{PublishTokens, StartError};
+pub use hub::{Bus, Hub, PublishOutcome};
+
+use super::{App, ConnId, CoreApp, Ctx, OpenInfo, PreparedFrame, Waker};
+use crate::admin::{AdminRequest, AdminResponse};
+use crate::config::Config;
+use crate::metrics::AppSeries;
+use crate::protocol::{CloseCode, MessageKind};
+use control::{ControlError, Request};
+use topics::{Registry, Subscribed, TooManySubscriptions, Unsubscribed};
+
+/// Most publishes one core delivers per wake before letting its other work run.
+pub const MAX_PUBLISHES_PER_WAKE: usize = 256;
+/// Most subscriber writes per wake (a publish is always finished once started), so a core with
+/// many subscribers of a busy topic still serves its timers and sockets in between.
+pub const MAX_DELIVERIES_PER_WAKE: usize = 64 * 1024;
+
+/// The pub/sub settings (see the config keys of the same names).
+#[derive(Clone, Debug)]
+pub struct PubSubSettings {
+    pub allow_client_publish: bool,
+    pub max_subscriptions_per_connection: usize,
+    pub max_topic_length: usize,
+    /// Largest `POST /publish` body (the server's `max_message_size`).
+    pub max_publish_bytes: usize,
+}
+
+impl Default for PubSubSettings {
+    fn default() -> Self {
+        let config = Config::default();
+        PubSubSettings {
+            allow_client_publish: config.allow_client_publish,
+            max_subscriptions_per_connection: config.max_subscriptions_per_connection,
+            max_topic_length: config.max_topic_length,
+            max_publish_bytes: usize::try_from(config.max_message_size).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// The pub/sub app, shared by all cores.
+pub struct PubSub {
+    hub: Arc<Hub>,
+    bus: Arc<dyn Bus>,
+    tokens: Option<PublishTokens>,
+    settings: PubSubSettings,
+}
+
+impl PubSub {
+    /// A pub/sub app for `cores` reactors, publishing through the local hub, with no token.
+    pub fn new(cores: usize, settings: PubSubSettings) -> PubSub {
+        let hub = Arc::new(Hub::new(cores));
+        PubSub {
+            bus: hub.clone(),
+            hub,
+            tokens: None,
+            settings,
+        }
+    }
+
+    /// As configured: reads `publish_tokens_file` when it is set.
+    pub fn from_config(config: &Config) -> Result<PubSub, StartError> {
+        let settings = PubSubSettings {
+            allow_client_publish: config.allow_client_publish,
+            max_subscriptions_per_connection: config.max_subscriptions_per_connection,
+            max_topic_length: config.max_topic_length,
+            max_publish_bytes: usize::try_from(config.max_message_size).unwrap_or(usize::MAX),
+        };
+        let mut app = PubSub::new(config.cores, settings);
+        if let Some(path) = &config.publish_tokens_file {
+            app.tokens = Some(PublishTokens::load(path)?);
+        }
+        Ok(app)
+    }
+
+    /// Requires one of `tokens` on `POST /publish`.
+    pub fn with_tokens(mut self, tokens: PublishTokens) -> PubSub {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// Publishes through `bus` instead of straight to the local hub (e.g. a bus that also
+    /// forwards to other nodes, and hands what it receives to [`PubSub::hub`]).
+    pub fn with_bus(mut self, bus: Arc<dyn Bus>) -> PubSub {
+        self.bus = bus;
+        self
+    }
+
+    /// The local hub: this node's subscribers.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+}
+
+impl App for PubSub {
+    type Core = PubSubCore;
+
+    fn name(&self) -> &'static str {
+        "pubsub"
+    }
+
+    /// `/ws` (as in `ws://host/ws?topic=a`) and `/`, so plain clients work unchanged.
+    fn serves_path(&self, path: &str) -> bool {
+        path == "/ws" || path == "/"
+    }
+
+    fn new_core(&self, core: usize) -> PubSubCore {
+        assert!(
+            core < self.hub.cores(),
+            "core {core} of {}",
+            self.hub.cores()
+        );
+        PubSubCore {
+            core,
+            hub: self.hub.clone(),
+            bus: self.bus.clone(),
+            settings: self.settings.clone(),
+            registry: Registry::default(),
+        }
+    }
+
+    fn admin(&self, request: &AdminRequest<'_>) -> Option<AdminResponse> {
+        admin::Endpoints {
+            bus: &*self.bus,
+            hub: &self.hub,
+            tokens: self.tokens.as_ref(),
+            max_topic_len: self.settings.max_topic_length,
+        }
+        .handle(request)
+    }
+
+    fn admin_max_body_bytes(&self) -> usize {
+        self.settings.max_publish_bytes
+    }
+
+    fn start(&self, wakers: Vec<Waker>) {
+        self.hub.set_wakers(wakers);
+    }
+
+    fn metrics(&self) -> Vec<AppSeries> {
+        let hub = self.hub.clone();
+        let mut series = vec![AppSeries {
+            name: "ringws_pubsub_publishes_total",
+            help: "Pub/sub: publishes accepted (HTTP and WebSocket).",
+            labels: Vec::new(),
+            gauge: false,
+            read: Box::new(move || hub.publishes()),
+        }];
+        for core in 0..self.hub.cores() {
+            let label = || vec![("core", core.to_string())];
+            let (h1, h2, h3, h4) = (
+                self.hub.clone(),
+                self.hub.clone(),
+                self.hub.clone(),
+                self.hub.clone(),
+            );
+            series.extend([
+                AppSeries {
+                    name: "ringws_pubsub_deliveries_total",
+                    help: "Pub/sub: messages written (or queued) to a subscriber on this core.",
+                    labels: label(),
+                    gauge: false,
+                    read: Box::new(move || h1.counters(core).deliveries.get()),
+                },
+                AppSeries {
+                    name: "ringws_pubsub_dropped_total",
+                    help: "Pub/sub: publishes not handed to this core because its inbox was full.",
+                    labels: label(),
+                    gauge: false,
+                    read: Box::new(move || {
+                        h2.counters(core)
+                            .dropped
+                            .load(std::sync::atomic::Ordering::Relaxed)
+                    }),
+                },
+                AppSeries {
+                    name: "ringws_pubsub_subscriptions",
+                    help: "Pub/sub: subscriptions held by connections of this core.",
+                    labels: label(),
+                    gauge: true,
+                    read: Box::new(move || h3.counters(core).subscriptions.get()),
+                },
+                AppSeries {
+                    name: "ringws_pubsub_bad_control_messages_total",
+                    help: "Pub/sub: control messages refused with an error reply on this core.",
+                    labels: label(),
+                    gauge: false,
+                    read: Box::new(move || h4.counters(core).bad_control_messages.get()),
+                },
+            ]);
+        }
+        series
+    }
+}
+
+/// The per-core part: this core's subscriptions, and delivery from its inbox.
+pub struct PubSubCore {
+    core: usize,
+    hub: Arc<Hub>,
+    bus: Arc<dyn Bus>,
+    settings: PubSubSettings,
+    registry: Registry,
+}
+
+impl PubSubCore {
+    fn subscribe(&mut self, conn: ConnId, topic: &str) -> Result<(), ControlError> {
+        match self
+            .registry
+            .subscribe(conn, topic, self.settings.max_subscriptions_per_connection)
+        {
+            Ok(Subscribed::Added { local }) => {
+                self.hub.set_count(self.core, topic, local);
+                self.update_gauge();
+                Ok(())
+            }
+            Ok(Subscribed::Already) => Ok(()),
+            Err(TooManySubscriptions { max }) => Err(ControlError::TooManySubscriptions { max }),
+        }
+    }
+
+    fn unsubscribe(&mut self, conn: ConnId, topic: &str) {
+        if let Unsubscribed::Removed { local } = self.registry.unsubscribe(conn, topic) {
+            self.hub.set_count(self.core, topic, local);
+            self.update_gauge();
+        }
+    }
+
+    fn update_gauge(&self) {
+        self.hub
+            .counters(self.core)
+            .subscriptions
+            .set(self.registry.subscriptions() as u64);
+    }
+
+    fn refuse(&self, ctx: &mut dyn Ctx, conn: ConnId, err: &ControlError, topic: Option<&str>) {
+        self.hub.counters(self.core).bad_control_messages.inc();
+        ctx.send(conn, MessageKind::Text, &control::error(err, topic));
+    }
+
+    fn on_request(&mut self, ctx: &mut dyn Ctx, conn: ConnId, request: Request) {
+        match request {
+            Request::Subscribe(topic) => match self.subscribe(conn, &topic) {
+                Ok(()) => {
+                    ctx.send(conn, MessageKind::Text, &control::subscribed(&topic));
+                }
+                Err(e) => self.refuse(ctx, conn, &e, Some(&topic)),
+            },
+            Request::Unsubscribe(topic) => {
+                self.unsubscribe(conn, &topic);
+                ctx.send(conn, MessageKind::Text, &control::unsubscribed(&topic));
+            }
+            Request::Publish { topic, .. } if !self.settings.allow_client_publish => {
+                self.refuse(ctx, conn, &ControlError::PublishNotAllowed, Some(&topic));
+            }
+            Request::Publish { topic, payload } => {
+                let frame = PreparedFrame::new(MessageKind::Text, payload.as_bytes());
+                let outcome = self.bus.publish(&topic, frame);
+                let reply = control::published(&topic, outcome.subscribers, outcome.dropped);
+                ctx.send(conn, MessageKind::Text, &reply);
+            }
+        }
+    }
+}
+
+impl CoreApp for PubSubCore {
+    /// Subscribes to every `topic=` of the URL. These are not acknowledged (the upgrade is);
+    /// a refused one gets the same error reply as a control message, and the connection stays.
+    fn on_open(&mut self, ctx: &mut dyn Ctx, conn: ConnId, info: &OpenInfo<'_>) {
+        let Some(query) = info.query else {
+            return;
+        };
+        for raw in topic_name::query_topics(query) {
+            match topic_name::decode(raw, self.settings.max_topic_length) {
+                Err(e) => self.refuse(ctx, conn, &ControlError::InvalidTopic(e), None),
+                Ok(topic) => {
+                    if let Err(e) = self.subscribe(conn, &topic) {
+                        self.refuse(ctx, conn, &e, Some(&topic));
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut dyn Ctx, conn: ConnId, kind: MessageKind, payload: &[u8]) {
+        if kind != MessageKind::Text {
+            return self.refuse(ctx, conn, &ControlError::Binary, None);
+        }
+        match control::parse(payload, self.settings.max_topic_length) {
+            Ok(request) => self.on_request(ctx, conn, request),
+            Err(e) => self.refuse(ctx, conn, &e, None),
+        }
+    }
+
+    fn on_close(&mut self, conn: ConnId, _code: Option<CloseCode>) {
+        if self.registry.subscription_count(conn) == 0 {
+            return;
+        }
+        let (hub, core) = (&self.hub, self.core);
+        self.registry
+            .remove_conn(conn, |topic, local| hub.set_count(core, topic, local));
+        self.update_gauge();
+    }
+
+    fn on_wake(&mut self, ctx: &mut dyn Ctx) -> bool {
+        self.hub.begin_drain(self.core);
+        let counters = self.hub.counters(self.core);
+        let (mut publishes, mut writes) = (0, 0);
+        while publishes < MAX_PUBLISHES_PER_WAKE && writes < MAX_DELIVERIES_PER_WAKE {
+            let Some(published) = self.hub.pop(self.core) else {
+                return false;
+            };
+            publishes += 1;
+            let subscribers = self.registry.subscribers(&published.topic);
+            if subscribers.is_empty() {
+                continue; // everyone left between the publish and now
+            }
+            let mut delivered = 0;
+            for s in subscribers {
+                delivered += u64::from(ctx.send_prepared(s.conn, &published.frame));
+            }
+            writes += subscribers.len();
+            counters.deliveries.add(delivered);
+            ctx.record_fanout_latency(published.accepted_at.elapsed().as_secs_f64());
+        }
+        self.hub.has_pending(self.core)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reactor stand-in: records what was sent to whom.
+    #[derive(Default)]
+    struct FakeCtx {
+        sent: Vec<(u32, MessageKind, Vec<u8>)>,
+        prepared: Vec<(u32, Vec<u8>)>,
+        latencies: usize,
+    }
+
+    impl Ctx for FakeCtx {
+        fn send(&mut self, conn: ConnId, kind: MessageKind, payload: &[u8]) -> bool {
+            self.sent.push((conn.key, kind, payload.to_vec()));
+            true
+        }
+        fn close(&mut self, _conn: ConnId, _code: CloseCode, _reason: &str) {}
+        fn core(&self) -> usize {
+            0
+        }
+        fn send_prepared(&mut self, conn: ConnId, frame: &PreparedFrame) -> bool {
+            self.prepared.push((conn.key, frame.bytes().to_vec()));
+            true
+        }
+        fn record_fanout_latency(&mut self, _seconds: f64) {
+            self.latencies += 1;
+        }
+    }
+
+    fn conn(key: u32) -> ConnId {
+        ConnId { key, generation: 0 }
+    }
+
+    fn open(core: &mut PubSubCore, ctx: &mut FakeCtx, key: u32, query: Option<&str>) {
+        let info = OpenInfo {
+            path: "/ws",
+            query,
+            fd: -1,
+        };
+        core.on_open(ctx, conn(key), &info);
+    }
+
+    fn text(ctx: &mut FakeCtx) -> Vec<serde_json::Value> {
+        ctx.sent
+            .drain(..)
+            .map(|(_, kind, p)| {
+                assert_eq!(kind, MessageKind::Text);
+                serde_json::from_slice(&p).unwrap()
+            })
+            .collect()
+    }
+
+    fn app(allow_client_publish: bool) -> PubSub {
+        PubSub::new(
+            1,
+            PubSubSettings {
+                allow_client_publish,
+                max_subscriptions_per_connection: 2,
+                max_topic_length: 16,
+                max_publish_bytes: 1 << 20,
+            },
+        )
+    }
+
+    #[test]
+    fn url_and_control_subscriptions_receive_publishes() {
+        let app = app(false);
+        let (mut core, mut ctx) = (app.new_core(0), FakeCtx::default());
+        open(&mut core, &mut ctx, 1, Some("topic=a&x=1&topic=b%2Fc"));
+        open(&mut core, &mut ctx, 2, None);
+        assert!(
+            ctx.sent.is_empty(),
+            "URL subscriptions are not acknowledged"
+        );
+        core.on_message(
+            &mut ctx,
+            conn(2),
+            MessageKind::Text,
+            br#"{"op":"subscribe","topic":"a"}"#,
+        );
+        assert_eq!(text(&mut ctx)[0]["op"], "subscribed");
+        assert_eq!(app.hub().topic_counts("a"), [2]);
+        assert_eq!(app.hub().topic_counts("b/c"), [1]);
+
+        let out = app
+            .hub()
+            .publish("a", PreparedFrame::new(MessageKind::Text, b"hi"));
+        assert_eq!(out.subscribers, 2);
+        assert!(!core.on_wake(&mut ctx));
+        let mut keys: Vec<u32> = ctx.prepared.iter().map(|(k, _)| *k).collect();
+        keys.sort();
+        assert_eq!(keys, [1, 2]);
+        assert_eq!(ctx.prepared[0].1, b"\x81\x02hi");
+        assert_eq!(ctx.latencies, 1);
+        assert_eq!(app.hub().counters(0).deliveries.get(), 2);
+
+        core.on_close(conn(1), None);
+        assert_eq!(app.hub().topic_counts("a"), [1]);
+        assert_eq!(app.hub().topic_counts("b/c"), [0]);
+        assert_eq!(app.hub().counters(0).subscriptions.get(), 1);
+    }
+
+    #[test]
+    fn bad_control_traffic_gets_error_replies_and_is_counted() {
+        let app = app(false);
+        let (mut core, mut ctx) = (app.new_core(0), FakeCtx::default());
+        open(
+            &mut core,
+            &mut ctx,
+            1,
+            Some("topic=a&topic=a%20b&topic=b&topic=c"),
+        );
+        let errors: Vec<_> = text(&mut ctx)
+            .iter()
+            .map(|v| v["error"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(errors, ["invalid_topic", "too_many_subscriptions"]);
+        core.on_message(&mut ctx, conn(1), MessageKind::Binary, b"\x00");
+        core.on_message(&mut ctx, conn(1), MessageKind::Text, b"nope");
+        core.on_message(
+            &mut ctx,
+            conn(1),
+            MessageKind::Text,
+            br#"{"op":"publish","topic":"a","data":1}"#,
+        );
+        let codes: Vec<_> = text(&mut ctx)
+            .iter()
+            .map(|v| v["error"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            codes,
+            ["binary_not_supported", "bad_json", "publish_not_allowed"]
+        );
+        assert_eq!(app.hub().counters(0).bad_control_messages.get(), 5);
+        assert_eq!(app.hub().publishes(), 0);
+    }
+
+    #[test]
+    fn client_publish_when_allowed() {
+        let app = app(true);
+        let (mut core, mut ctx) = (app.new_core(0), FakeCtx::default());
+        open(&mut core, &mut ctx, 1, Some("topic=a"));
+        core.on_message(
+            &mut ctx,
+            conn(2),
+            MessageKind::Text,
+            br#"{"op":"publish","topic":"a","data":{"n":1}}"#,
+        );
+        let reply = &text(&mut ctx)[0];
+        assert_eq!(
+            reply,
+            &serde_json::json!({"op":"published","topic":"a","subscribers":1,"dropped":0})
+        );
+        core.on_wake(&mut ctx);
+        assert_eq!(ctx.prepared, [(1, b"\x81\x07{\"n\":1}".to_vec())]);
+    }
+
+    #[test]
+    fn unsubscribe_stops_delivery_and_is_idempotent() {
+        let app = app(false);
+        let (mut core, mut ctx) = (app.new_core(0), FakeCtx::default());
+        open(&mut core, &mut ctx, 1, Some("topic=a"));
+        for _ in 0..2 {
+            core.on_message(
+                &mut ctx,
+                conn(1),
+                MessageKind::Text,
+                br#"{"op":"unsubscribe","topic":"a"}"#,
+            );
+            assert_eq!(text(&mut ctx)[0]["op"], "unsubscribed");
+        }
+        let out = app
+            .hub()
+            .publish("a", PreparedFrame::new(MessageKind::Text, b"x"));
+        assert_eq!(out.subscribers, 0);
+        core.on_wake(&mut ctx);
+        assert!(ctx.prepared.is_empty());
+    }
+
+    #[test]
+    fn a_wake_delivers_at_most_its_budget() {
+        let app = app(false);
+        let (mut core, mut ctx) = (app.new_core(0), FakeCtx::default());
+        open(&mut core, &mut ctx, 1, Some("topic=a"));
+        for _ in 0..MAX_PUBLISHES_PER_WAKE + 1 {
+            app.hub()
+                .publish("a", PreparedFrame::new(MessageKind::Binary, b""));
+        }
+        assert!(core.on_wake(&mut ctx), "work left");
+        assert_eq!(ctx.prepared.len(), MAX_PUBLISHES_PER_WAKE);
+        assert!(!core.on_wake(&mut ctx));
+        assert_eq!(ctx.prepared.len(), MAX_PUBLISHES_PER_WAKE + 1);
+    }
+}

@@ -1,0 +1,742 @@
+//! `ringws bench fanout`: N subscribers of one topic, one publisher.
+//!
+//! Measures, for a pub/sub server (`--target ringws`, publishing with `POST /publish/{topic}`),
+//! or for the floor (`--target floor`: this process accepts the same N connections and writes
+//! each message to every socket in a plain loop of `send(2)`, the cost of the kernel sends alone):
+//!
+//! - fan-out latency: one publish at a time, from just before the publish is sent to the moment
+//!   the last subscriber has read it (p50/p99/max over `--publishes` samples);
+//! - throughput: `--burst` publishes back to back, deliveries per second until every subscriber
+//!   has read all of them.
+//!
+//! Every message carries its sequence number in its first 8 bytes; receivers check that each
+//! subscriber gets every message once and in order. Receivers are edge-triggered epoll loops
+//! (`--threads`, pinned with `--pin-cpu`), one shared read buffer per thread.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::CpuList;
+
+/// Which server the subscribers connect to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// A running ringws with `--app pubsub`: subscribe with `?topic=`, publish over HTTP.
+    Ringws,
+    /// This process: accept the connections, answer the upgrade, write every message to every
+    /// socket in a plain loop (the floor).
+    Floor,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FanoutArgs {
+    /// ringws or floor.
+    #[arg(long, value_enum, default_value = "ringws")]
+    pub target: Target,
+    /// Subscriber address: ringws's WebSocket listener, or where the floor listens.
+    #[arg(long, default_value = "127.0.0.1:9001", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// ringws's admin listener, where publishes are POSTed.
+    #[arg(long, default_value = "127.0.0.1:9090", value_name = "ADDR")]
+    pub admin: SocketAddr,
+    /// Topic to subscribe to and publish on.
+    #[arg(long, default_value = "bench", value_name = "NAME")]
+    pub topic: String,
+    /// Bearer token for POST /publish.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Subscribers.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub subscribers: usize,
+    /// Message payload in bytes (at least 8: the sequence number).
+    #[arg(long, default_value_t = 16, value_name = "BYTES")]
+    pub payload: usize,
+    /// Latency samples: publishes sent one at a time, each after the previous one arrived
+    /// everywhere.
+    #[arg(long, default_value_t = 200, value_name = "K")]
+    pub publishes: usize,
+    /// Publishes sent back to back for the throughput figure.
+    #[arg(long, default_value_t = 200, value_name = "B")]
+    pub burst: usize,
+    /// Receiver threads.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+    /// Pin receiver thread i to the i-th CPU of LIST.
+    #[arg(long, value_name = "LIST", value_parser = super::parse_cpu_list)]
+    pub pin_cpu: Option<CpuList>,
+    /// Floor only: sender threads (compare with ringws's --cores).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub floor_threads: usize,
+    /// Floor only: pin sender thread i to the i-th CPU of LIST (compare with ringws's cores).
+    #[arg(long, value_name = "LIST", value_parser = super::parse_cpu_list)]
+    pub floor_cpu: Option<CpuList>,
+    /// Local addresses to connect from, round-robin (about 28k connections each), e.g.
+    /// 127.0.0.1,127.0.0.2.
+    #[arg(long, value_name = "ADDRS", value_delimiter = ',')]
+    pub sources: Vec<IpAddr>,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Shared between the coordinator and the receivers.
+struct Progress {
+    epoch: Instant,
+    /// Per receiver thread, per message: ns since `epoch` when its last socket got it (0 = not
+    /// yet).
+    done_at: Vec<Vec<AtomicU64>>,
+    errors: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// Runs the benchmark; returns the exit code.
+pub fn run(args: &FanoutArgs) -> i32 {
+    match run_inner(args) {
+        Ok(errors) if errors == 0 => 0,
+        Ok(_) => 1,
+        Err(e) => {
+            eprintln!("ringws bench fanout: error: {e}");
+            2
+        }
+    }
+}
+
+fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
+    if a.payload < 8 {
+        return Err("--payload must be at least 8 bytes (the sequence number)".into());
+    }
+    let total_msgs = a.publishes + a.burst;
+    let threads = a.threads.max(1);
+    let floor = match a.target {
+        Target::Floor => Some(Floor::start(a)?),
+        Target::Ringws => None,
+    };
+    // Connect every subscriber (blocking, one at a time), then hand them to the receivers.
+    let started = Instant::now();
+    let path = format!("/ws?topic={}", a.topic);
+    let mut per_thread: Vec<Vec<TcpStream>> = (0..threads).map(|_| Vec::new()).collect();
+    for i in 0..a.subscribers {
+        let source = (!a.sources.is_empty()).then(|| a.sources[i % a.sources.len()]);
+        let s = subscribe(a.listen, source, &path).map_err(|e| format!("subscriber {i}: {e}"))?;
+        per_thread[i % threads].push(s);
+    }
+    let connect_s = started.elapsed().as_secs_f64();
+    let floor = match floor {
+        Some(f) => Some(f.wait_accepted(a.subscribers)?),
+        None => {
+            wait_for_subscribers(a.admin, &a.topic, a.subscribers)?;
+            None
+        }
+    };
+    let progress = Arc::new(Progress {
+        epoch: Instant::now(),
+        done_at: (0..threads)
+            .map(|_| (0..total_msgs).map(|_| AtomicU64::new(0)).collect())
+            .collect(),
+        errors: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    });
+    let cpus = a.pin_cpu.clone().map(|l| l.0).unwrap_or_default();
+    let receivers: Vec<_> = per_thread
+        .into_iter()
+        .enumerate()
+        .map(|(t, socks)| {
+            let progress = progress.clone();
+            let cpu = (!cpus.is_empty()).then(|| cpus[t % cpus.len()]);
+            std::thread::spawn(move || receive(t, socks, cpu, total_msgs, &progress))
+        })
+        .collect();
+
+    let body = |seq: usize| {
+        let mut b = vec![0x5au8; a.payload];
+        b[..8].copy_from_slice(&(seq as u64).to_le_bytes());
+        b
+    };
+    let publish = |seq: usize| -> Result<(), String> {
+        match &floor {
+            Some(f) => {
+                f.publish_upto(seq + 1);
+                Ok(())
+            }
+            None => post(a.admin, &a.topic, a.token.as_deref(), &body(seq)),
+        }
+    };
+    let wait_all = |seq: usize, limit: Duration| -> Result<u64, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut last = 0;
+            let mut all = true;
+            for t in &progress.done_at {
+                let at = t[seq].load(Ordering::Acquire);
+                all &= at != 0;
+                last = last.max(at);
+            }
+            if all {
+                return Ok(last);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "message {seq} did not reach every subscriber within {limit:?}"
+                ));
+            }
+            std::hint::spin_loop();
+        }
+    };
+    let ns = |t: Instant| t.duration_since(progress.epoch).as_nanos() as u64;
+
+    let before = floor.is_none().then(|| server_counters(a.admin));
+    let mut latencies_us = Vec::with_capacity(a.publishes);
+    for seq in 0..a.publishes {
+        let t0 = ns(Instant::now());
+        publish(seq)?;
+        let done = wait_all(seq, Duration::from_secs(30))?;
+        latencies_us.push((done.saturating_sub(t0)) as f64 / 1e3);
+    }
+    let mid = floor.is_none().then(|| server_counters(a.admin));
+    let t0 = ns(Instant::now());
+    for seq in a.publishes..total_msgs {
+        publish(seq)?;
+    }
+    let mut done = t0;
+    for seq in a.publishes..total_msgs {
+        done = done.max(wait_all(seq, Duration::from_secs(60))?);
+    }
+    let burst_s = (done - t0) as f64 / 1e9;
+    let after = floor.is_none().then(|| server_counters(a.admin));
+    progress.stop.store(true, Ordering::Release);
+    for r in receivers {
+        r.join().map_err(|_| "a receiver thread panicked")?;
+    }
+    if let Some(f) = floor {
+        f.stop();
+    }
+
+    latencies_us.sort_by(f64::total_cmp);
+    let q = |p: f64| -> f64 {
+        if latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((p * latencies_us.len() as f64).ceil() as usize).clamp(1, latencies_us.len());
+        latencies_us[i - 1]
+    };
+    let deliveries = (a.burst * a.subscribers) as f64;
+    let per_s = if burst_s > 0.0 {
+        deliveries / burst_s
+    } else {
+        0.0
+    };
+    let senders = match a.target {
+        Target::Floor => a.floor_threads.max(1),
+        Target::Ringws => after.as_ref().map_or(1, |c| c.deliveries.len().max(1)),
+    };
+    let per_core: Vec<f64> = match (&mid, &after) {
+        (Some(m), Some(x)) => x
+            .deliveries
+            .iter()
+            .zip(&m.deliveries)
+            .map(|(x, m)| (x - m) / burst_s)
+            .collect(),
+        _ => vec![per_s / senders as f64; senders],
+    };
+    let server_mean_us = match (&before, &mid) {
+        (Some(b), Some(m)) if m.latency_count > b.latency_count => {
+            Some((m.latency_sum - b.latency_sum) / (m.latency_count - b.latency_count) * 1e6)
+        }
+        _ => None,
+    };
+    let errors = progress.errors.load(Ordering::Relaxed);
+    let target = match a.target {
+        Target::Ringws => "ringws",
+        Target::Floor => "floor",
+    };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "target": target,
+                "subscribers": a.subscribers,
+                "payload_bytes": a.payload,
+                "connect_seconds": connect_s,
+                "latency_samples": latencies_us.len(),
+                "latency_us": {"p50": q(0.5), "p99": q(0.99), "max": q(1.0)},
+                "server_fanout_mean_us": server_mean_us,
+                "burst": a.burst,
+                "burst_seconds": burst_s,
+                "deliveries_per_s": per_s,
+                "deliveries_per_s_per_sender": per_core,
+                "errors": errors,
+            })
+        );
+    } else {
+        println!(
+            "fanout {target}: {} subscribers, {} B payload (connected in {connect_s:.1} s)",
+            a.subscribers, a.payload
+        );
+        println!(
+            "  1 publish -> all subscribers: p50 {:.0} us, p99 {:.0} us, max {:.0} us ({} samples)",
+            q(0.5),
+            q(0.99),
+            q(1.0),
+            latencies_us.len()
+        );
+        if let Some(m) = server_mean_us {
+            println!("  server side (publish accepted -> last write), mean: {m:.0} us");
+        }
+        let per: Vec<String> = per_core.iter().map(|d| format!("{d:.0}")).collect();
+        println!(
+            "  burst of {}: {per_s:.0} deliveries/s in {burst_s:.3} s; per {}: {}",
+            a.burst,
+            if a.target == Target::Floor {
+                "sender thread"
+            } else {
+                "core"
+            },
+            per.join(", ")
+        );
+        println!("  errors (lost, duplicated, out of order, closed): {errors}");
+    }
+    Ok(errors)
+}
+
+/// Opens one subscriber: connect (from `source`), upgrade, expect 101.
+fn subscribe(server: SocketAddr, source: Option<IpAddr>, path: &str) -> Result<TcpStream, String> {
+    use socket2::{Domain, Socket, Type};
+    let sock =
+        Socket::new(Domain::for_address(server), Type::STREAM, None).map_err(|e| e.to_string())?;
+    if let Some(ip) = source {
+        sock.bind(&SocketAddr::new(ip, 0).into())
+            .map_err(|e| format!("bind {ip}: {e}"))?;
+    }
+    sock.connect(&server.into())
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = sock.set_tcp_nodelay(true);
+    let mut s: TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let head = read_head(&mut s)?;
+    if !head.starts_with("HTTP/1.1 101") {
+        return Err(format!(
+            "upgrade refused: {}",
+            head.lines().next().unwrap_or("")
+        ));
+    }
+    s.set_nonblocking(true).map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+/// Reads byte by byte up to the end of an HTTP head (nothing beyond it is consumed).
+fn read_head(s: &mut TcpStream) -> Result<String, String> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            Ok(_) => return Err("connection closed during the upgrade".into()),
+            Err(e) => return Err(format!("reading the upgrade response: {e}")),
+        }
+        if head.len() > 8192 {
+            return Err("upgrade response head too large".into());
+        }
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// One HTTP request to the admin listener; the whole answer.
+fn http(admin: SocketAddr, request: &[u8]) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(admin).map_err(|e| format!("admin {admin}: {e}"))?;
+    let _ = s.set_nodelay(true);
+    s.write_all(request).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not an HTTP answer: {text:?}"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn post(admin: SocketAddr, topic: &str, token: Option<&str>, body: &[u8]) -> Result<(), String> {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let mut req = format!(
+        "POST /publish/{topic} HTTP/1.1\r\nHost: bench\r\n{auth}Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    match http(admin, &req)? {
+        (200, _) => Ok(()),
+        (status, body) => Err(format!("publish answered {status}: {}", body.trim())),
+    }
+}
+
+fn wait_for_subscribers(admin: SocketAddr, topic: &str, n: usize) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let req = format!("GET /topics/{topic} HTTP/1.1\r\nHost: bench\r\n\r\n");
+        let (_, body) = http(admin, req.as_bytes())?;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if v["subscribers"].as_u64() == Some(n as u64) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the server reports {body} instead of {n} subscribers"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The server's per-core deliveries and fan-out latency sum/count, from /metrics.
+struct ServerCounters {
+    deliveries: Vec<f64>,
+    latency_sum: f64,
+    latency_count: f64,
+}
+
+fn server_counters(admin: SocketAddr) -> ServerCounters {
+    let text = http(admin, b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let mut c = ServerCounters {
+        deliveries: Vec::new(),
+        latency_sum: 0.0,
+        latency_count: 0.0,
+    };
+    for line in text.lines() {
+        let value = || {
+            line.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        if line.starts_with("ringws_pubsub_deliveries_total{") {
+            c.deliveries.push(value());
+        } else if line.starts_with("ringws_fanout_latency_seconds_sum") {
+            c.latency_sum += value();
+        } else if line.starts_with("ringws_fanout_latency_seconds_count") {
+            c.latency_count += value();
+        }
+    }
+    c
+}
+
+/// Per-subscriber parse state: the next sequence number, and a partial frame if any.
+struct Sub {
+    stream: TcpStream,
+    next_seq: u64,
+    partial: Vec<u8>,
+}
+
+fn receive(
+    thread: usize,
+    socks: Vec<TcpStream>,
+    cpu: Option<usize>,
+    total_msgs: usize,
+    progress: &Progress,
+) {
+    if let Some(cpu) = cpu {
+        core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+    }
+    let n = socks.len() as u32;
+    let mut got = vec![0u32; total_msgs];
+    if n == 0 {
+        for at in &progress.done_at[thread] {
+            at.store(1, Ordering::Release);
+        }
+        return;
+    }
+    // SAFETY: epoll_create1 has no memory arguments.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    assert!(ep >= 0, "epoll_create1");
+    let mut subs: Vec<Sub> = socks
+        .into_iter()
+        .map(|stream| Sub {
+            stream,
+            next_seq: 0,
+            partial: Vec::new(),
+        })
+        .collect();
+    for (i, s) in subs.iter().enumerate() {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: i as u64,
+        };
+        // SAFETY: `ev` is a valid event for the duration of the call.
+        unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, s.stream.as_raw_fd(), &mut ev) };
+    }
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let mut buf = vec![0u8; 256 << 10];
+    while !progress.stop.load(Ordering::Acquire) {
+        // SAFETY: `events` has room for `events.len()` entries.
+        let ready = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, 50) };
+        for ev in events.iter().take(ready.max(0) as usize) {
+            let sub = &mut subs[ev.u64 as usize];
+            loop {
+                // SAFETY: `buf` is writable for its length.
+                let r = unsafe {
+                    libc::recv(
+                        sub.stream.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        0,
+                    )
+                };
+                if r <= 0 {
+                    if r == 0 {
+                        progress.errors.fetch_add(1, Ordering::Relaxed); // closed by the server
+                    }
+                    break;
+                }
+                let bytes = &buf[..r as usize];
+                let completed = |seq: u64, got: &mut Vec<u32>| {
+                    let Some(count) = got.get_mut(seq as usize) else {
+                        progress.errors.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    };
+                    *count += 1;
+                    if *count == n {
+                        let at = progress.epoch.elapsed().as_nanos() as u64;
+                        progress.done_at[thread][seq as usize].store(at.max(1), Ordering::Release);
+                    }
+                };
+                feed(sub, bytes, &mut |seq, ok| {
+                    if !ok {
+                        progress.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    completed(seq, &mut got);
+                });
+                if (r as usize) < buf.len() {
+                    break;
+                }
+            }
+        }
+    }
+    // SAFETY: closing the epoll fd we created.
+    unsafe { libc::close(ep) };
+}
+
+/// Parses server frames; calls `on_msg(seq, in_order)` for each complete data frame.
+fn feed(sub: &mut Sub, bytes: &[u8], on_msg: &mut dyn FnMut(u64, bool)) {
+    let mut joined;
+    let mut data: &[u8] = bytes;
+    if !sub.partial.is_empty() {
+        joined = std::mem::take(&mut sub.partial);
+        joined.extend_from_slice(bytes);
+        data = &joined[..];
+        let used = parse_frames(sub, data, on_msg);
+        sub.partial = data[used..].to_vec();
+        return;
+    }
+    let used = parse_frames(sub, data, on_msg);
+    if used < data.len() {
+        sub.partial.extend_from_slice(&data[used..]);
+    }
+}
+
+fn parse_frames(sub: &mut Sub, mut data: &[u8], on_msg: &mut dyn FnMut(u64, bool)) -> usize {
+    let total = data.len();
+    while data.len() >= 2 {
+        let (len, head) = match data[1] & 0x7f {
+            126 if data.len() >= 4 => (u16::from_be_bytes([data[2], data[3]]) as usize, 4),
+            127 if data.len() >= 10 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&data[2..10]);
+                (u64::from_be_bytes(b) as usize, 10)
+            }
+            126 | 127 => break,
+            n => (n as usize, 2),
+        };
+        if data.len() < head + len {
+            break;
+        }
+        let payload = &data[head..head + len];
+        let opcode = data[0] & 0x0f;
+        if (opcode == 1 || opcode == 2) && payload.len() >= 8 {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&payload[..8]);
+            let seq = u64::from_le_bytes(b);
+            on_msg(seq, seq == sub.next_seq);
+            sub.next_seq = seq + 1;
+        }
+        data = &data[head + len..];
+    }
+    total - data.len()
+}
+
+/// The floor: a plain accept loop, a canned upgrade answer, and sender threads writing each
+/// message to every socket with one blocking `send(2)` each.
+struct Floor {
+    accepted: Arc<AtomicU64>,
+    target: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    acceptor: std::thread::JoinHandle<Vec<TcpStream>>,
+    senders: Vec<std::thread::JoinHandle<()>>,
+    threads: usize,
+    cpus: Vec<usize>,
+    payload: usize,
+}
+
+impl Floor {
+    fn start(a: &FanoutArgs) -> Result<Floor, String> {
+        let listener =
+            TcpListener::bind(a.listen).map_err(|e| format!("bind {}: {e}", a.listen))?;
+        let accepted = Arc::new(AtomicU64::new(0));
+        let count = a.subscribers;
+        let acc = accepted.clone();
+        let acceptor = std::thread::spawn(move || {
+            let mut socks = Vec::with_capacity(count);
+            while socks.len() < count {
+                let Ok((mut s, _)) = listener.accept() else {
+                    continue;
+                };
+                let _ = s.set_nodelay(true);
+                if read_head(&mut s).is_err() {
+                    continue;
+                }
+                let _ = s.write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                      Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+                );
+                socks.push(s);
+                acc.fetch_add(1, Ordering::Relaxed);
+            }
+            socks
+        });
+        Ok(Floor {
+            accepted,
+            target: Arc::new(AtomicU64::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+            acceptor,
+            senders: Vec::new(),
+            threads: a.floor_threads.max(1),
+            cpus: a.floor_cpu.clone().map(|l| l.0).unwrap_or_default(),
+            payload: a.payload,
+        })
+    }
+
+    /// Waits for every connection, then starts the sender threads.
+    fn wait_accepted(mut self, n: usize) -> Result<Floor, String> {
+        while self.accepted.load(Ordering::Relaxed) < n as u64 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let socks = std::mem::replace(&mut self.acceptor, std::thread::spawn(Vec::new))
+            .join()
+            .map_err(|_| "the floor's accept thread panicked")?;
+        let mut groups: Vec<Vec<RawFd>> = (0..self.threads).map(|_| Vec::new()).collect();
+        for (i, s) in socks.iter().enumerate() {
+            groups[i % self.threads].push(s.as_raw_fd());
+        }
+        for (t, fds) in groups.into_iter().enumerate() {
+            let (target, stop, payload) = (self.target.clone(), self.stop.clone(), self.payload);
+            let cpu = (!self.cpus.is_empty()).then(|| self.cpus[t % self.cpus.len()]);
+            self.senders.push(std::thread::spawn(move || {
+                if let Some(cpu) = cpu {
+                    core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+                }
+                let mut sent = 0u64;
+                let mut frame = Vec::new();
+                while !stop.load(Ordering::Acquire) {
+                    let upto = target.load(Ordering::Acquire);
+                    if sent == upto {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    while sent < upto {
+                        frame.clear();
+                        let mut body = vec![0x5au8; payload];
+                        body[..8].copy_from_slice(&sent.to_le_bytes());
+                        let prepared = crate::app::PreparedFrame::new(
+                            crate::protocol::MessageKind::Binary,
+                            &body,
+                        );
+                        frame.extend_from_slice(prepared.bytes());
+                        for &fd in &fds {
+                            let mut off = 0;
+                            while off < frame.len() {
+                                // SAFETY: `frame[off..]` is readable; fd is an open socket.
+                                let n = unsafe {
+                                    libc::send(
+                                        fd,
+                                        frame[off..].as_ptr().cast(),
+                                        frame.len() - off,
+                                        libc::MSG_NOSIGNAL,
+                                    )
+                                };
+                                if n <= 0 {
+                                    break;
+                                }
+                                off += n as usize;
+                            }
+                        }
+                        sent += 1;
+                    }
+                }
+            }));
+        }
+        // Keep the sockets open for the senders' lifetime.
+        std::mem::forget(socks);
+        Ok(self)
+    }
+
+    fn publish_upto(&self, n: usize) {
+        self.target.store(n as u64, Ordering::Release);
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        for s in self.senders {
+            let _ = s.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_frames_across_reads_and_checks_order() {
+        let (a, _b) = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            (a, l.accept().unwrap().0)
+        };
+        let mut sub = Sub {
+            stream: a,
+            next_seq: 0,
+            partial: Vec::new(),
+        };
+        let mut wire = Vec::new();
+        for seq in [0u64, 1, 3] {
+            let mut body = vec![0u8; 300];
+            body[..8].copy_from_slice(&seq.to_le_bytes());
+            wire.extend_from_slice(
+                crate::app::PreparedFrame::new(crate::protocol::MessageKind::Binary, &body).bytes(),
+            );
+        }
+        let mut seen = Vec::new();
+        for chunk in wire.chunks(7) {
+            feed(&mut sub, chunk, &mut |seq, ok| seen.push((seq, ok)));
+        }
+        assert_eq!(seen, [(0, true), (1, true), (3, false)]);
+        assert!(sub.partial.is_empty());
+    }
+}

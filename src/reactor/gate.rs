@@ -1,0 +1,108 @@
+//! The handshake gate of one core: the shared [`Policy`] (Origin, credentials, subprotocols),
+//! this core's per-IP handshake rate limiter, its refusal-log limiter and its debug ring.
+//!
+//! The peer address costs a `getpeername(2)`, so it is asked only when something needs it: a
+//! rate limit, trusted proxies, the debug ring, or a refusal line that will be logged.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
+
+use super::sys;
+use crate::policy::{
+    log_refusal, Accepted, DebugRing, HandshakeRateLimiter, LogLimiter, Policy, RecordedHeaders,
+};
+use crate::protocol::{Refusal, UpgradeRequest};
+
+/// Refusal log lines per second per core; the rest are counted as suppressed.
+const REFUSAL_LOG_LINES_PER_S: u32 = 10;
+
+pub struct Gate {
+    policy: Arc<Policy>,
+    limiter: HandshakeRateLimiter,
+    log: LogLimiter,
+    debug: Option<Arc<Mutex<DebugRing>>>,
+    /// True when admission itself needs the peer address (rate limit, trusted proxies).
+    needs_peer: bool,
+}
+
+fn peer_ip(fd: RawFd) -> IpAddr {
+    sys::peer_addr(fd).map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+}
+
+impl Gate {
+    pub fn new(
+        policy: Arc<Policy>,
+        limiter: HandshakeRateLimiter,
+        trusts_proxies: bool,
+        debug: Option<Arc<Mutex<DebugRing>>>,
+    ) -> Gate {
+        let needs_peer = limiter.is_enabled() || trusts_proxies;
+        Gate {
+            policy,
+            limiter,
+            log: LogLimiter::new(REFUSAL_LOG_LINES_PER_S),
+            debug,
+            needs_peer,
+        }
+    }
+
+    /// Decides a request that parsed: the rate limit first (cheapest, and it must hold even for
+    /// requests the policy would refuse), then the policy. On refusal, also returns the client
+    /// address when it was looked up.
+    pub fn admit<'a>(
+        &mut self,
+        request: &UpgradeRequest<'a>,
+        fd: RawFd,
+        now_ms: u64,
+        now_unix_s: u64,
+    ) -> Result<Accepted<'a>, (Refusal, Option<IpAddr>)> {
+        let peer = if self.needs_peer {
+            peer_ip(fd)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
+        if self.limiter.is_enabled() {
+            let client = self.policy.client_ip(request, peer);
+            if let Err(retry_after_s) = self.limiter.check(client, now_ms) {
+                return Err((Refusal::rate_limited(retry_after_s), Some(client)));
+            }
+        }
+        self.policy
+            .check(request, peer, now_unix_s)
+            .map_err(|r| (r, self.needs_peer.then_some(peer)))
+    }
+
+    /// Logs (rate-limited) and records (debug ring) a refusal. `head` is the request bytes, used
+    /// to recover method, path and headers when the parser itself refused the request.
+    #[allow(clippy::too_many_arguments)]
+    pub fn note_refusal(
+        &mut self,
+        core: usize,
+        fd: RawFd,
+        client: Option<IpAddr>,
+        request: Option<&UpgradeRequest<'_>>,
+        head: &[u8],
+        refusal: &Refusal,
+        now_ms: u64,
+        now_unix_s: u64,
+    ) {
+        let admitted = self.log.admit(now_ms);
+        if admitted.is_none() && self.debug.is_none() {
+            return;
+        }
+        let client = client.unwrap_or_else(|| peer_ip(fd));
+        let (path, headers) = match request {
+            Some(r) => (Some(r.path), RecordedHeaders::from_request(r)),
+            None => RecordedHeaders::scan(head),
+        };
+        if let Some(suppressed_before) = admitted {
+            log_refusal(core, client, path, refusal, suppressed_before);
+        }
+        if let Some(ring) = &self.debug {
+            if let Ok(mut ring) = ring.lock() {
+                ring.record(now_unix_s, client, path, headers, refusal);
+            }
+        }
+    }
+}
