@@ -96,7 +96,7 @@ struct Progress {
 /// Runs the benchmark; returns the exit code.
 pub fn run(args: &FanoutArgs) -> i32 {
     match run_inner(args) {
-        Ok(errors) if errors == 0 => 0,
+        Ok(0) => 0,
         Ok(_) => 1,
         Err(e) => {
             eprintln!("ringws bench fanout: error: {e}");
