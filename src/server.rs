@@ -52,12 +52,18 @@ pub enum ServerError {
     Thread(io::Error),
     #[error("{0}")]
     Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    PubSub(#[from] crate::app::pubsub::StartError),
 }
 
 /// Runs `ringws serve` until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), ServerError> {
     match config.app {
         AppKind::Echo => run_app(config, Echo),
+        AppKind::Pubsub => {
+            let app = crate::app::pubsub::PubSub::from_config(&config)?;
+            run_app(config, app)
+        }
     }
 }
 

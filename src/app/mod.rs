@@ -5,6 +5,7 @@
 //! from there, so it needs no locks.
 
 pub mod echo;
+pub mod pubsub;
 
 use crate::protocol::frame::{encode_server_header, MAX_HEADER_LEN};
 use crate::protocol::{CloseCode, MessageKind};
