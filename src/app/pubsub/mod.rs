@@ -379,6 +379,9 @@ mod tests {
         let info = OpenInfo {
             path: "/ws",
             query,
+            protocol: None,
+            subject: None,
+            client_ip: None,
             fd: -1,
         };
         core.on_open(ctx, conn(key), &info);
