@@ -1005,7 +1005,7 @@ mod tests {
         };
         let mut headers = upgrade_headers();
         headers.extend_from_slice(&[("Host", "h")]);
-        headers.extend(std::iter::repeat(("X-A", "b")).take(3));
+        headers.extend(std::iter::repeat_n(("X-A", "b"), 3));
         // 1 (Host from request_with) + 4 + 1 + 3 = 9 headers > 8.
         let buf = render(&headers);
         assert_eq!(
@@ -1026,9 +1026,7 @@ mod tests {
             max_headers: usize::MAX,
             max_head_bytes: 64 * 1024,
         };
-        let filler: Vec<_> = std::iter::repeat(("X-A", "b"))
-            .take(MAX_HEADERS_CEILING)
-            .collect();
+        let filler: Vec<_> = std::iter::repeat_n(("X-A", "b"), MAX_HEADERS_CEILING).collect();
         assert_eq!(
             parse_request(&adding(&filler), &limits).unwrap_err().reason,
             HeadTooLarge
