@@ -1,0 +1,273 @@
+//! A real browser against ringws: headless Chromium loads a page from an allowed origin, which
+//! opens a WebSocket, and from a disallowed one, which is refused with 403. Chromium offers
+//! permessage-deflate on every WebSocket, so the allowed case also shows that declining the
+//! extension works with a browser, and `?token=` shows the browser form of authentication.
+//!
+//! Needs Debian's chromium at /usr/bin/chromium (`apt-get install -y chromium`); without it the
+//! test fails, unless RINGWS_SKIP_BROWSER_TESTS=1.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{admin_get, ServerProcess};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// Longest one Chromium run may take before it is killed.
+const CHROMIUM_LIMIT: Duration = Duration::from_secs(30);
+
+/// The page: opens `ws` (from its own query string) offering `chat.v1`, sends "hi", and shows
+/// the outcome in the title: `echo:<message>|<protocol>|<extensions>`, or `closed:<code>`.
+const PAGE: &str = r#"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>pending</title></head><body><script>
+const url = new URL(location.href).searchParams.get("ws");
+const ws = new WebSocket(url, ["chat.v1"]);
+ws.onopen = () => ws.send("hi");
+ws.onmessage = (e) => {
+  document.title = "echo:" + e.data + "|" + ws.protocol + "|" + ws.extensions;
+  ws.close(1000);
+};
+ws.onclose = (e) => {
+  if (!document.title.startsWith("echo:")) document.title = "closed:" + e.code;
+};
+</script></body></html>
+"#;
+
+/// /usr/bin/chromium, or None when the run asked to skip; panics with install advice otherwise.
+fn chromium() -> Option<&'static Path> {
+    let path = Path::new(CHROMIUM);
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var("RINGWS_SKIP_BROWSER_TESTS").as_deref() == Ok("1") {
+        eprintln!("skipping the browser test: RINGWS_SKIP_BROWSER_TESTS=1");
+        return None;
+    }
+    panic!(
+        "{CHROMIUM} not found: install it with `apt-get install -y chromium` to run the browser \
+         test, or set RINGWS_SKIP_BROWSER_TESTS=1 to skip it"
+    );
+}
+
+/// A tiny HTTP server on 127.0.0.1 that answers every request with [`PAGE`]; the thread ends
+/// with the test process.
+fn page_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || serve_page(stream));
+        }
+    });
+    addr
+}
+
+fn serve_page(mut stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let (status, body) = if head.starts_with(b"GET /page") {
+        ("200 OK", PAGE)
+    } else {
+        ("404 Not Found", "")
+    };
+    let answer = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(answer.as_bytes());
+}
+
+/// A scratch directory for Chromium profiles, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Percent-encodes a URL for use as a query parameter value.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Loads `http://<page>/page?ws=<ws_url>` in headless Chromium and returns the page title
+/// once the page settled.
+fn title_of(
+    chromium: &Path,
+    scratch: &Scratch,
+    run: &str,
+    page: SocketAddr,
+    ws_url: &str,
+) -> String {
+    let profile = scratch.0.join(run);
+    let url = format!("http://{page}/page?ws={}", encode(ws_url));
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", "--virtual-time-budget=5000"])
+        .arg(&url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so the browser and its helpers are killed together.
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromium.display()));
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > CHROMIUM_LIMIT {
+            // SAFETY: kill(2) on the process group of our own child.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let dom = out.join().unwrap();
+    let log = err.join().unwrap();
+    // Helpers left behind by the browser, if any.
+    // SAFETY: as above; the group is ours and may already be empty.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let status = status.unwrap_or_else(|| {
+        panic!("chromium ran longer than {CHROMIUM_LIMIT:?} on {url} and was killed:\n{log}")
+    });
+    let title = dom
+        .split_once("<title>")
+        .and_then(|(_, rest)| rest.split_once("</title>"))
+        .map(|(title, _)| title.to_owned());
+    title.unwrap_or_else(|| {
+        panic!("no <title> in chromium's DOM of {url} ({status}):\n{dom}\nstderr:\n{log}")
+    })
+}
+
+/// The sum over cores of `ringws_handshakes_refused_total{reason="<reason>"}`.
+fn refused(admin: SocketAddr, reason: &str) -> u64 {
+    let (status, body) = admin_get(admin, "/metrics");
+    assert_eq!(status, 200);
+    let label = format!("reason=\"{reason}\"");
+    body.lines()
+        .filter(|l| l.starts_with("ringws_handshakes_refused_total{") && l.contains(&label))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64)
+        .sum()
+}
+
+#[test]
+fn chromium_connects_from_an_allowed_origin_and_is_refused_from_another() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("ringws-browser-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&scratch.0);
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let tokens = scratch.0.join("tokens.txt");
+    std::fs::write(&tokens, "browser:tok-browser-0123456789\n").unwrap();
+
+    let allowed = page_server();
+    let other = page_server();
+    let allowed_origin = format!("http://{allowed}");
+    let server = ServerProcess::start(&[
+        "--allowed-origins",
+        &allowed_origin,
+        "--subprotocols",
+        "chat.v1",
+        "--auth",
+        "token",
+        "--auth-tokens-file",
+        tokens.to_str().unwrap(),
+        "--debug-handshakes",
+        "on",
+    ]);
+    let admin = server.admin.unwrap();
+    let ws_url = format!("ws://{}/?token=tok-browser-0123456789", server.addr);
+
+    // Allowed origin, valid token: the echo comes back with the offered subprotocol and no
+    // extension (Chromium offered permessage-deflate; ringws declined it).
+    let title = title_of(chromium, &scratch, "allowed", allowed, &ws_url);
+    assert_eq!(title, "echo:hi|chat.v1|", "the page on {allowed_origin}");
+
+    // Another origin (another port is another origin): refused with 403 before the upgrade.
+    let title = title_of(chromium, &scratch, "other", other, &ws_url);
+    assert_eq!(title, "closed:1006", "the page on http://{other}");
+    assert_eq!(refused(admin, "origin_not_allowed"), 1);
+
+    // The allowed origin with a wrong token: 401.
+    let wrong = format!("ws://{}/?token=tok-wrong", server.addr);
+    let title = title_of(chromium, &scratch, "wrong-token", allowed, &wrong);
+    assert_eq!(title, "closed:1006");
+    assert_eq!(refused(admin, "unauthorized"), 1);
+
+    // The debug view shows what the browser sent for each refusal.
+    let (status, body) = admin_get(admin, "/debug/handshakes");
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("tok-"), "no token in the debug view: {body}");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let refusals = view["refusals"].as_array().unwrap();
+    assert_eq!(refusals.len(), 2, "{view:#}");
+    let by_reason = |reason: &str| {
+        refusals
+            .iter()
+            .find(|r| r["reason"] == reason)
+            .unwrap_or_else(|| panic!("no {reason} record: {view:#}"))
+    };
+    let origin = by_reason("origin_not_allowed");
+    assert_eq!(origin["origin"], format!("http://{other}"));
+    assert_eq!(origin["status"], 403);
+    assert_eq!(origin["protocols"], "chat.v1");
+    assert!(
+        origin["user_agent"]
+            .as_str()
+            .is_some_and(|ua| ua.contains("HeadlessChrome")),
+        "{origin:#}"
+    );
+    let auth = by_reason("unauthorized");
+    assert_eq!(auth["origin"], allowed_origin);
+    assert_eq!(auth["status"], 401);
+    assert_eq!(auth["credentials"], "query_token");
+}
