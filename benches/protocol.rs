@@ -212,5 +212,28 @@ fn reader(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, handshake, frame_header, mask, utf8, reader);
+/// What the metrics cost the data path: the counter updates the reactor makes for one echoed
+/// message (message and payload bytes received and sent, socket bytes both ways).
+fn counters(c: &mut Criterion) {
+    let stats = ringws::stats::CoreStats::default();
+    c.bench_function("stats/per_echo_counter_updates", |b| {
+        b.iter(|| {
+            let stats = std::hint::black_box(&stats);
+            stats.socket_bytes_received.add(26);
+            stats.message_received(ringws::protocol::MessageKind::Binary, 20);
+            stats.message_sent(ringws::protocol::MessageKind::Binary, 20);
+            stats.socket_bytes_sent.add(22);
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    handshake,
+    frame_header,
+    mask,
+    utf8,
+    reader,
+    counters
+);
 criterion_main!(benches);
