@@ -399,7 +399,7 @@ pub struct Settings {
     #[arg(long, value_name = "ISS")]
     pub jwt_issuer: Option<RawValue>,
     /// Handshakes per second one client address may make before getting 429 (IPv6: per
-    /// /64); 0 disables. [default: 0]
+    /// /64; each core enforces its share); 0 disables. [default: 0]
     #[arg(long, value_name = "N")]
     pub handshake_rate_per_ip: Option<RawValue>,
     /// Burst allowance of the handshake rate limit, from 1 to 1000000. [default: 20]

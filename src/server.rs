@@ -161,7 +161,13 @@ impl Server {
             let stats = stats[core].clone();
             let gate = Gate::new(
                 policy.clone(),
-                HandshakeRateLimiter::from_config(config),
+                // SO_REUSEPORT spreads one address's connections over the cores, so each core
+                // enforces its share of the per-address rate and burst.
+                HandshakeRateLimiter::new(
+                    config.handshake_rate_per_ip.div_ceil(config.cores as u32),
+                    config.handshake_burst_per_ip.div_ceil(config.cores as u32),
+                    config.handshake_rate_table_size,
+                ),
                 !config.trusted_proxies.is_empty(),
                 debug_rings.as_ref().map(|rings| rings[core].clone()),
             );

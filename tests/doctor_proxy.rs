@@ -366,7 +366,6 @@ fn doctor_against_a_plain_http_server() {
 
 /// docs/troubleshooting.md promises the page title with the cause of a 200/301/302 answer.
 #[test]
-#[ignore = "ringws doctor bug: the cause of a 2xx/3xx answer does not quote the page title"]
 fn doctor_quotes_the_title_of_an_ordinary_web_page() {
     let Some((nginx, _)) = tools() else {
         return;

@@ -329,7 +329,6 @@ fn subprotocol_by_server_preference_and_only_an_offered_one() {
 /// RFC 6455 section 11.3.4: the header "MAY appear multiple times in an HTTP request (which is
 /// logically the same as a single Sec-WebSocket-Protocol header field that contains all values)".
 #[test]
-#[ignore = "ringws bug: only the first Sec-WebSocket-Protocol header line is read"]
 fn subprotocol_offered_on_a_second_header_line_is_seen() {
     let server = ServerProcess::start(&["--subprotocols", "chat.v1"]);
     let response = send(
@@ -740,7 +739,6 @@ fn forwarded_client_address_only_from_trusted_proxies() {
 /// A policy refusal (not only a rate-limit one) of a request forwarded by a trusted proxy
 /// names the forwarded client in the debug view and in the log, as the rate limiter does.
 #[test]
-#[ignore = "ringws bug: policy refusals record the proxy's address (127.0.0.1), not the forwarded client"]
 fn policy_refusal_behind_a_trusted_proxy_names_the_forwarded_client() {
     let server = ServerProcess::start(&[
         "--cores",

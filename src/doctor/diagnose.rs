@@ -532,10 +532,13 @@ fn answer(ctx: &Context, response: &Response, body: &[u8]) -> Diagnosis {
                 .map(|l| format!(", redirecting to {l}"))
                 .unwrap_or_default();
             let to_https = location.is_some_and(|l| l.to_ascii_lowercase().starts_with("https://"));
+            let title = quote(response, body)
+                .map(|q| format!(" titled \"{q}\""))
+                .unwrap_or_default();
             let cause = format!(
-                "{by} answered the upgrade with {status}{html}{redirect}: the request reached an \
-                 ordinary web server, or a proxy not configured for WebSocket upgrades, instead \
-                 of a WebSocket endpoint"
+                "{by} answered the upgrade with {status}{html}{title}{redirect}: the request \
+                 reached an ordinary web server, or a proxy not configured for WebSocket \
+                 upgrades, instead of a WebSocket endpoint"
             );
             if to_https {
                 diagnosis(

@@ -182,7 +182,9 @@ impl Policy {
             .auth
             .authenticate(request.authorization, request.query, now_unix_s)
             .map_err(|failure| failure.to_refusal())?;
-        let protocol = self.subprotocols.select(request.protocols)?;
+        let protocol = self
+            .subprotocols
+            .select_lines(request.protocols, request.protocols_more)?;
         Ok(Accepted {
             protocol,
             subject,

@@ -72,14 +72,22 @@ impl SubprotocolPolicy {
     /// The protocol to answer with: the first of the server's list the client offered, as the
     /// client wrote it. `Ok(None)`: answer without one. `Err`: 400, listing what is supported.
     pub fn select<'a>(&self, header: Option<&'a str>) -> Result<Option<&'a str>, Refusal> {
+        self.select_lines(header, None)
+    }
+
+    /// [`select`](Self::select) over an offer split across two header lines.
+    pub fn select_lines<'a>(
+        &self,
+        header: Option<&'a str>,
+        more: Option<&'a str>,
+    ) -> Result<Option<&'a str>, Refusal> {
         if self.supported.is_empty() {
             return Ok(None);
         }
-        if let Some(header) = header {
-            for wanted in &self.supported {
-                if let Some(chosen) = offered(header).find(|offer| offer == wanted) {
-                    return Ok(Some(chosen));
-                }
+        for wanted in &self.supported {
+            let mut all = header.into_iter().chain(more).flat_map(offered);
+            if let Some(chosen) = all.find(|offer| offer == wanted) {
+                return Ok(Some(chosen));
             }
         }
         if !self.required {

@@ -52,6 +52,9 @@ pub struct UpgradeRequest<'a> {
     pub origin: Option<&'a str>,
     /// Raw Sec-WebSocket-Protocol header values (comma separated lists), may be empty.
     pub protocols: Option<&'a str>,
+    /// A second `Sec-WebSocket-Protocol` line, if the client split its offer (further lines
+    /// are not read).
+    pub protocols_more: Option<&'a str>,
     /// Raw Sec-WebSocket-Extensions values; ringws declines all extensions.
     pub extensions: Option<&'a str>,
     /// The `Authorization` value (first occurrence), e.g. `Bearer <token>`.
@@ -170,6 +173,9 @@ pub fn parse_request<'a>(
         return Err(MalformedRequest.into());
     };
     let user_agent = text(fields.user_agent).ok().flatten();
+    let Ok(protocols_more) = text(fields.protocols_more) else {
+        return Err(MalformedRequest.into());
+    };
 
     Ok(Some(UpgradeRequest {
         head_len,
@@ -178,6 +184,7 @@ pub fn parse_request<'a>(
         key,
         origin,
         protocols,
+        protocols_more,
         extensions,
         authorization,
         x_forwarded_for,
@@ -246,6 +253,7 @@ struct HeaderFields<'a> {
     body: bool,
     origin: Option<&'a [u8]>,
     protocols: Option<&'a [u8]>,
+    protocols_more: Option<&'a [u8]>,
     extensions: Option<&'a [u8]>,
     authorization: Option<&'a [u8]>,
     x_forwarded_for: Option<&'a [u8]>,
@@ -265,6 +273,7 @@ impl<'a> HeaderFields<'a> {
             body: false,
             origin: None,
             protocols: None,
+            protocols_more: None,
             extensions: None,
             authorization: None,
             x_forwarded_for: None,
@@ -295,7 +304,11 @@ impl<'a> HeaderFields<'a> {
             } else if name.eq_ignore_ascii_case("origin") {
                 fields.origin = fields.origin.or(Some(value));
             } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
-                fields.protocols = fields.protocols.or(Some(value));
+                // Repeated lines form one list (RFC 6455 §11.3.4); two are kept without allocating.
+                match fields.protocols {
+                    None => fields.protocols = Some(value),
+                    Some(_) => fields.protocols_more = fields.protocols_more.or(Some(value)),
+                }
             } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
                 fields.extensions = fields.extensions.or(Some(value));
             } else if name.eq_ignore_ascii_case("authorization") {

@@ -62,15 +62,19 @@ impl Gate {
         } else {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         };
-        if self.limiter.is_enabled() {
-            let client = self.policy.client_ip(request, peer);
+        // The client a trusted proxy names, else the peer: what the limiter, the refusal log and
+        // the debug view all use.
+        let client = self
+            .needs_peer
+            .then(|| self.policy.client_ip(request, peer));
+        if let Some(client) = client.filter(|_| self.limiter.is_enabled()) {
             if let Err(retry_after_s) = self.limiter.check(client, now_ms) {
                 return Err((Refusal::rate_limited(retry_after_s), Some(client)));
             }
         }
         self.policy
             .check(request, peer, now_unix_s)
-            .map_err(|r| (r, self.needs_peer.then_some(peer)))
+            .map_err(|r| (r, client))
     }
 
     /// Logs (rate-limited) and records (debug ring) a refusal. `head` is the request bytes, used
