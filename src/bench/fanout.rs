@@ -1,46 +1,41 @@
-//! `ringws bench fanout`: N subscribers of one topic, one publisher.
+//! `ringws bench fanout`: N subscribers of one topic, one publisher; and
+//! `ringws bench fanout-floor`, the floor to compare it with.
 //!
-//! Measures, for a pub/sub server (`--target ringws`, publishing with `POST /publish/{topic}`),
-//! or for the floor (`--target floor`: this process accepts the same N connections and writes
-//! each message to every socket in a plain loop of `send(2)`, the cost of the kernel sends alone):
+//! The client connects N subscribers to `ws://LISTEN/ws?topic=T`, waits until
+//! `GET /topics/T` on the admin address counts them, then publishes with `POST /publish/T`:
 //!
-//! - fan-out latency: one publish at a time, from just before the publish is sent to the moment
-//!   the last subscriber has read it (p50/p99/max over `--publishes` samples);
-//! - throughput: `--burst` publishes back to back, deliveries per second until every subscriber
+//! - fan-out latency: one publish at a time, from just before the request is sent to the moment
+//!   the last subscriber has read the message (p50/p99/max over `--publishes` samples);
+//! - throughput: `--burst` publishes back to back; deliveries per second until every subscriber
 //!   has read all of them.
+//!
+//! The floor ([`run_floor`]) answers the same two requests with the least work possible: it
+//! accepts the connections (a canned 101), and for each publish writes the frame to every socket
+//! in a plain loop of blocking `send(2)` calls, on one pinned thread. The same client measures
+//! both, so the difference is what ringws adds to the kernel's sends.
 //!
 //! Every message carries its sequence number in its first 8 bytes; receivers check that each
 //! subscriber gets every message once and in order. Receivers are edge-triggered epoll loops
-//! (`--threads`, pinned with `--pin-cpu`), one shared read buffer per thread.
+//! (`--threads`, pinned with `--pin-cpu`), one read buffer per thread.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::CpuList;
 
-/// Which server the subscribers connect to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Target {
-    /// A running ringws with `--app pubsub`: subscribe with `?topic=`, publish over HTTP.
-    Ringws,
-    /// This process: accept the connections, answer the upgrade, write every message to every
-    /// socket in a plain loop (the floor).
-    Floor,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct FanoutArgs {
-    /// ringws or floor.
-    #[arg(long, value_enum, default_value = "ringws")]
-    pub target: Target,
-    /// Subscriber address: ringws's WebSocket listener, or where the floor listens.
+    /// Name of the server in the report (e.g. ringws, floor).
+    #[arg(long, default_value = "ringws", value_name = "NAME")]
+    pub label: String,
+    /// The WebSocket listener subscribers connect to.
     #[arg(long, default_value = "127.0.0.1:9001", value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// ringws's admin listener, where publishes are POSTed.
+    /// The admin listener, where publishes are POSTed.
     #[arg(long, default_value = "127.0.0.1:9090", value_name = "ADDR")]
     pub admin: SocketAddr,
     /// Topic to subscribe to and publish on.
@@ -68,12 +63,6 @@ pub struct FanoutArgs {
     /// Pin receiver thread i to the i-th CPU of LIST.
     #[arg(long, value_name = "LIST", value_parser = super::parse_cpu_list)]
     pub pin_cpu: Option<CpuList>,
-    /// Floor only: sender threads (compare with ringws's --cores).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub floor_threads: usize,
-    /// Floor only: pin sender thread i to the i-th CPU of LIST (compare with ringws's cores).
-    #[arg(long, value_name = "LIST", value_parser = super::parse_cpu_list)]
-    pub floor_cpu: Option<CpuList>,
     /// Local addresses to connect from, round-robin (about 28k connections each), e.g.
     /// 127.0.0.1,127.0.0.2.
     #[arg(long, value_name = "ADDRS", value_delimiter = ',')]
@@ -111,10 +100,6 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
     }
     let total_msgs = a.publishes + a.burst;
     let threads = a.threads.max(1);
-    let floor = match a.target {
-        Target::Floor => Some(Floor::start(a)?),
-        Target::Ringws => None,
-    };
     // Connect every subscriber (blocking, one at a time), then hand them to the receivers.
     let started = Instant::now();
     let path = format!("/ws?topic={}", a.topic);
@@ -125,13 +110,7 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         per_thread[i % threads].push(s);
     }
     let connect_s = started.elapsed().as_secs_f64();
-    let floor = match floor {
-        Some(f) => Some(f.wait_accepted(a.subscribers)?),
-        None => {
-            wait_for_subscribers(a.admin, &a.topic, a.subscribers)?;
-            None
-        }
-    };
+    wait_for_subscribers(a.admin, &a.topic, a.subscribers)?;
     let progress = Arc::new(Progress {
         epoch: Instant::now(),
         done_at: (0..threads)
@@ -141,6 +120,10 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         stop: AtomicBool::new(false),
     });
     let cpus = a.pin_cpu.clone().map(|l| l.0).unwrap_or_default();
+    if let Some(&cpu) = cpus.first() {
+        // The coordinator (publisher) stays off the server's CPUs too.
+        core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+    }
     let receivers: Vec<_> = per_thread
         .into_iter()
         .enumerate()
@@ -156,15 +139,7 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         b[..8].copy_from_slice(&(seq as u64).to_le_bytes());
         b
     };
-    let publish = |seq: usize| -> Result<(), String> {
-        match &floor {
-            Some(f) => {
-                f.publish_upto(seq + 1);
-                Ok(())
-            }
-            None => post(a.admin, &a.topic, a.token.as_deref(), &body(seq)),
-        }
-    };
+    let publish = |seq: usize| post(a.admin, &a.topic, a.token.as_deref(), &body(seq));
     let wait_all = |seq: usize, limit: Duration| -> Result<u64, String> {
         let deadline = Instant::now() + limit;
         loop {
@@ -183,12 +158,15 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
                     "message {seq} did not reach every subscriber within {limit:?}"
                 ));
             }
-            std::hint::spin_loop();
+            // Sleep, not spin: a spinning coordinator would take CPU from the server or the
+            // receivers. The receivers stamp completion times themselves, so this only delays
+            // noticing, not the figure.
+            std::thread::sleep(Duration::from_micros(50));
         }
     };
     let ns = |t: Instant| t.duration_since(progress.epoch).as_nanos() as u64;
 
-    let before = floor.is_none().then(|| server_counters(a.admin));
+    let before = server_counters(a.admin);
     let mut latencies_us = Vec::with_capacity(a.publishes);
     for seq in 0..a.publishes {
         let t0 = ns(Instant::now());
@@ -196,7 +174,7 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         let done = wait_all(seq, Duration::from_secs(30))?;
         latencies_us.push((done.saturating_sub(t0)) as f64 / 1e3);
     }
-    let mid = floor.is_none().then(|| server_counters(a.admin));
+    let mid = server_counters(a.admin);
     let t0 = ns(Instant::now());
     for seq in a.publishes..total_msgs {
         publish(seq)?;
@@ -206,13 +184,10 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         done = done.max(wait_all(seq, Duration::from_secs(60))?);
     }
     let burst_s = (done - t0) as f64 / 1e9;
-    let after = floor.is_none().then(|| server_counters(a.admin));
+    let after = server_counters(a.admin);
     progress.stop.store(true, Ordering::Release);
     for r in receivers {
         r.join().map_err(|_| "a receiver thread panicked")?;
-    }
-    if let Some(f) = floor {
-        f.stop();
     }
 
     latencies_us.sort_by(f64::total_cmp);
@@ -229,30 +204,23 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
     } else {
         0.0
     };
-    let senders = match a.target {
-        Target::Floor => a.floor_threads.max(1),
-        Target::Ringws => after.as_ref().map_or(1, |c| c.deliveries.len().max(1)),
-    };
-    let per_core: Vec<f64> = match (&mid, &after) {
-        (Some(m), Some(x)) => x
-            .deliveries
-            .iter()
-            .zip(&m.deliveries)
-            .map(|(x, m)| (x - m) / burst_s)
-            .collect(),
-        _ => vec![per_s / senders as f64; senders],
-    };
-    let server_mean_us = match (&before, &mid) {
-        (Some(b), Some(m)) if m.latency_count > b.latency_count => {
-            Some((m.latency_sum - b.latency_sum) / (m.latency_count - b.latency_count) * 1e6)
-        }
-        _ => None,
-    };
+    // Per core from the server's own counters when it has them (ringws); else one sender.
+    let per_core: Vec<f64> =
+        if after.deliveries.len() == mid.deliveries.len() && !after.deliveries.is_empty() {
+            after
+                .deliveries
+                .iter()
+                .zip(&mid.deliveries)
+                .map(|(x, m)| (x - m) / burst_s)
+                .collect()
+        } else {
+            vec![per_s]
+        };
+    let server_mean_us = (mid.latency_count > before.latency_count).then(|| {
+        (mid.latency_sum - before.latency_sum) / (mid.latency_count - before.latency_count) * 1e6
+    });
     let errors = progress.errors.load(Ordering::Relaxed);
-    let target = match a.target {
-        Target::Ringws => "ringws",
-        Target::Floor => "floor",
-    };
+    let target = &a.label;
     if a.json {
         println!(
             "{}",
@@ -267,7 +235,7 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
                 "burst": a.burst,
                 "burst_seconds": burst_s,
                 "deliveries_per_s": per_s,
-                "deliveries_per_s_per_sender": per_core,
+                "deliveries_per_s_per_core": per_core,
                 "errors": errors,
             })
         );
@@ -288,13 +256,8 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         }
         let per: Vec<String> = per_core.iter().map(|d| format!("{d:.0}")).collect();
         println!(
-            "  burst of {}: {per_s:.0} deliveries/s in {burst_s:.3} s; per {}: {}",
+            "  burst of {}: {per_s:.0} deliveries/s in {burst_s:.3} s; per core: {}",
             a.burst,
-            if a.target == Target::Floor {
-                "sender thread"
-            } else {
-                "core"
-            },
             per.join(", ")
         );
         println!("  errors (lost, duplicated, out of order, closed): {errors}");
@@ -581,131 +544,108 @@ fn parse_frames(sub: &mut Sub, mut data: &[u8], on_msg: &mut dyn FnMut(u64, bool
     total - data.len()
 }
 
-/// The floor: a plain accept loop, a canned upgrade answer, and sender threads writing each
-/// message to every socket with one blocking `send(2)` each.
-struct Floor {
-    accepted: Arc<AtomicU64>,
-    target: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    acceptor: std::thread::JoinHandle<Vec<TcpStream>>,
-    senders: Vec<std::thread::JoinHandle<()>>,
-    threads: usize,
-    cpus: Vec<usize>,
-    payload: usize,
+#[derive(Debug, clap::Args)]
+pub struct FloorArgs {
+    /// Where subscribers connect.
+    #[arg(long, default_value = "127.0.0.1:9001", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Where publishes are POSTed (and /topics asked).
+    #[arg(long, default_value = "127.0.0.1:9090", value_name = "ADDR")]
+    pub admin: SocketAddr,
+    /// Pin the sending thread to this CPU (compare with the ringws core it stands for).
+    #[arg(long, value_name = "CPU")]
+    pub pin_cpu: Option<usize>,
 }
 
-impl Floor {
-    fn start(a: &FanoutArgs) -> Result<Floor, String> {
-        let listener =
-            TcpListener::bind(a.listen).map_err(|e| format!("bind {}: {e}", a.listen))?;
-        let accepted = Arc::new(AtomicU64::new(0));
-        let count = a.subscribers;
-        let acc = accepted.clone();
-        let acceptor = std::thread::spawn(move || {
-            let mut socks = Vec::with_capacity(count);
-            while socks.len() < count {
-                let Ok((mut s, _)) = listener.accept() else {
-                    continue;
-                };
-                let _ = s.set_nodelay(true);
-                if read_head(&mut s).is_err() {
-                    continue;
-                }
-                let _ = s.write_all(
-                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                      Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
-                );
-                socks.push(s);
-                acc.fetch_add(1, Ordering::Relaxed);
+/// The floor: accepts WebSocket clients with a canned 101 (on a helper thread), then on the
+/// pinned main thread answers `GET /topics/..` with the number of clients and, for each
+/// `POST /publish/..`, frames the body once and writes it to every client with a plain loop of
+/// blocking `send(2)` calls. Runs until killed.
+pub fn run_floor(a: &FloorArgs) -> i32 {
+    match floor(a) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("ringws bench fanout-floor: error: {e}");
+            2
+        }
+    }
+}
+
+fn floor(a: &FloorArgs) -> Result<(), String> {
+    let ws = TcpListener::bind(a.listen).map_err(|e| format!("bind {}: {e}", a.listen))?;
+    let admin = TcpListener::bind(a.admin).map_err(|e| format!("bind {}: {e}", a.admin))?;
+    let clients: Arc<std::sync::Mutex<Vec<TcpStream>>> = Arc::default();
+    let acc = clients.clone();
+    std::thread::spawn(move || {
+        for conn in ws.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let _ = s.set_nodelay(true);
+            if read_head(&mut s).is_err() {
+                continue;
             }
-            socks
-        });
-        Ok(Floor {
-            accepted,
-            target: Arc::new(AtomicU64::new(0)),
-            stop: Arc::new(AtomicBool::new(false)),
-            acceptor,
-            senders: Vec::new(),
-            threads: a.floor_threads.max(1),
-            cpus: a.floor_cpu.clone().map(|l| l.0).unwrap_or_default(),
-            payload: a.payload,
-        })
+            let _ = s.write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+            );
+            acc.lock().unwrap().push(s);
+        }
+    });
+    if let Some(cpu) = a.pin_cpu {
+        core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
     }
-
-    /// Waits for every connection, then starts the sender threads.
-    fn wait_accepted(mut self, n: usize) -> Result<Floor, String> {
-        while self.accepted.load(Ordering::Relaxed) < n as u64 {
-            std::thread::sleep(Duration::from_millis(5));
+    println!("fanout-floor on ws://{} and http://{}", a.listen, a.admin);
+    let _ = std::io::stdout().flush();
+    for conn in admin.incoming() {
+        let Ok(mut s) = conn else { continue };
+        let _ = s.set_nodelay(true);
+        let Ok(head) = read_head(&mut s) else {
+            continue;
+        };
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        if s.read_exact(&mut body).is_err() {
+            continue;
         }
-        let socks = std::mem::replace(&mut self.acceptor, std::thread::spawn(Vec::new))
-            .join()
-            .map_err(|_| "the floor's accept thread panicked")?;
-        let mut groups: Vec<Vec<RawFd>> = (0..self.threads).map(|_| Vec::new()).collect();
-        for (i, s) in socks.iter().enumerate() {
-            groups[i % self.threads].push(s.as_raw_fd());
-        }
-        for (t, fds) in groups.into_iter().enumerate() {
-            let (target, stop, payload) = (self.target.clone(), self.stop.clone(), self.payload);
-            let cpu = (!self.cpus.is_empty()).then(|| self.cpus[t % self.cpus.len()]);
-            self.senders.push(std::thread::spawn(move || {
-                if let Some(cpu) = cpu {
-                    core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
-                }
-                let mut sent = 0u64;
-                let mut frame = Vec::new();
-                while !stop.load(Ordering::Acquire) {
-                    let upto = target.load(Ordering::Acquire);
-                    if sent == upto {
-                        std::hint::spin_loop();
-                        continue;
+        let clients = clients.lock().unwrap();
+        if head.starts_with("POST /publish/") {
+            let frame = crate::app::PreparedFrame::new(crate::protocol::MessageKind::Binary, &body);
+            let bytes = frame.bytes();
+            for c in clients.iter() {
+                let fd = c.as_raw_fd();
+                let mut off = 0;
+                while off < bytes.len() {
+                    // SAFETY: `bytes[off..]` is readable; `fd` is an open socket we hold.
+                    let n = unsafe {
+                        libc::send(
+                            fd,
+                            bytes[off..].as_ptr().cast(),
+                            bytes.len() - off,
+                            libc::MSG_NOSIGNAL,
+                        )
+                    };
+                    if n <= 0 {
+                        break;
                     }
-                    while sent < upto {
-                        frame.clear();
-                        let mut body = vec![0x5au8; payload];
-                        body[..8].copy_from_slice(&sent.to_le_bytes());
-                        let prepared = crate::app::PreparedFrame::new(
-                            crate::protocol::MessageKind::Binary,
-                            &body,
-                        );
-                        frame.extend_from_slice(prepared.bytes());
-                        for &fd in &fds {
-                            let mut off = 0;
-                            while off < frame.len() {
-                                // SAFETY: `frame[off..]` is readable; fd is an open socket.
-                                let n = unsafe {
-                                    libc::send(
-                                        fd,
-                                        frame[off..].as_ptr().cast(),
-                                        frame.len() - off,
-                                        libc::MSG_NOSIGNAL,
-                                    )
-                                };
-                                if n <= 0 {
-                                    break;
-                                }
-                                off += n as usize;
-                            }
-                        }
-                        sent += 1;
-                    }
+                    off += n as usize;
                 }
-            }));
+            }
         }
-        // Keep the sockets open for the senders' lifetime.
-        std::mem::forget(socks);
-        Ok(self)
+        let answer = format!("{{\"subscribers\":{}}}\n", clients.len());
+        drop(clients);
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+            answer.len()
+        );
     }
-
-    fn publish_upto(&self, n: usize) {
-        self.target.store(n as u64, Ordering::Release);
-    }
-
-    fn stop(self) {
-        self.stop.store(true, Ordering::Release);
-        for s in self.senders {
-            let _ = s.join();
-        }
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -63,10 +63,13 @@ pub enum BenchMode {
     /// Handshake churn: open, verify the 101, close, repeat, with --concurrency in flight.
     /// Reports handshakes/s and handshake latency.
     Connect(ConnectArgs),
-    /// Pub/sub fan-out: N subscribers of one topic, one publisher. Reports 1 publish -> all
-    /// subscribers latency and deliveries/s, against ringws --app pubsub or the floor (this
-    /// process writing the same frames to the same sockets in a plain send loop).
+    /// Pub/sub fan-out: N subscribers of one topic, one publisher (POST /publish). Reports
+    /// 1 publish -> all subscribers latency and deliveries/s, against ringws --app pubsub or
+    /// against `fanout-floor`.
     Fanout(fanout::FanoutArgs),
+    /// The floor for `fanout`: accepts the subscribers and writes each published message to
+    /// every socket with a plain loop of send(2) calls, nothing else. Runs until killed.
+    FanoutFloor(fanout::FloorArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -241,6 +244,7 @@ pub fn run(args: BenchArgs) -> i32 {
             (run_connect(&opts), a.common.json)
         }
         BenchMode::Fanout(a) => return fanout::run(a),
+        BenchMode::FanoutFloor(a) => return fanout::run_floor(a),
     };
     match result {
         Ok(report) => {
