@@ -1,125 +1,21 @@
 //! `ringws doctor` against the real server and against small test servers that each fail in one
 //! way: its exit code, and the cause it names.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::doctor::{assert_run, doctor};
+use common::ServerProcess;
 use ringws::protocol::handshake::accept_key;
 use ringws::protocol::RefusalReason;
 
-/// Longest any doctor run may take in these tests.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `ringws doctor ARGS`, killed after [`RUN_LIMIT`].
-fn doctor(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringws"))
-        .arg("doctor")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ringws doctor");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            panic!("ringws doctor {args:?} ran longer than {RUN_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    Run {
-        code: status.code().expect("doctor exited by a signal"),
-        stdout,
-        stderr,
-    }
-}
-
-#[track_caller]
-fn assert_run(run: &Run, code: i32, mentions: &[&str]) {
-    assert_eq!(
-        run.code, code,
-        "exit code\nstdout:\n{}\nstderr:\n{}",
-        run.stdout, run.stderr
-    );
-    for text in mentions {
-        assert!(
-            run.stdout.contains(text),
-            "{text:?} not in stdout:\n{}",
-            run.stdout
-        );
-    }
-}
-
-/// A `ringws serve` on an ephemeral port; killed when dropped.
-struct Ringws {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Ringws {
-    fn start() -> Ringws {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringws"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "off"])
-            .args(["--cores", "1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ringws serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("ringws printed no ready line within 10 s");
-        let addr = line
-            .strip_prefix("ringws listening on ws://")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected ready line: {line}"))
-            .parse()
-            .unwrap();
-        Ringws { child, addr }
-    }
-
-    fn url(&self) -> String {
-        format!("ws://{}/", self.addr)
-    }
-}
-
-impl Drop for Ringws {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `ringws serve` on an ephemeral port with the default app (pubsub), one core and no admin
+/// listener; killed when dropped.
+fn start_ringws() -> ServerProcess {
+    ServerProcess::start(&["--app", "pubsub", "--admin-listen", "off", "--cores", "1"])
 }
 
 /// A test server on 127.0.0.1: each connection is handed to `handle` on its own thread.
@@ -181,8 +77,8 @@ fn url(addr: SocketAddr) -> String {
 
 #[test]
 fn healthy_ringws_passes_with_a_pong() {
-    let server = Ringws::start();
-    let run = doctor(&[&server.url(), "-v"]);
+    let server = start_ringws();
+    let run = doctor(&[&url(server.addr), "-v"]);
     assert_run(
         &run,
         0,
@@ -203,7 +99,7 @@ fn healthy_ringws_passes_with_a_pong() {
     );
 
     let run = doctor(&[
-        &server.url(),
+        &url(server.addr),
         "--json",
         "--protocol",
         "chat",
@@ -221,8 +117,8 @@ fn healthy_ringws_passes_with_a_pong() {
 
 #[test]
 fn ringws_refusal_reason_is_quoted() {
-    let server = Ringws::start();
-    let run = doctor(&[&server.url(), "--header", "Sec-WebSocket-Version: 8"]);
+    let server = start_ringws();
+    let run = doctor(&[&url(server.addr), "--header", "Sec-WebSocket-Version: 8"]);
     assert_run(
         &run,
         4,
@@ -237,7 +133,7 @@ fn ringws_refusal_reason_is_quoted() {
 
 #[test]
 fn wss_url_on_a_plain_port() {
-    let server = Ringws::start();
+    let server = start_ringws();
     let run = doctor(&[&format!("wss://{}/", server.addr)]);
     assert_run(&run, 4, &["plain HTTP, not TLS", "ws://"]);
 }

@@ -2,6 +2,9 @@
 //! loopback with a minimal client written independently of ringws' own codec.
 #![allow(dead_code)]
 
+pub mod doctor;
+pub mod proxy;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
