@@ -28,6 +28,32 @@ fn read_until_close(s: &mut TcpStream, answer_pings: bool) -> (Option<u16>, Vec<
     }
 }
 
+/// Answers every ping for `window` (the socket needs a short read timeout); only pings may
+/// arrive. Returns how many were answered.
+fn answer_pings_for(s: &mut TcpStream, window: Duration) -> usize {
+    let end = Instant::now() + window;
+    let mut pings = 0;
+    while Instant::now() < end {
+        let mut h = [0u8; 2];
+        match s.read_exact(&mut h) {
+            Ok(()) => {
+                assert_eq!(h[0], 0x89, "only pings are expected");
+                let mut p = vec![0u8; (h[1] & 0x7f) as usize];
+                s.read_exact(&mut p).unwrap();
+                s.write_all(&client_frame(true, 0xA, &p)).unwrap();
+                pings += 1;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("the answering client lost its connection: {e}"),
+        }
+    }
+    pings
+}
+
 #[test]
 fn slowloris_sockets_are_closed_at_the_handshake_timeout_while_others_connect() {
     let server = ServerProcess::start(&["--cores", "1", "--handshake-timeout", "1s"]);
@@ -76,28 +102,9 @@ fn a_peer_that_ignores_pings_is_closed_and_one_that_answers_stays() {
         .unwrap();
     let started = Instant::now();
 
-    let mut alive_pings = 0;
     let alive_thread = std::thread::spawn(move || {
         // Answer every ping for 3.5 s, then prove the connection still works.
-        let end = Instant::now() + Duration::from_millis(3500);
-        while Instant::now() < end {
-            let mut h = [0u8; 2];
-            match alive.read_exact(&mut h) {
-                Ok(()) => {
-                    assert_eq!(h[0], 0x89, "only pings are expected");
-                    let mut p = vec![0u8; (h[1] & 0x7f) as usize];
-                    alive.read_exact(&mut p).unwrap();
-                    alive.write_all(&client_frame(true, 0xA, &p)).unwrap();
-                    alive_pings += 1;
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => panic!("answering client lost its connection: {e}"),
-            }
-        }
+        let alive_pings = answer_pings_for(&mut alive, Duration::from_millis(3500));
         alive
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
@@ -451,26 +458,7 @@ fn a_responsive_peer_is_pinged_every_interval() {
     let mut s = ws_connect(server.addr);
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let end = Instant::now() + Duration::from_millis(4500);
-    let mut pings = 0;
-    while Instant::now() < end {
-        let mut h = [0u8; 2];
-        match s.read_exact(&mut h) {
-            Ok(()) => {
-                assert_eq!(h[0], 0x89, "only pings are expected");
-                let mut p = vec![0u8; (h[1] & 0x7f) as usize];
-                s.read_exact(&mut p).unwrap();
-                s.write_all(&client_frame(true, 0xA, &p)).unwrap();
-                pings += 1;
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("connection lost: {e}"),
-        }
-    }
+    let pings = answer_pings_for(&mut s, Duration::from_millis(4500));
     assert!(
         pings >= 3,
         "expected a ping about every second for 4.5 s, got {pings}"
