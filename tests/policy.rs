@@ -21,8 +21,12 @@ fn peer() -> IpAddr {
     "198.51.100.20".parse().unwrap()
 }
 
+/// Writes a file unique to this call: tests run in parallel and must not share one.
 fn file(name: &str, text: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("policy-{name}"));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let unique = format!("policy-{}-{n}-{name}", std::process::id());
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique);
     std::fs::write(&path, text).expect("write test file");
     path
 }
