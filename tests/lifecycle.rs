@@ -464,3 +464,84 @@ fn a_responsive_peer_is_pinged_every_interval() {
         "expected a ping about every second for 4.5 s, got {pings}"
     );
 }
+
+/// A queue that does not drain at all for write_stall_timeout drops the connection, even while
+/// it is under max_outbound_buffer.
+#[test]
+fn a_stalled_outbound_queue_is_dropped_at_the_write_stall_timeout() {
+    let server = ServerProcess::start(&[
+        "--cores",
+        "1",
+        "--max-outbound-buffer",
+        "256MiB",
+        "--write-stall-timeout",
+        "1s",
+        "--close-timeout",
+        "30s",
+    ]);
+    let admin = server.admin.unwrap();
+    let mut s = ws_connect(server.addr);
+    // 32 MiB of echo requests, never read: the kernel buffers fill, the rest waits in the queue.
+    let frame = client_frame(true, 0x2, &[7u8; 16 * 1024]);
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    for _ in 0..2048 {
+        s.write_all(&frame).unwrap();
+    }
+    let metric = |name: &str| -> f64 {
+        admin_get(admin, "/metrics")
+            .1
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(
+        metric("ringws_outbound_queued_bytes{") > 0.0,
+        "the queue should be backed up"
+    );
+    assert_eq!(metric("ringws_write_stall_closes_total{"), 0.0);
+    let started = Instant::now();
+    while metric("ringws_write_stall_closes_total{") < 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no write-stall close within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        metric("ringws_slow_consumer_closes_total{"),
+        0.0,
+        "the cap was not the cause"
+    );
+    assert_eq!(
+        metric("ringws_outbound_queued_bytes{"),
+        0.0,
+        "the queue's memory is released"
+    );
+}
+
+/// After our close frame, a peer that never answers is dropped at close_timeout: here during a
+/// drain whose own timeout is much longer, so the server exits as soon as the close timeout hits.
+#[test]
+fn a_peer_that_never_answers_our_close_is_dropped_at_the_close_timeout() {
+    let mut server = ServerProcess::start(&[
+        "--cores",
+        "1",
+        "--drain-timeout",
+        "30s",
+        "--close-timeout",
+        "1s",
+    ]);
+    let mut silent = ws_connect(server.addr);
+    let started = Instant::now();
+    server.signal(libc::SIGTERM);
+    assert_eq!(read_close(&mut silent), Some(1001));
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+    let log = server.drain_log();
+    assert!(log.contains("drained_forced=1"), "{log}");
+}

@@ -262,7 +262,7 @@ impl<A: App> Reactor<A> {
             self.deliver_releases();
             self.publish_ring_stats();
             if let Some(admin) = self.admin.as_mut() {
-                admin.expire(&mut self.io.ring, Instant::now());
+                admin.expire(&mut self.io.ring);
             }
             if self.io.drain_deadline.is_none() && self.shared.stop.load(Ordering::Acquire) {
                 self.begin_drain();
