@@ -33,18 +33,44 @@ fn classify(n: isize) -> IoResult {
 }
 
 /// `recv(2)` into `buf` on a non-blocking socket.
+///
+/// Made as a raw `recvfrom` syscall: libc's `recv` is a thread-cancellation point and brackets
+/// every call with cancellation bookkeeping the reactor never needs (about 0.5 % of a core
+/// under echo load, measured with benches/echo_profile.sh).
 pub fn recv(fd: RawFd, buf: &mut [u8]) -> IoResult {
-    // SAFETY: `buf` is a valid, writable region of `buf.len()` bytes for the duration of the call.
-    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-    classify(n)
+    // SAFETY: `buf` is a valid, writable region of `buf.len()` bytes for the duration of the
+    // call; the address arguments are null, which recvfrom accepts.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            0,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    };
+    classify(n as isize)
 }
 
 /// `writev(2)` of up to two slices (frame header + payload) without SIGPIPE.
 pub fn send2(fd: RawFd, a: &[u8], b: &[u8]) -> IoResult {
     if b.is_empty() {
-        // SAFETY: `a` is a valid readable region of `a.len()` bytes for the duration of the call.
-        let n = unsafe { libc::send(fd, a.as_ptr().cast(), a.len(), libc::MSG_NOSIGNAL) };
-        return match classify(n) {
+        // SAFETY: `a` is a valid readable region of `a.len()` bytes for the duration of the call;
+        // a raw `sendto` with no address, like `recv` above.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_sendto,
+                fd,
+                a.as_ptr(),
+                a.len(),
+                libc::MSG_NOSIGNAL,
+                std::ptr::null::<libc::sockaddr>(),
+                0 as libc::socklen_t,
+            )
+        };
+        return match classify(n as isize) {
             IoResult::Eof => IoResult::WouldBlock, // a zero-length write of a non-empty slice
             other => other,
         };
