@@ -80,6 +80,11 @@ pub struct Config {
     pub message_burst: u32,
     /// `backlog`: listen(2) backlog. Default 4096.
     pub backlog: i32,
+    /// `defer_accept`: TCP_DEFER_ACCEPT on the listeners: a connection reaches ringws with its
+    /// first bytes (the upgrade request) instead of on the bare ACK, one wake-up fewer per
+    /// handshake. A client silent this long is accepted anyway and meets `handshake_timeout`.
+    /// Default 1 s; `None` (off) accepts on the ACK.
+    pub defer_accept: Option<Duration>,
     /// `ring_entries`: io_uring submission queue size per core. Default 4096.
     pub ring_entries: u32,
     /// `recv_buffer_size`: the per-core receive buffer in bytes. Default 64 KiB.
@@ -153,6 +158,7 @@ impl Default for Config {
             message_rate: 0,
             message_burst: 100,
             backlog: 4096,
+            defer_accept: Some(Duration::from_secs(1)),
             ring_entries: 4096,
             recv_buffer_size: 64 << 10,
             log: "info".into(),
@@ -184,7 +190,7 @@ impl Default for Config {
 
 /// Every key of the config file, in the order `--print-config` writes them. Each has a flag of the
 /// same name in kebab-case (`max_message_size` ↔ `--max-message-size`).
-pub const KEYS: [&str; 40] = [
+pub const KEYS: [&str; 41] = [
     "listen",
     "admin_listen",
     "app",
@@ -204,6 +210,7 @@ pub const KEYS: [&str; 40] = [
     "message_rate",
     "message_burst",
     "backlog",
+    "defer_accept",
     "ring_entries",
     "recv_buffer_size",
     "log",
@@ -348,6 +355,11 @@ pub struct Settings {
     /// [default: 4096]
     #[arg(long, value_name = "N")]
     pub backlog: Option<RawValue>,
+    /// Hand a connection to ringws with its first bytes, not on the bare TCP ACK (one wake-up
+    /// fewer per handshake); a client silent this long is accepted anyway. "off" to accept on
+    /// the ACK. [default: 1s]
+    #[arg(long, value_name = "DURATION")]
+    pub defer_accept: Option<RawValue>,
     /// io_uring submission queue entries per core; a power of two from 64 to 32768.
     /// [default: 4096]
     #[arg(long, value_name = "N")]
@@ -876,6 +888,7 @@ fn apply(config: &mut Config, settings: &Settings, origin: &Origin<'_>) -> Resul
     set!(message_rate, |raw| parse_count_in(raw, MESSAGE_RATE));
     set!(message_burst, |raw| parse_count_in(raw, MESSAGE_BURST));
     set!(backlog, parse_backlog);
+    set!(defer_accept, parse_optional_timeout);
     set!(ring_entries, parse_ring_entries);
     set!(recv_buffer_size, |raw| {
         parse_size_in(raw, RECV_BUFFER_SIZE_BYTES).map(to_usize)
@@ -1295,6 +1308,13 @@ impl Config {
             ("message_rate", Integer(i64::from(self.message_rate))),
             ("message_burst", Integer(i64::from(self.message_burst))),
             ("backlog", Integer(i64::from(self.backlog))),
+            (
+                "defer_accept",
+                String(
+                    self.defer_accept
+                        .map_or_else(|| "off".to_string(), format_duration),
+                ),
+            ),
             ("ring_entries", Integer(i64::from(self.ring_entries))),
             (
                 "recv_buffer_size",
@@ -1414,6 +1434,7 @@ impl Config {
                 "message_rate" => flags.message_rate = raw,
                 "message_burst" => flags.message_burst = raw,
                 "backlog" => flags.backlog = raw,
+                "defer_accept" => flags.defer_accept = raw,
                 "ring_entries" => flags.ring_entries = raw,
                 "recv_buffer_size" => flags.recv_buffer_size = raw,
                 "log" => flags.log = raw,

@@ -120,7 +120,8 @@ impl Server {
         // The admin listener is bound here, so a taken port fails the start, not a thread.
         let admin_listener = match config.admin_listen {
             Some(admin_addr) => {
-                let l = Listener::bind(admin_addr, 128).map_err(|e| bind_error(admin_addr, e))?;
+                let l =
+                    Listener::bind(admin_addr, 128, None).map_err(|e| bind_error(admin_addr, e))?;
                 Some(l)
             }
             None => None,
@@ -363,7 +364,8 @@ fn bind_listeners(config: &Config) -> Result<Vec<Listener>, ServerError> {
     let mut addr = config.listen;
     let mut out = Vec::with_capacity(config.cores);
     for _ in 0..config.cores {
-        let listener = Listener::bind(addr, config.backlog).map_err(|e| bind_error(addr, e))?;
+        let listener = Listener::bind(addr, config.backlog, config.defer_accept)
+            .map_err(|e| bind_error(addr, e))?;
         if addr.port() == 0 {
             // Port 0: the first core picks a port; the others join it.
             addr = listener.local_addr().map_err(|e| bind_error(addr, e))?;

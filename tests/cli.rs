@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 40] = [
+const DEFAULTS: [(&str, &str); 41] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("app", "pubsub"),
@@ -25,6 +25,7 @@ const DEFAULTS: [(&str, &str); 40] = [
     ("message_rate", "0"),
     ("message_burst", "100"),
     ("backlog", "4096"),
+    ("defer_accept", "1s"),
     ("ring_entries", "4096"),
     ("recv_buffer_size", "64KiB"),
     ("log", "info"),

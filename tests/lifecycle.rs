@@ -84,6 +84,59 @@ fn slowloris_sockets_are_closed_at_the_handshake_timeout_while_others_connect() 
     assert!(log.contains("handshake_timeouts=20"), "{log}");
 }
 
+/// TCP connections ringws has accepted so far, from its metrics.
+fn accepted(admin: std::net::SocketAddr) -> f64 {
+    let (status, text) = admin_get(admin, "/metrics");
+    assert_eq!(status, 200);
+    text.lines()
+        .filter(|l| l.starts_with("ringws_connections_accepted_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_connection_reaches_ringws_with_its_first_bytes_unless_defer_accept_is_off() {
+    let server = ServerProcess::start(&["--cores", "1", "--handshake-timeout", "1s"]);
+    let admin = server.admin.expect("admin listener");
+    let mut silent = connect(server.addr);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        accepted(admin),
+        0.0,
+        "a silent connection waits in the kernel"
+    );
+    let mut talking = connect(server.addr);
+    talking.write_all(upgrade_request("/").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut talking).status, 101);
+    assert_eq!(accepted(admin), 1.0, "the request brings the connection in");
+    // A client silent past the defer period is accepted anyway and meets the handshake
+    // timeout: 1 s of deferral plus 1 s of timeout, with the kernel's SYN-ACK retry in between.
+    let started = Instant::now();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .unwrap();
+    assert!(closed_by_server(&mut silent), "a silent client is closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(accepted(admin), 2.0);
+    drop(server);
+
+    let server = ServerProcess::start(&["--cores", "1", "--defer-accept", "off"]);
+    let admin = server.admin.expect("admin listener");
+    let _silent = connect(server.addr);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while accepted(admin) < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "--defer-accept off accepts on the ACK"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_peer_that_ignores_pings_is_closed_and_one_that_answers_stays() {
     let server = ServerProcess::start(&[

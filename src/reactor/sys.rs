@@ -97,6 +97,26 @@ pub fn send2(fd: RawFd, a: &[u8], b: &[u8]) -> IoResult {
     }
 }
 
+/// TCP_DEFER_ACCEPT on a listening socket: wake the acceptor only once a connection has data,
+/// or after `secs` of silence.
+pub fn set_defer_accept(fd: RawFd, secs: i32) -> io::Result<()> {
+    // SAFETY: the option value is a live i32 and its exact size is passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// `shutdown(fd, SHUT_WR)`: sends FIN after queued bytes while we keep reading.
 pub fn shutdown_write(fd: RawFd) {
     // SAFETY: plain syscall on an fd this core owns; errors (e.g. ENOTCONN) are harmless here.
