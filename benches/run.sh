@@ -113,11 +113,11 @@ start_server() {
     log=$LOGDIR/$name.log
     case $name in
         ringws)
-            taskset -c "$SERVER_CPU" "$RINGWS" serve --listen "127.0.0.1:$port" --cores 1 \
+            taskset -c "$SERVER_CPU" "$RINGWS" serve --listen "127.0.0.1:$port" --cores 1 --app echo \
                 --max-connections "$RINGWS_MAX_CONNECTIONS" --log warn >"$log" 2>&1 &
             ;;
         ringws-2cores)
-            "$RINGWS" serve --listen "127.0.0.1:$port" --cores 2 \
+            "$RINGWS" serve --listen "127.0.0.1:$port" --cores 2 --app echo \
                 --max-connections "$RINGWS_MAX_CONNECTIONS" --log warn >"$log" 2>&1 &
             ;;
         fastwebsockets | tungstenite)

@@ -329,7 +329,7 @@ fn subprotocol_by_server_preference_and_only_an_offered_one() {
 /// RFC 6455 section 11.3.4: the header "MAY appear multiple times in an HTTP request (which is
 /// logically the same as a single Sec-WebSocket-Protocol header field that contains all values)".
 #[test]
-fn subprotocol_offered_on_a_second_header_line_is_seen() {
+fn subprotocol_offered_on_a_later_header_line_is_seen() {
     let server = ServerProcess::start(&["--subprotocols", "chat.v1"]);
     let response = send(
         server.addr,
@@ -343,6 +343,22 @@ fn subprotocol_offered_on_a_second_header_line_is_seen() {
     );
     assert_eq!(
         chosen(&response, "mqtt, chat.v1").as_deref(),
+        Some("chat.v1")
+    );
+    // Any number of lines form one list (RFC 6455 §11.3.4).
+    let response = send(
+        server.addr,
+        &upgrade(
+            "/",
+            &[
+                ("Sec-WebSocket-Protocol", "mqtt"),
+                ("Sec-WebSocket-Protocol", "wamp"),
+                ("Sec-WebSocket-Protocol", "stomp, chat.v1"),
+            ],
+        ),
+    );
+    assert_eq!(
+        chosen(&response, "mqtt, wamp, stomp, chat.v1").as_deref(),
         Some("chat.v1")
     );
 }

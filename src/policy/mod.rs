@@ -182,9 +182,7 @@ impl Policy {
             .auth
             .authenticate(request.authorization, request.query, now_unix_s)
             .map_err(|failure| failure.to_refusal())?;
-        let protocol = self
-            .subprotocols
-            .select_lines(request.protocols, request.protocols_more)?;
+        let protocol = self.subprotocols.select_lines(request.protocol_lines())?;
         Ok(Accepted {
             protocol,
             subject,

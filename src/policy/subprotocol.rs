@@ -72,20 +72,20 @@ impl SubprotocolPolicy {
     /// The protocol to answer with: the first of the server's list the client offered, as the
     /// client wrote it. `Ok(None)`: answer without one. `Err`: 400, listing what is supported.
     pub fn select<'a>(&self, header: Option<&'a str>) -> Result<Option<&'a str>, Refusal> {
-        self.select_lines(header, None)
+        self.select_lines(header.into_iter())
     }
 
-    /// [`select`](Self::select) over an offer split across two header lines.
+    /// [`select`](Self::select) over an offer split across several header lines.
     pub fn select_lines<'a>(
         &self,
-        header: Option<&'a str>,
-        more: Option<&'a str>,
+        lines: impl Iterator<Item = &'a str> + Clone,
     ) -> Result<Option<&'a str>, Refusal> {
         if self.supported.is_empty() {
             return Ok(None);
         }
+        let header = lines.clone().next();
         for wanted in &self.supported {
-            let mut all = header.into_iter().chain(more).flat_map(offered);
+            let mut all = lines.clone().flat_map(offered);
             if let Some(chosen) = all.find(|offer| offer == wanted) {
                 return Ok(Some(chosen));
             }

@@ -50,11 +50,11 @@ pub struct UpgradeRequest<'a> {
     /// The Sec-WebSocket-Key value (24 base64 chars decoding to 16 bytes).
     pub key: &'a [u8],
     pub origin: Option<&'a str>,
-    /// Raw Sec-WebSocket-Protocol header values (comma separated lists), may be empty.
+    /// The first Sec-WebSocket-Protocol line (a comma separated list), may be empty. A client
+    /// may split its offer over several lines: [`UpgradeRequest::protocol_lines`] yields all.
     pub protocols: Option<&'a str>,
-    /// A second `Sec-WebSocket-Protocol` line, if the client split its offer (further lines
-    /// are not read).
-    pub protocols_more: Option<&'a str>,
+    /// How many Sec-WebSocket-Protocol lines the request has.
+    pub protocol_line_count: u32,
     /// Raw Sec-WebSocket-Extensions values; ringws declines all extensions.
     pub extensions: Option<&'a str>,
     /// The `Authorization` value (first occurrence), e.g. `Bearer <token>`.
@@ -67,6 +67,33 @@ pub struct UpgradeRequest<'a> {
     /// The `User-Agent` (first occurrence); `None` when absent or not UTF-8, since it only
     /// serves diagnosis.
     pub user_agent: Option<&'a str>,
+    /// The request head, for the rare header split over several lines.
+    head: &'a [u8],
+}
+
+impl<'a> UpgradeRequest<'a> {
+    /// Every Sec-WebSocket-Protocol line, in order: repeated lines form one list (RFC 6455
+    /// §11.3.4). One line or none is answered from the parse; more re-read the head, which the
+    /// parser has already validated (and every such line is UTF-8).
+    pub fn protocol_lines(&self) -> impl Iterator<Item = &'a str> + Clone + 'a {
+        let many = self.protocol_line_count > 1;
+        let single = self.protocols.filter(|_| !many);
+        let rescan = if many { self.head } else { &[] };
+        let lines = rescan
+            .split(|&b| b == b'\n')
+            .skip(1) // the request line
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+            .take_while(|line| !line.is_empty())
+            .filter_map(|line| {
+                let colon = line.iter().position(|&b| b == b':')?;
+                let (name, value) = (&line[..colon], &line[colon + 1..]);
+                if !name.eq_ignore_ascii_case(b"sec-websocket-protocol") {
+                    return None;
+                }
+                std::str::from_utf8(value.trim_ascii()).ok()
+            });
+        single.into_iter().chain(lines)
+    }
 }
 
 /// Parses an upgrade request from the bytes received so far.
@@ -173,9 +200,9 @@ pub fn parse_request<'a>(
         return Err(MalformedRequest.into());
     };
     let user_agent = text(fields.user_agent).ok().flatten();
-    let Ok(protocols_more) = text(fields.protocols_more) else {
+    if !fields.protocols_text {
         return Err(MalformedRequest.into());
-    };
+    }
 
     Ok(Some(UpgradeRequest {
         head_len,
@@ -184,12 +211,13 @@ pub fn parse_request<'a>(
         key,
         origin,
         protocols,
-        protocols_more,
+        protocol_line_count: fields.protocol_line_count,
         extensions,
         authorization,
         x_forwarded_for,
         forwarded,
         user_agent,
+        head: &buf[..head_len],
     }))
 }
 
@@ -253,7 +281,9 @@ struct HeaderFields<'a> {
     body: bool,
     origin: Option<&'a [u8]>,
     protocols: Option<&'a [u8]>,
-    protocols_more: Option<&'a [u8]>,
+    protocol_line_count: u32,
+    /// Every Sec-WebSocket-Protocol line is UTF-8.
+    protocols_text: bool,
     extensions: Option<&'a [u8]>,
     authorization: Option<&'a [u8]>,
     x_forwarded_for: Option<&'a [u8]>,
@@ -273,7 +303,8 @@ impl<'a> HeaderFields<'a> {
             body: false,
             origin: None,
             protocols: None,
-            protocols_more: None,
+            protocol_line_count: 0,
+            protocols_text: true,
             extensions: None,
             authorization: None,
             x_forwarded_for: None,
@@ -304,11 +335,11 @@ impl<'a> HeaderFields<'a> {
             } else if name.eq_ignore_ascii_case("origin") {
                 fields.origin = fields.origin.or(Some(value));
             } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
-                // Repeated lines form one list (RFC 6455 §11.3.4); two are kept without allocating.
-                match fields.protocols {
-                    None => fields.protocols = Some(value),
-                    Some(_) => fields.protocols_more = fields.protocols_more.or(Some(value)),
-                }
+                // Repeated lines form one list (RFC 6455 §11.3.4): the first is kept, the others
+                // are counted and re-read from the head only if there are any.
+                fields.protocols = fields.protocols.or(Some(value));
+                fields.protocol_line_count += 1;
+                fields.protocols_text &= std::str::from_utf8(value).is_ok();
             } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
                 fields.extensions = fields.extensions.or(Some(value));
             } else if name.eq_ignore_ascii_case("authorization") {
@@ -696,6 +727,39 @@ mod tests {
         assert_eq!(request.origin, Some("https://first.example"));
         assert_eq!(request.protocols, Some("a, b"));
         assert_eq!(request.extensions, Some("x"));
+    }
+
+    #[test]
+    fn every_protocol_line_is_read() {
+        let buf = adding(&[
+            ("Sec-WebSocket-Protocol", "a, b"),
+            ("sec-websocket-protocol", "c"),
+            ("Origin", "https://x.example"),
+            ("Sec-WebSocket-Protocol", "  d , e  "),
+        ]);
+        let request = parse_complete(&buf);
+        assert_eq!(request.protocol_line_count, 3);
+        let lines: Vec<_> = request.protocol_lines().collect();
+        assert_eq!(lines, ["a, b", "c", "d , e"]);
+        let buf = adding(&[("Sec-WebSocket-Protocol", "only")]);
+        let one = parse_complete(&buf);
+        assert_eq!(one.protocol_lines().collect::<Vec<_>>(), ["only"]);
+        let buf = render(&upgrade_headers());
+        let none = parse_complete(&buf);
+        assert_eq!(none.protocol_lines().count(), 0);
+    }
+
+    #[test]
+    fn a_protocol_line_that_is_not_utf8_is_malformed() {
+        let mut buf = adding(&[
+            ("Sec-WebSocket-Protocol", "a"),
+            ("Sec-WebSocket-Protocol", "b"),
+            ("Sec-WebSocket-Protocol", "XX"),
+        ]);
+        let at = buf.windows(2).position(|w| w == b"XX").unwrap();
+        buf[at] = 0xff;
+        let err = parse_request(&buf, &HandshakeLimits::default()).unwrap_err();
+        assert_eq!(err.reason, MalformedRequest);
     }
 
     #[test]
