@@ -3,24 +3,25 @@
 //! The data path never touches the metrics registry: each core counts into its own
 //! [`CoreStats`] (single-writer atomics on its own cache lines). At scrape time the exporter
 //! copies those values into `metrics` handles registered once at start-up, adds process and
-//! io_uring figures, and renders the exposition with `metrics-exporter-prometheus`. The only
-//! per-event recording into the registry is the handshake duration histogram (once per
-//! upgrade, lock-free).
+//! io_uring figures, and renders the exposition with `metrics-exporter-prometheus`. The two
+//! histograms (handshake duration, fan-out latency) are [`SecondsHistogram`]s with fixed buckets,
+//! recorded by their core and appended to the exposition at scrape time: the registry's own
+//! histograms keep every raw sample until a scrape, so a server nobody scraped would grow with
+//! each handshake.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
-use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder, Unit};
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::config::Config;
 use crate::protocol::{MessageKind, RefusalReason};
-use crate::stats::{close_code_label, CoreStats, COUNTED_CLOSE_CODES};
+use crate::stats::{close_code_label, CoreStats, SecondsHistogram, COUNTED_CLOSE_CODES};
 
 /// Buckets of `ringws_handshake_duration_seconds`: from 50 µs to 10 s (the default handshake
 /// timeout).
-const HANDSHAKE_BUCKETS_SECONDS: [f64; 14] = [
+static HANDSHAKE_BUCKETS_SECONDS: [f64; 14] = [
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 10.0,
 ];
 
@@ -36,7 +37,7 @@ pub struct AppSeries {
 }
 
 /// Buckets of `ringws_fanout_latency_seconds`: publish accepted → last local write submitted.
-const FANOUT_BUCKETS_SECONDS: [f64; 14] = [
+static FANOUT_BUCKETS_SECONDS: [f64; 14] = [
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
     0.1, 1.0,
 ];
@@ -52,8 +53,8 @@ pub struct Exporter {
     handle: PrometheusHandle,
     series: Vec<Series>,
     process: ProcessGauges,
-    handshake_duration: Vec<Histogram>,
-    fanout_latency: Vec<Histogram>,
+    handshake_duration: Vec<Arc<SecondsHistogram>>,
+    fanout_latency: Vec<Arc<SecondsHistogram>>,
 }
 
 struct ProcessGauges {
@@ -77,18 +78,7 @@ fn core_label(core: usize) -> Label {
 impl Exporter {
     /// Registers every series for `stats` (one entry per core) and the effective limits.
     pub fn new(config: &Config, stats: &[Arc<CoreStats>], app_series: Vec<AppSeries>) -> Exporter {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full("ringws_handshake_duration_seconds".into()),
-                &HANDSHAKE_BUCKETS_SECONDS,
-            )
-            .expect("static, non-empty buckets")
-            .set_buckets_for_metric(
-                Matcher::Full("ringws_fanout_latency_seconds".into()),
-                &FANOUT_BUCKETS_SECONDS,
-            )
-            .expect("static, non-empty buckets")
-            .build_recorder();
+        let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         let mut e = Exporter {
             process: ProcessGauges {
@@ -109,23 +99,11 @@ impl Exporter {
         e.register_limits(config, stats.len());
         for (core, s) in stats.iter().enumerate() {
             e.register_core(core, s);
-            let h = e.recorder.register_histogram(
-                &key("ringws_handshake_duration_seconds", vec![core_label(core)]),
-                &meta(),
-            );
-            e.handshake_duration.push(h);
-            let f = e.recorder.register_histogram(
-                &key("ringws_fanout_latency_seconds", vec![core_label(core)]),
-                &meta(),
-            );
-            e.fanout_latency.push(f);
+            e.handshake_duration
+                .push(Arc::new(SecondsHistogram::new(&HANDSHAKE_BUCKETS_SECONDS)));
+            e.fanout_latency
+                .push(Arc::new(SecondsHistogram::new(&FANOUT_BUCKETS_SECONDS)));
         }
-        e.recorder.describe_histogram(
-            "ringws_fanout_latency_seconds".into(),
-            Some(Unit::Seconds),
-            "Pub/sub: time from a publish being accepted to the last local write of it on a core."
-                .into(),
-        );
         for s in app_series {
             let labels = s
                 .labels
@@ -146,12 +124,12 @@ impl Exporter {
     }
 
     /// The fan-out latency histogram of `core`.
-    pub fn fanout_latency(&self, core: usize) -> Histogram {
+    pub fn fanout_latency(&self, core: usize) -> Arc<SecondsHistogram> {
         self.fanout_latency[core].clone()
     }
 
     /// The handshake duration histogram of `core`, recorded by that core at each upgrade.
-    pub fn handshake_duration(&self, core: usize) -> Histogram {
+    pub fn handshake_duration(&self, core: usize) -> Arc<SecondsHistogram> {
         self.handshake_duration[core].clone()
     }
 
@@ -378,11 +356,10 @@ impl Exporter {
             let (name, help) = (name.into(), help.into());
             match kind {
                 0 => self.recorder.describe_counter(name, unit, help),
-                1 => self.recorder.describe_gauge(name, unit, help),
-                _ => self.recorder.describe_histogram(name, unit, help),
+                _ => self.recorder.describe_gauge(name, unit, help),
             }
         };
-        let (c, g, h) = (0, 1, 2);
+        let (c, g) = (0, 1);
         d(
             "ringws_connections_open",
             None,
@@ -412,12 +389,6 @@ impl Exporter {
             None,
             "Upgrade requests refused, by reason.",
             c,
-        );
-        d(
-            "ringws_handshake_duration_seconds",
-            Some(Unit::Seconds),
-            "Time from accept to the 101 answer.",
-            h,
         );
         d(
             "ringws_handshake_timeouts_total",
@@ -644,8 +615,48 @@ impl Exporter {
         self.process.open_fds.set(p.open_fds as f64);
         self.process.max_fds.set(p.max_fds as f64);
         self.process.resident_bytes.set(p.resident_bytes as f64);
-        self.handle.render()
+        let mut text = self.handle.render();
+        write_histograms(
+            &mut text,
+            "ringws_handshake_duration_seconds",
+            "Time from accept to the 101 answer.",
+            &self.handshake_duration,
+        );
+        write_histograms(
+            &mut text,
+            "ringws_fanout_latency_seconds",
+            "Pub/sub: time from a publish being accepted to the last local write of it on a core.",
+            &self.fanout_latency,
+        );
+        text
     }
+}
+
+/// One histogram family in the text exposition format, a series per core.
+fn write_histograms(out: &mut String, name: &str, help: &str, per_core: &[Arc<SecondsHistogram>]) {
+    if !out.is_empty() && !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (core, h) in per_core.iter().enumerate() {
+        let (buckets, sum) = h.snapshot();
+        for &(bound, cumulative) in &buckets {
+            let le = if bound.is_infinite() {
+                "+Inf".to_string()
+            } else {
+                bound.to_string()
+            };
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{core=\"{core}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let count = buckets.last().map_or(0, |b| b.1);
+        let _ = writeln!(out, "{name}_sum{{core=\"{core}\"}} {sum}");
+        let _ = writeln!(out, "{name}_count{{core=\"{core}\"}} {count}");
+    }
+    out.push('\n');
 }
 
 /// Figures of this process from /proc and getrlimit.

@@ -196,9 +196,73 @@ impl CoreStats {
     }
 }
 
+/// A Prometheus histogram with fixed bucket bounds (seconds), recorded by one core and read at
+/// scrape time. A sample is two atomic adds and no allocation, so its memory is the same after
+/// a billion handshakes as after one, whether or not anything scrapes it.
+pub struct SecondsHistogram {
+    bounds: &'static [f64],
+    /// Count per bucket, not cumulative: `counts[i]` holds samples in (bounds[i-1], bounds[i]];
+    /// the last one is above every bound (+Inf).
+    counts: Box<[AtomicU64]>,
+    sum_nanos: AtomicU64,
+}
+
+impl SecondsHistogram {
+    /// `bounds` ascending.
+    pub fn new(bounds: &'static [f64]) -> SecondsHistogram {
+        debug_assert!(bounds.windows(2).all(|w| w[0] < w[1]));
+        SecondsHistogram {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    pub fn record(&self, seconds: f64) {
+        // Prometheus buckets are "less than or equal": the first bound not below the sample.
+        let i = self.bounds.partition_point(|&b| b < seconds);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        let nanos = (seconds.max(0.0) * 1e9) as u64;
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// (upper bound, cumulative count) per bucket, +Inf last as `f64::INFINITY`, then the sum in
+    /// seconds. The last cumulative count is the sample count.
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, f64) {
+        let mut total = 0;
+        let buckets = self
+            .counts
+            .iter()
+            .zip(self.bounds.iter().copied().chain([f64::INFINITY]))
+            .map(|(c, bound)| {
+                total += c.load(Ordering::Relaxed);
+                (bound, total)
+            })
+            .collect();
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        (buckets, sum)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_histogram_buckets_are_cumulative_and_inclusive() {
+        static BOUNDS: [f64; 3] = [0.001, 0.01, 0.1];
+        let h = SecondsHistogram::new(&BOUNDS);
+        for v in [0.0005, 0.001, 0.002, 0.01, 0.5, 7.0] {
+            h.record(v);
+        }
+        let (buckets, sum) = h.snapshot();
+        assert_eq!(
+            buckets,
+            [(0.001, 2), (0.01, 4), (0.1, 4), (f64::INFINITY, 6)],
+            "a sample equal to a bound counts in that bound's bucket"
+        );
+        assert!((sum - 7.5135).abs() < 1e-6, "{sum}");
+    }
 
     #[test]
     fn closes_are_counted_by_initiator_and_code() {

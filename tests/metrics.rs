@@ -163,3 +163,29 @@ fn admin_listen_off_and_a_taken_admin_port_are_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn handshakes_cost_no_memory_when_nobody_scrapes() {
+    // The handshake-duration histogram is recorded at every upgrade; its memory must not
+    // depend on how many there were (a sample store drained only by scrapes grew ~16 B each).
+    let server = ServerProcess::start(&["--cores", "1"]);
+    let handshake = || {
+        let mut s = connect(server.addr);
+        s.write_all(upgrade_request("/").as_bytes()).unwrap();
+        assert_eq!(read_response(&mut s).status, 101);
+    };
+    for _ in 0..3_000 {
+        handshake();
+    }
+    let before = server.rss_bytes();
+    let started = std::time::Instant::now();
+    for _ in 0..15_000 {
+        handshake();
+    }
+    let grown = server.rss_bytes().saturating_sub(before);
+    eprintln!("15,000 handshakes in {:?}", started.elapsed());
+    assert!(
+        grown < 64 * 1024,
+        "RSS grew {grown} B over 15,000 handshakes with no scrape"
+    );
+}

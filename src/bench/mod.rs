@@ -92,7 +92,8 @@ pub struct CommonArgs {
     /// Limit for each connect, handshake, echo and close handshake ("10", "2.5", "500ms").
     #[arg(long, default_value = "10", value_name = "S", value_parser = parse_seconds)]
     pub timeout: Duration,
-    /// Sample this server process (/proc/PID): CPU per operation, RSS growth (per connection).
+    /// Sample this server process (/proc/PID): CPU per operation, anonymous RSS growth (per
+    /// connection).
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
     /// Print one JSON object on stdout instead of the summary (fields: see `bench::Report`).

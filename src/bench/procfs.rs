@@ -1,5 +1,5 @@
 //! Samples of the server process under test, from /proc/PID/stat (CPU time) and
-//! /proc/PID/status (resident memory).
+//! /proc/PID/status (anonymous resident memory).
 
 use std::io;
 
@@ -10,7 +10,9 @@ use super::sys;
 pub struct ProcSample {
     /// utime + stime, in microseconds.
     pub cpu_us: u64,
-    /// VmRSS, in bytes.
+    /// Anonymous resident memory (RssAnon), in bytes: heap, stacks and anonymous maps, what
+    /// connections cost; not the binary's code pages, which are file-backed and load as code
+    /// first runs (the first handshakes would otherwise look like a cost per connection).
     pub rss_bytes: u64,
 }
 
@@ -42,16 +44,19 @@ pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// VmRSS in bytes (the file gives kB).
+/// RssAnon in bytes (the file gives kB); VmRSS on kernels without RssAnon (before 4.5).
 pub fn parse_rss_bytes(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line["VmRSS:".len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    let field = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    };
+    field("RssAnon:").or_else(|| field("VmRSS:"))
 }
 
 #[cfg(test)]
@@ -66,9 +71,12 @@ mod tests {
     }
 
     #[test]
-    fn parses_rss() {
-        let status = "Name:\tringws\nVmPeak:\t  9999 kB\nVmRSS:\t    1234 kB\nThreads:\t2\n";
-        assert_eq!(parse_rss_bytes(status), Some(1234 * 1024));
+    fn parses_anonymous_rss_or_falls_back_to_vmrss() {
+        let status = "Name:\tringws\nVmPeak:\t  9999 kB\nVmRSS:\t    1234 kB\n\
+                      RssAnon:\t     456 kB\nRssFile:\t     778 kB\nThreads:\t2\n";
+        assert_eq!(parse_rss_bytes(status), Some(456 * 1024));
+        let old_kernel = "Name:\tringws\nVmRSS:\t    1234 kB\nThreads:\t2\n";
+        assert_eq!(parse_rss_bytes(old_kernel), Some(1234 * 1024));
     }
 
     #[test]

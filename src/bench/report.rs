@@ -60,7 +60,7 @@ const LAG_WARN_US: f64 = 100.0;
 /// - `interrupted`: Ctrl-C ended the run early.
 /// - With `--server-pid` only: `server_pid`; `server_cpu_us_per_op`: server user+system CPU µs
 ///   per operation (echo: per message in the window; connect: per handshake in the window;
-///   idle: per handshake while opening); `server_rss_bytes_delta`: VmRSS change (echo: before
+///   idle: per handshake while opening); `server_rss_bytes_delta`: RssAnon change (echo: before
 ///   connecting to the end of the window; idle: before connecting to ~1 s into the hold;
 ///   connect: across the window); `server_rss_bytes_per_conn`: delta / opened (echo, idle).
 #[derive(Clone, Debug, Default, Serialize)]
@@ -149,7 +149,7 @@ impl Report {
             }
             if let Some(delta) = self.server_rss_bytes_delta {
                 parts.push(format!(
-                    "RSS {}{}",
+                    "anonymous RSS {}{}",
                     if delta < 0 { "-" } else { "+" },
                     bytes(delta.unsigned_abs())
                 ));

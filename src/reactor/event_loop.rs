@@ -104,7 +104,7 @@ struct Io {
     drain_deadline: Option<u32>,
     /// Connections that left the open state since the app last heard, with the close code.
     released: Vec<(ConnId, Option<CloseCode>)>,
-    fanout_latency: metrics::Histogram,
+    fanout_latency: Arc<crate::stats::SecondsHistogram>,
     gate: Gate,
     /// Where a small frame's header and payload are joined for one `send(2)`.
     join_buf: Box<[u8]>,
@@ -131,7 +131,7 @@ pub struct Reactor<A: App> {
     accept_logged_at: Option<u32>,
     /// The admin listener, on core 0 only.
     admin: Option<AdminSide>,
-    handshake_duration: metrics::Histogram,
+    handshake_duration: Arc<crate::stats::SecondsHistogram>,
     /// The app asked to be woken again (its inbox had more than one turn's worth).
     app_wants_wake: bool,
 }
@@ -151,8 +151,8 @@ pub struct CoreObservers {
     pub admin: Option<AdminSide>,
     /// This core's handshake gate (policy, rate limiter, refusal log and debug ring).
     pub gate: Gate,
-    pub handshake_duration: metrics::Histogram,
-    pub fanout_latency: metrics::Histogram,
+    pub handshake_duration: Arc<crate::stats::SecondsHistogram>,
+    pub fanout_latency: Arc<crate::stats::SecondsHistogram>,
 }
 
 impl<A: App> Reactor<A> {
