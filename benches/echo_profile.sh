@@ -4,16 +4,17 @@
 # (which on loopback also runs the receiving client socket's TCP input), its TCP receive path,
 # and everything else (syscall or io_uring entry, readiness, scheduling, the server's own code).
 #
-#   bash benches/echo_profile.sh            # 3 rounds, servers alternating, 20 B
-#   RUNS=5 PAYLOAD=1024 bash benches/echo_profile.sh
+#   bash benches/echo_profile.sh            # 3 rounds, servers alternating, 20 B and 1 KiB
+#   RUNS=5 PAYLOADS=20 bash benches/echo_profile.sh
 #
 # Needs perf (Debian: apt-get install linux-perf). Prints a markdown table of medians and writes
-# one JSON line per measurement to benches/results/echo_profile.jsonl.
+# one JSON line per measurement to benches/results/echo_profile.jsonl (replaced by each run;
+# benches/report.py quotes it in docs/benchmarks.md).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
-PAYLOAD=${PAYLOAD:-20}
+PAYLOADS=${PAYLOADS:-"20 1024"}
 CONNS=${CONNS:-100}
 WARMUP=${WARMUP:-2}
 DURATION=${DURATION:-6}
@@ -27,6 +28,7 @@ if ! command -v perf >/dev/null; then
     exit 2
 fi
 mkdir -p benches/results
+: >"$OUT"
 cargo build --release --quiet
 cargo build --release --quiet --locked --manifest-path benches/peers/fastwebsockets-echo/Cargo.toml
 RINGWS=$PWD/target/release/ringws
@@ -53,6 +55,7 @@ print(share.get("tcp_sendmsg", 0.0), share.get("tcp_recvmsg", 0.0))
 '
 }
 
+for PAYLOAD in $PAYLOADS; do
 for run in $(seq "$RUNS"); do
     for server in ringws fastwebsockets; do
         case $server in
@@ -97,16 +100,18 @@ EOF
         tail -n 1 "$OUT" >&2
     done
 done
+done
 
-python3 - "$OUT" "$RUNS" "$PAYLOAD" <<'EOF'
+python3 - "$OUT" "$RUNS" <<'EOF'
 import json, statistics, sys
-path, runs, payload = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, runs = sys.argv[1], int(sys.argv[2])
 rows = [json.loads(l) for l in open(path)]
-print(f"\n{payload} B echo, {runs} rounds, medians:\n")
-print("| server | msgs/s | CPU µs/echo | TCP send path | TCP receive path | everything else |")
-print("|---|---:|---:|---:|---:|---:|")
-for server in ("ringws", "fastwebsockets"):
-    mine = [r for r in rows if r["server"] == server and r["payload"] == payload][-runs:]
+print(f"\nMedians of {runs} rounds:\n")
+print("| payload | server | msgs/s | CPU µs/echo | TCP send path | TCP receive path | everything else |")
+print("|---:|---|---:|---:|---:|---:|---:|")
+for payload, server in sorted({(r["payload"], r["server"]) for r in rows},
+                              key=lambda k: (k[0], k[1] != "ringws")):
+    mine = [r for r in rows if r["server"] == server and r["payload"] == payload]
     if not mine:
         continue
     med = lambda f: statistics.median(f(r) for r in mine)
@@ -114,6 +119,6 @@ for server in ("ringws", "fastwebsockets"):
     send = med(lambda r: r["cpu_us_per_echo"] * r["tcp_send_share"])
     recv = med(lambda r: r["cpu_us_per_echo"] * r["tcp_recv_share"])
     rest = med(lambda r: r["cpu_us_per_echo"] * (1 - r["tcp_send_share"] - r["tcp_recv_share"]))
-    print(f"| {server} | {med(lambda r: r['msgs_per_s']):,.0f} | {cpu:.2f} | {send:.2f} µs | "
+    print(f"| {payload} B | {server} | {med(lambda r: r['msgs_per_s']):,.0f} | {cpu:.2f} | {send:.2f} µs | "
           f"{recv:.2f} µs | {rest:.2f} µs |")
 EOF

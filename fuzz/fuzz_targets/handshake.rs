@@ -22,6 +22,11 @@ fuzz_target!(|data: &[u8]| {
                 assert!(request.head_len <= data.len());
                 assert!(request.head_len <= limits.max_head_bytes);
                 assert!(request.path.starts_with('/'));
+                // Every Sec-WebSocket-Protocol line is found again, trimmed, first one first.
+                let lines: Vec<&str> = request.protocol_lines().collect();
+                assert_eq!(lines.len(), request.protocol_line_count as usize);
+                assert_eq!(lines.first().copied(), request.protocols);
+                assert!(lines.iter().all(|l| l.trim_ascii() == *l));
                 write_accept(&mut out, request.key, request.protocols);
                 assert!(out.ends_with(b"\r\n\r\n"));
             }
