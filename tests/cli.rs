@@ -497,3 +497,20 @@ fn bad_policy_values_are_refused_by_name() {
     let message = refused(&["--debug-handshakes", "yes"]);
     assert!(message.contains("is not on or off"), "{message}");
 }
+
+#[test]
+fn the_deploy_configuration_file_is_accepted_as_written() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/systemd/ringws.toml");
+    let config = effective_config(&["--config", path]);
+    // Every value the file sets is the one in effect (the file documents its choices).
+    let text = std::fs::read_to_string(path).unwrap();
+    let written: toml::Table = text.parse().expect("deploy/systemd/ringws.toml is TOML");
+    assert!(written.len() >= 8, "{written:?}");
+    for (key, value) in &written {
+        let value = match value {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        assert_eq!(string(&config, key), value, "{key}");
+    }
+}
