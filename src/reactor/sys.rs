@@ -54,7 +54,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> IoResult {
     classify(n as isize)
 }
 
-/// `writev(2)` of up to two slices (frame header + payload) without SIGPIPE.
+/// `sendto(2)` of one slice, or `sendmsg(2)` of two (frame header + payload), without SIGPIPE.
 pub fn send2(fd: RawFd, a: &[u8], b: &[u8]) -> IoResult {
     if b.is_empty() {
         // SAFETY: `a` is a valid readable region of `a.len()` bytes for the duration of the call;
