@@ -197,14 +197,14 @@ impl CoreStats {
 }
 
 /// A Prometheus histogram with fixed bucket bounds (seconds), recorded by one core and read at
-/// scrape time. A sample is two atomic adds and no allocation, so its memory is the same after
+/// scrape time. A sample is two single-writer [`Counter`] adds and no allocation, so its memory is the same after
 /// a billion handshakes as after one, whether or not anything scrapes it.
 pub struct SecondsHistogram {
     bounds: &'static [f64],
     /// Count per bucket, not cumulative: `counts[i]` holds samples in (bounds[i-1], bounds[i]];
     /// the last one is above every bound (+Inf).
-    counts: Box<[AtomicU64]>,
-    sum_nanos: AtomicU64,
+    counts: Box<[Counter]>,
+    sum_nanos: Counter,
 }
 
 impl SecondsHistogram {
@@ -213,17 +213,16 @@ impl SecondsHistogram {
         debug_assert!(bounds.windows(2).all(|w| w[0] < w[1]));
         SecondsHistogram {
             bounds,
-            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum_nanos: AtomicU64::new(0),
+            counts: (0..=bounds.len()).map(|_| Counter::default()).collect(),
+            sum_nanos: Counter::default(),
         }
     }
 
     pub fn record(&self, seconds: f64) {
         // Prometheus buckets are "less than or equal": the first bound not below the sample.
         let i = self.bounds.partition_point(|&b| b < seconds);
-        self.counts[i].fetch_add(1, Ordering::Relaxed);
-        let nanos = (seconds.max(0.0) * 1e9) as u64;
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.counts[i].inc();
+        self.sum_nanos.add((seconds.max(0.0) * 1e9) as u64);
     }
 
     /// (upper bound, cumulative count) per bucket, +Inf last as `f64::INFINITY`, then the sum in
@@ -235,11 +234,11 @@ impl SecondsHistogram {
             .iter()
             .zip(self.bounds.iter().copied().chain([f64::INFINITY]))
             .map(|(c, bound)| {
-                total += c.load(Ordering::Relaxed);
+                total += c.get();
                 (bound, total)
             })
             .collect();
-        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let sum = self.sum_nanos.get() as f64 / 1e9;
         (buckets, sum)
     }
 }
