@@ -106,14 +106,6 @@ fn wait_for_subscribers(admin: SocketAddr, topic: &str, n: u64) -> Vec<u64> {
 }
 
 /// Sum of a metric over its labels, from `/metrics`.
-fn metric_sum(admin: SocketAddr, name: &str) -> f64 {
-    let (_, text) = admin_get(admin, "/metrics");
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 fn pubsub(extra: &[&str]) -> (ServerProcess, SocketAddr) {
     let mut args = vec!["--app", "pubsub", "--cores", "2"];
     args.extend_from_slice(extra);

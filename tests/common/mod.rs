@@ -309,6 +309,16 @@ pub fn closed_by_server(s: &mut TcpStream) -> bool {
     matches!(s.read(&mut b), Ok(0) | Err(_))
 }
 
+/// The sum over all label sets of the series `name` (every core, every label) on `/metrics`.
+pub fn metric_sum(admin: SocketAddr, name: &str) -> f64 {
+    let (status, text) = admin_get(admin, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// A plain HTTP GET to the admin listener: (status, body).
 pub fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = connect(addr);
