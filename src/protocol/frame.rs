@@ -1,5 +1,5 @@
-//! RFC 6455 §5.2 frame headers: decode (client → server, masked) and encode (either direction).
-//! INTERFACE FIXED: the reactor and the load generator call exactly these signatures.
+//! RFC 6455 §5.2 frame headers: decode and encode, for either direction; and the client's masked
+//! frame writer.
 
 use super::reader::ProtocolError;
 
@@ -186,9 +186,45 @@ pub fn encode_client_header(
     len + 4
 }
 
+/// Appends a whole client frame to `out`: the masked header, then `payload` masked with `mask`.
+/// The one writer of masked frames, for every client (the client connection, `bench`, `doctor`).
+pub fn append_client_frame(
+    out: &mut Vec<u8>,
+    fin: bool,
+    opcode: Opcode,
+    payload: &[u8],
+    mask: [u8; 4],
+) {
+    let mut header = [0u8; MAX_HEADER_LEN];
+    let n = encode_client_header(&mut header, fin, opcode, payload.len() as u64, mask);
+    out.extend_from_slice(&header[..n]);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    crate::protocol::mask::apply_mask(&mut out[start..], mask, 0);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_frame_reads_back_through_a_server_reader() {
+        use crate::protocol::reader::{Event, Flow, Limits, Reader};
+        let mut out = b"kept".to_vec();
+        append_client_frame(&mut out, true, Opcode::Text, b"hello", [9, 8, 7, 6]);
+        assert_eq!(&out[..4], b"kept");
+        assert_ne!(&out[out.len() - 5..], b"hello", "payload is masked");
+        let mut got = Vec::new();
+        Reader::default()
+            .feed(&mut out[4..], &Limits::default(), |e| {
+                if let Event::Message(_, p) = e {
+                    got.extend_from_slice(p);
+                }
+                Flow::Continue
+            })
+            .unwrap();
+        assert_eq!(got, b"hello");
+    }
     use crate::protocol::CloseCode;
 
     const ALL_OPCODES: [Opcode; 6] = [

@@ -1,5 +1,4 @@
 //! The HTTP/1.1 upgrade request (RFC 6455 §4.2), parsed in place on the accepted socket's bytes.
-//! INTERFACE FIXED: the reactor calls exactly these signatures.
 
 use std::io::Write as _;
 use std::mem::MaybeUninit;

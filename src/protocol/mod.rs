@@ -14,8 +14,17 @@ pub mod utf8;
 pub use close::CloseCode;
 pub use frame::{Opcode, MAX_HEADER_LEN};
 pub use handshake::{HandshakeLimits, UpgradeRequest};
-pub use reader::{Event, Limits, ProtocolError, Reader};
+pub use reader::{Event, Limits, ProtocolError, Reader, Step};
 pub use refusal::{Refusal, RefusalReason};
+
+/// Which end of a connection this is: a server reads masked frames and writes unmasked ones,
+/// a client the reverse (RFC 6455 §5.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Role {
+    #[default]
+    Server,
+    Client,
+}
 
 /// Kind of a complete data message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,11 +1,15 @@
-//! The inbound half of a connection: turns client bytes into messages and control events.
-//! INTERFACE FIXED: the reactor calls exactly these signatures.
+//! The inbound half of a connection: turns the peer's bytes into messages and control events.
+//!
+//! One reader serves both roles: a server's reader requires masked frames (RFC 6455 §5.1), a
+//! client's refuses them. [`Reader::next`] yields one event at a time, borrowed from the input
+//! or from the reader's message buffer, so the caller can hand it on and act on the connection
+//! before asking for the next; [`Reader::feed`] is the same loop with a callback.
 
 use super::close::{parse_close_payload, CloseCode};
 use super::frame::{decode_header, Opcode};
 use super::mask::apply_mask;
 use super::utf8::{self, Utf8Validator};
-use super::MessageKind;
+use super::{MessageKind, Role};
 
 /// Bounds enforced while reading. Both are checked on the frame header, before any payload is
 /// buffered.
@@ -59,6 +63,7 @@ impl ProtocolError {
 }
 
 const UNMASKED: ProtocolError = ProtocolError::protocol("unmasked client frame");
+const MASKED: ProtocolError = ProtocolError::protocol("masked server frame");
 const ORPHAN_CONTINUATION: ProtocolError =
     ProtocolError::protocol("continuation frame without a message in progress");
 const INTERRUPTED_MESSAGE: ProtocolError =
@@ -92,10 +97,23 @@ pub enum Flow {
     Stop,
 }
 
-/// Per-connection reader state. `Reader::default()` is the state between messages; it holds no
-/// heap memory until a message spans more than one `feed` call or more than one frame.
+/// One step of [`Reader::next`]: the input bytes it consumed, and the event they completed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Step<'a> {
+    pub consumed: usize,
+    /// `None`: the input is used up, or holds only part of a header or control frame; pass the
+    /// unconsumed rest again, followed by new bytes.
+    pub event: Option<Event<'a>>,
+}
+
+/// Per-connection reader state. `Reader::default()` is a server's reader between messages; it
+/// holds no heap memory until a message spans more than one read or more than one frame.
 #[derive(Debug, Default)]
 pub struct Reader {
+    /// Whose frames this reads: a server reads masked client frames, a client unmasked ones.
+    role: Role,
+    /// `buf` holds a message already delivered: free it on the next call.
+    delivered: bool,
     /// Payload of the message in flight, when it cannot be borrowed from `input`: all fragments so
     /// far, unmasked. Empty and unallocated between messages.
     buf: Vec<u8>,
@@ -112,7 +130,8 @@ pub struct Reader {
 #[derive(Clone, Copy, Debug)]
 struct PartialFrame {
     remaining: u64,
-    mask: [u8; 4],
+    /// `None` for a client's reader (server frames are not masked).
+    mask: Option<[u8; 4]>,
     /// Position in the mask of the next payload byte (0..4).
     mask_offset: u8,
     fin: bool,
@@ -131,46 +150,106 @@ fn reserve_bounded(buf: &mut Vec<u8>, additional: usize, limit: u64) {
 }
 
 impl Reader {
-    /// True when no frame or message is in flight: the reactor may drop this reader and start over
-    /// with `Reader::default()` later, so idle connections hold no reader state at all.
+    /// An idle reader for the given role.
+    pub fn new(role: Role) -> Reader {
+        Reader {
+            role,
+            ..Reader::default()
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// True when no frame or message is in flight: the caller may drop this reader and start over
+    /// with `Reader::new(role)` later, so idle connections hold no reader state at all.
     pub fn is_idle(&self) -> bool {
         self.frame.is_none() && self.message.is_none()
     }
 
-    /// Consumes as much of `input` as possible, unmasking it in place, and calls `on_event` for
-    /// each complete message and control frame, in order.
+    /// Frees the buffer of a message already delivered (it is otherwise freed on the next call).
+    pub fn settle(&mut self) {
+        if self.delivered {
+            self.buf = Vec::new();
+            self.delivered = false;
+        }
+    }
+
+    /// Consumes input up to and including the next event, unmasking it in place.
     ///
-    /// Returns the number of bytes consumed. Unconsumed bytes (a partial frame header, or a partial
-    /// control frame: at most `MAX_HEADER_LEN + 125` bytes) must be passed again, followed by new
-    /// bytes, on the next call. Partial data-frame payloads are consumed into the reader's own
-    /// message buffer (bounded by `limits.max_message_size`), text validated as it arrives.
+    /// Unconsumed bytes (a partial frame header, or a partial control frame: at most
+    /// `MAX_HEADER_LEN + 125` bytes) must be passed again, followed by new bytes, on the next
+    /// call. Partial data-frame payloads are consumed into the reader's own message buffer
+    /// (bounded by `limits.max_message_size`), text validated as it arrives. A single-frame
+    /// message that is whole in `input` is delivered in place, without a copy.
     /// After an `Err`, the reader must not be used again.
+    pub fn next<'a>(
+        &'a mut self,
+        input: &'a mut [u8],
+        limits: &Limits,
+    ) -> Result<Step<'a>, ProtocolError> {
+        if self.poisoned {
+            return Err(POISONED);
+        }
+        self.settle();
+        match self.next_event(input, limits) {
+            // Re-borrowed here so the error arm may reset `self`.
+            Ok((consumed, Some(At::Input(start, end, kind)))) => Ok(Step {
+                consumed,
+                event: Some(event_at(kind, &input[start..end])),
+            }),
+            Ok((consumed, Some(At::Buffer(kind)))) => Ok(Step {
+                consumed,
+                event: Some(Event::Message(kind, &self.buf)),
+            }),
+            Ok((consumed, None)) => Ok(Step {
+                consumed,
+                event: None,
+            }),
+            Err(err) => {
+                // The connection is failing: drop the message buffer now rather than with the
+                // reader.
+                *self = Reader {
+                    role: self.role,
+                    poisoned: true,
+                    ..Reader::default()
+                };
+                Err(err)
+            }
+        }
+    }
+
+    /// [`Reader::next`] in a loop: calls `on_event` for each complete message and control
+    /// frame, in order, until the input is used up or `on_event` says stop. Returns the bytes
+    /// consumed.
     pub fn feed(
         &mut self,
         input: &mut [u8],
         limits: &Limits,
         mut on_event: impl FnMut(Event<'_>) -> Flow,
     ) -> Result<usize, ProtocolError> {
-        if self.poisoned {
-            return Err(POISONED);
-        }
-        let result = self.feed_frames(input, limits, &mut on_event);
-        if result.is_err() {
-            // The connection is failing: drop the message buffer now rather than with the reader.
-            *self = Reader {
-                poisoned: true,
-                ..Reader::default()
+        let mut pos = 0;
+        loop {
+            let step = self.next(&mut input[pos..], limits)?;
+            pos += step.consumed;
+            let Some(event) = step.event else {
+                return Ok(pos);
             };
+            if on_event(event) == Flow::Stop {
+                self.settle();
+                return Ok(pos);
+            }
         }
-        result
     }
 
-    fn feed_frames(
+    /// The work of [`Reader::next`], returning where the event's payload lies rather than a
+    /// borrow, so the error path can reset the reader.
+    fn next_event(
         &mut self,
         input: &mut [u8],
         limits: &Limits,
-        on_event: &mut impl FnMut(Event<'_>) -> Flow,
-    ) -> Result<usize, ProtocolError> {
+    ) -> Result<(usize, Option<At>), ProtocolError> {
         let mut pos = 0;
         loop {
             if self.frame.is_some() {
@@ -178,21 +257,24 @@ impl Reader {
                 let frame = self.frame.expect("frame checked above");
                 if frame.remaining > 0 {
                     debug_assert_eq!(pos, input.len());
-                    return Ok(pos);
+                    return Ok((pos, None));
                 }
                 self.frame = None;
-                if frame.fin && self.finish_message(on_event)? == Flow::Stop {
-                    return Ok(pos);
+                if frame.fin {
+                    let kind = self.finish_message()?;
+                    return Ok((pos, Some(At::Buffer(kind))));
                 }
                 continue;
             }
 
             let rest = &mut input[pos..];
             let Some(header) = decode_header(rest)? else {
-                return Ok(pos);
+                return Ok((pos, None));
             };
-            let Some(mask) = header.mask else {
-                return Err(UNMASKED);
+            let mask = match (self.role, header.mask) {
+                (Role::Server, None) => return Err(UNMASKED),
+                (Role::Client, Some(_)) => return Err(MASKED),
+                (_, mask) => mask,
             };
 
             if header.opcode.is_control() {
@@ -200,25 +282,25 @@ impl Reader {
                 let frame_len = header.header_len + header.payload_len as usize;
                 if rest.len() < frame_len {
                     // Left for the caller to pass again: at most MAX_HEADER_LEN + 125 bytes.
-                    return Ok(pos);
+                    return Ok((pos, None));
                 }
                 let payload = &mut rest[header.header_len..frame_len];
-                apply_mask(payload, mask, 0);
-                let payload = &*payload;
-                let event = match header.opcode {
-                    Opcode::Ping => Event::Ping(payload),
-                    Opcode::Pong => Event::Pong(payload),
+                if let Some(mask) = mask {
+                    apply_mask(payload, mask, 0);
+                }
+                let kind = match header.opcode {
+                    Opcode::Ping => Control::Ping,
+                    Opcode::Pong => Control::Pong,
                     _ => {
                         debug_assert_eq!(header.opcode, Opcode::Close);
-                        let (code, reason) = parse_close_payload(payload)?;
-                        Event::Close { code, reason }
+                        // Validated now so a bad close payload fails the connection here.
+                        parse_close_payload(payload)?;
+                        Control::Close
                     }
                 };
+                let start = pos + header.header_len;
                 pos += frame_len;
-                if on_event(event) == Flow::Stop {
-                    return Ok(pos);
-                }
-                continue;
+                return Ok((pos, Some(At::Input(start, pos, Payload::Control(kind)))));
             }
 
             let kind = match (header.opcode, self.message) {
@@ -241,15 +323,15 @@ impl Reader {
             if header.fin && self.message.is_none() && frame_end <= rest.len() as u64 {
                 // Fast path: a whole single-frame message, unmasked and delivered in place.
                 let payload = &mut rest[header.header_len..frame_end as usize];
-                apply_mask(payload, mask, 0);
+                if let Some(mask) = mask {
+                    apply_mask(payload, mask, 0);
+                }
                 if kind == MessageKind::Text {
                     utf8::validate(payload).map_err(|_| INVALID_TEXT)?;
                 }
+                let start = pos + header.header_len;
                 pos += frame_end as usize;
-                if on_event(Event::Message(kind, payload)) == Flow::Stop {
-                    return Ok(pos);
-                }
-                continue;
+                return Ok((pos, Some(At::Input(start, pos, Payload::Message(kind)))));
             }
 
             // Slow path: the payload goes into `buf`, sized once from the declared length.
@@ -275,7 +357,9 @@ impl Reader {
         let frame = self.frame.as_mut().expect("called with a frame in flight");
         let take = usize::try_from(frame.remaining).map_or(input.len(), |r| r.min(input.len()));
         let chunk = &mut input[..take];
-        frame.mask_offset = apply_mask(chunk, frame.mask, usize::from(frame.mask_offset)) as u8;
+        if let Some(mask) = frame.mask {
+            frame.mask_offset = apply_mask(chunk, mask, usize::from(frame.mask_offset)) as u8;
+        }
         frame.remaining -= take as u64;
         if self.message == Some(MessageKind::Text) {
             self.utf8.feed(chunk).map_err(|_| INVALID_TEXT)?;
@@ -284,11 +368,9 @@ impl Reader {
         Ok(take)
     }
 
-    /// Delivers the buffered message whose final frame just completed, then frees the buffer.
-    fn finish_message(
-        &mut self,
-        on_event: &mut impl FnMut(Event<'_>) -> Flow,
-    ) -> Result<Flow, ProtocolError> {
+    /// Ends the buffered message whose final frame just completed; its payload is `buf`, freed
+    /// on the next call.
+    fn finish_message(&mut self) -> Result<MessageKind, ProtocolError> {
         let kind = self
             .message
             .take()
@@ -296,9 +378,40 @@ impl Reader {
         if kind == MessageKind::Text {
             self.utf8.finish().map_err(|_| INVALID_TEXT)?;
         }
-        let flow = on_event(Event::Message(kind, &self.buf));
-        self.buf = Vec::new();
-        Ok(flow)
+        self.delivered = true;
+        Ok(kind)
+    }
+}
+
+/// Where the payload of the next event lies.
+enum At {
+    /// `input[start..end]`.
+    Input(usize, usize, Payload),
+    /// The reader's message buffer.
+    Buffer(MessageKind),
+}
+
+enum Payload {
+    Message(MessageKind),
+    Control(Control),
+}
+
+enum Control {
+    Ping,
+    Pong,
+    Close,
+}
+
+fn event_at(payload: Payload, bytes: &[u8]) -> Event<'_> {
+    match payload {
+        Payload::Message(kind) => Event::Message(kind, bytes),
+        Payload::Control(Control::Ping) => Event::Ping(bytes),
+        Payload::Control(Control::Pong) => Event::Pong(bytes),
+        Payload::Control(Control::Close) => {
+            let (code, reason) =
+                parse_close_payload(bytes).expect("close payload validated when it was read");
+            Event::Close { code, reason }
+        }
     }
 }
 
@@ -421,6 +534,82 @@ mod tests {
         fn bytes(&mut self, len: usize) -> Vec<u8> {
             (0..len).map(|_| self.next() as u8).collect()
         }
+    }
+
+    /// An unmasked server frame.
+    fn server_frame(fin: bool, opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let n = encode_server_header(&mut header, fin, opcode, payload.len() as u64);
+        [&header[..n], payload].concat()
+    }
+
+    #[test]
+    fn a_client_reads_unmasked_frames_and_refuses_masked_ones() {
+        let mut reader = Reader::new(Role::Client);
+        let mut input = concat(&[
+            server_frame(false, Opcode::Text, b"he"),
+            server_frame(true, Opcode::Ping, b"p"),
+            server_frame(true, Opcode::Continuation, b"llo"),
+            server_frame(true, Opcode::Binary, &[7; 3]),
+        ]);
+        let mut seen = Vec::new();
+        let n = reader
+            .feed(&mut input, &Limits::default(), |e| {
+                seen.push(Owned::from(e));
+                Flow::Continue
+            })
+            .unwrap();
+        assert_eq!(n, input.len());
+        assert_eq!(
+            seen,
+            [
+                Owned::Ping(b"p".to_vec()),
+                Owned::Message(MessageKind::Text, b"hello".to_vec()),
+                Owned::Message(MessageKind::Binary, vec![7; 3]),
+            ]
+        );
+        let mut masked = text("x");
+        let err = Reader::new(Role::Client)
+            .feed(&mut masked, &Limits::default(), |_| Flow::Continue)
+            .unwrap_err();
+        assert_eq!(err, MASKED);
+        let mut unmasked = server_frame(true, Opcode::Text, b"x");
+        let err = Reader::default()
+            .feed(&mut unmasked, &Limits::default(), |_| Flow::Continue)
+            .unwrap_err();
+        assert_eq!(err, UNMASKED);
+    }
+
+    #[test]
+    fn next_yields_one_event_at_a_time_and_frees_a_delivered_buffer_on_the_next_call() {
+        let mut input = concat(&[
+            frame(false, Opcode::Binary, &[1; 20]),
+            frame(true, Opcode::Continuation, &[2; 5]),
+            text("after"),
+        ]);
+        let first_len = input.len() - text("after").len();
+        let mut reader = Reader::default();
+        let limits = Limits::default();
+        let step = reader.next(&mut input, &limits).unwrap();
+        assert_eq!(step.consumed, first_len);
+        let mut expected = vec![1; 20];
+        expected.extend([2; 5]);
+        assert_eq!(
+            step.event,
+            Some(Event::Message(MessageKind::Binary, &expected[..]))
+        );
+        assert!(
+            reader.buf.capacity() >= 25,
+            "delivered from the reader's buffer"
+        );
+        let step = reader.next(&mut input[first_len..], &limits).unwrap();
+        assert_eq!(
+            step.event,
+            Some(Event::Message(MessageKind::Text, &b"after"[..]))
+        );
+        assert_eq!(reader.buf.capacity(), 0, "freed once the next call began");
+        let step = reader.next(&mut [], &limits).unwrap();
+        assert_eq!((step.consumed, step.event), (0, None));
     }
 
     #[test]

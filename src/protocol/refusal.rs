@@ -1,5 +1,4 @@
 //! Why a handshake was refused: one enum, so every refusal is answered, logged and counted alike.
-//! INTERFACE FIXED (variants may be added by later work; labels are metric label values).
 
 /// Every reason ringws refuses an upgrade request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
