@@ -12,9 +12,11 @@ use crate::app::{echo::Echo, App, Waker};
 use crate::config::{AppKind, Config};
 use crate::metrics::Exporter;
 use crate::policy::{DebugRing, HandshakeRateLimiter, Policy};
+use crate::protocol::connection;
 use crate::protocol::{HandshakeLimits, Limits, RefusalReason};
 use crate::reactor::admin::AdminSide;
-use crate::reactor::event_loop::{ticks, CoreObservers, CoreParts, CoreSettings, Reactor};
+use crate::reactor::conns::CoreSettings;
+use crate::reactor::event_loop::{ticks, CoreObservers, CoreParts, Reactor, TICK};
 use crate::reactor::gate::Gate;
 use crate::reactor::listener::Listener;
 use crate::reactor::{sys, Shared};
@@ -92,27 +94,31 @@ impl Server {
                 hint: "",
             })?;
         let core_ids = core_affinity::get_core_ids().unwrap_or_default();
-        let per_core_max = config.max_connections.div_ceil(config.cores);
         let settings = CoreSettings {
-            limits: Limits {
-                max_frame_size: config.max_frame_size,
-                max_message_size: config.max_message_size,
+            conn: connection::Settings {
+                limits: Limits {
+                    max_frame_size: config.max_frame_size,
+                    max_message_size: config.max_message_size,
+                },
+                handshake: HandshakeLimits {
+                    max_head_bytes: config.max_handshake_size,
+                    ..HandshakeLimits::default()
+                },
+                handshake_timeout_ticks: ticks(config.handshake_timeout),
+                close_timeout_ticks: ticks(config.close_timeout),
+                ping_interval_ticks: ticks(config.ping_interval),
+                pong_timeout_ticks: ticks(config.pong_timeout),
+                idle_timeout_ticks: config.idle_timeout.map(ticks),
+                write_stall_timeout_ticks: ticks(config.write_stall_timeout),
+                max_outbound_bytes: usize::try_from(config.max_outbound_buffer)
+                    .unwrap_or(usize::MAX),
+                // Thousandths of a message per tick.
+                message_rate_milli_per_tick: u64::from(config.message_rate)
+                    * TICK.as_millis() as u64,
+                message_burst: config.message_burst,
             },
-            handshake: HandshakeLimits {
-                max_head_bytes: config.max_handshake_size,
-                ..HandshakeLimits::default()
-            },
-            handshake_timeout_ticks: ticks(config.handshake_timeout),
-            close_timeout_ticks: ticks(config.close_timeout),
-            ping_interval_ticks: ticks(config.ping_interval),
-            pong_timeout_ticks: ticks(config.pong_timeout),
-            idle_timeout_ticks: config.idle_timeout.map(ticks),
-            write_stall_timeout_ticks: ticks(config.write_stall_timeout),
             drain_timeout_ticks: ticks(config.drain_timeout),
-            max_connections: per_core_max,
-            max_outbound_bytes: usize::try_from(config.max_outbound_buffer).unwrap_or(usize::MAX),
-            message_rate: config.message_rate,
-            message_burst: config.message_burst,
+            max_connections: config.max_connections,
             recv_buffer_size: config.recv_buffer_size,
             ring_entries: config.ring_entries,
         };

@@ -46,27 +46,7 @@ impl Gauge {
 /// Most refusal reasons the counter table holds; checked against the enum in a test.
 pub const MAX_REFUSAL_REASONS: usize = 32;
 
-/// Who ended an upgraded connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Initiator {
-    /// The peer sent the first close frame.
-    Peer = 0,
-    /// ringws sent the first close frame (app close, limits, timeouts, shutdown, protocol error).
-    Server = 1,
-    /// No close handshake: EOF, reset or a failed write.
-    Abnormal = 2,
-}
-
-impl Initiator {
-    pub const ALL: [Initiator; 3] = [Initiator::Peer, Initiator::Server, Initiator::Abnormal];
-    pub fn label(self) -> &'static str {
-        match self {
-            Initiator::Peer => "peer",
-            Initiator::Server => "server",
-            Initiator::Abnormal => "abnormal",
-        }
-    }
-}
+pub use crate::protocol::connection::Initiator;
 
 /// Close codes counted one by one; any other code is counted as "other", no code as "none".
 pub const COUNTED_CLOSE_CODES: [u16; 9] = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011];

@@ -1,6 +1,8 @@
 //! The admin listener's HTTP/1.1, sans-IO: bounded request parsing, response writing, and the
 //! built-in routes (`/metrics`, `/healthz`). Apps add routes through [`crate::app::App::admin`].
-//! The reactor of core 0 moves the bytes (see `reactor::admin`).
+//! The reactor of core 0 moves the bytes (see `reactor::admin`); [`routes`] answers.
+
+pub mod routes;
 
 /// Largest admin request head.
 pub const MAX_HEAD_BYTES: usize = 8 << 10;

@@ -4,6 +4,7 @@
 //! reactor owns I/O and calls these functions. Every parser here is bounded and fuzzed.
 
 pub mod close;
+pub mod connection;
 pub mod frame;
 pub mod handshake;
 pub mod mask;

@@ -189,33 +189,50 @@ impl Reader {
         input: &'a mut [u8],
         limits: &Limits,
     ) -> Result<Step<'a>, ProtocolError> {
+        let (consumed, at) = self.locate(input, limits)?;
+        Ok(Step {
+            consumed,
+            event: at.map(|at| self.event(at, input)),
+        })
+    }
+
+    /// [`Reader::next`] without the borrow: the bytes consumed and where the event lies, to be
+    /// read with [`Reader::event`] (for callers that decide first and borrow only to deliver).
+    pub fn locate(
+        &mut self,
+        input: &mut [u8],
+        limits: &Limits,
+    ) -> Result<(usize, Option<EventAt>), ProtocolError> {
         if self.poisoned {
             return Err(POISONED);
         }
         self.settle();
-        match self.next_event(input, limits) {
-            // Re-borrowed here so the error arm may reset `self`.
-            Ok((consumed, Some(At::Input(start, end, kind)))) => Ok(Step {
-                consumed,
-                event: Some(event_at(kind, &input[start..end])),
-            }),
-            Ok((consumed, Some(At::Buffer(kind)))) => Ok(Step {
-                consumed,
-                event: Some(Event::Message(kind, &self.buf)),
-            }),
-            Ok((consumed, None)) => Ok(Step {
-                consumed,
-                event: None,
-            }),
-            Err(err) => {
-                // The connection is failing: drop the message buffer now rather than with the
-                // reader.
-                *self = Reader {
-                    role: self.role,
-                    poisoned: true,
-                    ..Reader::default()
-                };
-                Err(err)
+        let result = self.next_event(input, limits);
+        if result.is_err() {
+            // The connection is failing: drop the message buffer now rather than with the reader.
+            *self = Reader {
+                role: self.role,
+                poisoned: true,
+                ..Reader::default()
+            };
+        }
+        result
+    }
+
+    /// The event `at` (from the last [`Reader::locate`] on `input`).
+    pub fn event<'a>(&'a self, at: EventAt, input: &'a [u8]) -> Event<'a> {
+        let bytes = match at.place {
+            Place::Input(start, end) => &input[start..end],
+            Place::Buffer => &self.buf,
+        };
+        match at.what {
+            What::Message(kind) => Event::Message(kind, bytes),
+            What::Ping => Event::Ping(bytes),
+            What::Pong => Event::Pong(bytes),
+            What::Close => {
+                let (code, reason) =
+                    parse_close_payload(bytes).expect("close payload validated when it was read");
+                Event::Close { code, reason }
             }
         }
     }
@@ -249,7 +266,7 @@ impl Reader {
         &mut self,
         input: &mut [u8],
         limits: &Limits,
-    ) -> Result<(usize, Option<At>), ProtocolError> {
+    ) -> Result<(usize, Option<EventAt>), ProtocolError> {
         let mut pos = 0;
         loop {
             if self.frame.is_some() {
@@ -262,7 +279,7 @@ impl Reader {
                 self.frame = None;
                 if frame.fin {
                     let kind = self.finish_message()?;
-                    return Ok((pos, Some(At::Buffer(kind))));
+                    return Ok((pos, Some(EventAt::buffered(kind))));
                 }
                 continue;
             }
@@ -288,19 +305,19 @@ impl Reader {
                 if let Some(mask) = mask {
                     apply_mask(payload, mask, 0);
                 }
-                let kind = match header.opcode {
-                    Opcode::Ping => Control::Ping,
-                    Opcode::Pong => Control::Pong,
+                let what = match header.opcode {
+                    Opcode::Ping => What::Ping,
+                    Opcode::Pong => What::Pong,
                     _ => {
                         debug_assert_eq!(header.opcode, Opcode::Close);
                         // Validated now so a bad close payload fails the connection here.
                         parse_close_payload(payload)?;
-                        Control::Close
+                        What::Close
                     }
                 };
                 let start = pos + header.header_len;
                 pos += frame_len;
-                return Ok((pos, Some(At::Input(start, pos, Payload::Control(kind)))));
+                return Ok((pos, Some(EventAt::input(start, pos, what))));
             }
 
             let kind = match (header.opcode, self.message) {
@@ -331,7 +348,7 @@ impl Reader {
                 }
                 let start = pos + header.header_len;
                 pos += frame_end as usize;
-                return Ok((pos, Some(At::Input(start, pos, Payload::Message(kind)))));
+                return Ok((pos, Some(EventAt::input(start, pos, What::Message(kind)))));
             }
 
             // Slow path: the payload goes into `buf`, sized once from the declared length.
@@ -383,35 +400,47 @@ impl Reader {
     }
 }
 
-/// Where the payload of the next event lies.
-enum At {
-    /// `input[start..end]`.
-    Input(usize, usize, Payload),
-    /// The reader's message buffer.
-    Buffer(MessageKind),
-}
-
-enum Payload {
+/// What an event is, known before its payload is borrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum What {
     Message(MessageKind),
-    Control(Control),
-}
-
-enum Control {
     Ping,
     Pong,
     Close,
 }
 
-fn event_at(payload: Payload, bytes: &[u8]) -> Event<'_> {
-    match payload {
-        Payload::Message(kind) => Event::Message(kind, bytes),
-        Payload::Control(Control::Ping) => Event::Ping(bytes),
-        Payload::Control(Control::Pong) => Event::Pong(bytes),
-        Payload::Control(Control::Close) => {
-            let (code, reason) =
-                parse_close_payload(bytes).expect("close payload validated when it was read");
-            Event::Close { code, reason }
+/// Where the event found by [`Reader::locate`] lies: in the input or in the reader's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventAt {
+    place: Place,
+    what: What,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    /// `input[start..end]`.
+    Input(usize, usize),
+    /// The reader's message buffer.
+    Buffer,
+}
+
+impl EventAt {
+    fn input(start: usize, end: usize, what: What) -> EventAt {
+        EventAt {
+            place: Place::Input(start, end),
+            what,
         }
+    }
+
+    fn buffered(kind: MessageKind) -> EventAt {
+        EventAt {
+            place: Place::Buffer,
+            what: What::Message(kind),
+        }
+    }
+
+    pub fn what(&self) -> What {
+        self.what
     }
 }
 

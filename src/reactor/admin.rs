@@ -10,7 +10,9 @@ use slab::Slab;
 use super::listener::Listener;
 use super::ring::{self, Op, Ring};
 use super::sys::{self, IoResult};
-use crate::admin::{self, AdminRequest, AdminResponse, Parsed};
+use crate::admin::routes::{self, Builtins};
+use crate::admin::{self, Parsed};
+use crate::app::App;
 use crate::metrics::Exporter;
 
 /// Admin connections open at once; more are closed at accept.
@@ -36,9 +38,6 @@ pub struct AdminSide {
     /// Every core's refusal ring, when `debug_handshakes` is on.
     pub debug_rings: Option<Arc<Vec<Arc<std::sync::Mutex<crate::policy::DebugRing>>>>>,
 }
-
-/// What the reactor answers for a request the built-in routes do not take.
-pub type Fallback<'a> = &'a dyn Fn(&AdminRequest<'_>) -> Option<AdminResponse>;
 
 impl AdminSide {
     pub fn new(
@@ -97,15 +96,16 @@ impl AdminSide {
             .is_some_and(|c| c.generation & 0x00FF_FFFF == generation & 0x00FF_FFFF)
     }
 
-    pub fn on_readable(
+    pub fn on_readable<A: App>(
         &mut self,
         ring: &mut Ring,
         key: u32,
         generation: u32,
         more: bool,
-        max_body: usize,
-        route: &dyn Fn(&AdminRequest<'_>) -> AdminResponse,
+        app: &A,
+        draining: bool,
     ) {
+        let max_body = app.admin_max_body_bytes();
         if !self.current(key, generation) {
             return;
         }
@@ -136,7 +136,14 @@ impl AdminSide {
         let response = match admin::parse(&conn.input, max_body) {
             Parsed::Partial => return,
             Parsed::Bad(r) => r,
-            Parsed::Request(req, _) => route(&req),
+            Parsed::Request(req, _) => {
+                let builtins = Builtins {
+                    exporter: &self.exporter,
+                    debug_rings: self.debug_rings.as_deref().map(|r| r.as_slice()),
+                    draining,
+                };
+                routes::route(app, &builtins, &req)
+            }
         };
         conn.input = Vec::new();
         admin::write_response(&mut conn.output, &response);

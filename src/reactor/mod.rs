@@ -1,27 +1,39 @@
-//! One single-threaded io_uring event loop per core.
+//! One single-threaded io_uring event loop per core: it moves bytes between sockets and the
+//! sans-IO connections of `protocol::connection`, and carries out what they decide.
 //!
-//! - [`ring`]: the io_uring set-up and the `user_data` routing of completions;
+//! - [`ring`]: the io_uring set-up, the `user_data` routing of completions, a full queue;
 //! - [`listener`]: the per-core SO_REUSEPORT listening socket;
-//! - [`conn`]: per-connection state kept in the core's slab;
+//! - [`conns`]: the slot table (socket + connection), effects into syscalls, the app's `Ctx`;
+//! - [`accept`]: new sockets, accept errors and back-off;
+//! - [`inbound`]: reads, the upgrade decision, messages to the app;
+//! - [`deadlines`]: the timer wheel's expiries and the drain;
 //! - [`timer_wheel`]: the core's deadlines;
-//! - [`event_loop`]: the loop that ties them to the protocol core and the app;
+//! - [`event_loop`]: one pass of the loop, dispatching completions;
+//! - [`gate`]: the handshake gate (policy, per-address rate limit, refusal log);
 //! - [`admin`]: the admin listener's sockets (core 0);
 //! - [`sys`]: the raw-fd syscalls made outside the ring.
 
+pub mod accept;
 pub mod admin;
-pub mod conn;
+pub mod conns;
+pub mod deadlines;
 pub mod event_loop;
 pub mod gate;
+pub mod inbound;
 pub mod listener;
 pub mod ring;
 pub mod sys;
 pub mod timer_wheel;
 
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
-/// State shared by all cores of a server: written rarely, read once per loop iteration.
+/// State shared by all cores of a server: written rarely, read once per loop iteration (the stop
+/// flag) or once per upgrade and close (the open-connection count).
 #[derive(Debug, Default)]
 pub struct Shared {
     /// Set when the server must stop; each core is then woken through its eventfd.
     pub stop: AtomicBool,
+    /// Upgraded connections of all cores, for the exact `max_connections`.
+    pub open: Arc<conns::OpenConnections>,
 }

@@ -1,0 +1,210 @@
+//! Reading: `recv(2)` into the core's one receive buffer, then the connection turns the bytes into
+//! an upgrade request (judged here by the app's paths, the connection limit and the handshake
+//! gate) or messages (handed to the app, borrowed from the buffer).
+
+use std::net::IpAddr;
+
+use super::conns::Io;
+use super::event_loop::Reactor;
+use super::sys::{self, IoResult};
+use crate::app::{App, ConnId, CoreApp, OpenInfo};
+use crate::protocol::connection::Received;
+use crate::protocol::handshake::UpgradeRequest;
+use crate::protocol::{Reader, Refusal, RefusalReason};
+
+/// Receive rounds per readiness event before other connections get their turn.
+const MAX_READS_PER_EVENT: usize = 4;
+
+impl<A: App> Reactor<A> {
+    /// Reads what the socket has and feeds it to its connection.
+    pub(super) fn on_readable(&mut self, key: u32) {
+        for _ in 0..MAX_READS_PER_EVENT {
+            let slot = &mut self.io.conns[key as usize];
+            if slot.conn.is_released() {
+                return;
+            }
+            let fd = slot.fd;
+            let (mut reader, carried) = slot.conn.begin_receive(&mut self.recv_buf);
+            let room = self.recv_buf.len() - carried;
+            let n = match sys::recv(fd, &mut self.recv_buf[carried..]) {
+                IoResult::Done(n) => n,
+                IoResult::WouldBlock => {
+                    slot.conn.end_receive(reader, &self.recv_buf[..carried]);
+                    return;
+                }
+                IoResult::Eof => {
+                    slot.conn.end_receive(reader, &[]);
+                    return self.io.with_conn(key, |c, _, _, out| c.on_eof(out));
+                }
+                IoResult::Failed(e) => {
+                    tracing::debug!(core = self.io.core, "recv failed: {e}");
+                    slot.conn.end_receive(reader, &[]);
+                    return self.io.with_conn(key, |c, _, _, out| c.on_eof(out));
+                }
+            };
+            self.io.stats.socket_bytes_received.add(n as u64);
+            let len = carried + n;
+            let used = self.receive(key, &mut reader, len);
+            self.io.conns[key as usize]
+                .conn
+                .end_receive(reader, &self.recv_buf[used..len]);
+            self.io.settle(key);
+            if n < room {
+                return; // a short read drained the socket; the next edge brings more
+            }
+        }
+        // Still readable: continue after the other connections had their turn.
+        let generation = self.io.conns[key as usize].generation;
+        self.read_again.push((key, generation));
+    }
+
+    /// Feeds `recv_buf[..len]` to the connection until it needs more; returns the bytes used.
+    fn receive(&mut self, key: u32, reader: &mut Reader, len: usize) -> usize {
+        let generation = self.io.conns[key as usize].generation;
+        let id = ConnId { key, generation };
+        let mut pos = 0;
+        loop {
+            let io = &mut self.io;
+            let input = io.with_conn(key, |conn, cfg, now, out| {
+                conn.receive(now, cfg, reader, &mut self.recv_buf[pos..len], out)
+            });
+            pos += input.consumed;
+            match input.event {
+                None => return pos,
+                Some(Received::Message(kind, payload)) => {
+                    io.stats.message_received(kind, payload.len());
+                    self.core_app.on_message(io, id, kind, payload);
+                }
+                Some(Received::Request(request, head)) => {
+                    let opened = upgrade(
+                        io,
+                        &*self.app,
+                        key,
+                        &request,
+                        head,
+                        self.started.elapsed().as_millis() as u64,
+                    );
+                    if let Some(info) = opened {
+                        let handshake_us =
+                            now_us(self.started).wrapping_sub(self.accepted_us[key as usize]);
+                        self.handshake_duration.record(handshake_us as f64 / 1e6);
+                        let info = OpenInfo {
+                            path: request.path,
+                            query: request.query,
+                            protocol: info.protocol,
+                            subject: info.subject.as_deref(),
+                            client_ip: info.client_ip,
+                            fd: io.conns[key as usize].fd,
+                        };
+                        self.core_app.on_open(io, id, &info);
+                        if io.drain_deadline.is_some() {
+                            io.with_conn(key, |c, cfg, now, out| c.shut_down(now, cfg, out));
+                        }
+                    }
+                }
+                Some(Received::BadRequest(refusal, head)) => {
+                    refuse(io, key, &refusal, None, None, head);
+                }
+                Some(Received::Response(_)) => {
+                    unreachable!("server connections read requests, not responses")
+                }
+            }
+        }
+    }
+}
+
+fn now_us(started: std::time::Instant) -> u32 {
+    started.elapsed().as_micros() as u32
+}
+
+/// What an accepted upgrade tells the app.
+struct Opened<'a> {
+    protocol: Option<&'a str>,
+    subject: Option<String>,
+    client_ip: Option<IpAddr>,
+}
+
+/// Judges a complete upgrade request: a path the app serves, a place under `max_connections`
+/// (exact across cores), then the handshake gate (rate limit and policy). Answers it through
+/// the connection; `Some` when the connection is now open.
+fn upgrade<'a, A: App>(
+    io: &mut Io,
+    app: &A,
+    key: u32,
+    request: &UpgradeRequest<'a>,
+    head: &[u8],
+    now_ms: u64,
+) -> Option<Opened<'a>> {
+    let fd = io.conns[key as usize].fd;
+    if !app.serves_path(request.path) {
+        refuse(
+            io,
+            key,
+            &Refusal::new(RefusalReason::NotFound),
+            None,
+            Some(request),
+            head,
+        );
+        return None;
+    }
+    if !io.open.reserve(io.settings.max_connections) {
+        let refusal = Refusal::new(RefusalReason::ServerFull);
+        refuse(io, key, &refusal, None, Some(request), head);
+        return None;
+    }
+    let accepted = match io.gate.admit(request, fd, now_ms, unix_seconds()) {
+        Ok(accepted) => accepted,
+        Err((refusal, client)) => {
+            io.open.release();
+            refuse(io, key, &refusal, client, Some(request), head);
+            return None;
+        }
+    };
+    let opened = io.with_conn(key, |c, _, now, out| {
+        c.accept(now, request.key, accepted.protocol, out)
+    });
+    if !opened {
+        io.open.release();
+        return None;
+    }
+    io.stats.handshakes_completed.inc();
+    io.stats
+        .connections_open
+        .set(io.stats.connections_open.get() + 1);
+    Some(Opened {
+        protocol: accepted.protocol,
+        subject: accepted.subject,
+        client_ip: (!accepted.client_ip.is_unspecified()).then_some(accepted.client_ip),
+    })
+}
+
+/// Answers a refused handshake; counts, logs (rate-limited) and records it.
+fn refuse(
+    io: &mut Io,
+    key: u32,
+    refusal: &Refusal,
+    client: Option<IpAddr>,
+    request: Option<&UpgradeRequest<'_>>,
+    head: &[u8],
+) {
+    io.stats.refused(refusal.reason);
+    let fd = io.conns[key as usize].fd;
+    let now_ms = io.now_tick as u64 * super::event_loop::TICK.as_millis() as u64;
+    io.gate.note_refusal(
+        io.core,
+        fd,
+        client,
+        request,
+        head,
+        refusal,
+        now_ms,
+        unix_seconds(),
+    );
+    io.with_conn(key, |c, _, now, out| c.refuse(now, refusal, out));
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
