@@ -25,6 +25,8 @@
 //! rate-limit bucket is not full.
 
 mod outbound;
+#[cfg(test)]
+mod tests;
 
 pub use outbound::{Outbound, TokenBucket};
 
