@@ -168,6 +168,12 @@ impl Reader {
         self.frame.is_none() && self.message.is_none()
     }
 
+    /// Bytes of the message in flight held in the reader's own buffer (bounded by
+    /// `max_message_size`).
+    pub fn buffered_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Frees the buffer of a message already delivered (it is otherwise freed on the next call).
     pub fn settle(&mut self) {
         if self.delivered {

@@ -339,6 +339,11 @@ impl Connection {
         self.phase == Phase::Released
     }
 
+    /// Input carried over between reads (a partial header, control frame or request head).
+    pub fn carried_bytes(&self) -> usize {
+        self.extra.as_ref().map_or(0, |e| e.pending.len())
+    }
+
     /// Bytes queued for the peer.
     pub fn queued_bytes(&self) -> usize {
         self.extra.as_ref().map_or(0, |e| e.outbound.len())
