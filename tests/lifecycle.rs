@@ -274,6 +274,35 @@ fn the_connection_limit_answers_503_with_retry_after() {
     let _c = ws_connect(server.addr); // room again
 }
 
+/// SO_REUSEPORT spreads connections over the cores by hash, so a per-core share of the limit
+/// refused some connections below it and admitted others above it.
+#[test]
+fn the_connection_limit_is_exact_across_cores() {
+    const LIMIT: usize = 40;
+    let server = ServerProcess::start(&["--cores", "2", "--max-connections", "40"]);
+    let open: Vec<TcpStream> = (0..LIMIT).map(|_| ws_connect(server.addr)).collect();
+    // Whatever core each attempt lands on, every attempt past the limit is refused.
+    for attempt in 0..20 {
+        let r = exchange(server.addr, upgrade_request("/").as_bytes());
+        assert_eq!(r.status, 503, "attempt {attempt} past {LIMIT} open: {}", r.head);
+    }
+    drop(open);
+    // Released places are taken again, all of them.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut reopened = Vec::new();
+    while reopened.len() < LIMIT {
+        let mut s = connect(server.addr);
+        s.write_all(upgrade_request("/").as_bytes()).unwrap();
+        match read_response(&mut s).status {
+            101 => reopened.push(s),
+            503 if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50)) // closes still being counted
+            }
+            status => panic!("{} of {LIMIT} reopened, then {status}", reopened.len()),
+        }
+    }
+}
+
 #[test]
 fn message_rate_limit_closes_with_1008() {
     let server = ServerProcess::start(&[
