@@ -67,45 +67,95 @@ fn echo_session(proxy: &Proxy, port: u16) {
 }
 
 /// Reads an HTTP response (head and a Content-Length body) without waiting for the proxy to
-/// close its keep-alive connection. Returns (status, body).
+/// close its keep-alive connection. Returns (status, body). Panics when no whole response arrives
+/// within [`READ_TIMEOUT`]: a timeout never stands in for the end of a response.
 fn read_refusal(stream: &mut TcpStream) -> (u16, String) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let deadline = Instant::now() + READ_TIMEOUT;
     loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let length = head.lines().find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse::<usize>().ok())?
-            });
-            let body_start = end + 4;
-            if length.is_some_and(|n| buf.len() >= body_start + n) || Instant::now() > deadline {
-                let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-                let body_end = length.map_or(buf.len(), |n| body_start + n);
-                return (
-                    status,
-                    String::from_utf8_lossy(&buf[body_start..body_end]).into_owned(),
-                );
+        let ended = match stream.read(&mut chunk) {
+            Ok(0) => true,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                false
             }
+            Err(e) if common::is_reset(&e) => true,
+            Err(e) if common::is_timeout(&e) => panic!(
+                "no complete response within the read timeout ({:?}); received: {:?}",
+                stream.read_timeout().ok().flatten(),
+                String::from_utf8_lossy(&buf)
+            ),
+            Err(e) => panic!("reading the response failed: {e}"),
+        };
+        if let Some(response) = complete_response(&buf, ended) {
+            return response;
         }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => {
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok());
-                let body = text
-                    .split_once("\r\n\r\n")
-                    .map_or("", |(_, body)| body)
-                    .to_owned();
-                return (
-                    status.unwrap_or_else(|| panic!("no response: {text:?}")),
-                    body,
-                );
-            }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+        let received = String::from_utf8_lossy(&buf);
+        assert!(
+            !ended,
+            "the connection ended inside the response: {received:?}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no complete response within {READ_TIMEOUT:?}; received: {received:?}"
+        );
     }
+}
+
+/// (status, body) once `buf` holds a whole response: the head and its Content-Length body, or,
+/// without a Content-Length, everything up to the end of the connection (`ended`).
+fn complete_response(buf: &[u8], ended: bool) -> Option<(u16, String)> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..end]);
+    let length = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    });
+    let body_start = end + 4;
+    let body_end = match length {
+        Some(n) => body_start + n,
+        None if ended => buf.len(),
+        None => return None,
+    };
+    if buf.len() < body_end {
+        return None;
+    }
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {head:?}"));
+    Some((
+        status,
+        String::from_utf8_lossy(&buf[body_start..body_end]).into_owned(),
+    ))
+}
+
+/// read_refusal fails, rather than returning a truncated body, when the rest of the body never
+/// comes (no proxy needed: a local listener sends half a response and stays silent).
+#[test]
+#[should_panic(expected = "no complete response within the read timeout")]
+fn read_refusal_fails_when_the_body_never_completes() {
+    let (mut stream, mut server_side) = common::local_pair(Some(Duration::from_millis(300)));
+    server_side
+        .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 100\r\n\r\nmissing \"Upgrade")
+        .unwrap();
+    read_refusal(&mut stream);
+}
+
+/// A whole Content-Length response is returned at once, while the connection stays open.
+#[test]
+fn read_refusal_returns_a_whole_response_without_waiting_for_the_close() {
+    let (mut stream, mut server_side) = common::local_pair(Some(READ_TIMEOUT));
+    server_side
+        .write_all(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 5\r\n\r\nproxy")
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(read_refusal(&mut stream), (426, "proxy".to_owned()));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    drop(server_side);
 }
 
 #[test]

@@ -1,5 +1,4 @@
 //! `ringws bench`: the load generator (echo, idle, connect modes).
-//! INTERFACE FIXED: `BenchArgs` (clap) and `run`.
 //!
 //! Built so that it is never the bottleneck: one single-threaded, edge-triggered epoll loop per
 //! thread (optionally pinned), non-blocking TCP_NODELAY sockets, one receive buffer per thread,

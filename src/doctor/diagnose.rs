@@ -454,12 +454,11 @@ fn says_https_port(response: &Response, body: &[u8]) -> bool {
         && String::from_utf8_lossy(body).contains("plain HTTP request was sent to HTTPS port")
 }
 
-/// Who answered, for the cause line.
-fn who(response: &Response, ringws: bool) -> String {
-    match (ringws, response.header("Server")) {
-        (true, _) => "ringws".to_owned(),
-        (false, Some(server)) => format!("the server (Server: {server})"),
-        (false, None) => "the server".to_owned(),
+/// Who answered, for the cause line of an answer that is not ringws's.
+fn who(response: &Response) -> String {
+    match response.header("Server") {
+        Some(server) => format!("the server (Server: {server})"),
+        None => "the server".to_owned(),
     }
 }
 
@@ -496,7 +495,7 @@ fn answer(ctx: &Context, response: &Response, body: &[u8]) -> Diagnosis {
             format!(
                 "{} answered \"The plain HTTP request was sent to HTTPS port\": the port \
                  expects TLS and the URL is ws://",
-                who(response, false)
+                who(response)
             ),
             format!(
                 "use wss://{authority}{}; to test ringws itself, point doctor at the plain \
@@ -505,20 +504,14 @@ fn answer(ctx: &Context, response: &Response, body: &[u8]) -> Diagnosis {
             ),
         );
     }
-    let ringws = ringws_reason(body);
-    if let Some((reason, line)) = ringws {
-        if let Some(found) = ringws_refusal(ctx, response, reason, line) {
-            return found;
-        }
+    if let Some((reason, line)) = ringws_reason(body) {
+        return ringws_refusal(ctx, response, reason, line);
     }
-    let from_ringws = ringws.is_some();
-    let by = who(response, from_ringws);
-    let said = match ringws {
-        Some((reason, line)) => format!(" (reason {}), saying: {line}", reason.label()),
-        None => quote(response, body)
-            .map(|q| format!(": \"{q}\""))
-            .unwrap_or_default(),
-    };
+    // Not ringws's words: a proxy, or another server on this port, answered.
+    let by = who(response);
+    let said = quote(response, body)
+        .map(|q| format!(": \"{q}\""))
+        .unwrap_or_default();
     let status = status_line(response);
     match response.status {
         200..=399 => {
@@ -562,9 +555,6 @@ fn answer(ctx: &Context, response: &Response, body: &[u8]) -> Diagnosis {
                 )
             }
         }
-        400 | 426 if from_ringws => {
-            ringws_other(ctx, &status, &said, ringws.map(|(r, _)| r.label()))
-        }
         400 | 426 => {
             let version_hint = response
                 .header("Sec-WebSocket-Version")
@@ -583,7 +573,7 @@ fn answer(ctx: &Context, response: &Response, body: &[u8]) -> Diagnosis {
             )
         }
         401 => unauthorized(ctx, response, &by, &said),
-        403 => forbidden(ctx, &by, &said, from_ringws),
+        403 => forbidden(ctx, &by, &said, false),
         404 => diagnosis(
             format!(
                 "{by} has no WebSocket endpoint at {}{said}",
@@ -604,15 +594,7 @@ fn answer(ctx: &Context, response: &Response, body: &[u8]) -> Diagnosis {
             "a proxy adds large headers (cookies, forwarding chains) or --header values are \
              large: trim them, or raise the server's limit (ringws: max_handshake_size)",
         ),
-        429 => diagnosis(
-            format!(
-                "{by} is rate-limiting handshakes from this client address{}{said}",
-                retry_after(response)
-            ),
-            "wait and retry with backoff; if many legitimate clients share one address (NAT, a \
-             proxy), raise handshake_rate_per_ip / handshake_burst_per_ip, and behind a proxy set \
-             trusted_proxies so ringws limits the real client address",
-        ),
+        429 => rate_limited(response, &by, &said),
         503 => diagnosis(
             format!(
                 "{by} is at capacity or unavailable ({status}){}{said}",
@@ -641,24 +623,31 @@ fn answer(ctx: &Context, response: &Response, body: &[u8]) -> Diagnosis {
     }
 }
 
-/// A ringws 400 or 426 whose reason has no rule of its own here.
-fn ringws_other(ctx: &Context, status: &str, said: &str, label: Option<&str>) -> Diagnosis {
-    if label == Some("subprotocol_mismatch") {
-        let offered = if ctx.offered_protocols.is_empty() {
-            "doctor offered none".to_owned()
-        } else {
-            format!("doctor offered {}", ctx.offered_protocols.join(", "))
-        };
-        return diagnosis(
-            format!("ringws refused the upgrade with {status}{said}; {offered}"),
-            "offer one of the server's subprotocols (doctor: --protocol NAME; a browser: the \
-             second argument of `new WebSocket(url, protocols)`), or let the server accept \
-             clients without one (require_subprotocol = false)",
-        );
-    }
+/// ringws requires a subprotocol and the request offered none of its own.
+fn subprotocol_mismatch(ctx: &Context, by: &str, status: &str, said: &str) -> Diagnosis {
+    let offered = if ctx.offered_protocols.is_empty() {
+        "doctor offered none".to_owned()
+    } else {
+        format!("doctor offered {}", ctx.offered_protocols.join(", "))
+    };
     diagnosis(
-        format!("ringws refused the upgrade with {status}{said}"),
-        "the reason says what to change; docs/troubleshooting.md explains each one",
+        format!("{by} refused the upgrade with {status}{said}; {offered}"),
+        "offer one of the server's subprotocols (doctor: --protocol NAME; a browser: the \
+         second argument of `new WebSocket(url, protocols)`), or let the server accept \
+         clients without one (require_subprotocol = false)",
+    )
+}
+
+/// A 429: too many handshakes from one client address.
+fn rate_limited(response: &Response, by: &str, said: &str) -> Diagnosis {
+    diagnosis(
+        format!(
+            "{by} is rate-limiting handshakes from this client address{}{said}",
+            retry_after(response)
+        ),
+        "wait and retry with backoff; if many legitimate clients share one address (NAT, a \
+         proxy), raise handshake_rate_per_ip / handshake_burst_per_ip, and behind a proxy set \
+         trusted_proxies so ringws limits the real client address",
     )
 }
 
@@ -720,19 +709,18 @@ fn forbidden(ctx: &Context, by: &str, said: &str, from_ringws: bool) -> Diagnosi
     )
 }
 
-/// A refusal carrying one of ringws's own reasons; `None` leaves it to the status rules.
+/// A refusal carrying one of ringws's own reasons. Exhaustive on purpose: a new reason does not
+/// compile until doctor explains it.
 fn ringws_refusal(
     ctx: &Context,
     response: &Response,
     reason: RefusalReason,
     line: &str,
-) -> Option<Diagnosis> {
+) -> Diagnosis {
     use RefusalReason::*;
-    let quoted = format!(
-        "ringws refused the upgrade with {} (reason {}), saying: {line}",
-        status_line(response),
-        reason.label(),
-    );
+    let status = status_line(response);
+    let said = format!(" (reason {}), saying: {line}", reason.label());
+    let quoted = format!("ringws refused the upgrade with {status}{said}");
     // When --header changed the header a refusal names, the refusal answers doctor's own request.
     let changed_by_doctor = |header: &str| -> Option<Diagnosis> {
         ctx.overridden(&header.to_ascii_lowercase()).then(|| {
@@ -747,7 +735,7 @@ fn ringws_refusal(
          removed them: they are hop-by-hop headers, which proxies drop unless configured to \
          pass WebSocket upgrades"
     );
-    Some(match reason {
+    match reason {
         MalformedRequest => diagnosis(
             format!("{quoted}. doctor sends a well-formed request, so something on the way rewrote it (or a --header value is malformed)"),
             FIND_THE_HOP,
@@ -770,32 +758,26 @@ fn ringws_refusal(
             format!("{quoted}. doctor's own request is small, so a proxy added large headers (cookies, forwarding chains) or --header values are large"),
             "trim the headers, or raise ringws's limit (`--max-handshake-size 16KiB`)",
         ),
-        NotAnUpgrade => {
-            return Some(changed_by_doctor("Upgrade").or_else(|| changed_by_doctor("Connection")).unwrap_or_else(|| {
-                diagnosis(
-                    format!("{quoted}. doctor sent Upgrade: websocket and Connection: Upgrade, and ringws received a plain HTTP GET: a proxy in front removed both. They are hop-by-hop headers, which proxies drop unless configured to pass WebSocket upgrades"),
-                    PROXY_FIX,
-                )
-            }))
-        }
+        NotAnUpgrade => changed_by_doctor("Upgrade").or_else(|| changed_by_doctor("Connection")).unwrap_or_else(|| {
+            diagnosis(
+                format!("{quoted}. doctor sent Upgrade: websocket and Connection: Upgrade, and ringws received a plain HTTP GET: a proxy in front removed both. They are hop-by-hop headers, which proxies drop unless configured to pass WebSocket upgrades"),
+                PROXY_FIX,
+            )
+        }),
         MissingUpgrade | UpgradeNotWebsocket => {
-            return Some(changed_by_doctor("Upgrade").unwrap_or_else(|| diagnosis(hop_by_hop.clone(), PROXY_FIX)))
+            changed_by_doctor("Upgrade").unwrap_or_else(|| diagnosis(hop_by_hop, PROXY_FIX))
         }
         MissingConnectionUpgrade => {
-            return Some(changed_by_doctor("Connection").unwrap_or_else(|| diagnosis(hop_by_hop.clone(), PROXY_FIX)))
+            changed_by_doctor("Connection").unwrap_or_else(|| diagnosis(hop_by_hop, PROXY_FIX))
         }
-        MissingKey | BadKey => {
-            return Some(changed_by_doctor("Sec-WebSocket-Key").unwrap_or_else(|| diagnosis(
-                format!("{quoted}. doctor sent a valid key, so something on the way removed, repeated or rewrote it"),
-                FIND_THE_HOP,
-            )))
-        }
-        UnsupportedVersion => {
-            return Some(changed_by_doctor("Sec-WebSocket-Version").unwrap_or_else(|| diagnosis(
-                format!("{quoted}. doctor sent version 13, so something on the way removed or rewrote Sec-WebSocket-Version"),
-                FIND_THE_HOP,
-            )))
-        }
+        MissingKey | BadKey => changed_by_doctor("Sec-WebSocket-Key").unwrap_or_else(|| diagnosis(
+            format!("{quoted}. doctor sent a valid key, so something on the way removed, repeated or rewrote it"),
+            FIND_THE_HOP,
+        )),
+        UnsupportedVersion => changed_by_doctor("Sec-WebSocket-Version").unwrap_or_else(|| diagnosis(
+            format!("{quoted}. doctor sent version 13, so something on the way removed or rewrote Sec-WebSocket-Version"),
+            FIND_THE_HOP,
+        )),
         RequestBody => diagnosis(
             format!("{quoted}. doctor sends no body, so a proxy added Content-Length or Transfer-Encoding (or a --header did)"),
             FIND_THE_HOP,
@@ -811,10 +793,52 @@ fn ringws_refusal(
             "retry after the delay with backoff; if it persists, raise max_connections or add \
              capacity (`ringws check --connections N` tells what this machine can hold)",
         ),
-        // Reasons added later (origin, auth, rate limits) are explained by their status.
-        #[allow(unreachable_patterns)]
-        _ => return None,
-    })
+        OriginNotAllowed => match &ctx.origin {
+            None => diagnosis(
+                format!("{quoted}. doctor sent no Origin header, so a proxy in front set the origin ringws refused"),
+                "make the proxy pass the client's Origin unchanged (nginx: remove \
+                 `proxy_set_header Origin ...` from the location), or add the origin it sets to \
+                 the server's allowed_origins",
+            ),
+            Some(_) => forbidden(ctx, "ringws", &said, true),
+        },
+        MissingOrigin => match &ctx.origin {
+            Some(origin) => diagnosis(
+                format!("{quoted}. doctor sent Origin: {origin}, so a proxy in front removed it"),
+                "make the proxy pass the Origin header (nginx passes it unless the location sets \
+                 `proxy_set_header Origin \"\";`), or, if clients without an Origin may connect, set \
+                 allow_missing_origin = true",
+            ),
+            None => changed_by_doctor("Origin")
+                .unwrap_or_else(|| forbidden(ctx, "ringws", &said, true)),
+        },
+        // ringws's detail quotes the header it received, or says "offered none".
+        SubprotocolMismatch if !ctx.offered_protocols.is_empty() && line.contains(": offered none;") => diagnosis(
+            format!("{quoted}. doctor offered {}, so a proxy in front removed the Sec-WebSocket-Protocol header", ctx.offered_protocols.join(", ")),
+            "make the proxy pass Sec-WebSocket-Protocol to ringws, and its answer back (nginx \
+             passes both unless the location clears them with proxy_set_header or \
+             proxy_hide_header)",
+        ),
+        SubprotocolMismatch => subprotocol_mismatch(ctx, "ringws", &status, &said),
+        Unauthorized => {
+            // RFC 6750 §3.1: a challenge without an error code answers a request with no token.
+            let no_token_received = response
+                .header("WWW-Authenticate")
+                .is_some_and(|w| !w.contains("error="));
+            if ctx.token_sent && no_token_received {
+                diagnosis(
+                    format!("{quoted}. doctor sent a token, and ringws received none: a proxy in front removed the Authorization header (or the ?token= query)"),
+                    "make the proxy pass the Authorization header and the query string to ringws \
+                     (nginx passes both, unless the location clears the header with \
+                     `proxy_set_header Authorization \"\";` or builds the proxy_pass URL from \
+                     variables without $is_args$args)",
+                )
+            } else {
+                unauthorized(ctx, response, "ringws", &said)
+            }
+        }
+        RateLimited => rate_limited(response, "ringws", &said),
+    }
 }
 
 fn bad_upgrade(problem: &UpgradeProblem) -> Diagnosis {
@@ -1339,6 +1363,225 @@ mod tests {
             &answer(502, "Bad Gateway", &[("Server", "nginx")], ""),
         );
         assert_mentions(&d, &["could not reach its upstream", "ringws-upstream"]);
+    }
+
+    /// What ringws sends for `refusal`, rendered by its own writer and parsed as doctor does.
+    fn rendered(refusal: &crate::protocol::Refusal) -> Observation {
+        let mut raw = Vec::new();
+        crate::protocol::handshake::write_refusal(&mut raw, refusal);
+        let super::super::response::HeadParse::Complete(response) =
+            super::super::response::parse_head(&raw)
+        else {
+            panic!("unparsable refusal: {:?}", String::from_utf8_lossy(&raw));
+        };
+        let body = raw[response.head_len..].to_vec();
+        Observation::Answer { response, body }
+    }
+
+    #[track_caller]
+    fn assert_from_ringws(d: &Diagnosis, label: &str) {
+        assert!(d.cause.starts_with("ringws "), "{}", d.cause);
+        assert!(
+            d.cause.contains(&format!("(reason {label})")),
+            "{}",
+            d.cause
+        );
+    }
+
+    fn with_origin(origin: &str) -> Context {
+        Context {
+            origin: Some(origin.into()),
+            ..ctx()
+        }
+    }
+
+    #[test]
+    fn origin_not_allowed_names_who_set_the_origin() {
+        use crate::policy::OriginPolicy;
+        let policy = OriginPolicy::new(vec!["https://app.example.com".parse().unwrap()], false);
+        let refused = rendered(&policy.check(Some("https://evil.example")).unwrap_err());
+
+        let d = diagnose(&with_origin("https://evil.example"), &refused);
+        assert_from_ringws(&d, "origin_not_allowed");
+        assert_mentions(
+            &d,
+            &[
+                "refused the origin",
+                "origin \"https://evil.example\" is not allowed (allowed: https://app.example.com)",
+                "doctor sent Origin: https://evil.example",
+                "add https://evil.example to the server's allowed_origins",
+            ],
+        );
+        assert!(!both(&d).contains("a proxy or firewall"), "{}", both(&d));
+
+        // doctor sent none, yet ringws refused one: a proxy set it.
+        let d = diagnose(&ctx(), &refused);
+        assert_from_ringws(&d, "origin_not_allowed");
+        assert_mentions(
+            &d,
+            &[
+                "doctor sent no Origin header",
+                "a proxy in front set the origin ringws refused",
+                "proxy_set_header Origin",
+            ],
+        );
+    }
+
+    #[test]
+    fn missing_origin_names_who_dropped_it() {
+        use crate::policy::OriginPolicy;
+        let policy = OriginPolicy::new(vec!["https://app.example.com".parse().unwrap()], false);
+        let refused = rendered(&policy.check(None).unwrap_err());
+
+        let d = diagnose(&ctx(), &refused);
+        assert_from_ringws(&d, "missing_origin");
+        assert_mentions(
+            &d,
+            &[
+                "doctor sent no Origin header",
+                "repeat with --origin",
+                "allow_missing_origin",
+            ],
+        );
+
+        let d = diagnose(&with_origin("https://app.example.com"), &refused);
+        assert_from_ringws(&d, "missing_origin");
+        assert_mentions(
+            &d,
+            &[
+                "doctor sent Origin: https://app.example.com, so a proxy in front removed it",
+                "proxy_set_header Origin",
+                "allow_missing_origin = true",
+            ],
+        );
+
+        let removed_by_header = Context {
+            overridden_headers: vec!["origin".into()],
+            ..ctx()
+        };
+        let d = diagnose(&removed_by_header, &refused);
+        assert_mentions(
+            &d,
+            &[
+                "Origin header was changed or removed with --header",
+                "drop that --header",
+            ],
+        );
+    }
+
+    #[test]
+    fn unauthorized_tells_a_refused_token_from_one_that_never_arrived() {
+        use crate::policy::AuthFailure;
+        let with_token = Context {
+            token_sent: true,
+            ..ctx()
+        };
+
+        let no_token = rendered(&AuthFailure::Missing.to_refusal());
+        let d = diagnose(&ctx(), &no_token);
+        assert_from_ringws(&d, "unauthorized");
+        assert_mentions(
+            &d,
+            &[
+                "requires authentication and doctor sent no token",
+                "no token was sent",
+                "WWW-Authenticate: Bearer realm=\"ringws\"",
+                "--token T",
+                "--token-in-query",
+            ],
+        );
+        // doctor sent one, ringws's challenge says none arrived: a proxy dropped it.
+        let d = diagnose(&with_token, &no_token);
+        assert_from_ringws(&d, "unauthorized");
+        assert_mentions(
+            &d,
+            &[
+                "doctor sent a token, and ringws received none",
+                "removed the Authorization header",
+                "proxy_set_header Authorization",
+            ],
+        );
+
+        let bad = rendered(&AuthFailure::BadSignature.to_refusal());
+        let d = diagnose(&with_token, &bad);
+        assert_from_ringws(&d, "unauthorized");
+        assert_mentions(
+            &d,
+            &[
+                "ringws rejected the token doctor sent",
+                "bad signature",
+                "error=\"invalid_token\"",
+                "signed with the server's secret",
+            ],
+        );
+    }
+
+    #[test]
+    fn subprotocol_mismatch_says_what_doctor_offered() {
+        use crate::policy::SubprotocolPolicy;
+        let policy = SubprotocolPolicy::new(vec!["chat.v2".into(), "chat.v1".into()], true);
+        let none_offered = rendered(&policy.select(None).unwrap_err());
+
+        let d = diagnose(&ctx(), &none_offered);
+        assert_from_ringws(&d, "subprotocol_mismatch");
+        assert_mentions(
+            &d,
+            &[
+                "HTTP 400 Bad Request",
+                "supported: chat.v2, chat.v1",
+                "doctor offered none",
+                "--protocol NAME",
+                "require_subprotocol = false",
+            ],
+        );
+
+        let offering = Context {
+            offered_protocols: vec!["mqtt".into()],
+            ..ctx()
+        };
+        let d = diagnose(
+            &offering,
+            &rendered(&policy.select(Some("mqtt")).unwrap_err()),
+        );
+        assert_from_ringws(&d, "subprotocol_mismatch");
+        assert_mentions(
+            &d,
+            &["offered \"mqtt\"", "doctor offered mqtt", "--protocol NAME"],
+        );
+
+        // doctor offered one, ringws received none: a proxy dropped the header.
+        let offering = Context {
+            offered_protocols: vec!["chat.v1".into()],
+            ..ctx()
+        };
+        let d = diagnose(&offering, &none_offered);
+        assert_from_ringws(&d, "subprotocol_mismatch");
+        assert_mentions(
+            &d,
+            &[
+                "doctor offered chat.v1, so a proxy in front removed the Sec-WebSocket-Protocol",
+                "make the proxy pass Sec-WebSocket-Protocol",
+            ],
+        );
+    }
+
+    #[test]
+    fn rate_limited_quotes_the_delay() {
+        let d = diagnose(
+            &ctx(),
+            &rendered(&crate::protocol::Refusal::rate_limited(7)),
+        );
+        assert_from_ringws(&d, "rate_limited");
+        assert_mentions(
+            &d,
+            &[
+                "ringws is rate-limiting handshakes from this client address",
+                "Retry-After: 7",
+                "retry in 7 s",
+                "handshake_rate_per_ip",
+                "trusted_proxies",
+            ],
+        );
     }
 
     #[test]

@@ -216,8 +216,27 @@ pub fn read_response(s: &mut TcpStream) -> HttpResponse {
     let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let mut body = String::new();
     if status != 101 {
+        // The body ends where the server closes (every non-101 answer says Connection: close);
+        // a read timeout means it never did, which is a failure, not the end of the body.
         let mut rest = Vec::new();
-        let _ = s.read_to_end(&mut rest);
+        if let Err(e) = s.read_to_end(&mut rest) {
+            if is_timeout(&e) {
+                panic!(
+                    "the server answered {status} but did not close the connection within {:.1} s \
+                     (the socket's read timeout); body so far: {:?}",
+                    s.read_timeout()
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default()
+                        .as_secs_f64(),
+                    String::from_utf8_lossy(&rest)
+                );
+            }
+            assert!(
+                is_reset(&e),
+                "reading the body of a {status} answer failed: {e}"
+            );
+        }
         body = String::from_utf8_lossy(&rest).into_owned();
     }
     HttpResponse { status, head, body }
@@ -303,10 +322,59 @@ pub fn read_close(s: &mut TcpStream) -> Option<u16> {
     (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]))
 }
 
-/// True when the server has closed the TCP connection (EOF or reset) within the read timeout.
+/// True when the server has closed the TCP connection: the next read sees EOF or a reset. False
+/// when bytes arrive instead.
+///
+/// The wait is bounded by the socket's read timeout, which must be set and must exceed the time
+/// the server may take to close (a close timeout, say). Panics when that timeout passes first:
+/// the server did not close, and a timeout is never taken for a close.
+#[track_caller]
 pub fn closed_by_server(s: &mut TcpStream) -> bool {
+    let timeout = s
+        .read_timeout()
+        .unwrap()
+        .expect("closed_by_server needs a read timeout on the socket to bound its wait");
     let mut b = [0u8; 64];
-    matches!(s.read(&mut b), Ok(0) | Err(_))
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if is_reset(&e) => return true,
+            Err(e) if is_timeout(&e) => panic!(
+                "the server did not close the connection within {:.1} s (the socket's read \
+                 timeout)",
+                timeout.as_secs_f64()
+            ),
+            Err(e) => panic!("reading while waiting for the server to close failed: {e}"),
+        }
+    }
+}
+
+/// What a read returns when the socket's read timeout passes (EAGAIN on Linux).
+pub fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// What a read returns when the peer reset the connection: a close, though not a graceful one.
+pub fn is_reset(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+    )
+}
+
+/// A connected loopback pair with no ringws involved: (client side with `read_timeout`, the
+/// accepted server side), for tests of these helpers against a peer that behaves in one known way.
+pub fn local_pair(read_timeout: Option<Duration>) -> (TcpStream, TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    client.set_read_timeout(read_timeout).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    (client, server)
 }
 
 /// The sum over all label sets of the series `name` (every core, every label) on `/metrics`.
