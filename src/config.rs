@@ -11,7 +11,9 @@ use clap::ValueEnum as _;
 
 use crate::policy::auth::JWT_SECRET_ENV;
 use crate::policy::subprotocol::{self, MAX_SUBPROTOCOLS};
-use crate::policy::{Cidr, OriginPattern};
+use crate::policy::{Cidr, OriginPattern, PolicySettings};
+
+pub use crate::policy::AuthMode;
 
 /// Which built-in application `serve` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
@@ -21,18 +23,6 @@ pub enum AppKind {
     Pubsub,
     /// Sends every message back.
     Echo,
-}
-
-/// How handshakes are authenticated (`auth`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum AuthMode {
-    /// Everyone may upgrade.
-    #[default]
-    None,
-    /// A bearer token from `auth_tokens_file`.
-    Token,
-    /// An HS256 JWT signed with the secret from `jwt_secret_file` or `RINGWS_JWT_SECRET`.
-    Jwt,
 }
 
 /// The effective server configuration (defaults < TOML file < flags).
@@ -1021,16 +1011,13 @@ fn parse_on_off(raw: &RawValue) -> Result<bool, ValueError> {
 }
 
 fn parse_auth(raw: &RawValue) -> Result<AuthMode, ValueError> {
-    let text = text(raw, "an auth mode such as \"token\"")?;
-    AuthMode::from_str(text.trim(), true).map_err(|_| ValueError::NotAnAuthMode {
-        value: raw.to_string(),
-    })
-}
-
-fn auth_name(auth: AuthMode) -> String {
-    auth.to_possible_value()
-        .map(|value| value.get_name().to_owned())
-        .unwrap_or_default()
+    let text = text(raw, "an auth mode such as \"token\"")?.trim();
+    AuthMode::ALL
+        .into_iter()
+        .find(|mode| mode.name().eq_ignore_ascii_case(text))
+        .ok_or_else(|| ValueError::NotAnAuthMode {
+            value: raw.to_string(),
+        })
 }
 
 /// Text that may be left unset with "off".
@@ -1331,7 +1318,7 @@ impl Config {
                 "require_subprotocol",
                 toml::Value::Boolean(self.require_subprotocol),
             ),
-            ("auth", String(auth_name(self.auth))),
+            ("auth", String(self.auth.name().into())),
             (
                 "auth_tokens_file",
                 String(optional_path(self.auth_tokens_file.as_deref())),
@@ -1379,6 +1366,22 @@ impl Config {
             ),
             ("max_topic_length", count(self.max_topic_length)),
         ]
+    }
+
+    /// What the handshake policy is built from.
+    pub fn policy_settings(&self) -> PolicySettings {
+        PolicySettings {
+            allowed_origins: self.allowed_origins.clone(),
+            allow_missing_origin: self.allow_missing_origin,
+            subprotocols: self.subprotocols.clone(),
+            require_subprotocol: self.require_subprotocol,
+            auth: self.auth,
+            auth_tokens_file: self.auth_tokens_file.clone(),
+            jwt_secret_file: self.jwt_secret_file.clone(),
+            jwt_audience: self.jwt_audience.clone(),
+            jwt_issuer: self.jwt_issuer.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
     }
 
     /// The configuration as a TOML config file: every key, sizes and durations written the way
