@@ -70,12 +70,8 @@ pub enum ConfigError {
         problem: ValueError,
     },
     /// A setting that only works together with another one that is missing.
-    #[error("{key} = {value} needs {needs}")]
-    Requires {
-        key: &'static str,
-        value: String,
-        needs: String,
-    },
+    #[error(transparent)]
+    Needs(crate::policy::PolicyError),
 }
 
 /// What is wrong with one value. `value` is shown as written (strings quoted).

@@ -280,40 +280,8 @@ fn apply(config: &mut Config, settings: &Settings, origin: &Origin<'_>) -> Resul
 
 /// The settings that need each other: checked once every layer is applied.
 fn check_together(config: &Config, env_secret_set: bool) -> Result<(), ConfigError> {
-    let requires = |key, value: &str, needs: String| ConfigError::Requires {
-        key,
-        value: value.to_owned(),
-        needs,
-    };
-    match config.auth {
-        AuthMode::Token if config.auth_tokens_file.is_none() => {
-            return Err(requires(
-                "auth",
-                "\"token\"",
-                "auth_tokens_file (--auth-tokens-file): a file of accepted tokens, one per line"
-                    .into(),
-            ))
-        }
-        AuthMode::Jwt if config.jwt_secret_file.is_none() && !env_secret_set => {
-            return Err(requires(
-                "auth",
-                "\"jwt\"",
-                format!(
-                    "a secret: set jwt_secret_file (--jwt-secret-file) or the environment \
-                     variable {JWT_SECRET_ENV}"
-                ),
-            ))
-        }
-        _ => {}
-    }
-    if config.require_subprotocol && config.subprotocols.is_empty() {
-        return Err(requires(
-            "require_subprotocol",
-            "true",
-            "subprotocols (--subprotocols): the subprotocols the server speaks".into(),
-        ));
-    }
-    Ok(())
+    let needs = config.policy_settings().check_needs(env_secret_set);
+    needs.map_err(ConfigError::Needs)
 }
 
 impl Config {

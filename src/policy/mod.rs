@@ -82,6 +82,11 @@ pub enum PolicyError {
          environment variable {JWT_SECRET_ENV}"
     )]
     NoSecret,
+    #[error(
+        "require_subprotocol = true needs subprotocols (--subprotocols): the subprotocols the \
+         server speaks"
+    )]
+    NoSubprotocols,
     #[error("cannot read jwt_secret_file {}: {source}", path.display())]
     ReadSecret {
         path: PathBuf,
@@ -119,6 +124,24 @@ pub struct PolicySettings {
     pub jwt_issuer: Option<String>,
     /// Peers whose X-Forwarded-For / Forwarded is believed.
     pub trusted_proxies: Vec<Cidr>,
+}
+
+impl PolicySettings {
+    /// Refuses a setting that needs another one which is missing, before any file is read. The
+    /// configuration checks this once all its layers are applied, so that `--print-config`
+    /// refuses what `serve` would.
+    pub fn check_needs(&self, env_secret_set: bool) -> Result<(), PolicyError> {
+        match self.auth {
+            AuthMode::Token if self.auth_tokens_file.is_none() => Err(PolicyError::NoTokensFile),
+            AuthMode::Jwt if self.jwt_secret_file.is_none() && !env_secret_set => {
+                Err(PolicyError::NoSecret)
+            }
+            _ if self.require_subprotocol && self.subprotocols.is_empty() => {
+                Err(PolicyError::NoSubprotocols)
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The handshake rules shared by every core (read-only; share it with `Arc` or clone it).
