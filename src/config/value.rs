@@ -588,3 +588,120 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
 pub fn format_duration(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("512"), Ok(512));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("8KiB"), Ok(8192));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("1TiB"), Ok(1 << 40));
+        assert_eq!(parse_size("1MB"), Ok(1_000_000));
+        assert_eq!(parse_size("2KB"), Ok(2_000));
+        assert_eq!(parse_size("3GB"), Ok(3_000_000_000));
+        assert_eq!(parse_size("1TB"), Ok(1_000_000_000_000));
+        assert_eq!(parse_size("100B"), Ok(100));
+        assert_eq!(parse_size("16 mib"), Ok(16 << 20));
+        assert_eq!(parse_size(" 1_000_000 "), Ok(1_000_000));
+    }
+
+    #[test]
+    fn bad_sizes_are_refused() {
+        for text in [
+            "",
+            "MiB",
+            "12XB",
+            "1.5MiB",
+            "-1",
+            "1 2",
+            "16MiBs",
+            "_1",
+            "1_",
+            "1__0",
+            "1K",
+            "0x10",
+            "16 MiB extra",
+            "１２",
+        ] {
+            assert_eq!(parse_size(text), Err(SizeError::Malformed), "{text:?}");
+        }
+        assert_eq!(parse_size("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(
+            parse_size("18446744073709551616"),
+            Err(SizeError::Malformed)
+        );
+        assert_eq!(parse_size("16777216TiB"), Err(SizeError::TooLarge));
+        assert_eq!(
+            parse_size(&"1".repeat(MAX_SIZE_TEXT_LEN + 1)),
+            Err(SizeError::Malformed)
+        );
+    }
+
+    #[test]
+    fn sizes_render_in_the_largest_exact_unit() {
+        assert_eq!(format_size(0), "0");
+        assert_eq!(format_size(125), "125");
+        assert_eq!(format_size(8 << 10), "8KiB");
+        assert_eq!(format_size(16 << 20), "16MiB");
+        assert_eq!(format_size(1 << 40), "1TiB");
+        assert_eq!(format_size(1_000_000), "1MB");
+        assert_eq!(format_size(1536), "1536");
+        assert_eq!(format_size(1_000_001), "1000001");
+    }
+
+    #[test]
+    fn sizes_round_trip() {
+        let samples = [
+            0,
+            1,
+            125,
+            1000,
+            1023,
+            1024,
+            1536,
+            65536,
+            1_000_000,
+            16 << 20,
+            1 << 40,
+            u64::MAX,
+        ];
+        for bytes in samples
+            .into_iter()
+            .chain((0..64).map(|shift| 1u64 << shift))
+        {
+            assert_eq!(parse_size(&format_size(bytes)), Ok(bytes), "{bytes}");
+            assert_eq!(
+                parse_size(&format_size(bytes.saturating_sub(1))),
+                Ok(bytes.saturating_sub(1))
+            );
+        }
+    }
+
+    #[test]
+    fn durations_parse_and_round_trip() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("30").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(format_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
+        for duration in [
+            Duration::from_nanos(1),
+            Duration::from_micros(250),
+            Duration::from_millis(1500),
+            Duration::from_secs(90),
+            Duration::from_secs(86_400),
+            Duration::new(3_723, 4_000_005),
+        ] {
+            assert_eq!(parse_duration(&format_duration(duration)), Ok(duration));
+        }
+    }
+}
