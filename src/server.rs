@@ -137,7 +137,7 @@ impl Server {
             .map(|_| Arc::new(CoreStats::default()))
             .collect();
         let exporter = Arc::new(Exporter::new(config, &stats, app.metrics()));
-        let policy = Arc::new(Policy::from_config(config)?);
+        let policy = Arc::new(Policy::load(&config.policy_settings())?);
         let debug_rings: Option<Arc<Vec<_>>> = config.debug_handshakes.then(|| {
             Arc::new(
                 (0..stats.len())

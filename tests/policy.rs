@@ -1,4 +1,4 @@
-//! The handshake policy through its public API: `Policy::from_config` on real files, then
+//! The handshake policy through its public API: `Policy::load` on real files, then
 //! `check` on requests parsed by `parse_request`, rendered with `write_refusal`/`write_accept`.
 //! No sockets: the end-to-end tests against the binary live with the reactor's.
 
@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use ringws::config::{AuthMode, Config};
 use ringws::policy::auth::sign_hs256;
 use ringws::policy::{
-    Accepted, DebugRing, HandshakeRateLimiter, LogLimiter, Policy, PolicyError, RecordedHeaders,
+    Accepted, DebugRing, HandshakeRateLimiter, LogLimiter, Policy, PolicyError, PolicySettings,
+    RecordedHeaders,
 };
 use ringws::protocol::handshake::{parse_request, write_accept, write_refusal, HandshakeLimits};
 use ringws::protocol::{Refusal, RefusalReason, UpgradeRequest};
@@ -67,9 +68,14 @@ fn config(edit: impl FnOnce(&mut Config)) -> Config {
     config
 }
 
+/// The policy's share of the default configuration changed by `edit`.
+fn settings(edit: impl FnOnce(&mut Config)) -> PolicySettings {
+    config(edit).policy_settings()
+}
+
 #[test]
 fn defaults_accept_everything_and_select_nothing() {
-    let policy = Policy::from_config(&Config::default()).expect("defaults build");
+    let policy = Policy::load(&Config::default().policy_settings()).expect("defaults build");
     let buf = request(
         "/",
         &[
@@ -90,7 +96,7 @@ fn defaults_accept_everything_and_select_nothing() {
 
 #[test]
 fn origin_allowlist_end_to_end() {
-    let policy = Policy::from_config(&config(|c| {
+    let policy = Policy::load(&settings(|c| {
         c.allowed_origins = vec![
             "https://app.example".parse().unwrap(),
             "*.example.com".parse().unwrap(),
@@ -129,7 +135,7 @@ fn origin_allowlist_end_to_end() {
 
 #[test]
 fn subprotocol_is_chosen_by_server_preference_and_echoed() {
-    let policy = Policy::from_config(&config(|c| {
+    let policy = Policy::load(&settings(|c| {
         c.subprotocols = vec!["chat.v2".into(), "chat.v1".into()];
         c.require_subprotocol = true;
     }))
@@ -155,8 +161,7 @@ fn subprotocol_is_chosen_by_server_preference_and_echoed() {
         "{response}"
     );
 
-    let lenient =
-        Policy::from_config(&config(|c| c.subprotocols = vec!["chat.v2".into()])).unwrap();
+    let lenient = Policy::load(&settings(|c| c.subprotocols = vec!["chat.v2".into()])).unwrap();
     assert_eq!(check(&lenient, &buf).unwrap().protocol, None);
 }
 
@@ -166,7 +171,7 @@ fn static_tokens_from_a_file() {
         "tokens.txt",
         "# ringws tokens\nalice:tok-alice-123\nanonymous-token-456\n",
     );
-    let policy = Policy::from_config(&config(|c| {
+    let policy = Policy::load(&settings(|c| {
         c.auth = AuthMode::Token;
         c.auth_tokens_file = Some(tokens.clone());
     }))
@@ -210,14 +215,16 @@ fn token_file_problems_name_the_file_and_line() {
         c.auth = AuthMode::Token;
         c.auth_tokens_file = Some("/nonexistent/tokens.txt".into());
     });
-    let message = Policy::from_config(&missing).unwrap_err().to_string();
+    let message = Policy::load(&missing.policy_settings())
+        .unwrap_err()
+        .to_string();
     assert!(
         message.starts_with("cannot read auth_tokens_file /nonexistent/tokens.txt: "),
         "{message}"
     );
 
     let bad = file("bad-tokens.txt", "ok-token\nname:\n");
-    let message = Policy::from_config(&config(|c| {
+    let message = Policy::load(&settings(|c| {
         c.auth = AuthMode::Token;
         c.auth_tokens_file = Some(bad.clone());
     }))
@@ -233,7 +240,7 @@ fn token_file_problems_name_the_file_and_line() {
     );
 
     let empty = file("empty-tokens.txt", "# nothing yet\n");
-    let err = Policy::from_config(&config(|c| {
+    let err = Policy::load(&settings(|c| {
         c.auth = AuthMode::Token;
         c.auth_tokens_file = Some(empty.clone());
     }))
@@ -242,15 +249,15 @@ fn token_file_problems_name_the_file_and_line() {
 
     let no_file = config(|c| c.auth = AuthMode::Token);
     assert!(matches!(
-        Policy::from_config(&no_file),
+        Policy::load(&no_file.policy_settings()),
         Err(PolicyError::NoTokensFile)
     ));
 }
 
 fn jwt_policy(edit: impl FnOnce(&mut Config)) -> Policy {
     let secret = file("jwt.secret", &format!("{SECRET}\n"));
-    Policy::from_config_with_env_secret(
-        &config(|c| {
+    Policy::load_with_env_secret(
+        &settings(|c| {
             c.auth = AuthMode::Jwt;
             c.jwt_secret_file = Some(secret.clone());
             edit(c);
@@ -358,10 +365,10 @@ fn each_jwt_failure_is_named_in_the_body_and_the_challenge() {
 fn jwt_secret_problems_name_where_it_came_from() {
     let jwt = config(|c| c.auth = AuthMode::Jwt);
     assert!(matches!(
-        Policy::from_config_with_env_secret(&jwt, None),
+        Policy::load_with_env_secret(&jwt.policy_settings(), None),
         Err(PolicyError::NoSecret)
     ));
-    let message = Policy::from_config_with_env_secret(&jwt, Some("short".into()))
+    let message = Policy::load_with_env_secret(&jwt.policy_settings(), Some("short".into()))
         .unwrap_err()
         .to_string();
     assert!(
@@ -371,11 +378,11 @@ fn jwt_secret_problems_name_where_it_came_from() {
         ),
         "{message}"
     );
-    assert!(Policy::from_config_with_env_secret(&jwt, Some(SECRET.into())).is_ok());
+    assert!(Policy::load_with_env_secret(&jwt.policy_settings(), Some(SECRET.into())).is_ok());
 
     let short = file("short.secret", "tiny\n");
-    let message = Policy::from_config_with_env_secret(
-        &config(|c| {
+    let message = Policy::load_with_env_secret(
+        &settings(|c| {
             c.auth = AuthMode::Jwt;
             c.jwt_secret_file = Some(short.clone());
         }),
@@ -390,8 +397,8 @@ fn jwt_secret_problems_name_where_it_came_from() {
         )),
         "the file wins over the environment: {message}"
     );
-    let message = Policy::from_config_with_env_secret(
-        &config(|c| {
+    let message = Policy::load_with_env_secret(
+        &settings(|c| {
             c.auth = AuthMode::Jwt;
             c.jwt_secret_file = Some("/nonexistent/jwt.secret".into());
         }),
@@ -408,7 +415,7 @@ fn jwt_secret_problems_name_where_it_came_from() {
 #[test]
 fn checks_run_origin_then_auth_then_subprotocol() {
     let tokens = file("order-tokens.txt", "good-token\n");
-    let policy = Policy::from_config(&config(|c| {
+    let policy = Policy::load(&settings(|c| {
         c.allowed_origins = vec!["https://app.example".parse().unwrap()];
         c.auth = AuthMode::Token;
         c.auth_tokens_file = Some(tokens.clone());
@@ -461,7 +468,7 @@ fn checks_run_origin_then_auth_then_subprotocol() {
 
 #[test]
 fn client_address_behind_trusted_proxies_only() {
-    let policy = Policy::from_config(&config(|c| {
+    let policy = Policy::load(&settings(|c| {
         c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
     }))
     .unwrap();
@@ -501,14 +508,15 @@ fn client_address_behind_trusted_proxies_only() {
 }
 
 #[test]
-fn rate_limiter_from_config_is_bounded_and_answers_429() {
-    let off = HandshakeRateLimiter::from_config(&Config::default());
+fn rate_limiter_is_bounded_and_answers_429() {
+    let defaults = Config::default();
+    let off = HandshakeRateLimiter::new(
+        defaults.handshake_rate_per_ip,
+        defaults.handshake_burst_per_ip,
+        defaults.handshake_rate_table_size,
+    );
     assert!(!off.is_enabled());
-    let mut limiter = HandshakeRateLimiter::from_config(&config(|c| {
-        c.handshake_rate_per_ip = 1;
-        c.handshake_burst_per_ip = 2;
-        c.handshake_rate_table_size = 256;
-    }));
+    let mut limiter = HandshakeRateLimiter::new(1, 2, 256);
     assert_eq!(limiter.capacity(), 256);
     let ip: IpAddr = "127.0.0.1".parse().unwrap();
     assert_eq!(limiter.check(ip, 0), Ok(()));
@@ -531,7 +539,7 @@ fn rate_limiter_from_config_is_bounded_and_answers_429() {
 
 #[test]
 fn refusals_go_to_the_debug_ring_and_the_log_limiter() {
-    let policy = Policy::from_config(&config(|c| {
+    let policy = Policy::load(&settings(|c| {
         c.allowed_origins = vec!["https://app.example".parse().unwrap()];
     }))
     .unwrap();

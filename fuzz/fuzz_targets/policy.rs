@@ -30,8 +30,8 @@ fn policy() -> &'static Policy {
             trusted_proxies: vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
             ..Config::default()
         };
-        Policy::from_config_with_env_secret(
-            &config,
+        Policy::load_with_env_secret(
+            &config.policy_settings(),
             Some("a fuzzing secret that is longer than 32 bytes".into()),
         )
         .expect("fuzz policy builds")

@@ -31,6 +31,32 @@ pub const MAX_TOKENS_FILE_BYTES: usize = 16 << 20;
 /// Longest alg name or claim value quoted back in a refusal.
 const MAX_QUOTED_BYTES: usize = 64;
 
+/// How handshakes are authenticated (`auth`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Everyone may upgrade.
+    #[default]
+    None,
+    /// A bearer token from `auth_tokens_file`.
+    Token,
+    /// An HS256 JWT signed with the secret from `jwt_secret_file` or `RINGWS_JWT_SECRET`.
+    Jwt,
+}
+
+impl AuthMode {
+    /// Every mode, in the order error messages list them.
+    pub const ALL: [AuthMode; 3] = [AuthMode::None, AuthMode::Token, AuthMode::Jwt];
+
+    /// The mode as the config file and the `--auth` flag write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMode::None => "none",
+            AuthMode::Token => "token",
+            AuthMode::Jwt => "jwt",
+        }
+    }
+}
+
 /// What was wrong with the credentials of a request, one variant per distinct cause.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthFailure {

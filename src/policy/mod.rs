@@ -3,7 +3,7 @@
 //! Nothing here touches a socket or reads a clock: the reactor passes the parsed request, the
 //! socket peer and the time in, and gets back either what to answer the upgrade with
 //! ([`Accepted`]) or the refusal to send. Files (tokens, JWT secret) are read once, by
-//! [`Policy::from_config`] at start-up.
+//! [`Policy::load`] at start-up, from the [`PolicySettings`] the configuration hands over.
 //!
 //! - [`origin`]: the `Origin` allowlist (403).
 //! - [`subprotocol`]: choosing the `Sec-WebSocket-Protocol` (400 when one is required).
@@ -26,10 +26,9 @@ use std::io::Read as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::config::{AuthMode, Config};
 use crate::protocol::{Refusal, UpgradeRequest};
 
-pub use auth::{AuthFailure, Authenticator, JwtVerifier, StaticTokens, JWT_SECRET_ENV};
+pub use auth::{AuthFailure, AuthMode, Authenticator, JwtVerifier, StaticTokens, JWT_SECRET_ENV};
 pub use debug_ring::{CredentialSeen, DebugRing, RecordedHeaders, RefusalRecord};
 pub use origin::{OriginPattern, OriginPolicy};
 pub use rate_limit::HandshakeRateLimiter;
@@ -83,6 +82,11 @@ pub enum PolicyError {
          environment variable {JWT_SECRET_ENV}"
     )]
     NoSecret,
+    #[error(
+        "require_subprotocol = true needs subprotocols (--subprotocols): the subprotocols the \
+         server speaks"
+    )]
+    NoSubprotocols,
     #[error("cannot read jwt_secret_file {}: {source}", path.display())]
     ReadSecret {
         path: PathBuf,
@@ -94,6 +98,50 @@ pub enum PolicyError {
         min = auth::MIN_SECRET_BYTES
     )]
     ShortSecret { from: String, len: usize },
+}
+
+/// What [`Policy`] is built from: the handshake keys of the configuration, parsed and bounded.
+/// The policy sees nothing else of the configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicySettings {
+    /// Origins whose pages may connect; empty allows any.
+    pub allowed_origins: Vec<OriginPattern>,
+    /// Accept requests without `Origin` (non-browser clients).
+    pub allow_missing_origin: bool,
+    /// The subprotocols the server speaks, in preference order.
+    pub subprotocols: Vec<String>,
+    /// Refuse clients that offer none of `subprotocols`.
+    pub require_subprotocol: bool,
+    /// How handshakes are authenticated.
+    pub auth: AuthMode,
+    /// Accepted tokens for [`AuthMode::Token`], one per line or `name:token`.
+    pub auth_tokens_file: Option<PathBuf>,
+    /// The HS256 secret for [`AuthMode::Jwt`]; without it, [`JWT_SECRET_ENV`].
+    pub jwt_secret_file: Option<PathBuf>,
+    /// The `aud` a JWT must name, when set.
+    pub jwt_audience: Option<String>,
+    /// The `iss` a JWT must have, when set.
+    pub jwt_issuer: Option<String>,
+    /// Peers whose X-Forwarded-For / Forwarded is believed.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+impl PolicySettings {
+    /// Refuses a setting that needs another one which is missing, before any file is read. The
+    /// configuration checks this once all its layers are applied, so that `--print-config`
+    /// refuses what `serve` would.
+    pub fn check_needs(&self, env_secret_set: bool) -> Result<(), PolicyError> {
+        match self.auth {
+            AuthMode::Token if self.auth_tokens_file.is_none() => Err(PolicyError::NoTokensFile),
+            AuthMode::Jwt if self.jwt_secret_file.is_none() && !env_secret_set => {
+                Err(PolicyError::NoSecret)
+            }
+            _ if self.require_subprotocol && self.subprotocols.is_empty() => {
+                Err(PolicyError::NoSubprotocols)
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The handshake rules shared by every core (read-only; share it with `Arc` or clone it).
@@ -108,26 +156,26 @@ pub struct Policy {
 impl Policy {
     /// Builds the policy, reading `auth_tokens_file` or the JWT secret (`jwt_secret_file`, else
     /// the environment variable [`JWT_SECRET_ENV`]).
-    pub fn from_config(config: &Config) -> Result<Policy, PolicyError> {
-        Policy::from_config_with_env_secret(config, std::env::var_os(JWT_SECRET_ENV))
+    pub fn load(settings: &PolicySettings) -> Result<Policy, PolicyError> {
+        Policy::load_with_env_secret(settings, std::env::var_os(JWT_SECRET_ENV))
     }
 
-    /// As [`from_config`](Self::from_config), with the environment's secret passed in.
-    pub fn from_config_with_env_secret(
-        config: &Config,
+    /// As [`load`](Self::load), with the environment's secret passed in.
+    pub fn load_with_env_secret(
+        settings: &PolicySettings,
         env_secret: Option<OsString>,
     ) -> Result<Policy, PolicyError> {
-        let auth = match config.auth {
+        let auth = match settings.auth {
             AuthMode::None => Authenticator::None,
             AuthMode::Token => {
-                let path = config
+                let path = settings
                     .auth_tokens_file
                     .as_deref()
                     .ok_or(PolicyError::NoTokensFile)?;
                 Authenticator::Tokens(load_tokens(path)?)
             }
             AuthMode::Jwt => {
-                let (secret, from) = match (&config.jwt_secret_file, env_secret) {
+                let (secret, from) = match (&settings.jwt_secret_file, env_secret) {
                     (Some(path), _) => (
                         read_secret(path)?,
                         format!("jwt_secret_file {}", path.display()),
@@ -140,8 +188,8 @@ impl Policy {
                 };
                 let verifier = JwtVerifier::new(
                     &secret,
-                    config.jwt_audience.clone(),
-                    config.jwt_issuer.clone(),
+                    settings.jwt_audience.clone(),
+                    settings.jwt_issuer.clone(),
                 )
                 .map_err(|short| PolicyError::ShortSecret {
                     from,
@@ -151,13 +199,16 @@ impl Policy {
             }
         };
         Ok(Policy {
-            origins: OriginPolicy::new(config.allowed_origins.clone(), config.allow_missing_origin),
+            origins: OriginPolicy::new(
+                settings.allowed_origins.clone(),
+                settings.allow_missing_origin,
+            ),
             subprotocols: SubprotocolPolicy::new(
-                config.subprotocols.clone(),
-                config.require_subprotocol,
+                settings.subprotocols.clone(),
+                settings.require_subprotocol,
             ),
             auth,
-            proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+            proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
         })
     }
 
@@ -188,17 +239,6 @@ impl Policy {
             subject,
             client_ip,
         })
-    }
-}
-
-impl HandshakeRateLimiter {
-    /// One core's limiter as configured (`handshake_rate_per_ip` 0: off, nothing reserved).
-    pub fn from_config(config: &Config) -> Self {
-        HandshakeRateLimiter::new(
-            config.handshake_rate_per_ip,
-            config.handshake_burst_per_ip,
-            config.handshake_rate_table_size,
-        )
     }
 }
 

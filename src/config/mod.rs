@@ -1,0 +1,348 @@
+//! Every setting of `ringws serve`: one row of the key table below declares its field of
+//! [`Config`], its default, its config file key and flag, its `--help` text, its
+//! `--print-config` line and its parser with bounds.
+//!
+//! - [`key`]: what a row becomes (the `settings!` macro and [`Key`]).
+//! - [`value`]: the kinds of value (sizes, durations, addresses, lists, ...) and their bounds.
+//! - [`file`]: the TOML config file.
+//! - [`flags`]: the `serve` flags.
+//! - [`error`]: what is wrong, and where it was written.
+
+mod error;
+mod file;
+mod flags;
+mod key;
+mod value;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+pub use self::error::{ConfigError, DurationError, Setting, SizeError, ValueError};
+pub use self::file::settings_from_toml;
+pub use self::value::{
+    format_duration, format_size, parse_duration, parse_size, RawValue, MAX_SIZE_TEXT_LEN,
+    MAX_TIMEOUT,
+};
+pub use crate::policy::AuthMode;
+
+use self::key::{settings, Key};
+use self::value::{
+    address, app, auth, boolean, cidr, cores, count, list, log_filter, on_off, optional,
+    optional_timeout, origin, path, power_of_two, size, subprotocol, text, timeout,
+};
+use crate::policy::subprotocol::MAX_SUBPROTOCOLS;
+use crate::policy::{Cidr, OriginPattern, PolicySettings, JWT_SECRET_ENV};
+
+/// Which built-in application `serve` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AppKind {
+    /// Topic fan-out: subscribe with ?topic= or JSON control messages, publish over HTTP.
+    Pubsub,
+    /// Sends every message back.
+    Echo,
+}
+
+/// Bounds of `max_frame_size` and `max_message_size`. Below 125 bytes a legal control frame
+/// (ping, pong, close) would be refused; above 1 TiB is a typo, not a plan.
+pub const FRAME_SIZE_BYTES: RangeInclusive<u64> = 125..=1 << 40;
+/// Bounds of `max_handshake_size`: a real upgrade request needs a few hundred bytes; a head
+/// larger than 1 MiB is an attack.
+pub const HANDSHAKE_SIZE_BYTES: RangeInclusive<u64> = 1 << 10..=1 << 20;
+/// Bounds of `recv_buffer_size` (one buffer per core, shared by all its connections).
+pub const RECV_BUFFER_SIZE_BYTES: RangeInclusive<u64> = 4 << 10..=16 << 20;
+/// Bounds of `ring_entries`; the value must also be a power of two (io_uring requires it).
+pub const RING_ENTRIES: RangeInclusive<u64> = 64..=32768;
+/// Bounds of `backlog`: the kernel caps it at `net.core.somaxconn` anyway.
+pub const BACKLOG: RangeInclusive<u64> = 1..=65535;
+/// Bounds of `max_connections`: at least one; memory, not a number, is the real limit.
+pub const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=u64::MAX;
+/// Bounds of `max_outbound_buffer`: below 4 KiB a single echo could trip it; above 1 GiB one
+/// slow reader could take the machine.
+pub const OUTBOUND_BUFFER_BYTES: RangeInclusive<u64> = 4 << 10..=1 << 30;
+/// Bounds of `message_rate` (0 disables the limit).
+pub const MESSAGE_RATE: RangeInclusive<u64> = 0..=1_000_000;
+/// Bounds of `message_burst`.
+pub const MESSAGE_BURST: RangeInclusive<u64> = 1..=1_000_000;
+/// Bounds of `handshake_rate_per_ip` (0 disables the limit).
+pub const HANDSHAKE_RATE: RangeInclusive<u64> = 0..=1_000_000;
+/// Bounds of `handshake_burst_per_ip`.
+pub const HANDSHAKE_BURST: RangeInclusive<u64> = 1..=1_000_000;
+/// Bounds of `handshake_rate_table_size`: about 64 bytes each, so at most 64 MiB per core.
+pub const HANDSHAKE_RATE_TABLE_SIZE: RangeInclusive<u64> = 16..=1 << 20;
+/// Bounds of `max_subscriptions_per_connection`.
+pub const SUBSCRIPTIONS_PER_CONNECTION: RangeInclusive<u64> = 1..=65536;
+/// Bounds of `max_topic_length`: a topic travels in URLs and request heads (8 KiB at most).
+pub const TOPIC_LENGTH: RangeInclusive<u64> = 1..=1024;
+/// Most entries of `allowed_origins` and of `trusted_proxies`.
+pub const MAX_LIST_LEN: usize = 1024;
+
+// The key table: one row per setting, in the order `--help` and `--print-config` list them.
+// A row's doc comment is its `--help` text; `[default: ...]` is added from the default.
+settings! {
+    /// Address and port the WebSocket listener binds to.
+    listen: SocketAddr = "127.0.0.1:9001".parse().unwrap(), "ADDR", address();
+    /// Address of the admin listener serving /metrics and /healthz; "off" disables it.
+    admin_listen: Option<SocketAddr> = Some("127.0.0.1:9090".parse().unwrap()), "ADDR",
+        optional(address());
+    /// Built-in application to serve: pubsub (topic fan-out, see docs/pubsub.md) or echo
+    /// (sends every message back).
+    app: AppKind = AppKind::Pubsub, "APP", app();
+    /// Reactor threads, each pinned to its own core; at most the CPUs available to ringws.
+    cores: usize = available_cores(), "N", cores(), shown as "all available";
+    /// Most connections open at once, split evenly across cores.
+    max_connections: usize = 1_000_000, "N", count(MAX_CONNECTIONS);
+    /// Largest frame payload accepted, from 125 bytes to 1TiB.
+    max_frame_size: u64 = 16 << 20, "SIZE", size(FRAME_SIZE_BYTES);
+    /// Largest message accepted after joining its fragments, from 125 bytes to 1TiB.
+    max_message_size: u64 = 16 << 20, "SIZE", size(FRAME_SIZE_BYTES);
+    /// Largest HTTP upgrade request head accepted, from 1KiB to 1MiB.
+    max_handshake_size: usize = 8 << 10, "SIZE", size(HANDSHAKE_SIZE_BYTES);
+    /// Time a new connection has to finish the HTTP upgrade.
+    handshake_timeout: Duration = Duration::from_secs(10), "DURATION", timeout();
+    /// Time to wait for the peer's close frame before dropping the connection.
+    close_timeout: Duration = Duration::from_secs(5), "DURATION", timeout();
+    /// Send a ping after this long without any frame from the peer.
+    ping_interval: Duration = Duration::from_secs(30), "DURATION", timeout();
+    /// After a ping, time the peer has to send any frame before it is closed.
+    pong_timeout: Duration = Duration::from_secs(10), "DURATION", timeout();
+    /// Close connections that send no application message for this long; "off" disables.
+    idle_timeout: Option<Duration> = None, "DURATION", optional_timeout();
+    /// Close a connection whose outbound queue has not drained for this long.
+    write_stall_timeout: Duration = Duration::from_secs(30), "DURATION", timeout();
+    /// On SIGTERM/SIGINT, time to wait for clients' close replies before exiting.
+    drain_timeout: Duration = Duration::from_secs(10), "DURATION", timeout();
+    /// Bytes queued for one slow reader before it is closed with 1008, from 4KiB to 1GiB.
+    max_outbound_buffer: u64 = 1 << 20, "SIZE", size(OUTBOUND_BUFFER_BYTES);
+    /// Messages per second one connection may send before it is closed with 1008; 0 disables.
+    ///
+    /// A token bucket per connection, of `message_burst` tokens.
+    message_rate: u32 = 0, "N", count(MESSAGE_RATE);
+    /// Burst allowance of the per-connection message rate limit, from 1 to 1000000.
+    message_burst: u32 = 100, "N", count(MESSAGE_BURST);
+    /// Queue of not-yet-accepted connections passed to listen(2), from 1 to 65535.
+    backlog: i32 = 4096, "N", count(BACKLOG);
+    /// Hand a connection to ringws with its first bytes, not on the bare TCP ACK (one wake-up
+    /// fewer per handshake); a client silent this long is accepted anyway. "off" to accept on
+    /// the ACK.
+    ///
+    /// TCP_DEFER_ACCEPT on the listeners; a client accepted silent meets `handshake_timeout`.
+    defer_accept: Option<Duration> = Some(Duration::from_secs(1)), "DURATION",
+        optional_timeout();
+    /// io_uring submission queue entries per core; a power of two from 64 to 32768.
+    ring_entries: u32 = 4096, "N", power_of_two(RING_ENTRIES);
+    /// Each core's receive buffer, shared by all its connections; from 4KiB to 16MiB.
+    recv_buffer_size: usize = 64 << 10, "SIZE", size(RECV_BUFFER_SIZE_BYTES);
+    /// Log filter in tracing's EnvFilter syntax, e.g. warn or ringws=debug; RUST_LOG, when set,
+    /// wins.
+    log: String = "info".into(), "FILTER", log_filter();
+    /// An origin whose pages may connect: https://app.example.com, http://localhost:8080, or
+    /// *.example.com for every subdomain (not example.com itself); repeat the flag for more.
+    /// Empty allows any origin.
+    allowed_origins: Vec<OriginPattern> = Vec::new(), "ORIGIN", list(MAX_LIST_LEN, origin());
+    /// Accept upgrades without an Origin header (non-browser clients send none); browsers
+    /// always send one.
+    allow_missing_origin: bool = true, "BOOL", boolean();
+    /// A subprotocol the server speaks, in preference order; repeat the flag for more. The
+    /// first one the client also offers is chosen.
+    subprotocols: Vec<String> = Vec::new(), "NAME", list(MAX_SUBPROTOCOLS, subprotocol());
+    /// Refuse (400) clients that offer none of the subprotocols, instead of accepting them
+    /// without one.
+    require_subprotocol: bool = false, "BOOL", boolean();
+    /// Authentication before the upgrade: none, token (auth_tokens_file) or jwt (HS256, secret
+    /// from jwt_secret_file or RINGWS_JWT_SECRET), as "Authorization: Bearer" or ?token=.
+    auth: AuthMode = AuthMode::None, "MODE", auth();
+    /// File of accepted tokens for auth = token: one per line, or name:token to give the
+    /// token a name the app sees; "off" for none.
+    auth_tokens_file: Option<PathBuf> = None, "FILE", optional(path());
+    /// File holding the HS256 secret (at least 32 bytes) for auth = jwt; "off" reads the
+    /// environment variable RINGWS_JWT_SECRET instead.
+    jwt_secret_file: Option<PathBuf> = None, "FILE", optional(path());
+    /// The audience ("aud") a JWT must name; "off" skips the check.
+    jwt_audience: Option<String> = None, "AUD", optional(text());
+    /// The issuer ("iss") a JWT must have; "off" skips the check.
+    jwt_issuer: Option<String> = None, "ISS", optional(text());
+    /// Handshakes per second one client address may make before getting 429 (IPv6: per
+    /// /64; each core enforces its share); 0 disables.
+    handshake_rate_per_ip: u32 = 0, "N", count(HANDSHAKE_RATE);
+    /// Burst allowance of the handshake rate limit, from 1 to 1000000.
+    handshake_burst_per_ip: u32 = 20, "N", count(HANDSHAKE_BURST);
+    /// Client addresses each core tracks for the handshake rate limit, from 16 to 1048576;
+    /// the least recently seen are forgotten first.
+    handshake_rate_table_size: usize = crate::policy::rate_limit::DEFAULT_TABLE_SIZE, "N",
+        count(HANDSHAKE_RATE_TABLE_SIZE);
+    /// A proxy address or CIDR block (10.0.0.0/8, ::1) whose X-Forwarded-For or Forwarded
+    /// header names the client; repeat the flag for more.
+    trusted_proxies: Vec<Cidr> = Vec::new(), "CIDR", list(MAX_LIST_LEN, cidr());
+    /// Keep each core's last refused handshakes and serve them as JSON at
+    /// /debug/handshakes on the admin listener: on or off.
+    debug_handshakes: bool = false, "on|off", on_off();
+    /// pubsub: file of bearer tokens accepted by POST /publish on the admin listener, one per
+    /// line (# starts a comment); "off" requires no token.
+    publish_tokens_file: Option<PathBuf> = None, "FILE", optional(path());
+    /// pubsub: let WebSocket clients publish with {"op":"publish",...}.
+    allow_client_publish: bool = false, "BOOL", boolean();
+    /// pubsub: topics one connection may subscribe to, from 1 to 65536.
+    max_subscriptions_per_connection: usize = 64, "N", count(SUBSCRIPTIONS_PER_CONNECTION);
+    /// pubsub: longest topic name in bytes, from 1 to 1024; names use A-Z a-z 0-9 . _ : / -
+    max_topic_length: usize = 128, "N", count(TOPIC_LENGTH);
+}
+
+/// Every key, in table order. Built on first use: the rows hold their parsers.
+pub(crate) fn keys() -> &'static [Key] {
+    static KEYS: LazyLock<Vec<Key>> = LazyLock::new(table);
+    &KEYS
+}
+
+/// Number of CPUs this process may run on (the default and the upper bound of `cores`).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// One layer of settings as a person wrote them, before parsing: values for some of the keys.
+/// The `serve` flags make one ([`flags`]), the config file another ([`file`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Settings {
+    /// Each written value by its row in [`keys`]: applied, and so checked, in table order.
+    values: BTreeMap<usize, RawValue>,
+}
+
+impl Settings {
+    /// Each written value with its key, in table order.
+    fn iter(&self) -> impl Iterator<Item = (&'static Key, &RawValue)> {
+        let keys = keys();
+        self.values.iter().map(move |(&row, raw)| (&keys[row], raw))
+    }
+}
+
+/// Builds the effective configuration: defaults, then `config_file` (if any), then `flags`.
+/// Every value is checked against its bound; errors name the flag or the file and key.
+pub fn load(config_file: Option<&Path>, flags: &Settings) -> Result<Config, ConfigError> {
+    let mut config = Config::default();
+    if let Some(path) = config_file {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file = settings_from_toml(path, &text)?;
+        apply(&mut config, &file, &Origin::File { path, text: &text })?;
+    }
+    apply(&mut config, flags, &Origin::Flags)?;
+    check_together(&config, std::env::var_os(JWT_SECRET_ENV).is_some())?;
+    Ok(config)
+}
+
+/// Where a layer of settings was written, to name it in errors.
+enum Origin<'a> {
+    Flags,
+    File {
+        path: &'a Path,
+        text: &'a str,
+    },
+    /// The fields of a `Config` built in code.
+    Fields,
+}
+
+impl Origin<'_> {
+    fn setting(&self, key: &'static str, raw: &RawValue) -> Setting {
+        match self {
+            Origin::Flags => Setting::Flag { key },
+            Origin::File { path, text } => Setting::File {
+                path: path.to_path_buf(),
+                line: raw
+                    .span
+                    .as_ref()
+                    .map(|span| file::line_of(text, span.start)),
+                key,
+            },
+            Origin::Fields => Setting::Field { key },
+        }
+    }
+}
+
+fn apply(config: &mut Config, settings: &Settings, origin: &Origin<'_>) -> Result<(), ConfigError> {
+    for (key, raw) in settings.iter() {
+        key.set(config, raw)
+            .map_err(|problem| ConfigError::Invalid {
+                setting: origin.setting(key.name, raw),
+                problem,
+            })?;
+    }
+    Ok(())
+}
+
+/// The settings that need each other: checked once every layer is applied.
+fn check_together(config: &Config, env_secret_set: bool) -> Result<(), ConfigError> {
+    let needs = config.policy_settings().check_needs(env_secret_set);
+    needs.map_err(ConfigError::Needs)
+}
+
+impl Config {
+    /// The configuration as a TOML config file: every key, sizes and durations written the way
+    /// the parser reads them, so the output can be fed back with `--config`.
+    pub fn to_toml(&self) -> String {
+        let mut out =
+            String::from("# ringws effective configuration (defaults < --config file < flags)\n");
+        for key in keys() {
+            let value = match key.get(self) {
+                // toml's Display picks literal or basic quoting; a plain escaped string reads best.
+                toml::Value::String(text) => format!("\"{}\"", escape_toml(&text)),
+                other => other.to_string(),
+            };
+            let _ = writeln!(out, "{} = {value}", key.name);
+        }
+        out
+    }
+
+    /// Checks every field against its bound, as [`load`] does; for configs built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fields = Settings {
+            values: (keys().iter().enumerate())
+                .map(|(row, key)| (row, RawValue::unplaced(key.get(self))))
+                .collect(),
+        };
+        apply(&mut Config::default(), &fields, &Origin::Fields)?;
+        check_together(self, std::env::var_os(JWT_SECRET_ENV).is_some())
+    }
+
+    /// What the handshake policy is built from.
+    pub fn policy_settings(&self) -> PolicySettings {
+        PolicySettings {
+            allowed_origins: self.allowed_origins.clone(),
+            allow_missing_origin: self.allow_missing_origin,
+            subprotocols: self.subprotocols.clone(),
+            require_subprotocol: self.require_subprotocol,
+            auth: self.auth,
+            auth_tokens_file: self.auth_tokens_file.clone(),
+            jwt_secret_file: self.jwt_secret_file.clone(),
+            jwt_audience: self.jwt_audience.clone(),
+            jwt_issuer: self.jwt_issuer.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
+    }
+}
+
+fn escape_toml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
