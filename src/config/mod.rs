@@ -95,7 +95,7 @@ settings! {
     app: AppKind = AppKind::Pubsub, "APP", app();
     /// Reactor threads, each pinned to its own core; at most the CPUs available to ringws.
     cores: usize = available_cores(), "N", cores(), shown as "all available";
-    /// Most connections open at once, split evenly across cores.
+    /// Most connections open at once, counted over all cores (the next one gets 503).
     max_connections: usize = 1_000_000, "N", count(MAX_CONNECTIONS);
     /// Largest frame payload accepted, from 125 bytes to 1TiB.
     max_frame_size: u64 = 16 << 20, "SIZE", size(FRAME_SIZE_BYTES);
