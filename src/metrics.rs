@@ -217,6 +217,7 @@ impl Exporter {
             "ringws_write_stall_closes_total",
             write_stall_closes
         );
+        per_core!(counter, "ringws_message_timeouts_total", message_timeouts);
         per_core!(
             counter,
             "ringws_slow_consumer_closes_total",
@@ -459,7 +460,13 @@ impl Exporter {
         d(
             "ringws_write_stall_closes_total",
             None,
-            "Connections dropped because their outbound queue did not drain.",
+            "Connections dropped because their outbound queue did not drain at min_send_rate within write_stall_timeout.",
+            c,
+        );
+        d(
+            "ringws_message_timeouts_total",
+            None,
+            "Connections closed with 1008 because a message did not arrive at min_receive_rate within message_timeout.",
             c,
         );
         d(

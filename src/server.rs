@@ -109,7 +109,10 @@ impl Server {
                 ping_interval_ticks: ticks(config.ping_interval),
                 pong_timeout_ticks: ticks(config.pong_timeout),
                 idle_timeout_ticks: config.idle_timeout.map(ticks),
+                message_timeout_ticks: ticks(config.message_timeout),
+                min_receive_bytes_per_tick: bytes_per_tick(config.min_receive_rate),
                 write_stall_timeout_ticks: ticks(config.write_stall_timeout),
+                min_send_bytes_per_tick: bytes_per_tick(config.min_send_rate),
                 max_outbound_bytes: usize::try_from(config.max_outbound_buffer)
                     .unwrap_or(usize::MAX),
                 // Thousandths of a message per tick.
@@ -358,6 +361,7 @@ fn log_summary(stats: &[Arc<CoreStats>]) {
         handshake_timeouts = sum(|s| s.handshake_timeouts.get()),
         heartbeat_timeouts = sum(|s| s.heartbeat_timeouts.get()),
         slow_consumers = sum(|s| s.slow_consumer_closes.get()),
+        message_timeouts = sum(|s| s.message_timeouts.get()),
         protocol_errors = sum(|s| s.protocol_errors.get()),
         drained_cleanly = sum(|s| s.drained_cleanly.get()),
         drained_forced = sum(|s| s.drained_forced.get()),
@@ -417,6 +421,11 @@ fn ring_error_copy(e: &ServerError) -> ServerError {
         ServerError::IoUring(e) => ServerError::IoUring(io::Error::new(e.kind(), e.to_string())),
         other => ServerError::Thread(io::Error::other(other.to_string())),
     }
+}
+
+/// A rate in bytes per second as bytes per reactor tick (at least 1).
+fn bytes_per_tick(bytes_per_s: u64) -> u64 {
+    (bytes_per_s * TICK.as_millis() as u64 / 1000).max(1)
 }
 
 /// Warns when RLIMIT_NOFILE cannot hold `max_connections`, after raising the soft limit to the

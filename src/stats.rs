@@ -96,6 +96,7 @@ pub struct CoreStats {
     pub heartbeat_timeouts: Counter,
     pub idle_timeouts: Counter,
     pub write_stall_closes: Counter,
+    pub message_timeouts: Counter,
     pub slow_consumer_closes: Counter,
     pub rate_limit_closes: Counter,
     pub drained_cleanly: Counter,

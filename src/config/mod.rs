@@ -65,6 +65,9 @@ pub const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=u64::MAX;
 /// Bounds of `max_outbound_buffer`: below 4 KiB a single echo could trip it; above 1 GiB one
 /// slow reader could take the machine.
 pub const OUTBOUND_BUFFER_BYTES: RangeInclusive<u64> = 4 << 10..=1 << 30;
+/// Bounds of `min_receive_rate` and `min_send_rate`, per second: below 1 KiB/s a peer could
+/// hold a buffer for hours; above 1 GiB/s no network keeps up.
+pub const TRANSFER_RATE_BYTES_PER_S: RangeInclusive<u64> = 1 << 10..=1 << 30;
 /// Bounds of `message_rate` (0 disables the limit).
 pub const MESSAGE_RATE: RangeInclusive<u64> = 0..=1_000_000;
 /// Bounds of `message_burst`.
@@ -113,8 +116,18 @@ settings! {
     pong_timeout: Duration = Duration::from_secs(10), "DURATION", timeout();
     /// Close connections that send no application message for this long; "off" disables.
     idle_timeout: Option<Duration> = None, "DURATION", optional_timeout();
-    /// Close a connection whose outbound queue has not drained for this long.
+    /// Time a message (or frame) from the peer may take to arrive in full; longer is fine only
+    /// while it keeps arriving at `min_receive_rate`. Past both it is closed with 1008.
+    message_timeout: Duration = Duration::from_secs(10), "DURATION", timeout();
+    /// Bytes per second a message taking longer than `message_timeout` must keep arriving at,
+    /// from 1KiB to 1GiB.
+    min_receive_rate: u64 = 64 << 10, "SIZE", size(TRANSFER_RATE_BYTES_PER_S);
+    /// Time an outbound queue may take to drain; longer is fine only while it drains at
+    /// `min_send_rate`. Past both the connection is dropped.
     write_stall_timeout: Duration = Duration::from_secs(30), "DURATION", timeout();
+    /// Bytes per second a queue older than `write_stall_timeout` must keep draining at (a reader
+    /// that keeps up with this can receive any message), from 1KiB to 1GiB.
+    min_send_rate: u64 = 128 << 10, "SIZE", size(TRANSFER_RATE_BYTES_PER_S);
     /// On SIGTERM/SIGINT, time to wait for clients' close replies before exiting.
     drain_timeout: Duration = Duration::from_secs(10), "DURATION", timeout();
     /// Bytes queued for one slow reader before it is closed with 1008, from 4KiB to 1GiB.

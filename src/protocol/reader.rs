@@ -385,7 +385,11 @@ impl Reader {
 
     /// Moves the available part of the current frame's payload from `input` into `buf`,
     /// unmasking and validating it on the way; returns the bytes taken.
-    fn receive_payload(&mut self, input: &mut [u8], limits: &Limits) -> Result<usize, ProtocolError> {
+    fn receive_payload(
+        &mut self,
+        input: &mut [u8],
+        limits: &Limits,
+    ) -> Result<usize, ProtocolError> {
         let frame = self.frame.as_mut().expect("called with a frame in flight");
         let take = usize::try_from(frame.remaining).map_or(input.len(), |r| r.min(input.len()));
         let chunk = &mut input[..take];

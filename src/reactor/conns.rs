@@ -277,6 +277,14 @@ impl Output for SocketOutput<'_> {
                 s.write_stall_closes.inc();
                 tracing::debug!(core = self.core, queued_bytes, "write stall: closing");
             }
+            Note::MessageTimeout { received_bytes } => {
+                s.message_timeouts.inc();
+                tracing::debug!(
+                    core = self.core,
+                    received_bytes,
+                    "message too slow: closing"
+                );
+            }
             Note::SlowConsumer { queued_bytes } => {
                 s.slow_consumer_closes.inc();
                 tracing::debug!(core = self.core, queued_bytes, "slow consumer: closing");

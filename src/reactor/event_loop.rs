@@ -245,7 +245,7 @@ impl<A: App> Reactor<A> {
             Op::Writable => {
                 if self.io.current(key, generation) {
                     self.io
-                        .with_conn(key, |conn, _, now, out| conn.on_writable(now, out));
+                        .with_conn(key, |conn, _, _, out| conn.on_writable(out));
                 }
             }
             Op::Cancel => {}

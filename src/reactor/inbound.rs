@@ -24,21 +24,23 @@ impl<A: App> Reactor<A> {
                 return;
             }
             let fd = slot.fd;
+            let now = self.io.now_tick;
             let (mut reader, carried) = slot.conn.begin_receive(&mut self.recv_buf);
             let room = self.recv_buf.len() - carried;
             let n = match sys::recv(fd, &mut self.recv_buf[carried..]) {
                 IoResult::Done(n) => n,
                 IoResult::WouldBlock => {
-                    slot.conn.end_receive(reader, &self.recv_buf[..carried]);
+                    slot.conn
+                        .end_receive(now, reader, &self.recv_buf[..carried]);
                     return;
                 }
                 IoResult::Eof => {
-                    slot.conn.end_receive(reader, &[]);
+                    slot.conn.end_receive(now, reader, &[]);
                     return self.io.with_conn(key, |c, _, _, out| c.on_eof(out));
                 }
                 IoResult::Failed(e) => {
                     tracing::debug!(core = self.io.core, "recv failed: {e}");
-                    slot.conn.end_receive(reader, &[]);
+                    slot.conn.end_receive(now, reader, &[]);
                     return self.io.with_conn(key, |c, _, _, out| c.on_eof(out));
                 }
             };
@@ -47,7 +49,7 @@ impl<A: App> Reactor<A> {
             let used = self.receive(key, &mut reader, len);
             self.io.conns[key as usize]
                 .conn
-                .end_receive(reader, &self.recv_buf[used..len]);
+                .end_receive(now, reader, &self.recv_buf[used..len]);
             self.io.settle(key);
             if n < room {
                 return; // a short read drained the socket; the next edge brings more

@@ -31,10 +31,17 @@ mod tests;
 pub use outbound::{Outbound, TokenBucket};
 
 use super::close::encode_close_payload;
-use super::frame::{append_client_frame, encode_server_header, Opcode, MAX_HEADER_LEN};
+use super::frame::{
+    append_client_frame, encode_client_header, encode_server_header, Opcode, MAX_HEADER_LEN,
+};
 use super::handshake::{self, HandshakeLimits, UpgradeRequest};
 use super::reader::{Event, Limits, Reader, What};
 use super::{CloseCode, MessageKind, ProtocolError, Refusal, Role};
+
+/// Messages larger than this go out as fragments of this size, so that pings and pongs find a
+/// frame boundary to go out at while a large message is backed up; smaller ones (every echo of
+/// the benchmarks) are one frame.
+pub const OUTBOUND_FRAGMENT_BYTES: usize = 64 << 10;
 
 /// The driver's clock, in ticks of its choosing (the reactor's are 100 ms); wraps around.
 pub type Tick = u32;
@@ -52,6 +59,17 @@ fn earliest(a: Tick, b: Tick) -> Tick {
     }
 }
 
+/// The deadline of a transfer that began at `since` and has moved `bytes`: the later of
+/// `timeout` after it began and the time `bytes` would take at `rate_per_tick`. A transfer is
+/// judged too slow once it has taken longer than both.
+fn progress_deadline(since: Tick, timeout_ticks: u32, bytes: u64, rate_per_tick: u64) -> Tick {
+    let earned_ticks = bytes
+        .checked_div(rate_per_tick)
+        .unwrap_or(u64::MAX)
+        .min(u64::from(u32::MAX / 4)) as u32;
+    since.wrapping_add(timeout_ticks.max(earned_ticks))
+}
+
 /// The rules a connection follows, in the driver's ticks. Shared by all connections of a
 /// driver and passed to every call, so a connection carries none of it.
 #[derive(Clone, Debug)]
@@ -63,7 +81,13 @@ pub struct Settings {
     pub ping_interval_ticks: u32,
     pub pong_timeout_ticks: u32,
     pub idle_timeout_ticks: Option<u32>,
+    /// A message (or frame) in progress must arrive within this, or keep arriving at
+    /// `min_receive_bytes_per_tick`.
+    pub message_timeout_ticks: u32,
+    pub min_receive_bytes_per_tick: u64,
+    /// An outbound queue must drain within this, or keep draining at `min_send_bytes_per_tick`.
     pub write_stall_timeout_ticks: u32,
+    pub min_send_bytes_per_tick: u64,
     /// Bytes a connection with a backed-up queue may have queued (see [`Connection::send`]).
     pub max_outbound_bytes: usize,
     /// Message rate limit: refill in thousandths of a message per tick; 0 = no limit.
@@ -131,8 +155,13 @@ pub enum Note {
     /// We had sent a close frame and the peer's arrived.
     CloseAcknowledged,
     CloseTimeout,
+    /// An outbound queue did not drain at `min_send_rate` within `write_stall_timeout`.
     WriteStall {
         queued_bytes: usize,
+    },
+    /// A message did not arrive at `min_receive_rate` within `message_timeout`.
+    MessageTimeout {
+        received_bytes: usize,
     },
     SlowConsumer {
         queued_bytes: usize,
@@ -243,6 +272,8 @@ struct Extra {
     outbound: Outbound,
     /// Present while the message rate limit is on and the bucket is not full.
     bucket: Option<TokenBucket>,
+    /// When the input in progress (a partial frame or message) began.
+    input_since: Option<Tick>,
 }
 
 impl Extra {
@@ -251,6 +282,7 @@ impl Extra {
             && self.reader.is_idle()
             && self.outbound.is_empty()
             && self.bucket.is_none()
+            && self.input_since.is_none()
     }
 }
 
@@ -406,14 +438,38 @@ impl Connection {
         if let Some(idle) = cfg.idle_timeout_ticks {
             d = earliest(d, self.mark_tick.wrapping_add(idle));
         }
-        if let Some(out) = self.outbound().filter(|o| !o.is_empty()) {
-            d = earliest(
-                d,
-                out.progress_tick
-                    .wrapping_add(cfg.write_stall_timeout_ticks),
-            );
+        if let Some(deadline) = self.send_deadline(cfg) {
+            d = earliest(d, deadline);
+        }
+        if let Some(deadline) = self.receive_deadline(cfg) {
+            d = earliest(d, deadline);
         }
         d
+    }
+
+    /// When a backed-up queue has drained too slowly (see [`progress_deadline`]).
+    fn send_deadline(&self, cfg: &Settings) -> Option<Tick> {
+        let o = self.outbound().filter(|o| !o.is_empty())?;
+        Some(progress_deadline(
+            o.since_tick,
+            cfg.write_stall_timeout_ticks,
+            o.sent_bytes,
+            cfg.min_send_bytes_per_tick,
+        ))
+    }
+
+    /// When the input in progress has arrived too slowly. Only the message's own bytes count:
+    /// pings in between are not progress.
+    fn receive_deadline(&self, cfg: &Settings) -> Option<Tick> {
+        let e = self.extra.as_ref()?;
+        let since = e.input_since?;
+        let received = e.reader.buffered_bytes() + e.pending.len();
+        Some(progress_deadline(
+            since,
+            cfg.message_timeout_ticks,
+            received as u64,
+            cfg.min_receive_bytes_per_tick,
+        ))
     }
 
     /// The deadline came (or a stale one fired early: then it is only re-armed).
@@ -453,16 +509,22 @@ impl Connection {
         jitter_ticks: u32,
         out: &mut impl Output,
     ) {
-        if let Some(o) = self.outbound().filter(|o| !o.is_empty()) {
-            if reached(
-                o.progress_tick.wrapping_add(cfg.write_stall_timeout_ticks),
-                now,
-            ) {
-                out.note(Note::WriteStall {
-                    queued_bytes: o.len(),
-                });
-                return self.release(Initiator::Server, ReleaseKind::Abortive, out);
-            }
+        if self.send_deadline(cfg).is_some_and(|d| reached(d, now)) {
+            out.note(Note::WriteStall {
+                queued_bytes: self.queued_bytes(),
+            });
+            return self.release(Initiator::Server, ReleaseKind::Abortive, out);
+        }
+        if self.receive_deadline(cfg).is_some_and(|d| reached(d, now)) {
+            let e = self
+                .extra
+                .as_ref()
+                .expect("input in progress lives in the extra state");
+            out.note(Note::MessageTimeout {
+                received_bytes: e.reader.buffered_bytes() + e.pending.len(),
+            });
+            let reason = "message not received in time (message_timeout, min_receive_rate)";
+            return self.fail(now, cfg, CloseCode::POLICY_VIOLATION, reason, out);
         }
         let pong_deadline = self
             .rx_tick
@@ -517,17 +579,25 @@ impl Connection {
 
     /// Takes back the inbound half and the input not consumed (a partial header, control frame
     /// or request head: bounded by the reader and the handshake limit).
-    pub fn end_receive(&mut self, mut reader: Reader, rest: &[u8]) {
+    pub fn end_receive(&mut self, now: Tick, mut reader: Reader, rest: &[u8]) {
         if matches!(self.phase, Phase::Lingering | Phase::Released) {
             return self.shrink();
         }
         reader.settle();
         if rest.is_empty() && reader.is_idle() {
+            if let Some(e) = self.extra.as_mut() {
+                e.input_since = None;
+            }
             return self.shrink(); // idle again: no per-connection read state at all
         }
         let extra = self.extra_mut();
         extra.pending.extend_from_slice(rest);
         extra.reader = reader;
+        if extra.input_since.is_none() {
+            // Input in progress: its deadline may come before the armed one.
+            extra.input_since = Some(now);
+            self.flags |= fx::DEADLINE;
+        }
     }
 
     /// Feeds received bytes: consumes input up to the next event for the driver.
@@ -774,7 +844,7 @@ impl Connection {
     }
 
     /// The transport can take bytes again: send what is queued.
-    pub fn on_writable(&mut self, now: Tick, out: &mut impl Output) {
+    pub fn on_writable(&mut self, out: &mut impl Output) {
         self.flags &= !flag::WRITE_WAIT;
         if self.phase == Phase::Released {
             return;
@@ -791,7 +861,6 @@ impl Connection {
                 }
                 Ok(n) => {
                     queue.consume(n);
-                    queue.progress_tick = now;
                     out.note(Note::Dequeued(n));
                 }
                 Err(TransportError) => return self.transport_failed(out),
@@ -835,7 +904,12 @@ impl Connection {
             return false;
         }
         assert_eq!(self.role(), Role::Server, "encoded frames are unmasked");
-        self.write_capped(frame, &[], now, cfg, out);
+        let queued = self.outbound().map_or(0, Outbound::data_len);
+        if queued > 0 && queued + frame.len() > cfg.max_outbound_bytes {
+            self.slow_consumer(now, out);
+        } else {
+            self.write_raw(frame, &[], now, out);
+        }
         true
     }
 
@@ -911,36 +985,100 @@ impl Connection {
         cfg: &Settings,
         out: &mut impl Output,
     ) {
-        if self.role() == Role::Client {
-            // Clients mask into a fresh buffer: their frames are not on a server's hot path.
-            let mut frame = Vec::with_capacity(MAX_HEADER_LEN + payload.len());
-            append_client_frame(&mut frame, true, opcode, payload, out.mask_key());
-            return self.write_capped(&frame, &[], now, cfg, out);
+        match opcode {
+            // Pings and pongs never count against the cap, and go ahead of queued data at the
+            // next frame boundary: a heartbeat must not make an honest reader a slow consumer.
+            Opcode::Ping | Opcode::Pong if self.queued_bytes() > 0 => {
+                let mut frame = [0u8; MAX_HEADER_LEN + 125];
+                let n = self.encode_into(&mut frame, true, opcode, payload, out);
+                let extra = self.extra_mut();
+                let before = extra.outbound.len();
+                extra
+                    .outbound
+                    .push_control(&frame[..n], opcode == Opcode::Pong);
+                let after = extra.outbound.len();
+                if after > before {
+                    out.note(Note::Queued(after - before));
+                } else if before > after {
+                    out.note(Note::Dequeued(before - after));
+                }
+            }
+            // One close per connection, behind what was queued: exempt from the cap too.
+            Opcode::Ping | Opcode::Pong | Opcode::Close => {
+                self.write_one(true, opcode, payload, now, out)
+            }
+            _ => {
+                let queued = self.outbound().map_or(0, Outbound::data_len);
+                if queued > 0 && queued + payload.len() > cfg.max_outbound_bytes {
+                    return self.slow_consumer(now, out);
+                }
+                // Large messages go out in fragments, so control frames find boundaries.
+                let mut chunks = payload.chunks(OUTBOUND_FRAGMENT_BYTES).peekable();
+                let mut frame_opcode = opcode;
+                if chunks.peek().is_none() {
+                    return self.write_one(true, opcode, payload, now, out);
+                }
+                while let Some(chunk) = chunks.next() {
+                    let fin = chunks.peek().is_none();
+                    self.write_one(fin, frame_opcode, chunk, now, out);
+                    frame_opcode = Opcode::Continuation;
+                    if self.phase == Phase::Released {
+                        return;
+                    }
+                }
+            }
         }
-        let mut header = [0u8; MAX_HEADER_LEN];
-        let n = encode_server_header(&mut header, true, opcode, payload.len() as u64);
-        self.write_capped(&header[..n], payload, now, cfg, out);
     }
 
-    /// Writes a frame unless the queue is backed up past `max_outbound_bytes`: then the peer is
-    /// a slow consumer.
-    ///
-    /// A connection with nothing queued may always queue one whole message (so a message up to
-    /// `max_message_size` can be sent at all); a queue that is already backed up is held to
-    /// `max_outbound_bytes`. Memory per connection: `max_outbound_bytes` + one message.
-    fn write_capped(
+    /// Writes one frame: a server's header on the stack with the payload behind it, a client's
+    /// masked into a fresh buffer (client frames are not on a server's hot path).
+    fn write_one(
         &mut self,
-        a: &[u8],
-        b: &[u8],
+        fin: bool,
+        opcode: Opcode,
+        payload: &[u8],
         now: Tick,
-        cfg: &Settings,
         out: &mut impl Output,
     ) {
-        let queued = self.queued_bytes();
-        if queued > 0 && queued + a.len() + b.len() > cfg.max_outbound_bytes {
-            return self.slow_consumer(now, out);
+        if self.role() == Role::Client {
+            let mut frame = Vec::with_capacity(MAX_HEADER_LEN + payload.len());
+            append_client_frame(&mut frame, fin, opcode, payload, out.mask_key());
+            return self.write_raw(&frame, &[], now, out);
         }
-        self.write_raw(a, b, now, out);
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let n = encode_server_header(&mut header, fin, opcode, payload.len() as u64);
+        self.write_raw(&header[..n], payload, now, out);
+    }
+
+    /// Encodes a whole control frame into `buf`; returns its length.
+    fn encode_into(
+        &self,
+        buf: &mut [u8; MAX_HEADER_LEN + 125],
+        fin: bool,
+        opcode: Opcode,
+        payload: &[u8],
+        out: &mut impl Output,
+    ) -> usize {
+        debug_assert!(opcode.is_control() && payload.len() <= 125);
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let n = if self.role() == Role::Client {
+            encode_client_header(
+                &mut header,
+                fin,
+                opcode,
+                payload.len() as u64,
+                out.mask_key(),
+            )
+        } else {
+            encode_server_header(&mut header, fin, opcode, payload.len() as u64)
+        };
+        buf[..n].copy_from_slice(&header[..n]);
+        buf[n..n + payload.len()].copy_from_slice(payload);
+        if self.role() == Role::Client {
+            let mask = [header[n - 4], header[n - 3], header[n - 2], header[n - 1]];
+            super::mask::apply_mask(&mut buf[n..n + payload.len()], mask, 0);
+        }
+        n + payload.len()
     }
 
     /// The peer does not read: stop producing for it, queue a 1008 behind what it has not read,
@@ -955,7 +1093,7 @@ impl Connection {
         let mut header = [0u8; MAX_HEADER_LEN];
         let h = encode_server_header(&mut header, true, Opcode::Close, n as u64);
         // Behind the queue, never around the cap: the close must follow what was sent.
-        self.queue(&header[..h], &payload[..n], now, out);
+        self.queue(&header[..h], &payload[..n], false, now, out);
         self.close_code = code.0;
         // Not released after the flush: the peer may still be sending, and closing a socket with
         // unread input resets it, destroying the 1008 before the peer reads it. Lingering shuts
@@ -967,7 +1105,7 @@ impl Connection {
     fn write_raw(&mut self, a: &[u8], b: &[u8], now: Tick, out: &mut impl Output) {
         if self.queued_bytes() > 0 {
             // Keep order behind bytes already waiting.
-            return self.queue(a, b, now, out);
+            return self.queue(a, b, false, now, out);
         }
         let total = a.len() + b.len();
         let sent = match out.transmit(a, b) {
@@ -978,20 +1116,24 @@ impl Connection {
         if sent >= total {
             return;
         }
+        // What is left of a frame partly sent: nothing may go out before its rest.
+        let started = sent > 0;
         if sent < a.len() {
-            self.queue(&a[sent..], b, now, out);
+            self.queue(&a[sent..], b, started, now, out);
         } else {
-            self.queue(&b[sent - a.len()..], &[], now, out);
+            self.queue(&b[sent - a.len()..], &[], started, now, out);
         }
     }
 
-    fn queue(&mut self, a: &[u8], b: &[u8], now: Tick, out: &mut impl Output) {
+    /// Queues one frame (or the rest of one, `partly_sent`).
+    fn queue(&mut self, a: &[u8], b: &[u8], partly_sent: bool, now: Tick, out: &mut impl Output) {
         let started = self.queued_bytes() == 0;
         let extra = self.extra_mut();
-        extra.outbound.push(a, b);
+        extra.outbound.push(a, b, partly_sent);
         if started {
             out.note(Note::QueueStarted);
-            extra.outbound.progress_tick = now;
+            extra.outbound.since_tick = now;
+            extra.outbound.sent_bytes = 0;
             // The write-stall deadline may be earlier than the armed one.
             self.flags |= fx::DEADLINE;
         }
@@ -1018,6 +1160,7 @@ impl Connection {
             e.pending = Vec::new();
             e.reader = Reader::new(role);
             e.bucket = None;
+            e.input_since = None;
         }
         self.shrink();
         if self.queued_bytes() > 0 {
@@ -1076,6 +1219,7 @@ impl Connection {
                 reader: Reader::new(role),
                 outbound: Outbound::default(),
                 bucket: None,
+                input_since: None,
             })
         })
     }

@@ -20,7 +20,10 @@ fn settings() -> Settings {
         ping_interval_ticks: 300,
         pong_timeout_ticks: 100,
         idle_timeout_ticks: None,
+        message_timeout_ticks: 100,
+        min_receive_bytes_per_tick: 10,
         write_stall_timeout_ticks: 200,
+        min_send_bytes_per_tick: 10,
         max_outbound_bytes: 1000,
         message_rate_milli_per_tick: 0,
         message_burst: 100,
@@ -114,7 +117,7 @@ fn feed(conn: &mut Connection, now: Tick, bytes: &[u8], out: &mut Mem) -> Vec<Se
             }
         }
     }
-    conn.end_receive(reader, &buf[pos..len]);
+    conn.end_receive(now, reader, &buf[pos..len]);
     seen
 }
 
@@ -463,31 +466,171 @@ fn the_message_rate_limit_closes_with_1008() {
 }
 
 #[test]
-fn a_stalled_queue_is_dropped_with_a_reset_at_the_write_stall_timeout() {
+fn a_queue_that_drains_below_min_send_rate_is_dropped_with_a_reset() {
     let mut out = Mem::default();
     let mut conn = open_server(0, &mut out);
-    out.window = Some(3);
-    assert!(conn.send(10, &settings(), MessageKind::Binary, &[7; 50], &mut out));
+    out.window = Some(4);
+    assert!(conn.send(10, &settings(), MessageKind::Binary, &[7; 5000], &mut out));
     let fx = conn.poll_effects();
     assert!(fx.want_writable() && fx.deadline_changed());
-    assert_eq!(conn.queued_bytes(), 52 - 3);
-    assert_eq!(deadline(&conn), 210, "write stall before the next ping");
-    // Progress (any bytes taken) moves the stall deadline.
-    out.window = Some(9);
-    conn.on_writable(100, &mut out);
+    assert_eq!(conn.queued_bytes(), 5004 - 4);
+    assert_eq!(
+        deadline(&conn),
+        210,
+        "write_stall_timeout after the queue began"
+    );
+    // 2,500 bytes drained earn 250 ticks at 10 bytes/tick: the deadline moves to 260.
+    out.window = Some(2500);
+    conn.on_writable(&mut out);
     assert!(
         conn.poll_effects().want_writable(),
         "still backed up: asks again"
     );
-    assert_eq!(deadline(&conn), 300);
-    let fx = timeout(&mut conn, 300, &mut out);
+    assert_eq!(deadline(&conn), 260);
+    // Bytes that merely move are not enough: 10 more bytes by tick 260 earn 1 tick.
+    out.window = Some(10);
+    conn.on_writable(&mut out);
+    assert_eq!(deadline(&conn), 261);
+    let fx = timeout(&mut conn, 261, &mut out);
     assert!(fx.release() && fx.left_open());
     assert_eq!(conn.release_kind(), ReleaseKind::Abortive);
-    assert!(out.notes.contains(&Note::WriteStall { queued_bytes: 40 }));
+    assert!(out.notes.contains(&Note::WriteStall { queued_bytes: 2490 }));
     assert_eq!(
         out.notes.last(),
         Some(&Note::QueueEnded),
         "the queue is accounted for"
+    );
+}
+
+#[test]
+fn a_reader_that_keeps_min_send_rate_receives_a_large_message_and_its_pongs() {
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    let cfg = settings();
+    out.window = Some(0);
+    // Far past max_outbound_bytes: one message may always be queued. It goes out in fragments,
+    // so pongs find frame boundaries.
+    let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+    assert!(conn.send(0, &cfg, MessageKind::Binary, &big, &mut out));
+    let mut taken = Vec::new();
+    let mut pings = 0;
+    for tick in 1..=2000 {
+        // The peer reads 200 bytes per tick (20 times the minimum) and pings every 50 ticks.
+        if tick % 50 == 0 {
+            pings += 1;
+            feed(
+                &mut conn,
+                tick,
+                &client_frame(true, Opcode::Ping, b"p"),
+                &mut out,
+            );
+        }
+        out.window = Some(200);
+        conn.on_writable(&mut out);
+        taken.extend(out.take_wire());
+        if conn.queued_bytes() == 0 {
+            break;
+        }
+        if conn
+            .next_deadline(&cfg, 0)
+            .is_some_and(|d| reached(d, tick))
+        {
+            conn.handle_timeout(tick, &cfg, 0, &mut out);
+        }
+        assert_eq!(conn.phase(), Phase::Open, "closed at tick {tick}");
+    }
+    assert_eq!(conn.queued_bytes(), 0);
+    let mut reader = Reader::new(Role::Client);
+    let (mut message, mut pongs) = (None, 0);
+    reader
+        .feed(&mut taken, &Limits::default(), |e| {
+            match e {
+                Event::Message(MessageKind::Binary, p) => message = Some(p.to_vec()),
+                Event::Pong(_) => pongs += 1,
+                other => panic!("{other:?}"),
+            }
+            Flow::Continue
+        })
+        .expect("valid frames");
+    assert_eq!(
+        message.as_deref(),
+        Some(&big[..]),
+        "the whole message arrived"
+    );
+    // A pong waits at most one fragment; one waiting is replaced by the next (RFC 6455 §5.5.3).
+    assert!(
+        pongs >= 3 && pongs <= pings,
+        "{pongs} pongs for {pings} pings"
+    );
+    assert!(!out
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::SlowConsumer { .. })));
+}
+
+#[test]
+fn a_message_announced_but_not_sent_is_closed_at_the_message_timeout() {
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    // A header announcing 1 MiB (within the limits), then one byte every 30 ticks: any byte is
+    // life to the heartbeat, but not progress for the message.
+    let header = client_frame(true, Opcode::Binary, &vec![0; 1 << 20]);
+    feed(&mut conn, 10, &header[..15], &mut out);
+    assert!(conn.poll_effects().deadline_changed());
+    assert_eq!(
+        deadline(&conn),
+        110,
+        "message_timeout after the message began"
+    );
+    for tick in [40, 70, 100] {
+        feed(&mut conn, tick, &[0], &mut out);
+        assert_eq!(deadline(&conn), 110);
+    }
+    let fx = timeout(&mut conn, 110, &mut out);
+    assert!(fx.left_open());
+    assert_eq!(
+        server_frames(&out.take_wire()),
+        [(
+            Opcode::Close,
+            close_payload(
+                1008,
+                "message not received in time (message_timeout, min_receive_rate)"
+            )
+        )]
+    );
+    assert!(out
+        .notes
+        .contains(&Note::MessageTimeout { received_bytes: 4 }));
+    assert!(
+        conn.extra
+            .as_ref()
+            .is_none_or(|e| e.reader.buffered_bytes() == 0),
+        "freed"
+    );
+}
+
+#[test]
+fn a_slow_but_steady_message_may_take_longer_than_the_message_timeout() {
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    let frame = client_frame(true, Opcode::Binary, &[5u8; 3000]);
+    let mut seen = Vec::new();
+    // 15 bytes per tick: above the 10-byte minimum, 200 ticks for the whole frame.
+    for (i, chunk) in frame.chunks(15).enumerate() {
+        let tick = i as Tick;
+        seen.extend(feed(&mut conn, tick, chunk, &mut out));
+        if conn
+            .next_deadline(&settings(), 0)
+            .is_some_and(|d| reached(d, tick))
+        {
+            conn.handle_timeout(tick, &settings(), 0, &mut out);
+        }
+    }
+    assert_eq!(conn.phase(), Phase::Open);
+    assert_eq!(seen, [Seen::Message(MessageKind::Binary, vec![5; 3000])]);
+    assert!(
+        conn.extra.is_none(),
+        "no deadline state left once the message is in"
     );
 }
 
@@ -513,7 +656,7 @@ fn a_slow_consumer_gets_1008_behind_what_it_has_not_read() {
         "shut down only after the flush"
     );
     out.window = None;
-    conn.on_writable(4, &mut out);
+    conn.on_writable(&mut out);
     let frames = server_frames(&out.take_wire());
     assert_eq!(frames.len(), 2, "the queued message, then the close");
     assert_eq!(frames[0], (Opcode::Binary, vec![1; 1200]));
@@ -571,7 +714,7 @@ fn a_failed_transport_releases_and_a_released_connection_is_inert() {
     )
     .is_empty());
     conn.handle_timeout(1000, &settings(), 0, &mut out);
-    conn.on_writable(4, &mut out);
+    conn.on_writable(&mut out);
     assert!(out.wire.is_empty());
     assert!(conn.poll_effects().is_empty());
     assert_eq!(conn.next_deadline(&settings(), 0), None);
