@@ -6,15 +6,15 @@
 //! in a fixed-bucket histogram. The library entry points ([`run_echo`], [`run_idle`],
 //! [`run_connect`]) return a [`Report`]; [`run`] is the command line around them.
 //!
-//! Layout: [`url`] parses `ws://` URLs; [`handshake`] checks the server's 101; [`receiver`]
-//! checks incoming frames; [`conn`] and [`worker`] are one connection and one event loop;
+//! Layout: [`url`] parses `ws://` URLs; the upgrade request and the checks on the server's 101
+//! are [`crate::protocol::client_handshake`]'s; [`receiver`] feeds incoming frames to the shared
+//! client frame reader; [`conn`] and [`worker`] are one connection and one event loop;
 //! [`runner`] coordinates threads and the run's timeline; [`report`] prints the result;
 //! [`sys`] is the raw-fd boundary; [`procfs`] samples the server process.
 
 pub mod cause;
 pub mod conn;
 pub mod fanout;
-pub mod handshake;
 pub mod histogram;
 pub mod options;
 pub mod procfs;

@@ -9,13 +9,17 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::cause::{io_cause, Cause, ErrorCounts};
 use super::conn::{build_frame, Conn, ConnState};
-use super::handshake::{check_response, client_key, status_of};
 use super::histogram::Histogram;
 use super::receiver::RxEvent;
+use super::runner::MAX_PAYLOAD_BYTES;
 use super::shared::{Shared, Stage};
 use super::sys::{self, Epoll, IoResult, EV_ERR, EV_HUP, EV_IN, EV_OUT, EV_RDHUP};
+use crate::protocol::client_handshake::{
+    check_upgrade, client_key, parse_response, response_status, write_request, ClientRequest,
+};
 use crate::protocol::frame::Opcode;
-use crate::protocol::handshake::{accept_key, write_client_request};
+use crate::protocol::handshake::accept_key;
+use crate::protocol::reader::Limits;
 
 /// The per-thread receive buffer shared by all of the thread's sockets.
 const RECV_BUFFER_BYTES: usize = 256 * 1024;
@@ -30,6 +34,12 @@ const IDLE_DEADLINE_SCAN_NS: u64 = 1_000_000_000;
 /// Open loop: when the next send is due sooner than this, poll instead of sleeping, because
 /// waking from a timer takes tens of microseconds and would make sends late.
 const SPIN_BELOW_NS: u64 = 50_000;
+/// Bounds on server frames: an echo longer than any message sent is still read (and counted
+/// as a mismatch); a frame beyond this fails the connection before any of it is buffered.
+const RECEIVE_LIMITS: Limits = Limits {
+    max_frame_size: MAX_PAYLOAD_BYTES as u64,
+    max_message_size: MAX_PAYLOAD_BYTES as u64,
+};
 
 /// What the threads of a run do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +99,16 @@ pub struct ThreadStats {
     pub send_lag_ns: Histogram,
     /// Pinning failed (reported once by the coordinator).
     pub pin_error: Option<String>,
+}
+
+/// The server's answer to the upgrade so far: `Ok(None)`, read more; `Ok(Some(head_len))`, a
+/// valid 101 (bytes after `head_len` are frames); `Err`, fail the connection with this cause.
+fn upgrade_verdict(bytes: &[u8], accept: &[u8; 28]) -> Result<Option<usize>, Cause> {
+    let Some(response) = parse_response(bytes)? else {
+        return Ok(None);
+    };
+    // The generator offers no subprotocol and no extension.
+    Ok(Some(check_upgrade(&response, accept, &[], &[])?.head_len))
 }
 
 /// Open-loop pacing: message `k` of the connection at `rate_index` is due at
@@ -360,7 +380,7 @@ impl<'a> Worker<'a> {
         };
         let fd = socket.as_raw_fd();
         let mask = (self.rng.next() as u32).to_ne_bytes();
-        let mut conn = Conn::new(socket, now, mask);
+        let mut conn = Conn::new(socket, now, mask, RECEIVE_LIMITS);
         conn.deadline_ns = now + self.plan.timeout_ns;
         let token = self.slots.insert(conn);
         self.live += 1;
@@ -459,12 +479,13 @@ impl<'a> Worker<'a> {
         conn.accept = accept_key(&key);
         conn.out.clear();
         conn.out_pos = 0;
-        write_client_request(
-            &mut conn.out,
-            &self.plan.host_header,
-            &self.plan.target,
-            &key,
-        );
+        let request = ClientRequest {
+            host: &self.plan.host_header,
+            target: &self.plan.target,
+            key: &key,
+            ..ClientRequest::default()
+        };
+        write_request(&mut conn.out, &request);
         self.flush(token);
     }
 
@@ -526,7 +547,7 @@ impl<'a> Worker<'a> {
         while let Some(conn) = self.slots.get(token) {
             match sys::recv(conn.socket.as_raw_fd(), &mut buf) {
                 IoResult::Done(n) => {
-                    if !self.on_bytes(token, &buf[..n], now) {
+                    if !self.on_bytes(token, &mut buf[..n], now) {
                         break;
                     }
                     // A short read drained the socket; with edge triggering, new data or a FIN
@@ -550,7 +571,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Handles bytes read; returns false when the connection is gone.
-    fn on_bytes(&mut self, token: u64, data: &[u8], now: u64) -> bool {
+    fn on_bytes(&mut self, token: u64, data: &mut [u8], now: u64) -> bool {
         let Some(conn) = self.slots.get(token) else {
             return false;
         };
@@ -563,16 +584,16 @@ impl<'a> Worker<'a> {
         }
     }
 
-    fn on_response_bytes(&mut self, token: u64, data: &[u8], now: u64) -> bool {
+    fn on_response_bytes(&mut self, token: u64, data: &mut [u8], now: u64) -> bool {
         let Some(conn) = self.slots.get(token) else {
             return false;
         };
         let carried = !conn.head.is_empty();
         let result = if carried {
             conn.head.extend_from_slice(data);
-            check_response(&conn.head, &conn.accept)
+            upgrade_verdict(&conn.head, &conn.accept)
         } else {
-            check_response(data, &conn.accept)
+            upgrade_verdict(data, &conn.accept)
         };
         match result {
             Ok(None) => {
@@ -586,14 +607,14 @@ impl<'a> Worker<'a> {
                 false
             }
             Ok(Some(head_len)) => {
-                let head = std::mem::take(&mut conn.head);
+                let mut head = std::mem::take(&mut conn.head);
                 if !self.on_upgraded(token, now) {
                     return false;
                 }
                 let frames = if carried {
-                    &head[head_len..]
+                    &mut head[head_len..]
                 } else {
-                    &data[head_len..]
+                    &mut data[head_len..]
                 };
                 frames.is_empty() || self.on_frames(token, frames, now)
             }
@@ -651,27 +672,23 @@ impl<'a> Worker<'a> {
         self.flush(token)
     }
 
-    fn on_frames(&mut self, token: u64, data: &[u8], now: u64) -> bool {
-        let expected: &[u8] = &self.plan.payload;
+    fn on_frames(&mut self, token: u64, data: &mut [u8], now: u64) -> bool {
+        let plan = self.plan;
         let mut pos = 0;
         loop {
             let Some(conn) = self.slots.get(token) else {
                 return false;
             };
-            match conn
-                .rx
-                .next_event(data, &mut pos, expected, self.plan.opcode)
-            {
+            let event = match conn.rx.next(data, &mut pos) {
                 Ok(None) => break,
-                Ok(Some(event)) => {
-                    if !self.on_rx_event(token, event, now) {
-                        return false;
-                    }
-                }
+                Ok(Some(event)) => RxEvent::from_event(event, &plan.payload, plan.opcode),
                 Err(_) => {
                     self.fail(token, Cause::BadFrame);
                     return false;
                 }
+            };
+            if !self.on_rx_event(token, event, now) {
+                return false;
             }
         }
         // One write for everything the bytes triggered (next echo, pongs, close reply).
@@ -758,7 +775,7 @@ impl<'a> Worker<'a> {
             // The normal end: close frames exchanged, then the server closed TCP.
             ConnState::Draining => self.drop_conn(token),
             ConnState::Handshaking => {
-                let cause = status_of(&conn.head).map_or(Cause::Eof, Cause::HttpStatus);
+                let cause = response_status(&conn.head).map_or(Cause::Eof, Cause::HttpStatus);
                 self.fail(token, cause);
             }
             _ => self.fail(token, Cause::Eof),

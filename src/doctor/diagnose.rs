@@ -1,7 +1,8 @@
 //! From what doctor observed to the most likely cause and its fix. Pure: each rule is a function
 //! of the observation and the request's context, tested without a socket.
 
-use super::response::{Response, UpgradeProblem};
+use super::response::Response;
+use crate::protocol::client_handshake::{UpgradeError, MAX_RESPONSE_HEAD_BYTES};
 use crate::protocol::RefusalReason;
 
 /// Exit code: the endpoint upgraded, answered a ping and closed cleanly.
@@ -85,7 +86,7 @@ pub enum Observation {
         response: Response,
         body: Vec<u8>,
     },
-    BadUpgrade(UpgradeProblem),
+    BadUpgrade(UpgradeError),
     /// A close frame arrived before the pong.
     ClosedAfterUpgrade {
         code: Option<u16>,
@@ -99,6 +100,9 @@ pub enum Observation {
     NoPong {
         mismatched: usize,
     },
+    /// The server accepted permessage-deflate (doctor offers it, like a browser) and sent a
+    /// compressed message before the pong or close, which doctor cannot read on from.
+    CompressedMessage,
     BadFrame {
         detail: String,
     },
@@ -128,6 +132,7 @@ impl Observation {
             ClosedAfterUpgrade { .. }
             | DroppedAfterUpgrade { .. }
             | NoPong { .. }
+            | CompressedMessage
             | BadFrame { .. }
             | Io { .. }
             | CloseNotAnswered
@@ -248,7 +253,7 @@ pub fn diagnose(ctx: &Context, observation: &Observation) -> Diagnosis {
             format!(
                 "{authority} answered with an HTTP head larger than {} KiB or with too many \
                  headers: not a WebSocket server's answer",
-                super::response::MAX_HEAD_BYTES / 1024
+                MAX_RESPONSE_HEAD_BYTES / 1024
             ),
             "check what serves this port; run doctor -v to see the answer",
         ),
@@ -284,6 +289,13 @@ pub fn diagnose(ctx: &Context, observation: &Observation) -> Diagnosis {
                 ctx.timeout()
             ),
             format!("a server or proxy alters control frames; {FIND_THE_HOP}"),
+        ),
+        CompressedMessage => diagnosis(
+            "the server accepted permessage-deflate, which doctor offers as browsers do, and sent \
+             a compressed message before answering; doctor does not decompress, so it cannot \
+             check the rest of the session",
+            "run doctor again with --no-extensions. (ringws never accepts permessage-deflate: if \
+             ringws is behind this address, something in front of it answered the upgrade.)",
         ),
         BadFrame { detail } => diagnosis(
             format!("{detail}; a browser fails the connection (close code 1002 or 1006)"),
@@ -841,29 +853,34 @@ fn ringws_refusal(
     }
 }
 
-fn bad_upgrade(problem: &UpgradeProblem) -> Diagnosis {
+fn bad_upgrade(problem: &UpgradeError) -> Diagnosis {
     let mangled = "a proxy or server is mangling the handshake; browsers fail such a connection \
                    (close code 1006)";
     match problem {
-        UpgradeProblem::UpgradeHeader { got } => diagnosis(
+        // Doctor reports any other status as the answer it is; this is for completeness.
+        UpgradeError::Status(status) => diagnosis(
+            format!("the server answered {status} instead of 101 Switching Protocols"),
+            "run doctor -v to see the whole answer",
+        ),
+        UpgradeError::UpgradeHeader { got } => diagnosis(
             format!(
                 "the 101 answer has {} instead of \"Upgrade: websocket\": {mangled}",
                 got.as_ref().map_or("no Upgrade header".to_owned(), |g| format!("\"Upgrade: {g}\""))
             ),
             FIND_THE_HOP,
         ),
-        UpgradeProblem::ConnectionHeader { got } => diagnosis(
+        UpgradeError::ConnectionHeader { got } => diagnosis(
             format!(
                 "the 101 answer has {} instead of \"Connection: Upgrade\": {mangled}",
                 got.as_ref().map_or("no Connection header".to_owned(), |g| format!("\"Connection: {g}\""))
             ),
             FIND_THE_HOP,
         ),
-        UpgradeProblem::AcceptMissing => diagnosis(
+        UpgradeError::AcceptMissing => diagnosis(
             format!("the 101 answer has no Sec-WebSocket-Accept: {mangled}, or the server does not implement RFC 6455"),
             FIND_THE_HOP,
         ),
-        UpgradeProblem::AcceptWrong { expected, got } => diagnosis(
+        UpgradeError::AcceptWrong { expected, got } => diagnosis(
             format!(
                 "Sec-WebSocket-Accept is {got:?} but the key doctor sent needs {expected:?}: {mangled} \
                  (it changed the key on the way in or the answer on the way out), or a cache replayed \
@@ -871,7 +888,7 @@ fn bad_upgrade(problem: &UpgradeProblem) -> Diagnosis {
             ),
             format!("make sure Sec-WebSocket-Key reaches the server unchanged and nothing caches the upgrade; {FIND_THE_HOP}"),
         ),
-        UpgradeProblem::ProtocolNotOffered { got, offered } => diagnosis(
+        UpgradeError::ProtocolNotOffered { got, offered } => diagnosis(
             format!(
                 "the server selected subprotocol {got:?}, which doctor did not offer ({}); browsers fail \
                  the connection when that happens (close code 1006)",
@@ -883,7 +900,7 @@ fn bad_upgrade(problem: &UpgradeProblem) -> Diagnosis {
                  or another server adding it"
             ),
         ),
-        UpgradeProblem::ExtensionNotOffered { got, offered } => diagnosis(
+        UpgradeError::ExtensionNotOffered { got, offered } => diagnosis(
             format!(
                 "the server accepted extension(s) \"{got}\" that doctor did not offer ({}); browsers fail \
                  the connection when that happens (close code 1006)",
@@ -1068,7 +1085,7 @@ mod tests {
         assert_eq!(Observation::NoAnswer.exit_code(), EXIT_HANDSHAKE);
         assert_eq!(answer(200, "OK", &[], "").exit_code(), EXIT_HANDSHAKE);
         assert_eq!(
-            Observation::BadUpgrade(UpgradeProblem::AcceptMissing).exit_code(),
+            Observation::BadUpgrade(UpgradeError::AcceptMissing).exit_code(),
             EXIT_HANDSHAKE
         );
         assert_eq!(
@@ -1588,7 +1605,7 @@ mod tests {
     fn invalid_upgrades() {
         let d = diagnose(
             &ctx(),
-            &Observation::BadUpgrade(UpgradeProblem::AcceptWrong {
+            &Observation::BadUpgrade(UpgradeError::AcceptWrong {
                 expected: "x=".into(),
                 got: "y=".into(),
             }),
@@ -1603,7 +1620,7 @@ mod tests {
         );
         let d = diagnose(
             &ctx(),
-            &Observation::BadUpgrade(UpgradeProblem::ProtocolNotOffered {
+            &Observation::BadUpgrade(UpgradeError::ProtocolNotOffered {
                 got: "mqtt".into(),
                 offered: vec!["chat".into()],
             }),
@@ -1634,6 +1651,16 @@ mod tests {
         );
         let d = diagnose(&ctx(), &Observation::NoPong { mismatched: 2 });
         assert_mentions(&d, &["2 pong(s)", "echo"]);
+        let d = diagnose(&ctx(), &Observation::CompressedMessage);
+        assert_mentions(
+            &d,
+            &[
+                "permessage-deflate",
+                "does not decompress",
+                "--no-extensions",
+            ],
+        );
+        assert_eq!(Observation::CompressedMessage.exit_code(), EXIT_WEBSOCKET);
     }
 
     #[test]

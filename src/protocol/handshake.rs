@@ -356,7 +356,7 @@ impl<'a> HeaderFields<'a> {
 }
 
 /// Whether a comma-separated token list (RFC 9110 §5.6.1) holds `token`, case-insensitively.
-fn has_token(list: &[u8], token: &[u8]) -> bool {
+pub(crate) fn has_token(list: &[u8], token: &[u8]) -> bool {
     list.split(|&b| b == b',')
         .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
 }
@@ -374,13 +374,18 @@ pub fn accept_key(key: &[u8]) -> [u8; 28] {
     let mut sha1 = Sha1::new();
     sha1.update(key);
     sha1.update(WS_GUID.as_bytes());
-    let digest = sha1.finalize();
-    let mut accept = [0u8; 28];
+    base64_exact(&sha1.finalize())
+}
+
+/// `bytes` in standard, padded base64, which must be exactly `N` characters long (16 bytes
+/// make 24, a 20-byte SHA-1 digest 28).
+pub(crate) fn base64_exact<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
     let written = BASE64
-        .encode_slice(digest, &mut accept)
-        .expect("a 20-byte SHA-1 digest encodes to exactly 28 base64 characters");
-    assert_eq!(written, accept.len());
-    accept
+        .encode_slice(bytes, &mut out)
+        .expect("N is at least the encoded length");
+    assert_eq!(written, N, "N is exactly the encoded length");
+    out
 }
 
 /// Appends the `101 Switching Protocols` response to `out`. `protocol` is the chosen
@@ -429,18 +434,6 @@ pub fn write_refusal(out: &mut Vec<u8>, refusal: &Refusal) {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(message.as_bytes());
     out.push(b'\n');
-}
-
-/// Builds a client upgrade request (used by `ringws bench` and tests).
-pub fn write_client_request(out: &mut Vec<u8>, host: &str, path: &str, key: &[u8]) {
-    let _ = write!(out, "GET {path} HTTP/1.1\r\nHost: {host}\r\n");
-    out.extend_from_slice(
-        b"Upgrade: websocket\r\n\
-          Connection: Upgrade\r\n\
-          Sec-WebSocket-Key: ",
-    );
-    out.extend_from_slice(key);
-    out.extend_from_slice(b"\r\nSec-WebSocket-Version: 13\r\n\r\n");
 }
 
 #[cfg(test)]
@@ -652,27 +645,6 @@ mod tests {
         let tls = rendered_refusal(TlsOnPlainPort);
         assert!(tls.starts_with("HTTP/1.1 400 Bad Request\r\n"));
         assert!(!tls.contains("Allow:") && !tls.contains("Retry-After:"));
-    }
-
-    #[test]
-    fn client_request_round_trips() {
-        let mut out = Vec::new();
-        write_client_request(&mut out, "localhost:9001", "/echo?x=1", KEY.as_bytes());
-        assert_eq!(
-            out,
-            b"GET /echo?x=1 HTTP/1.1\r\n\
-              Host: localhost:9001\r\n\
-              Upgrade: websocket\r\n\
-              Connection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-              Sec-WebSocket-Version: 13\r\n\
-              \r\n"
-        );
-        let request = parse_complete(&out);
-        assert_eq!(request.head_len, out.len());
-        assert_eq!(request.path, "/echo");
-        assert_eq!(request.query, Some("x=1"));
-        assert_eq!(request.key, KEY.as_bytes());
     }
 
     // --- a valid request ----------------------------------------------------------------------
