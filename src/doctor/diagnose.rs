@@ -1386,11 +1386,10 @@ mod tests {
     fn rendered(refusal: &crate::protocol::Refusal) -> Observation {
         let mut raw = Vec::new();
         crate::protocol::handshake::write_refusal(&mut raw, refusal);
-        let super::super::response::HeadParse::Complete(response) =
-            super::super::response::parse_head(&raw)
-        else {
+        let Ok(Some(head)) = crate::protocol::client_handshake::parse_response(&raw) else {
             panic!("unparsable refusal: {:?}", String::from_utf8_lossy(&raw));
         };
+        let response = super::super::response::Response::from_head(&head);
         let body = raw[response.head_len..].to_vec();
         Observation::Answer { response, body }
     }
