@@ -51,8 +51,6 @@ pub struct Reactor<A: App> {
     pub(super) read_again: Vec<(u32, u32)>,
     read_again_next: Vec<(u32, u32)>,
     pub(super) started: Instant,
-    /// Accept time of each slot's connection in µs since `started` (handshake duration).
-    pub(super) accepted_us: Vec<u32>,
     /// The admin listener, on core 0 only.
     admin: Option<AdminSide>,
     pub(super) handshake_duration: Arc<SecondsHistogram>,
@@ -124,7 +122,6 @@ impl<A: App> Reactor<A> {
             read_again: Vec::new(),
             read_again_next: Vec::new(),
             started: Instant::now(),
-            accepted_us: Vec::new(),
             admin: observers.admin,
             handshake_duration: observers.handshake_duration,
             app_wants_wake: false,

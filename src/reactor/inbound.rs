@@ -78,6 +78,7 @@ impl<A: App> Reactor<A> {
                     self.core_app.on_message(io, id, kind, payload);
                 }
                 Some(Received::Request(request, head)) => {
+                    let accepted_us = io.conns[key as usize].conn.stamp().unwrap_or(0);
                     let opened = upgrade(
                         io,
                         &*self.app,
@@ -87,8 +88,7 @@ impl<A: App> Reactor<A> {
                         self.started.elapsed().as_millis() as u64,
                     );
                     if let Some(info) = opened {
-                        let handshake_us =
-                            now_us(self.started).wrapping_sub(self.accepted_us[key as usize]);
+                        let handshake_us = now_us(self.started).wrapping_sub(accepted_us);
                         self.handshake_duration.record(handshake_us as f64 / 1e6);
                         let info = OpenInfo {
                             path: request.path,

@@ -293,8 +293,9 @@ pub struct Connection {
     /// Handshake: when it began. Later: the last bytes received (heartbeats ping only silent
     /// peers).
     rx_tick: Tick,
-    /// Open: the last application message received (idle timeout). Closing and lingering:
-    /// when the close began (close timeout).
+    /// Handshake: the driver's stamp (see [`Connection::server`]). Open: the last application
+    /// message received (idle timeout). Closing and lingering: when the close began (close
+    /// timeout).
     mark_tick: Tick,
     /// The close code this connection ends with: the one we sent, or the peer's; 0 for none.
     close_code: u16,
@@ -329,9 +330,18 @@ pub enum Received<'a> {
 }
 
 impl Connection {
-    /// A server connection, just accepted: it waits for the upgrade request.
-    pub fn server(now: Tick) -> Connection {
-        Connection::new(now, 0)
+    /// A server connection, just accepted: it waits for the upgrade request. `stamp` is the
+    /// driver's own number, kept until the upgrade at no memory cost ([`Connection::stamp`]);
+    /// the reactor keeps the accept time in µs there, for the handshake-duration histogram.
+    pub fn server(now: Tick, stamp: u32) -> Connection {
+        let mut conn = Connection::new(now, 0);
+        conn.mark_tick = stamp;
+        conn
+    }
+
+    /// The driver's stamp given to [`Connection::server`], while the handshake lasts.
+    pub fn stamp(&self) -> Option<u32> {
+        (self.phase == Phase::Handshake && self.role() == Role::Server).then_some(self.mark_tick)
     }
 
     /// A client connection whose upgrade request the driver has sent: it waits for the answer.

@@ -8,6 +8,16 @@ use crate::protocol::RefusalReason;
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
+trait ServerAt {
+    fn server_at(now: Tick) -> Connection;
+}
+
+impl ServerAt for Connection {
+    fn server_at(now: Tick) -> Connection {
+        Connection::server(now, 0)
+    }
+}
+
 fn settings() -> Settings {
     Settings {
         limits: Limits {
@@ -167,7 +177,7 @@ fn close_payload(code: u16, reason: &str) -> Vec<u8> {
 
 /// A server connection upgraded at tick `now`, with the 101 taken off the wire.
 fn open_server(now: Tick, out: &mut Mem) -> Connection {
-    let mut conn = Connection::server(now);
+    let mut conn = Connection::server_at(now);
     let seen = feed(&mut conn, now, &request("/"), out);
     assert_eq!(seen, [Seen::Request("/".into())]);
     assert!(out.take_wire().starts_with(b"HTTP/1.1 101"));
@@ -197,7 +207,7 @@ fn an_idle_connection_is_24_bytes() {
 #[test]
 fn a_silent_socket_meets_the_handshake_timeout_with_a_reset() {
     let mut out = Mem::default();
-    let mut conn = Connection::server(1000);
+    let mut conn = Connection::server_at(1000);
     assert!(
         conn.poll_effects().deadline_changed(),
         "the handshake deadline is armed"
@@ -221,7 +231,7 @@ fn a_silent_socket_meets_the_handshake_timeout_with_a_reset() {
 #[test]
 fn a_request_split_across_reads_is_upgraded_with_the_frames_behind_it() {
     let mut out = Mem::default();
-    let mut conn = Connection::server(0);
+    let mut conn = Connection::server_at(0);
     let mut bytes = request("/chat");
     bytes.extend(client_frame(true, Opcode::Text, b"hi"));
     assert!(feed(&mut conn, 0, &bytes[..10], &mut out).is_empty());
@@ -239,7 +249,7 @@ fn a_request_split_across_reads_is_upgraded_with_the_frames_behind_it() {
 #[test]
 fn a_bad_request_is_refused_and_the_connection_lingers_until_the_close_timeout() {
     let mut out = Mem::default();
-    let mut conn = Connection::server(0);
+    let mut conn = Connection::server_at(0);
     let seen = feed(&mut conn, 5, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &mut out);
     assert_eq!(seen, [Seen::BadRequest(RefusalReason::NotAnUpgrade)]);
     assert!(out.take_wire().starts_with(b"HTTP/1.1 426"));
@@ -733,7 +743,7 @@ impl Pair {
     fn connect() -> Pair {
         let mut pair = Pair {
             client: Connection::client(0),
-            server: Connection::server(0),
+            server: Connection::server_at(0),
             client_out: Mem::default(),
             server_out: Mem::default(),
             now: 0,
