@@ -105,7 +105,7 @@ fn session(addr: SocketAddr, path: &str, seed: u64) -> io::Result<Vec<String>> {
         let (mut reader, carried) = conn.begin_receive(&mut buf);
         let n = match out.stream.read(&mut buf[carried..]) {
             Ok(0) => {
-                conn.end_receive(now(), reader, &[]);
+                conn.end_receive(now(), reader, &[], &mut out);
                 conn.on_eof(&mut out);
                 break;
             }
@@ -116,13 +116,13 @@ fn session(addr: SocketAddr, path: &str, seed: u64) -> io::Result<Vec<String>> {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                conn.end_receive(now(), reader, &buf[..carried]);
+                conn.end_receive(now(), reader, &buf[..carried], &mut out);
                 conn.handle_timeout(now(), &cfg, 0, &mut out);
                 apply(&mut conn, &out.stream)?;
                 continue;
             }
             Err(_) => {
-                conn.end_receive(now(), reader, &[]);
+                conn.end_receive(now(), reader, &[], &mut out);
                 conn.on_eof(&mut out);
                 break;
             }
@@ -147,7 +147,7 @@ fn session(addr: SocketAddr, path: &str, seed: u64) -> io::Result<Vec<String>> {
                     match checked {
                         Ok(head_len) => {
                             pos += head_len;
-                            conn.upgraded(now());
+                            conn.upgraded(now(), &mut out);
                         }
                         Err(e) => {
                             conn.fail_handshake(&mut out);
@@ -166,7 +166,7 @@ fn session(addr: SocketAddr, path: &str, seed: u64) -> io::Result<Vec<String>> {
                 }
             }
         }
-        conn.end_receive(now(), reader, &buf[pos..len]);
+        conn.end_receive(now(), reader, &buf[pos..len], &mut out);
         apply(&mut conn, &out.stream)?;
     }
     Ok(texts)

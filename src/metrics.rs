@@ -152,9 +152,10 @@ impl Exporter {
             ),
         ];
         self.gauge("ringws_build_info", build, Box::new(|| 1));
-        let fixed: [(&'static str, u64); 9] = [
+        let fixed: [(&'static str, u64); 10] = [
             ("ringws_cores", cores as u64),
             ("ringws_max_connections", config.max_connections as u64),
+            ("ringws_memory_budget_bytes", config.memory_budget),
             ("ringws_max_frame_size_bytes", config.max_frame_size),
             ("ringws_max_message_size_bytes", config.max_message_size),
             (
@@ -232,6 +233,17 @@ impl Exporter {
         );
         per_core!(counter, "ringws_socket_sent_bytes_total", socket_bytes_sent);
         per_core!(gauge, "ringws_outbound_queued_bytes", outbound_queued_bytes);
+        per_core!(gauge, "ringws_memory_held_bytes", memory_held_bytes);
+        per_core!(
+            counter,
+            "ringws_memory_shed_inbound_total",
+            memory_sheds_inbound
+        );
+        per_core!(
+            counter,
+            "ringws_memory_shed_outbound_total",
+            memory_sheds_outbound
+        );
         per_core!(
             gauge,
             "ringws_backpressured_connections",
@@ -279,9 +291,14 @@ impl Exporter {
         }
         // The limits a refusal or close stands for, in one family a dashboard can sum.
         type ReadStat = fn(&CoreStats) -> u64;
-        let limits: [(&str, ReadStat); 3] = [
+        let limits: [(&str, ReadStat); 4] = [
             ("max_connections", |s| {
                 s.refused_count(RefusalReason::ServerFull)
+            }),
+            ("memory_budget", |s| {
+                s.refused_count(RefusalReason::OverMemoryBudget)
+                    + s.memory_sheds_inbound.get()
+                    + s.memory_sheds_outbound.get()
             }),
             ("max_outbound_buffer", |s| s.slow_consumer_closes.get()),
             ("message_rate", |s| s.rate_limit_closes.get()),
@@ -512,6 +529,24 @@ impl Exporter {
             g,
         );
         d(
+            "ringws_memory_held_bytes",
+            Some(Unit::Bytes),
+            "Memory the connections hold in buffers (partial input, messages being received, outbound queues), counted against memory_budget.",
+            g,
+        );
+        d(
+            "ringws_memory_shed_inbound_total",
+            None,
+            "Connections closed with 1009 over memory_budget, for the input they held.",
+            c,
+        );
+        d(
+            "ringws_memory_shed_outbound_total",
+            None,
+            "Connections dropped over memory_budget, for the outbound queue they held.",
+            c,
+        );
+        d(
             "ringws_backpressured_connections",
             None,
             "Connections with an outbound queue.",
@@ -564,6 +599,12 @@ impl Exporter {
             "ringws_max_connections",
             None,
             "Configured max_connections.",
+            g,
+        );
+        d(
+            "ringws_memory_budget_bytes",
+            Some(Unit::Bytes),
+            "Configured memory_budget (all cores).",
             g,
         );
         d(

@@ -122,6 +122,8 @@ impl Server {
             },
             drain_timeout_ticks: ticks(config.drain_timeout),
             max_connections: config.max_connections,
+            // SO_REUSEPORT spreads connections evenly, so each core enforces an even share.
+            memory_budget_bytes: config.memory_budget / config.cores as u64,
             recv_buffer_size: config.recv_buffer_size,
             ring_entries: config.ring_entries,
         };

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 41] = [
+const DEFAULTS: [(&str, &str); 45] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("app", "pubsub"),
@@ -24,6 +24,7 @@ const DEFAULTS: [(&str, &str); 41] = [
     ("write_stall_timeout", "30s"),
     ("min_send_rate", "128KiB"),
     ("drain_timeout", "10s"),
+    ("memory_budget", "half the memory limit"),
     ("max_outbound_buffer", "1MiB"),
     ("message_rate", "0"),
     ("message_burst", "100"),
@@ -177,10 +178,10 @@ fn print_config_shows_the_defaults() {
         .map(|n| n.get())
         .unwrap_or(1);
     for (key, default) in DEFAULTS {
-        let expected = if key == "cores" {
-            cores.to_string()
-        } else {
-            default.to_owned()
+        let expected = match key {
+            "cores" => cores.to_string(),
+            "memory_budget" => ringws::config::format_size(ringws::config::default_memory_budget()),
+            _ => default.to_owned(),
         };
         assert_eq!(string(&config, key), expected, "{key}");
     }

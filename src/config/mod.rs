@@ -68,6 +68,8 @@ pub const OUTBOUND_BUFFER_BYTES: RangeInclusive<u64> = 4 << 10..=1 << 30;
 /// Bounds of `min_receive_rate` and `min_send_rate`, per second: below 1 KiB/s a peer could
 /// hold a buffer for hours; above 1 GiB/s no network keeps up.
 pub const TRANSFER_RATE_BYTES_PER_S: RangeInclusive<u64> = 1 << 10..=1 << 30;
+/// Bounds of `memory_budget`.
+pub const MEMORY_BUDGET_BYTES: RangeInclusive<u64> = 1 << 20..=1 << 40;
 /// Bounds of `message_rate` (0 disables the limit).
 pub const MESSAGE_RATE: RangeInclusive<u64> = 0..=1_000_000;
 /// Bounds of `message_burst`.
@@ -130,6 +132,13 @@ settings! {
     min_send_rate: u64 = 128 << 10, "SIZE", size(TRANSFER_RATE_BYTES_PER_S);
     /// On SIGTERM/SIGINT, time to wait for clients' close replies before exiting.
     drain_timeout: Duration = Duration::from_secs(10), "DURATION", timeout();
+    /// Memory all connections together may hold in buffers (partial input, messages being
+    /// received, outbound queues, request heads), from 1MiB to 1TiB. Near it new upgrades get
+    /// 503; past it the connections holding the most are closed.
+    ///
+    /// Each core enforces its share. Default: half of the memory limit (the cgroup's, else RAM).
+    memory_budget: u64 = default_memory_budget(), "SIZE", size(MEMORY_BUDGET_BYTES),
+        shown as "half the memory limit";
     /// Bytes queued for one slow reader before it is closed with 1008, from 4KiB to 1GiB.
     max_outbound_buffer: u64 = 1 << 20, "SIZE", size(OUTBOUND_BUFFER_BYTES);
     /// Messages per second one connection may send before it is closed with 1008; 0 disables.
@@ -213,6 +222,36 @@ pub(crate) fn keys() -> &'static [Key] {
 }
 
 /// Number of CPUs this process may run on (the default and the upper bound of `cores`).
+/// Half of the memory this process may use: the cgroup's limit (v2 `memory.max`, v1
+/// `memory.limit_in_bytes`) when there is one, else the machine's RAM; the other half is for
+/// everything the budget does not count (the binary, the allocator's slack, the kernel's
+/// socket buffers are not ours at all).
+pub fn default_memory_budget() -> u64 {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|path| read(path)?.trim().parse::<u64>().ok())
+    .next();
+    let ram = read("/proc/meminfo").and_then(|m| {
+        let kib = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+        kib.split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()
+            .map(|k| k * 1024)
+    });
+    let limit = match (cgroup, ram) {
+        (Some(c), Some(r)) => c.min(r),
+        (Some(c), None) => c,
+        (None, Some(r)) => r,
+        (None, None) => 4 << 30,
+    };
+    (limit / 2).clamp(*MEMORY_BUDGET_BYTES.start(), *MEMORY_BUDGET_BYTES.end())
+}
+
 pub fn available_cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())

@@ -144,6 +144,7 @@ fn each_row_of_the_table_drives_its_field_flag_help_and_print_config_line() {
         );
         let expected = match (name, key.get(&defaults)) {
             ("cores", _) => "all available".to_owned(),
+            ("memory_budget", _) => "half the memory limit".to_owned(),
             (_, toml::Value::String(text)) => text,
             (_, other) => other.to_string(),
         };

@@ -805,6 +805,13 @@ fn ringws_refusal(
             "retry after the delay with backoff; if it persists, raise max_connections or add \
              capacity (`ringws check --connections N` tells what this machine can hold)",
         ),
+        OverMemoryBudget => diagnosis(
+            format!("{quoted}{}", retry_after(response)),
+            "retry after the delay with backoff; the server's connections hold nearly all of its \
+             memory_budget (large messages in flight, slow readers with queues): see \
+             ringws_memory_held_bytes on /metrics, and raise memory_budget only if the machine \
+             has the memory",
+        ),
         OriginNotAllowed => match &ctx.origin {
             None => diagnosis(
                 format!("{quoted}. doctor sent no Origin header, so a proxy in front set the origin ringws refused"),

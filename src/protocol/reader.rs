@@ -141,10 +141,14 @@ struct PartialFrame {
 
 /// Smallest step a message buffer grows by: a trickle of small reads does not reallocate each time.
 const MIN_GROWTH_BYTES: usize = 4096;
+/// Largest step: past this a buffer grows linearly, so it never holds more than this beyond
+/// what arrived (the memory budget counts capacity). Large blocks are mmapped by the allocator
+/// and grown with mremap, without a copy, so the smaller steps cost little.
+const MAX_GROWTH_BYTES: usize = 1 << 20;
 
-/// Grows `buf` to hold `additional` more bytes that have arrived: doubling like `Vec` does, but
-/// never past `limit` (the message size limit, already checked to be ≥ `buf.len() + additional`)
-/// and never by more than the bytes held so far, so memory follows what the peer actually sent,
+/// Grows `buf` to hold `additional` more bytes that have arrived: doubling like `Vec` does, by
+/// at most `MAX_GROWTH_BYTES` at a time, and never past `limit` (the message size limit, already
+/// checked to be ≥ `buf.len() + additional`), so memory follows what the peer actually sent,
 /// not what its frame header announced. An allocation the system refuses fails the message
 /// (1009) instead of aborting the process.
 fn grow_for_arrived(buf: &mut Vec<u8>, additional: usize, limit: u64) -> Result<(), ProtocolError> {
@@ -153,9 +157,8 @@ fn grow_for_arrived(buf: &mut Vec<u8>, additional: usize, limit: u64) -> Result<
         return Ok(());
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let target = needed
-        .max(buf.capacity().saturating_mul(2).max(MIN_GROWTH_BYTES))
-        .min(limit.max(needed));
+    let step = buf.capacity().clamp(MIN_GROWTH_BYTES, MAX_GROWTH_BYTES);
+    let target = needed.max(buf.capacity() + step).min(limit.max(needed));
     buf.try_reserve_exact(target - buf.len())
         .map_err(|_| OUT_OF_MEMORY)
 }
@@ -183,6 +186,11 @@ impl Reader {
     /// `max_message_size`).
     pub fn buffered_bytes(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Heap memory the reader holds (its message buffer's capacity).
+    pub fn held_bytes(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Frees the buffer of a message already delivered (it is otherwise freed on the next call).
@@ -1146,7 +1154,10 @@ mod tests {
                 .unwrap();
             assert_eq!(n, chunk.len());
             if got.is_none() {
-                assert!(reader.buf.capacity() <= 2 * reader.buf.len().max(MIN_GROWTH_BYTES));
+                let len = reader.buf.len();
+                assert!(
+                    reader.buf.capacity() <= len + len.clamp(MIN_GROWTH_BYTES, MAX_GROWTH_BYTES)
+                );
             }
         }
         assert_eq!(got, Some(Owned::Message(MessageKind::Binary, payload)));

@@ -43,6 +43,8 @@ pub enum RefusalReason {
     Unauthorized,
     /// Too many handshakes from this client address (429, `Retry-After`).
     RateLimited,
+    /// The connections' buffers are near `memory_budget` (503, `Retry-After`).
+    OverMemoryBudget,
 }
 
 impl RefusalReason {
@@ -68,6 +70,7 @@ impl RefusalReason {
         RefusalReason::SubprotocolMismatch,
         RefusalReason::Unauthorized,
         RefusalReason::RateLimited,
+        RefusalReason::OverMemoryBudget,
     ];
 
     /// HTTP status code of the answer.
@@ -90,7 +93,7 @@ impl RefusalReason {
             RefusalReason::NotAnUpgrade | RefusalReason::UnsupportedVersion => 426,
             RefusalReason::RateLimited => 429,
             RefusalReason::HeadTooLarge => 431,
-            RefusalReason::ServerFull => 503,
+            RefusalReason::ServerFull | RefusalReason::OverMemoryBudget => 503,
         }
     }
 
@@ -112,6 +115,7 @@ impl RefusalReason {
             RefusalReason::RequestBody => "request_body",
             RefusalReason::NotFound => "not_found",
             RefusalReason::ServerFull => "server_full",
+            RefusalReason::OverMemoryBudget => "memory_budget",
             RefusalReason::OriginNotAllowed => "origin_not_allowed",
             RefusalReason::MissingOrigin => "missing_origin",
             RefusalReason::SubprotocolMismatch => "subprotocol_mismatch",
@@ -177,6 +181,9 @@ impl RefusalReason {
             }
             RefusalReason::NotFound => "no WebSocket endpoint at this path",
             RefusalReason::ServerFull => "the server is at its connection limit: retry in a moment",
+            RefusalReason::OverMemoryBudget => {
+                "the server's connections hold nearly all of its memory_budget: retry in a moment"
+            }
             RefusalReason::OriginNotAllowed => {
                 "origin not allowed: open the page from an origin in the server's allowed_origins, \
                  or add this origin there"
@@ -227,7 +234,7 @@ impl RefusalReason {
             RefusalReason::NotAnUpgrade | RefusalReason::UnsupportedVersion => {
                 &[("Sec-WebSocket-Version", "13"), ("Upgrade", "websocket")]
             }
-            RefusalReason::ServerFull => &[("Retry-After", "1")],
+            RefusalReason::ServerFull | RefusalReason::OverMemoryBudget => &[("Retry-After", "1")],
             _ => &[],
         }
     }
@@ -405,12 +412,13 @@ mod tests {
             RefusalReason::SubprotocolMismatch => 17,
             RefusalReason::Unauthorized => 18,
             RefusalReason::RateLimited => 19,
+            RefusalReason::OverMemoryBudget => 20,
         }
     }
 
     #[test]
     fn all_lists_every_variant_once() {
-        assert_eq!(RefusalReason::ALL.len(), 20);
+        assert_eq!(RefusalReason::ALL.len(), 21);
         for (i, &reason) in RefusalReason::ALL.iter().enumerate() {
             assert_eq!(index_in_all(reason), i, "{reason:?} out of place in ALL");
         }
@@ -440,6 +448,7 @@ mod tests {
             (SubprotocolMismatch, 400),
             (Unauthorized, 401),
             (RateLimited, 429),
+            (OverMemoryBudget, 503),
         ];
         assert_eq!(expected.len(), RefusalReason::ALL.len());
         for (reason, status) in expected {
@@ -516,6 +525,7 @@ mod tests {
         use RefusalReason::*;
         assert_eq!(MethodNotAllowed.headers(), &[("Allow", "GET")]);
         assert_eq!(ServerFull.headers(), &[("Retry-After", "1")]);
+        assert_eq!(OverMemoryBudget.headers(), &[("Retry-After", "1")]);
         for reason in [NotAnUpgrade, UnsupportedVersion] {
             assert!(reason.headers().contains(&("Sec-WebSocket-Version", "13")));
             assert!(reason.headers().contains(&("Upgrade", "websocket")));
@@ -524,6 +534,7 @@ mod tests {
             if ![
                 MethodNotAllowed,
                 ServerFull,
+                OverMemoryBudget,
                 NotAnUpgrade,
                 UnsupportedVersion,
             ]

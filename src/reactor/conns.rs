@@ -37,6 +37,8 @@ pub struct CoreSettings {
     pub drain_timeout_ticks: u32,
     /// Upgraded connections the whole server holds at once (all cores).
     pub max_connections: usize,
+    /// This core's share of `memory_budget`: what its connections may hold in buffers.
+    pub memory_budget_bytes: u64,
     pub recv_buffer_size: usize,
     pub ring_entries: u32,
 }
@@ -304,6 +306,27 @@ impl Output for SocketOutput<'_> {
             Note::Dequeued(n) => s
                 .outbound_queued_bytes
                 .set(s.outbound_queued_bytes.get().saturating_sub(n as u64)),
+            Note::Held(delta) => s.memory_held_bytes.set(
+                s.memory_held_bytes
+                    .get()
+                    .saturating_add_signed(delta as i64),
+            ),
+            Note::MemoryShed {
+                inbound,
+                held_bytes,
+            } => {
+                if inbound {
+                    s.memory_sheds_inbound.inc();
+                } else {
+                    s.memory_sheds_outbound.inc();
+                }
+                tracing::debug!(
+                    core = self.core,
+                    inbound,
+                    held_bytes,
+                    "over the memory budget: closing"
+                );
+            }
             Note::QueueEnded => s
                 .backpressured_connections
                 .set(s.backpressured_connections.get().saturating_sub(1)),

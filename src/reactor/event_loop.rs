@@ -161,6 +161,7 @@ impl<A: App> Reactor<A> {
                 self.app_wants_wake = self.core_app.on_wake(&mut self.io);
             }
             self.expire_timers();
+            self.enforce_budget();
             self.accept
                 .rearm_if_due(&mut self.io.ring, self.io.now_tick);
             self.end_pass();

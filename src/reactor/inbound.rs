@@ -24,33 +24,30 @@ impl<A: App> Reactor<A> {
                 return;
             }
             let fd = slot.fd;
-            let now = self.io.now_tick;
-            let (mut reader, carried) = slot.conn.begin_receive(&mut self.recv_buf);
+            let (reader, carried) = slot.conn.begin_receive(&mut self.recv_buf);
             let room = self.recv_buf.len() - carried;
-            let n = match sys::recv(fd, &mut self.recv_buf[carried..]) {
-                IoResult::Done(n) => n,
-                IoResult::WouldBlock => {
-                    slot.conn
-                        .end_receive(now, reader, &self.recv_buf[..carried]);
-                    return;
+            let (n, reader, used) = match sys::recv(fd, &mut self.recv_buf[carried..]) {
+                IoResult::Done(n) => {
+                    self.io.stats.socket_bytes_received.add(n as u64);
+                    let mut reader = reader;
+                    let used = self.receive(key, &mut reader, carried + n);
+                    (n, reader, used)
                 }
-                IoResult::Eof => {
-                    slot.conn.end_receive(now, reader, &[]);
-                    return self.io.with_conn(key, |c, _, _, out| c.on_eof(out));
-                }
-                IoResult::Failed(e) => {
-                    tracing::debug!(core = self.io.core, "recv failed: {e}");
-                    slot.conn.end_receive(now, reader, &[]);
-                    return self.io.with_conn(key, |c, _, _, out| c.on_eof(out));
+                IoResult::WouldBlock => (0, reader, 0),
+                IoResult::Eof | IoResult::Failed(_) => {
+                    // The peer is gone (EOF, reset): nothing more to read or carry.
+                    return self.io.with_conn(key, |c, _, now, out| {
+                        c.end_receive(now, reader, &[], out);
+                        c.on_eof(out);
+                    });
                 }
             };
-            self.io.stats.socket_bytes_received.add(n as u64);
-            let len = carried + n;
-            let used = self.receive(key, &mut reader, len);
-            self.io.conns[key as usize]
-                .conn
-                .end_receive(now, reader, &self.recv_buf[used..len]);
-            self.io.settle(key);
+            let rest = &self.recv_buf[used..carried + n];
+            self.io
+                .with_conn(key, |c, _, now, out| c.end_receive(now, reader, rest, out));
+            if n == 0 {
+                return; // nothing was there: the next edge brings more
+            }
             if n < room {
                 return; // a short read drained the socket; the next edge brings more
             }
@@ -147,6 +144,12 @@ fn upgrade<'a, A: App>(
             Some(request),
             head,
         );
+        return None;
+    }
+    let held = io.stats.memory_held_bytes.get();
+    if super::budget::near_budget(held, io.settings.memory_budget_bytes) {
+        let refusal = Refusal::new(RefusalReason::OverMemoryBudget);
+        refuse(io, key, &refusal, None, Some(request), head);
         return None;
     }
     if !io.open.reserve(io.settings.max_connections) {

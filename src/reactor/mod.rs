@@ -7,6 +7,7 @@
 //! - [`accept`]: new sockets, accept errors and back-off;
 //! - [`inbound`]: reads, the upgrade decision, messages to the app;
 //! - [`deadlines`]: the timer wheel's expiries and the drain;
+//! - [`budget`]: the memory budget: refusing upgrades near it, shedding past it;
 //! - [`timer_wheel`]: the core's deadlines;
 //! - [`event_loop`]: one pass of the loop, dispatching completions;
 //! - [`gate`]: the handshake gate (policy, per-address rate limit, refusal log);
@@ -15,6 +16,7 @@
 
 pub mod accept;
 pub mod admin;
+pub mod budget;
 pub mod conns;
 pub mod deadlines;
 pub mod event_loop;

@@ -178,6 +178,15 @@ pub enum Note {
     Dequeued(usize),
     /// The queue is gone (drained or dropped): the connection is no longer backpressured.
     QueueEnded,
+    /// The connection was closed to bring its driver back under its memory budget, for the
+    /// input (`inbound`) or the outbound queue it held.
+    MemoryShed {
+        inbound: bool,
+        held_bytes: usize,
+    },
+    /// The memory the connection holds beyond its slot changed by this many bytes (partial
+    /// input, message buffer, outbound queue; see [`Connection::held_bytes`]).
+    Held(isize),
 }
 
 /// The transport failed (reset, broken pipe): the connection cannot continue.
@@ -274,9 +283,19 @@ struct Extra {
     bucket: Option<TokenBucket>,
     /// When the input in progress (a partial frame or message) began.
     input_since: Option<Tick>,
+    /// The memory last reported in a [`Note::Held`].
+    accounted: usize,
 }
 
 impl Extra {
+    /// Heap memory held: the box and the capacity of its buffers.
+    fn held_bytes(&self) -> usize {
+        std::mem::size_of::<Extra>()
+            + self.pending.capacity()
+            + self.reader.held_bytes()
+            + self.outbound.held_bytes()
+    }
+
     fn is_idle(&self) -> bool {
         self.pending.is_empty()
             && self.reader.is_idle()
@@ -379,6 +398,18 @@ impl Connection {
 
     pub fn is_released(&self) -> bool {
         self.phase == Phase::Released
+    }
+
+    /// Heap memory this connection holds beyond its slot (the budget counts this).
+    pub fn held_bytes(&self) -> usize {
+        self.extra.as_ref().map_or(0, |e| e.held_bytes())
+    }
+
+    /// Of [`Connection::held_bytes`], the part for input: partial input and the message buffer.
+    pub fn held_inbound_bytes(&self) -> usize {
+        self.extra
+            .as_ref()
+            .map_or(0, |e| e.pending.capacity() + e.reader.held_bytes())
     }
 
     /// Input carried over between reads (a partial header, control frame or request head).
@@ -589,16 +620,22 @@ impl Connection {
 
     /// Takes back the inbound half and the input not consumed (a partial header, control frame
     /// or request head: bounded by the reader and the handshake limit).
-    pub fn end_receive(&mut self, now: Tick, mut reader: Reader, rest: &[u8]) {
+    pub fn end_receive(
+        &mut self,
+        now: Tick,
+        mut reader: Reader,
+        rest: &[u8],
+        out: &mut impl Output,
+    ) {
         if matches!(self.phase, Phase::Lingering | Phase::Released) {
-            return self.shrink();
+            return self.shrink(out);
         }
         reader.settle();
         if rest.is_empty() && reader.is_idle() {
             if let Some(e) = self.extra.as_mut() {
                 e.input_since = None;
             }
-            return self.shrink(); // idle again: no per-connection read state at all
+            return self.shrink(out); // idle again: no per-connection read state at all
         }
         let extra = self.extra_mut();
         extra.pending.extend_from_slice(rest);
@@ -608,6 +645,7 @@ impl Connection {
             extra.input_since = Some(now);
             self.flags |= fx::DEADLINE;
         }
+        self.account(out);
     }
 
     /// Feeds received bytes: consumes input up to the next event for the driver.
@@ -792,7 +830,7 @@ impl Connection {
             if self.role() == Role::Server {
                 self.flags |= flag::RELEASE_AFTER_FLUSH;
             }
-            self.linger(now, initiator);
+            self.linger(now, initiator, out);
         } else {
             self.release(initiator, ReleaseKind::Graceful, out);
         }
@@ -814,7 +852,7 @@ impl Connection {
         if self.phase == Phase::Released {
             return false;
         }
-        self.open(now);
+        self.open(now, out);
         true
     }
 
@@ -825,14 +863,14 @@ impl Connection {
         handshake::write_refusal(&mut response, refusal);
         self.write_raw(&response, &[], now, out);
         if self.phase != Phase::Released {
-            self.linger(now, Initiator::Server);
+            self.linger(now, Initiator::Server, out);
         }
     }
 
     /// Client: the server's 101 checked out; the connection is open.
-    pub fn upgraded(&mut self, now: Tick) {
+    pub fn upgraded(&mut self, now: Tick, out: &mut impl Output) {
         debug_assert_eq!(self.phase, Phase::Handshake);
-        self.open(now);
+        self.open(now, out);
     }
 
     /// Client: the server's answer was not a valid 101.
@@ -840,12 +878,12 @@ impl Connection {
         self.release(Initiator::Abnormal, ReleaseKind::Graceful, out);
     }
 
-    fn open(&mut self, now: Tick) {
+    fn open(&mut self, now: Tick, out: &mut impl Output) {
         self.phase = Phase::Open;
         self.rx_tick = now;
         self.mark_tick = now;
         self.flags |= fx::DEADLINE;
-        self.shrink();
+        self.shrink(out);
     }
 
     /// The peer ended its stream (EOF): nothing more will come.
@@ -867,7 +905,7 @@ impl Connection {
             match out.transmit(queue.unsent(), &[]) {
                 Ok(0) => {
                     self.flags |= flag::WRITE_WAIT | fx::WANT_WRITABLE;
-                    return;
+                    return self.account(out);
                 }
                 Ok(n) => {
                     queue.consume(n);
@@ -877,7 +915,7 @@ impl Connection {
             }
         }
         out.note(Note::QueueEnded);
-        self.shrink();
+        self.shrink(out);
         if self.has(flag::RELEASE_AFTER_FLUSH) {
             return self.release(Initiator::Server, ReleaseKind::Graceful, out);
         }
@@ -950,6 +988,32 @@ impl Connection {
         self.close(now, cfg, CloseCode::GOING_AWAY, "server shutting down", out);
     }
 
+    /// The driver is over its memory budget and this connection holds the most: free what it
+    /// holds. Input (a message being received, a request head) is dropped with 1009, the
+    /// connection lingering until its peer closes; an outbound queue is dropped with a reset
+    /// (its peer is not reading, so a close frame behind the queue would never arrive).
+    pub fn shed(&mut self, now: Tick, cfg: &Settings, out: &mut impl Output) {
+        let held_bytes = self.held_bytes();
+        if self.phase == Phase::Released || held_bytes == 0 {
+            return;
+        }
+        let outbound = self.outbound().map_or(0, Outbound::held_bytes);
+        let inbound = self.held_inbound_bytes();
+        out.note(Note::MemoryShed {
+            inbound: inbound > outbound,
+            held_bytes,
+        });
+        if inbound > outbound && self.is_upgraded() {
+            let reason = "message dropped: the server is over its memory budget, retry later";
+            self.fail(now, cfg, CloseCode::MESSAGE_TOO_BIG, reason, out);
+        } else {
+            if self.is_upgraded() && outbound > 0 {
+                self.close_code = CloseCode::POLICY_VIOLATION.0;
+            }
+            self.release(Initiator::Server, ReleaseKind::Abortive, out);
+        }
+    }
+
     /// The driver gives up on the connection (its drain deadline passed): reset it.
     pub fn abandon(&mut self, out: &mut impl Output) {
         self.release(Initiator::Server, ReleaseKind::Abortive, out);
@@ -966,7 +1030,7 @@ impl Connection {
     ) {
         self.write_close(Some(code), reason, now, cfg, out);
         if self.phase != Phase::Released {
-            self.linger(now, Initiator::Server);
+            self.linger(now, Initiator::Server, out);
         }
     }
 
@@ -1108,7 +1172,7 @@ impl Connection {
         // Not released after the flush: the peer may still be sending, and closing a socket with
         // unread input resets it, destroying the 1008 before the peer reads it. Lingering shuts
         // our side down after the flush and discards input until EOF or the close timeout.
-        self.linger(now, Initiator::Server);
+        self.linger(now, Initiator::Server, out);
     }
 
     /// Writes `a` then `b`, queueing whatever the transport does not take.
@@ -1151,6 +1215,7 @@ impl Connection {
         if !self.has(flag::WRITE_WAIT) {
             self.flags |= flag::WRITE_WAIT | fx::WANT_WRITABLE;
         }
+        self.account(out);
     }
 
     fn transport_failed(&mut self, out: &mut impl Output) {
@@ -1160,7 +1225,7 @@ impl Connection {
 
     /// Stop talking: shut our side down once queued bytes are out, then discard input until the
     /// peer closes or the close timeout passes.
-    fn linger(&mut self, now: Tick, initiator: Initiator) {
+    fn linger(&mut self, now: Tick, initiator: Initiator, out: &mut impl Output) {
         self.leave_open(initiator);
         self.phase = Phase::Lingering;
         self.mark_tick = now;
@@ -1172,7 +1237,7 @@ impl Connection {
             e.bucket = None;
             e.input_since = None;
         }
-        self.shrink();
+        self.shrink(out);
         if self.queued_bytes() > 0 {
             self.flags |= flag::SHUTDOWN_AFTER_FLUSH;
         } else {
@@ -1195,7 +1260,9 @@ impl Connection {
             out.note(Note::Dequeued(queued));
             out.note(Note::QueueEnded);
         }
-        self.extra = None;
+        if let Some(e) = self.extra.take() {
+            out.note(Note::Held(-(e.accounted as isize)));
+        }
         self.phase = Phase::Released;
         self.flags &= !(flag::SHUTDOWN_AFTER_FLUSH | flag::RELEASE_AFTER_FLUSH | fx::DEADLINE);
         self.flags |= fx::RELEASE;
@@ -1230,14 +1297,30 @@ impl Connection {
                 outbound: Outbound::default(),
                 bucket: None,
                 input_since: None,
+                accounted: 0,
             })
         })
     }
 
-    /// Frees the extra state if it holds nothing.
-    fn shrink(&mut self) {
+    /// Frees the extra state if it holds nothing, and reports the memory held.
+    fn shrink(&mut self, out: &mut impl Output) {
         if self.extra.as_ref().is_some_and(|e| e.is_idle()) {
-            self.extra = None;
+            if let Some(e) = self.extra.take() {
+                out.note(Note::Held(-(e.accounted as isize)));
+            }
+        }
+        self.account(out);
+    }
+
+    /// Reports a change of the memory held since the last report.
+    fn account(&mut self, out: &mut impl Output) {
+        let Some(e) = self.extra.as_mut() else {
+            return;
+        };
+        let held = e.held_bytes();
+        if held != e.accounted {
+            out.note(Note::Held(held as isize - e.accounted as isize));
+            e.accounted = held;
         }
     }
 }

@@ -101,6 +101,13 @@ impl Outbound {
         }
     }
 
+    /// Heap memory held by the queue.
+    pub fn held_bytes(&self) -> usize {
+        self.bytes.capacity()
+            + self.control.capacity()
+            + self.frames.capacity() * std::mem::size_of::<usize>()
+    }
+
     /// `n` bytes of [`Outbound::unsent`] were taken.
     pub fn consume(&mut self, n: usize) {
         self.sent_bytes += n as u64;

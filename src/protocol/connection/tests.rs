@@ -44,7 +44,9 @@ fn settings() -> Settings {
 #[derive(Default)]
 struct Mem {
     wire: Vec<u8>,
+    /// Every note but the memory accounting, which is summed in `held`.
     notes: Vec<Note>,
+    held: isize,
     window: Option<usize>,
     broken: bool,
     masks: u8,
@@ -65,7 +67,10 @@ impl Output for Mem {
         Ok(take)
     }
     fn note(&mut self, note: Note) {
-        self.notes.push(note);
+        match note {
+            Note::Held(delta) => self.held += delta,
+            other => self.notes.push(other),
+        }
     }
     fn mask_key(&mut self) -> [u8; 4] {
         self.masks = self.masks.wrapping_add(1);
@@ -119,7 +124,7 @@ fn feed(conn: &mut Connection, now: Tick, bytes: &[u8], out: &mut Mem) -> Vec<Se
                 };
                 assert!(head.starts_with(b"HTTP/1.1 101"));
                 seen.push(Seen::Response(end + 4));
-                conn.upgraded(now);
+                conn.upgraded(now, out);
                 pos += end + 4;
             }
             Some(Received::Message(kind, payload)) => {
@@ -127,7 +132,7 @@ fn feed(conn: &mut Connection, now: Tick, bytes: &[u8], out: &mut Mem) -> Vec<Se
             }
         }
     }
-    conn.end_receive(now, reader, &buf[pos..len]);
+    conn.end_receive(now, reader, &buf[pos..len], out);
     seen
 }
 
@@ -913,4 +918,64 @@ fn a_client_refuses_masked_server_frames_with_1002() {
         .notes
         .iter()
         .any(|n| matches!(n, Note::ProtocolError(_))));
+}
+
+#[test]
+fn the_memory_a_connection_holds_is_reported_and_returns_to_zero() {
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    assert_eq!(out.held, 0, "an idle open connection holds nothing");
+    // A message in progress: its buffer is reported as it grows.
+    let frame = client_frame(true, Opcode::Binary, &[1; 50_000]);
+    feed(&mut conn, 1, &frame[..20_000], &mut out);
+    assert_eq!(out.held as usize, conn.held_bytes());
+    assert!(conn.held_inbound_bytes() >= 19_000);
+    // A queue the peer does not read.
+    out.window = Some(0);
+    conn.send(2, &settings(), MessageKind::Binary, &[2; 30_000], &mut out);
+    assert_eq!(out.held as usize, conn.held_bytes());
+    assert!(conn.held_bytes() >= 50_000);
+    // Shedding: the larger of the two goes (here the queue, with a reset).
+    conn.shed(3, &settings(), &mut out);
+    assert!(out
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::MemoryShed { .. })));
+    assert_eq!(out.held as usize, conn.held_bytes());
+    let fx = conn.poll_effects();
+    assert!(fx.left_open());
+    // Whatever path it ends by, nothing stays accounted once released.
+    conn.on_eof(&mut out);
+    assert!(conn.is_released());
+    assert_eq!(out.held, 0);
+}
+
+#[test]
+fn shedding_drops_a_large_queue_with_a_reset_and_large_input_with_1009() {
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    out.window = Some(0);
+    conn.send(1, &settings(), MessageKind::Binary, &[2; 30_000], &mut out);
+    conn.shed(2, &settings(), &mut out);
+    assert!(conn.is_released());
+    assert_eq!(conn.release_kind(), ReleaseKind::Abortive);
+    assert!(out
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::MemoryShed { inbound: false, .. })));
+    assert_eq!(out.held, 0);
+
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    let frame = client_frame(true, Opcode::Binary, &[1; 50_000]);
+    feed(&mut conn, 1, &frame[..30_000], &mut out);
+    conn.shed(2, &settings(), &mut out);
+    assert_eq!(conn.phase(), Phase::Lingering);
+    let frames = server_frames(&out.take_wire());
+    assert_eq!(frames[0].1[..2], 1009u16.to_be_bytes());
+    assert!(out
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::MemoryShed { inbound: true, .. })));
+    assert_eq!(out.held, 0, "the input is freed at once");
 }
