@@ -83,6 +83,8 @@ impl Server {
     /// Binds the listeners and starts one reactor per core; returns once every core is ready.
     pub fn start<A: App>(config: &Config, app: A) -> Result<Server, ServerError> {
         check_fd_limit(config);
+        // Message buffers and queues of 1 MiB or more go back to the system when freed.
+        sys::return_large_buffers_to_the_system(1 << 20);
         let app = Arc::new(app);
         let shared = Arc::new(Shared::default());
         let listeners = bind_listeners(config)?;

@@ -8,6 +8,10 @@ use super::event_loop::Reactor;
 use crate::app::App;
 use crate::protocol::connection::Tick;
 
+/// Free memory is handed back to the system (malloc_trim) when a core's held memory has fallen
+/// below a quarter of a peak of at least this much.
+const TRIM_AFTER_PEAK_BYTES: u64 = 16 << 20;
+
 /// Upgrades are refused from this share of the budget on (per mille): the last tenth is room
 /// for the connections already open.
 pub const REFUSE_FROM_PER_MILLE: u64 = 900;
@@ -25,6 +29,7 @@ impl<A: App> Reactor<A> {
     pub(super) fn enforce_budget(&mut self) {
         let budget = self.io.settings.memory_budget_bytes;
         let held = self.io.stats.memory_held_bytes.get();
+        self.trim_after_peak(held);
         if held <= budget {
             return;
         }
@@ -53,6 +58,24 @@ impl<A: App> Reactor<A> {
             now_held_bytes = self.io.stats.memory_held_bytes.get(),
             "over the memory budget: closed the connections holding the most"
         );
+    }
+}
+
+impl<A: App> Reactor<A> {
+    /// After a burst (slow readers, large messages) the buffers are freed, but the allocator
+    /// keeps the pages: give them back once the core holds less than a quarter of its peak.
+    fn trim_after_peak(&mut self, held: u64) {
+        self.held_peak_bytes = self.held_peak_bytes.max(held);
+        if self.held_peak_bytes >= TRIM_AFTER_PEAK_BYTES && held < self.held_peak_bytes / 4 {
+            super::sys::trim_free_memory();
+            tracing::debug!(
+                core = self.io.core,
+                peak_bytes = self.held_peak_bytes,
+                held_bytes = held,
+                "memory given back"
+            );
+            self.held_peak_bytes = held;
+        }
     }
 }
 

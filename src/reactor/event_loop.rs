@@ -56,6 +56,8 @@ pub struct Reactor<A: App> {
     pub(super) handshake_duration: Arc<SecondsHistogram>,
     /// The app asked to be woken again (its inbox had more than one turn's worth).
     app_wants_wake: bool,
+    /// The most this core's connections held since memory was last given back.
+    pub(super) held_peak_bytes: u64,
 }
 
 /// The resources the server hands one core: its index, listener, wake-up eventfd, the shared
@@ -125,6 +127,7 @@ impl<A: App> Reactor<A> {
             admin: observers.admin,
             handshake_duration: observers.handshake_duration,
             app_wants_wake: false,
+            held_peak_bytes: 0,
         })
     }
 

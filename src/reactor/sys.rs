@@ -187,3 +187,25 @@ pub fn eventfd_drain(fd: RawFd) {
     // SAFETY: reads 8 bytes into a valid u64.
     unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
 }
+
+/// Makes the allocator give large buffers back to the system when they are freed: blocks of
+/// `mmap_threshold_bytes` or more are mmapped (and unmapped on free) whatever sizes came
+/// before, instead of glibc's default threshold that grows with every large free until large
+/// message buffers stay in the heap. Without it, RSS after a burst of large messages or slow
+/// readers stays near its peak (measured: 775 MB resident with 0 connections open after 100
+/// non-reading echo clients).
+pub fn return_large_buffers_to_the_system(mmap_threshold_bytes: usize) {
+    // SAFETY: mallopt only sets allocator parameters; called before the reactors start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, mmap_threshold_bytes as libc::c_int);
+    }
+}
+
+/// Returns the allocator's free memory to the system (all arenas): for after a burst, when
+/// the connections' buffers have been freed. Takes milliseconds on a large heap: call rarely.
+pub fn trim_free_memory() {
+    // SAFETY: malloc_trim is thread-safe and only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
