@@ -571,9 +571,6 @@ fn a_stalled_outbound_queue_is_dropped_at_the_write_stall_timeout() {
     // 32 MiB of echo requests, never read: the kernel buffers fill, the rest waits in the queue.
     let frame = client_frame(true, 0x2, &[7u8; 16 * 1024]);
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    for _ in 0..2048 {
-        s.write_all(&frame).unwrap();
-    }
     let metric = |name: &str| -> f64 {
         admin_get(admin, "/metrics")
             .1
@@ -582,11 +579,21 @@ fn a_stalled_outbound_queue_is_dropped_at_the_write_stall_timeout() {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    assert!(
-        metric("ringws_outbound_queued_bytes{") > 0.0,
-        "the queue should be backed up"
-    );
-    assert_eq!(metric("ringws_write_stall_closes_total{"), 0.0);
+    // The queue must drain at min_send_rate once older than the 1 s write_stall_timeout: the
+    // server may drop it while this is still writing (then the write fails with a reset).
+    let mut dropped_while_writing = false;
+    for _ in 0..2048 {
+        if s.write_all(&frame).is_err() {
+            dropped_while_writing = true;
+            break;
+        }
+    }
+    if !dropped_while_writing {
+        assert!(
+            metric("ringws_outbound_queued_bytes{") > 0.0,
+            "the queue should be backed up"
+        );
+    }
     let started = Instant::now();
     while metric("ringws_write_stall_closes_total{") < 1.0 {
         assert!(
