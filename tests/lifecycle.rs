@@ -435,6 +435,61 @@ fn sigterm_with_a_silent_client(drain_timeout: &str, close_timeout: &str) -> Str
     server.drain_log()
 }
 
+/// The first signal says what the drain is about (how many connections, until when, how to cut
+/// it short), and the exit summary is a few short lines, not one long one.
+#[test]
+fn a_stop_signal_says_what_drains_and_the_summary_reads_in_short_lines() {
+    let mut server = ServerProcess::start(&["--cores", "2", "--drain-timeout", "7s"]);
+    let mut clients: Vec<TcpStream> = (0..3).map(|_| ws_connect(server.addr)).collect();
+    server.signal(libc::SIGINT);
+    for s in clients.iter_mut() {
+        assert_eq!(read_close(s), Some(1001));
+        s.write_all(&client_frame(true, 0x8, &1001u16.to_be_bytes()))
+            .unwrap();
+    }
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    let log = server.drain_log();
+    let announced = log
+        .lines()
+        .find(|l| l.contains("SIGINT received"))
+        .unwrap_or_else(|| panic!("no word of the signal in: {log}"));
+    assert!(
+        announced.contains("draining 3 open connections"),
+        "{announced}"
+    );
+    assert!(
+        announced.contains("close 1001") && announced.contains("up to 7s (until 20"),
+        "the deadline, as a duration and a time: {announced}"
+    );
+    assert!(
+        announced.contains("A second SIGINT or SIGTERM (Ctrl-C again) exits at once"),
+        "{announced}"
+    );
+
+    let summary: Vec<&str> = log
+        .lines()
+        .skip_while(|l| !l.contains("stopped after"))
+        .collect();
+    assert!(summary.len() >= 5, "{log}");
+    for line in &summary {
+        assert!(line.len() <= 120, "{} characters: {line}", line.len());
+    }
+    let summary = summary.join("\n");
+    for field in [
+        "accepted=3",
+        "upgraded=3",
+        "handshake_timeouts=0",
+        "heartbeat_timeouts=0",
+        "slow_consumers=0",
+        "protocol_errors=0",
+        "drained_cleanly=3",
+        "drained_forced=0",
+        "refused handshakes none",
+    ] {
+        assert!(summary.contains(field), "{field} missing from:\n{summary}");
+    }
+}
+
 #[test]
 fn drain_resets_clients_that_never_answer_at_the_drain_timeout() {
     let log = sigterm_with_a_silent_client("1s", "30s");
@@ -459,8 +514,8 @@ fn a_second_signal_forces_an_immediate_exit() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-/// The restart recipe: start the new process on the same port, then SIGTERM the old one.
-/// Clients of the old process get 1001; no connection attempt fails at any point.
+/// The restart recipe: start the new process on the same port with --takeover, then SIGTERM the
+/// old one. Clients of the old process get 1001; no connection attempt fails at any point.
 #[test]
 fn zero_downtime_restart_loses_no_connection_attempt() {
     // Pending connections of a closing SO_REUSEPORT listener move to a sibling listener
@@ -500,7 +555,11 @@ fn zero_downtime_restart_loses_no_connection_attempt() {
 
     std::thread::sleep(Duration::from_millis(300));
     let addr_text = addr.to_string();
-    let new = ServerProcess::start_with(&["--listen", &addr_text], &["--cores", "2"], None);
+    let new = ServerProcess::start_with(
+        &["--listen", &addr_text],
+        &["--cores", "2", "--takeover"],
+        None,
+    );
     std::thread::sleep(Duration::from_millis(300));
     old.signal(libc::SIGTERM);
     for s in old_clients.iter_mut() {

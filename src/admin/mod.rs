@@ -1,5 +1,6 @@
 //! The admin listener's HTTP/1.1, sans-IO: bounded request parsing, response writing, and the
-//! built-in routes (`/metrics`, `/healthz`). Apps add routes through [`crate::app::App::admin`].
+//! built-in routes (`/metrics`, `/healthz`, `/debug/handshakes`). Apps add routes through
+//! [`crate::app::App::admin`] and name them in [`crate::app::App::admin_routes`].
 //! The reactor of core 0 moves the bytes (see `reactor::admin`); [`routes`] answers.
 
 pub mod routes;

@@ -124,6 +124,11 @@ pub trait App: Send + Sync + 'static {
     ) -> Option<crate::admin::AdminResponse> {
         None
     }
+    /// The routes [`App::admin`] answers, as `METHOD /path` (`POST /publish/{topic}`), for the
+    /// start banner and the admin listener's 404 answer. Default: none.
+    fn admin_routes(&self) -> &[&str] {
+        &[]
+    }
     /// Largest admin request body this app accepts (e.g. a publish). Default 0: no bodies.
     fn admin_max_body_bytes(&self) -> usize {
         0

@@ -25,15 +25,15 @@ use std::time::Duration;
 pub use self::error::{ConfigError, DurationError, Setting, SizeError, ValueError};
 pub use self::file::settings_from_toml;
 pub use self::value::{
-    format_duration, format_size, parse_duration, parse_size, RawValue, MAX_SIZE_TEXT_LEN,
-    MAX_TIMEOUT,
+    check_log_filter, format_duration, format_size, parse_duration, parse_size, RawValue,
+    BOOLEAN_WORDS, LOG_LEVELS, MAX_SIZE_TEXT_LEN, MAX_TIMEOUT,
 };
 pub use crate::policy::AuthMode;
 
-use self::key::{settings, Key};
+use self::key::{serve_or_library_default, settings, Key};
 use self::value::{
-    address, app, auth, boolean, cidr, cores, count, list, log_filter, on_off, optional,
-    optional_timeout, origin, path, power_of_two, size, subprotocol, text, timeout,
+    address, app, auth, boolean, cidr, cores, count, list, log_filter, optional, optional_timeout,
+    origin, path, power_of_two, size, subprotocol, text, timeout,
 };
 use crate::policy::subprotocol::MAX_SUBPROTOCOLS;
 use crate::policy::{Cidr, OriginPattern, PolicySettings, JWT_SECRET_ENV};
@@ -92,9 +92,20 @@ pub const MAX_LIST_LEN: usize = 1024;
 settings! {
     /// Address and port the WebSocket listener binds to.
     listen: SocketAddr = "127.0.0.1:9001".parse().unwrap(), "ADDR", address();
-    /// Address of the admin listener serving /metrics and /healthz; "off" disables it.
-    admin_listen: Option<SocketAddr> = Some("127.0.0.1:9090".parse().unwrap()), "ADDR",
-        optional(address());
+    /// Address of the admin listener ("off" disables it): GET /metrics, GET /healthz, GET
+    /// /debug/handshakes (with debug_handshakes), and the app's routes (pubsub: POST
+    /// /publish/{topic}, GET /topics, GET /topics/{topic}). Needs a port of its own.
+    ///
+    /// Off in the library's default: a program embedding ringws opens it by setting it.
+    admin_listen: Option<SocketAddr> = None,
+        serve Some(SocketAddr::from(([127, 0, 0, 1], 9090))), "ADDR", optional(address());
+    /// Share the ports with the ringws already serving on them (SO_REUSEPORT), for a
+    /// zero-downtime restart: start the new process with this, then stop the old one. Without
+    /// it, a port in use is refused, naming the process that holds it.
+    ///
+    /// See docs/lifecycle.md; the check runs before the listeners are bound (see
+    /// `server::claim_addresses`).
+    takeover: bool = false, "BOOL", boolean();
     /// Built-in application to serve: pubsub (topic fan-out, see docs/pubsub.md) or echo
     /// (sends every message back).
     app: AppKind = AppKind::Pubsub, "APP", app();
@@ -202,8 +213,8 @@ settings! {
     /// header names the client; repeat the flag for more.
     trusted_proxies: Vec<Cidr> = Vec::new(), "CIDR", list(MAX_LIST_LEN, cidr());
     /// Keep each core's last refused handshakes and serve them as JSON at
-    /// /debug/handshakes on the admin listener: on or off.
-    debug_handshakes: bool = false, "on|off", on_off();
+    /// /debug/handshakes on the admin listener.
+    debug_handshakes: bool = false, "BOOL", boolean();
     /// pubsub: file of bearer tokens accepted by POST /publish on the admin listener, one per
     /// line (# starts a comment); "off" requires no token.
     publish_tokens_file: Option<PathBuf> = None, "FILE", optional(path());
@@ -274,10 +285,11 @@ impl Settings {
     }
 }
 
-/// Builds the effective configuration: defaults, then `config_file` (if any), then `flags`.
-/// Every value is checked against its bound; errors name the flag or the file and key.
+/// Builds the effective configuration of `ringws serve`: its defaults
+/// ([`Config::serve_defaults`]), then `config_file` (if any), then `flags`. Every value is
+/// checked against its bound; errors name the flag or the file and key.
 pub fn load(config_file: Option<&Path>, flags: &Settings) -> Result<Config, ConfigError> {
-    let mut config = Config::default();
+    let mut config = Config::serve_defaults();
     if let Some(path) = config_file {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -332,8 +344,36 @@ fn apply(config: &mut Config, settings: &Settings, origin: &Origin<'_>) -> Resul
 
 /// The settings that need each other: checked once every layer is applied.
 fn check_together(config: &Config, env_secret_set: bool) -> Result<(), ConfigError> {
+    check_listeners(config)?;
     let needs = config.policy_settings().check_needs(env_secret_set);
     needs.map_err(ConfigError::Needs)
+}
+
+/// Refuses a WebSocket and an admin listener that would share a port (see
+/// [`addresses_overlap`]). [`load`] and [`Config::validate`] check it, and so does
+/// `Server::start` for configurations built in code.
+pub fn check_listeners(config: &Config) -> Result<(), ConfigError> {
+    match config.admin_listen {
+        Some(admin) if addresses_overlap(config.listen, admin) => Err(ConfigError::SamePort {
+            listen: config.listen,
+            admin,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// True when listeners on `a` and `b` would take each other's connections: the same port (not 0,
+/// which picks a free one) and the same address, or a wildcard address covering the other one
+/// (`0.0.0.0` every IPv4 address; `::` every address, IPv4 included, as Linux binds it
+/// dual-stack by default).
+pub fn addresses_overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    let covers = |wide: std::net::IpAddr, other: std::net::IpAddr| {
+        wide.is_unspecified() && (wide.is_ipv6() || other.is_ipv4())
+    };
+    let (ip_a, ip_b) = (a.ip().to_canonical(), b.ip().to_canonical());
+    a.port() == b.port()
+        && a.port() != 0
+        && (ip_a == ip_b || covers(ip_a, ip_b) || covers(ip_b, ip_a))
 }
 
 impl Config {

@@ -165,17 +165,19 @@ fn upgrade<'a, A: App>(
             return None;
         }
     };
+    // Counted open before the 101 goes out: whoever sees the 101 sees the count.
+    let open_gauge = &io.stats.connections_open;
+    open_gauge.set(open_gauge.get() + 1);
     let opened = io.with_conn(key, |c, _, now, out| {
         c.accept(now, request.key, accepted.protocol, out)
     });
     if !opened {
         io.open.release();
+        let open_gauge = &io.stats.connections_open;
+        open_gauge.set(open_gauge.get().saturating_sub(1));
         return None;
     }
     io.stats.handshakes_completed.inc();
-    io.stats
-        .connections_open
-        .set(io.stats.connections_open.get() + 1);
     Some(Opened {
         protocol: accepted.protocol,
         subject: accepted.subject,

@@ -144,6 +144,10 @@ impl App for PubSub {
         .handle(request)
     }
 
+    fn admin_routes(&self) -> &[&str] {
+        &admin::ROUTES
+    }
+
     fn admin_max_body_bytes(&self) -> usize {
         self.settings.max_publish_bytes
     }
