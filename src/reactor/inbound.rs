@@ -96,8 +96,10 @@ impl<A: App> Reactor<A> {
                             fd: io.conns[key as usize].fd,
                         };
                         self.core_app.on_open(io, id, &info);
-                        if io.drain_deadline.is_some() {
-                            io.with_conn(key, |c, cfg, now, out| c.shut_down(now, cfg, out));
+                        if let Some(deadline) = io.drain_deadline {
+                            io.with_conn(key, |c, cfg, now, out| {
+                                c.shut_down(now, deadline, cfg, out)
+                            });
                         }
                     }
                 }
@@ -207,7 +209,7 @@ fn refuse(
         now_ms,
         unix_seconds(),
     );
-    io.with_conn(key, |c, _, now, out| c.refuse(now, refusal, out));
+    io.with_conn(key, |c, cfg, now, out| c.refuse(now, cfg, refusal, out));
 }
 
 fn unix_seconds() -> u64 {

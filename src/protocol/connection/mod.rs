@@ -313,8 +313,7 @@ pub struct Connection {
     /// peers).
     rx_tick: Tick,
     /// Handshake: the driver's stamp (see [`Connection::server`]). Open: the last application
-    /// message received (idle timeout). Closing and lingering: when the close began (close
-    /// timeout).
+    /// message received (idle timeout). Closing and lingering: the close deadline.
     mark_tick: Tick,
     /// The close code this connection ends with: the one we sent, or the peer's; 0 for none.
     close_code: u16,
@@ -459,9 +458,7 @@ impl Connection {
     pub fn next_deadline(&self, cfg: &Settings, jitter_ticks: u32) -> Option<Tick> {
         match self.phase {
             Phase::Handshake => Some(self.rx_tick.wrapping_add(cfg.handshake_timeout_ticks)),
-            Phase::Closing | Phase::Lingering => {
-                Some(self.mark_tick.wrapping_add(cfg.close_timeout_ticks))
-            }
+            Phase::Closing | Phase::Lingering => Some(self.mark_tick),
             Phase::Open => Some(self.open_deadline(cfg, jitter_ticks)),
             Phase::Released => None,
         }
@@ -830,7 +827,7 @@ impl Connection {
             if self.role() == Role::Server {
                 self.flags |= flag::RELEASE_AFTER_FLUSH;
             }
-            self.linger(now, initiator, out);
+            self.linger(now, initiator, cfg.close_timeout_ticks, out);
         } else {
             self.release(initiator, ReleaseKind::Graceful, out);
         }
@@ -857,13 +854,13 @@ impl Connection {
     }
 
     /// Server: answers the request with a refusal and lingers.
-    pub fn refuse(&mut self, now: Tick, refusal: &Refusal, out: &mut impl Output) {
+    pub fn refuse(&mut self, now: Tick, cfg: &Settings, refusal: &Refusal, out: &mut impl Output) {
         debug_assert_eq!(self.phase, Phase::Handshake);
         let mut response = Vec::with_capacity(256);
         handshake::write_refusal(&mut response, refusal);
         self.write_raw(&response, &[], now, out);
         if self.phase != Phase::Released {
-            self.linger(now, Initiator::Server, out);
+            self.linger(now, Initiator::Server, cfg.close_timeout_ticks, out);
         }
     }
 
@@ -954,7 +951,7 @@ impl Connection {
         assert_eq!(self.role(), Role::Server, "encoded frames are unmasked");
         let queued = self.outbound().map_or(0, Outbound::data_len);
         if queued > 0 && queued + frame.len() > cfg.max_outbound_bytes {
-            self.slow_consumer(now, out);
+            self.slow_consumer(now, cfg, out);
         } else {
             self.write_raw(frame, &[], now, out);
         }
@@ -974,18 +971,37 @@ impl Connection {
         if self.phase != Phase::Open {
             return;
         }
+        self.start_close(now, cfg.close_timeout_ticks, code, reason, cfg, out);
+    }
+
+    /// Close frame out; the peer has `grace_ticks` to answer.
+    fn start_close(
+        &mut self,
+        now: Tick,
+        grace_ticks: u32,
+        code: CloseCode,
+        reason: &str,
+        cfg: &Settings,
+        out: &mut impl Output,
+    ) {
+        if self.phase != Phase::Open {
+            return;
+        }
         self.write_close(Some(code), reason, now, cfg, out);
         if self.phase == Phase::Open {
             self.phase = Phase::Closing;
-            self.mark_tick = now;
+            self.mark_tick = now.wrapping_add(grace_ticks);
             self.flags |= fx::DEADLINE;
         }
     }
 
-    /// The server is shutting down: an open connection starts its close (1001), one still in
-    /// its handshake gets it right after the 101 (the driver calls this again then).
-    pub fn shut_down(&mut self, now: Tick, cfg: &Settings, out: &mut impl Output) {
-        self.close(now, cfg, CloseCode::GOING_AWAY, "server shutting down", out);
+    /// The server is shutting down: an open connection starts its close (1001) and has until
+    /// `deadline` (the driver's drain deadline) to answer; one still in its handshake gets it
+    /// right after the 101 (the driver calls this again then).
+    pub fn shut_down(&mut self, now: Tick, deadline: Tick, cfg: &Settings, out: &mut impl Output) {
+        let grace_ticks = deadline.wrapping_sub(now).min(u32::MAX / 4);
+        let reason = "server shutting down";
+        self.start_close(now, grace_ticks, CloseCode::GOING_AWAY, reason, cfg, out);
     }
 
     /// The driver is over its memory budget and this connection holds the most: free what it
@@ -1030,7 +1046,7 @@ impl Connection {
     ) {
         self.write_close(Some(code), reason, now, cfg, out);
         if self.phase != Phase::Released {
-            self.linger(now, Initiator::Server, out);
+            self.linger(now, Initiator::Server, cfg.close_timeout_ticks, out);
         }
     }
 
@@ -1084,7 +1100,7 @@ impl Connection {
             _ => {
                 let queued = self.outbound().map_or(0, Outbound::data_len);
                 if queued > 0 && queued + payload.len() > cfg.max_outbound_bytes {
-                    return self.slow_consumer(now, out);
+                    return self.slow_consumer(now, cfg, out);
                 }
                 // Large messages go out in fragments, so control frames find boundaries.
                 let mut chunks = payload.chunks(OUTBOUND_FRAGMENT_BYTES).peekable();
@@ -1157,7 +1173,7 @@ impl Connection {
 
     /// The peer does not read: stop producing for it, queue a 1008 behind what it has not read,
     /// and give it the close timeout to take it.
-    fn slow_consumer(&mut self, now: Tick, out: &mut impl Output) {
+    fn slow_consumer(&mut self, now: Tick, cfg: &Settings, out: &mut impl Output) {
         out.note(Note::SlowConsumer {
             queued_bytes: self.queued_bytes(),
         });
@@ -1172,7 +1188,7 @@ impl Connection {
         // Not released after the flush: the peer may still be sending, and closing a socket with
         // unread input resets it, destroying the 1008 before the peer reads it. Lingering shuts
         // our side down after the flush and discards input until EOF or the close timeout.
-        self.linger(now, Initiator::Server, out);
+        self.linger(now, Initiator::Server, cfg.close_timeout_ticks, out);
     }
 
     /// Writes `a` then `b`, queueing whatever the transport does not take.
@@ -1225,10 +1241,16 @@ impl Connection {
 
     /// Stop talking: shut our side down once queued bytes are out, then discard input until the
     /// peer closes or the close timeout passes.
-    fn linger(&mut self, now: Tick, initiator: Initiator, out: &mut impl Output) {
+    fn linger(
+        &mut self,
+        now: Tick,
+        initiator: Initiator,
+        close_timeout_ticks: u32,
+        out: &mut impl Output,
+    ) {
         self.leave_open(initiator);
         self.phase = Phase::Lingering;
-        self.mark_tick = now;
+        self.mark_tick = now.wrapping_add(close_timeout_ticks);
         self.flags |= fx::DEADLINE;
         let role = self.role();
         if let Some(e) = self.extra.as_mut() {

@@ -116,7 +116,7 @@ fn feed(conn: &mut Connection, now: Tick, bytes: &[u8], out: &mut Mem) -> Vec<Se
             }
             Some(Received::BadRequest(refusal, _)) => {
                 seen.push(Seen::BadRequest(refusal.reason));
-                conn.refuse(now, &refusal, out);
+                conn.refuse(now, &settings(), &refusal, out);
             }
             Some(Received::Response(head)) => {
                 let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
@@ -693,16 +693,21 @@ fn a_slow_consumer_gets_1008_behind_what_it_has_not_read() {
 }
 
 #[test]
-fn the_drain_sends_1001_and_the_close_timeout_bounds_it() {
+fn the_drain_sends_1001_and_the_drain_deadline_bounds_it() {
     let mut out = Mem::default();
     let mut conn = open_server(0, &mut out);
-    conn.shut_down(20, &settings(), &mut out);
+    conn.shut_down(20, 90, &settings(), &mut out);
     assert_eq!(
         server_frames(&out.take_wire()),
         [(Opcode::Close, close_payload(1001, "server shutting down"))]
     );
-    assert_eq!(deadline(&conn), 70);
-    assert!(timeout(&mut conn, 70, &mut out).release());
+    assert_eq!(
+        deadline(&conn),
+        90,
+        "the drain deadline, not the close timeout"
+    );
+    assert!(!timeout(&mut conn, 70, &mut out).release());
+    assert!(timeout(&mut conn, 90, &mut out).release());
     assert_eq!(
         conn.end(),
         Some((Initiator::Server, Some(CloseCode::GOING_AWAY)))
