@@ -1102,12 +1102,12 @@ impl Connection {
                 if queued > 0 && queued + payload.len() > cfg.max_outbound_bytes {
                     return self.slow_consumer(now, cfg, out);
                 }
+                if payload.len() <= OUTBOUND_FRAGMENT_BYTES {
+                    return self.write_one(true, opcode, payload, now, out);
+                }
                 // Large messages go out in fragments, so control frames find boundaries.
                 let mut chunks = payload.chunks(OUTBOUND_FRAGMENT_BYTES).peekable();
                 let mut frame_opcode = opcode;
-                if chunks.peek().is_none() {
-                    return self.write_one(true, opcode, payload, now, out);
-                }
                 while let Some(chunk) = chunks.next() {
                     let fin = chunks.peek().is_none();
                     self.write_one(fin, frame_opcode, chunk, now, out);
