@@ -465,6 +465,18 @@ fn the_counter_example_answers_each_text_message_with_its_length() {
 
 #[test]
 fn every_command_block_in_the_docs_runs_as_shown() {
+    // The docs' commands use curl and Debian's python3 with websockets.
+    let has = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(
+        has("curl", &["--version"]) && has("/usr/bin/python3", &["-c", "import websockets"]),
+        "the docs' commands need curl and /usr/bin/python3 with websockets: install them with \
+         `apt-get install -y curl python3-websockets` (or run `bash .ci/test` as root)"
+    );
     let cli = Cli::load();
     let docs = docs();
     let results: Vec<(Vec<String>, usize)> = std::thread::scope(|scope| {
@@ -498,4 +510,97 @@ fn the_settings_and_options_are_read_from_the_binary() {
     assert!(cli.commands.len() > 5, "{:?}", cli.commands.keys());
     let (code, _, _) = ringws(&["serve", "--no-such-option"], &[]);
     assert_eq!(code, 2);
+}
+
+/// deploy/systemd/ringws.toml runs the app `ringws serve` runs by default, and the Kubernetes
+/// manifest starts a valid `ringws serve` whose admin listener the probes, Prometheus and
+/// publishers can reach.
+#[test]
+fn the_deploy_files_agree_with_the_program() {
+    let cli = Cli::load();
+    let settings = Settings::load(&cli);
+    let unit: toml::Table = std::fs::read_to_string(repo().join("deploy/systemd/ringws.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        unit.get("app"),
+        settings.printed.get("app"),
+        "deploy/systemd/ringws.toml must run the default app"
+    );
+
+    let yaml = std::fs::read_to_string(repo().join("deploy/container/kubernetes.yaml")).unwrap();
+    let lines: Vec<&str> = yaml.lines().collect();
+    // The container's command: the `- ` items after `command:`, comments skipped.
+    let at = lines
+        .iter()
+        .position(|l| l.trim() == "command:")
+        .expect("a command");
+    let argv: Vec<String> = lines[at + 1..]
+        .iter()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map_while(|l| l.trim().strip_prefix("- "))
+        .map(|item| item.trim_matches('"').to_string())
+        .collect();
+    assert_eq!(argv[..2], ["/usr/local/bin/ringws", "serve"], "{argv:?}");
+    let serve = &cli.commands[&vec!["serve".to_string()]];
+    for option in argv.iter().filter(|a| a.starts_with("--")) {
+        assert!(
+            serve.options.contains(option),
+            "kubernetes.yaml: {option} is not an option of `ringws serve`"
+        );
+    }
+    let value = |option: &str| {
+        argv.iter()
+            .position(|a| a == option)
+            .map(|k| argv[k + 1].clone())
+    };
+    // --cores follows the pod's CPU request instead of repeating it.
+    let cores = value("--cores").expect("--cores");
+    let var = cores
+        .strip_prefix("$(")
+        .and_then(|v| v.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("--cores {cores} is hard-coded"));
+    let declared = lines
+        .iter()
+        .position(|l| l.trim() == format!("- name: {var}"))
+        .unwrap_or_else(|| panic!("no env {var}"));
+    assert!(
+        lines[declared..declared + 5]
+            .iter()
+            .any(|l| l.trim() == "resource: requests.cpu"),
+        "{var} is not the pod's CPU request"
+    );
+    let args: Vec<String> = argv[1..]
+        .iter()
+        .map(|a| if *a == cores { "2".into() } else { a.clone() })
+        .collect();
+    serve_accepts(&args).unwrap_or_else(|e| panic!("kubernetes.yaml's command is refused: {e}"));
+    // The admin listener: on the pod's address, a named port, probed, behind a Service.
+    let admin = value("--admin-listen").expect("--admin-listen");
+    let port = admin.strip_prefix("0.0.0.0:").expect("admin on 0.0.0.0");
+    assert!(
+        yaml.contains(&format!(
+            "- name: admin\n              containerPort: {port}"
+        )),
+        "no container port named admin for {admin}"
+    );
+    let probe = lines
+        .iter()
+        .position(|l| l.trim() == "readinessProbe:")
+        .expect("a readiness probe");
+    let probe: Vec<&str> = lines[probe + 1..probe + 5]
+        .iter()
+        .map(|l| l.trim())
+        .collect();
+    assert!(
+        probe.contains(&"httpGet:")
+            && probe.contains(&"path: /healthz")
+            && probe.contains(&"port: admin"),
+        "the readiness probe is not GET /healthz on the admin port: {probe:?}"
+    );
+    assert!(
+        yaml.contains("clusterIP: None") && yaml.contains("targetPort: admin"),
+        "no headless Service for the admin port"
+    );
 }
