@@ -336,7 +336,7 @@ def generated(res):
     if any(r.get("test") == "scaling" for r in res.rows):
         w("### ringws on one core and on two")
         w("")
-        w("Echo 20 B, 100 connections, `ringws bench --threads 2` not pinned: with `--cores 2` "
+        w("Echo 20 B, 100 connections, `ringws bench echo --threads 2` not pinned: with `--cores 2` "
           "the server's second reactor and the two generator threads share the machine's two "
           "CPUs, so this shows how the server behaves when it shares cores with its load, not "
           "its ceiling.")
