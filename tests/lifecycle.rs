@@ -284,7 +284,11 @@ fn the_connection_limit_is_exact_across_cores() {
     // Whatever core each attempt lands on, every attempt past the limit is refused.
     for attempt in 0..20 {
         let r = exchange(server.addr, upgrade_request("/").as_bytes());
-        assert_eq!(r.status, 503, "attempt {attempt} past {LIMIT} open: {}", r.head);
+        assert_eq!(
+            r.status, 503,
+            "attempt {attempt} past {LIMIT} open: {}",
+            r.head
+        );
     }
     drop(open);
     // Released places are taken again, all of them.

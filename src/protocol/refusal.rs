@@ -43,6 +43,10 @@ pub enum RefusalReason {
     Unauthorized,
     /// Too many handshakes from this client address (429, `Retry-After`).
     RateLimited,
+    /// `Host` missing, repeated, or not `host[:port]` (400, RFC 9112 §3.2).
+    BadHost,
+    /// `Sec-WebSocket-Version: 13` sent more than once (400, RFC 6455 §4.2.1).
+    RepeatedVersion,
 }
 
 impl RefusalReason {
@@ -68,6 +72,8 @@ impl RefusalReason {
         RefusalReason::SubprotocolMismatch,
         RefusalReason::Unauthorized,
         RefusalReason::RateLimited,
+        RefusalReason::BadHost,
+        RefusalReason::RepeatedVersion,
     ];
 
     /// HTTP status code of the answer.
@@ -82,7 +88,9 @@ impl RefusalReason {
             | RefusalReason::MissingKey
             | RefusalReason::BadKey
             | RefusalReason::RequestBody
-            | RefusalReason::SubprotocolMismatch => 400,
+            | RefusalReason::SubprotocolMismatch
+            | RefusalReason::BadHost
+            | RefusalReason::RepeatedVersion => 400,
             RefusalReason::Unauthorized => 401,
             RefusalReason::OriginNotAllowed | RefusalReason::MissingOrigin => 403,
             RefusalReason::NotFound => 404,
@@ -117,6 +125,8 @@ impl RefusalReason {
             RefusalReason::SubprotocolMismatch => "subprotocol_mismatch",
             RefusalReason::Unauthorized => "unauthorized",
             RefusalReason::RateLimited => "rate_limited",
+            RefusalReason::BadHost => "bad_host",
+            RefusalReason::RepeatedVersion => "repeated_version",
         }
     }
 
@@ -196,6 +206,14 @@ impl RefusalReason {
             RefusalReason::RateLimited => {
                 "too many handshakes from this address: wait for the seconds in Retry-After, \
                  then reconnect with back-off"
+            }
+            RefusalReason::BadHost => {
+                "missing, repeated or invalid \"Host\" header: an HTTP/1.1 request carries exactly \
+                 one Host naming the server as host or host:port (RFC 9112 section 3.2)"
+            }
+            RefusalReason::RepeatedVersion => {
+                "\"Sec-WebSocket-Version\" appears more than once: send it once, with the value 13 \
+                 (RFC 6455 section 4.2.1)"
             }
         }
     }
@@ -405,12 +423,14 @@ mod tests {
             RefusalReason::SubprotocolMismatch => 17,
             RefusalReason::Unauthorized => 18,
             RefusalReason::RateLimited => 19,
+            RefusalReason::BadHost => 20,
+            RefusalReason::RepeatedVersion => 21,
         }
     }
 
     #[test]
     fn all_lists_every_variant_once() {
-        assert_eq!(RefusalReason::ALL.len(), 20);
+        assert_eq!(RefusalReason::ALL.len(), 22);
         for (i, &reason) in RefusalReason::ALL.iter().enumerate() {
             assert_eq!(index_in_all(reason), i, "{reason:?} out of place in ALL");
         }
@@ -440,6 +460,8 @@ mod tests {
             (SubprotocolMismatch, 400),
             (Unauthorized, 401),
             (RateLimited, 429),
+            (BadHost, 400),
+            (RepeatedVersion, 400),
         ];
         assert_eq!(expected.len(), RefusalReason::ALL.len());
         for (reason, status) in expected {
