@@ -313,6 +313,33 @@ fn bad_publish_requests_get_their_error() {
 }
 
 #[test]
+fn publish_framing_is_strict_and_a_refused_body_is_not_published() {
+    let (server, admin) = pubsub(&[]);
+    let mut s = ws_open(server.addr, "/ws?topic=a");
+    wait_for_subscribers(admin, "a", 1);
+    let head = "POST /publish/a HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n";
+    for (framing, status) in [
+        ("Content-Length: +5\r\n", 400),
+        ("Content-Length: 5x\r\n", 400),
+        ("Content-Length: 1\r\nContent-Length: 5\r\n", 400),
+        ("Content-Length: 5, 1\r\n", 400),
+        ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", 400),
+        ("Transfer-Encoding: chunked\r\n", 411),
+    ] {
+        let r = exchange(admin, format!("{head}{framing}\r\nhello").as_bytes());
+        assert_eq!(r.status, status, "{framing:?}: {}", r.body);
+    }
+    // Nothing of the refused requests reached the subscriber: the next message is this one.
+    let r = exchange(
+        admin,
+        format!("{head}Content-Length: 2\r\n\r\nok").as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(read_frame(&mut s).2, b"ok");
+    assert_eq!(metric_sum(admin, "ringws_pubsub_publishes_total"), 1.0);
+}
+
+#[test]
 fn publish_needs_a_listed_token_when_configured() {
     let dir = std::env::temp_dir().join(format!("ringws-pubsub-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -134,7 +134,7 @@ impl AdminSide {
             }
         }
         let response = match admin::parse(&conn.input, max_body) {
-            Parsed::Partial => return,
+            Parsed::Partial | Parsed::AwaitingBody => return,
             Parsed::Bad(r) => r,
             Parsed::Request(req, _) => {
                 let builtins = Builtins {
