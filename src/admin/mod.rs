@@ -9,6 +9,63 @@ pub const MAX_HEAD_BYTES: usize = 8 << 10;
 /// Most headers in an admin request.
 const MAX_HEADERS: usize = 32;
 
+/// Why the admin listener closed a connection without answering its request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminClose {
+    /// The request head did not arrive within the header deadline (answered 408).
+    HeaderTimeout,
+    /// The whole exchange passed the admin timeout.
+    Timeout,
+    /// Its slot went to a newer connection while its request was still arriving (503).
+    Evicted,
+    /// No slot could be freed for it at accept (503).
+    Refused,
+}
+
+impl AdminClose {
+    pub const ALL: [AdminClose; 4] = [
+        AdminClose::HeaderTimeout,
+        AdminClose::Timeout,
+        AdminClose::Evicted,
+        AdminClose::Refused,
+    ];
+
+    /// The `reason` label of `ringws_admin_connections_closed_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            AdminClose::HeaderTimeout => "header_timeout",
+            AdminClose::Timeout => "timeout",
+            AdminClose::Evicted => "evicted",
+            AdminClose::Refused => "refused",
+        }
+    }
+}
+
+/// The admin listener's counters, written by core 0 only, read at scrape time.
+#[derive(Debug, Default)]
+pub struct AdminStats {
+    closed: [crate::stats::Counter; AdminClose::ALL.len()],
+    accept_errors: crate::stats::Counter,
+}
+
+impl AdminStats {
+    pub fn closed(&self, reason: AdminClose) {
+        self.closed[reason as usize].inc();
+    }
+
+    pub fn closed_count(&self, reason: AdminClose) -> u64 {
+        self.closed[reason as usize].get()
+    }
+
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
+    }
+
+    pub fn accept_errors(&self) -> u64 {
+        self.accept_errors.get()
+    }
+}
+
 /// A complete admin request, borrowing from the receive buffer.
 #[derive(Debug)]
 pub struct AdminRequest<'a> {
@@ -223,6 +280,7 @@ fn reason_phrase(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         411 => "Length Required",
         413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
