@@ -18,7 +18,7 @@ use crate::reactor::admin::AdminSide;
 use crate::reactor::conns::CoreSettings;
 use crate::reactor::event_loop::{ticks, CoreObservers, CoreParts, Reactor, TICK};
 use crate::reactor::gate::Gate;
-use crate::reactor::listener::Listener;
+use crate::reactor::listener::{tcp_user_timeout, Listener};
 use crate::reactor::{sys, Shared};
 use crate::stats::CoreStats;
 
@@ -369,8 +369,16 @@ fn log_summary(stats: &[Arc<CoreStats>]) {
 fn bind_listeners(config: &Config) -> Result<Vec<Listener>, ServerError> {
     let mut addr = config.listen;
     let mut out = Vec::with_capacity(config.cores);
+    let user_timeout = tcp_user_timeout(
+        config.ping_interval,
+        config.pong_timeout,
+        config.write_stall_timeout,
+    );
     for _ in 0..config.cores {
         let listener = Listener::bind(addr, config.backlog, config.defer_accept)
+            .map_err(|e| bind_error(addr, e))?;
+        listener
+            .set_user_timeout(user_timeout)
             .map_err(|e| bind_error(addr, e))?;
         if addr.port() == 0 {
             // Port 0: the first core picks a port; the others join it.
