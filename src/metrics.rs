@@ -15,6 +15,7 @@ use std::sync::Arc;
 use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
+use crate::admin::{AdminClose, AdminStats};
 use crate::config::Config;
 use crate::protocol::{MessageKind, RefusalReason};
 use crate::stats::{close_code_label, CoreStats, SecondsHistogram, COUNTED_CLOSE_CODES};
@@ -55,6 +56,7 @@ pub struct Exporter {
     process: ProcessGauges,
     handshake_duration: Vec<Arc<SecondsHistogram>>,
     fanout_latency: Vec<Arc<SecondsHistogram>>,
+    admin: Arc<AdminStats>,
 }
 
 struct ProcessGauges {
@@ -91,12 +93,14 @@ impl Exporter {
             },
             handshake_duration: Vec::new(),
             fanout_latency: Vec::new(),
+            admin: Arc::default(),
             series: Vec::new(),
             handle,
             recorder,
         };
         e.describe();
         e.register_limits(config, stats.len());
+        e.register_admin();
         for (core, s) in stats.iter().enumerate() {
             e.register_core(core, s);
             e.handshake_duration
@@ -121,6 +125,38 @@ impl Exporter {
             }
         }
         e
+    }
+
+    /// The admin listener's counters (core 0 writes them).
+    pub fn admin_stats(&self) -> &AdminStats {
+        &self.admin
+    }
+
+    fn register_admin(&mut self) {
+        self.recorder.describe_counter(
+            "ringws_admin_connections_closed_total".into(),
+            None,
+            "Admin connections closed without an answer to their request, by reason.".into(),
+        );
+        for reason in AdminClose::ALL {
+            let admin = self.admin.clone();
+            self.counter(
+                "ringws_admin_connections_closed_total",
+                vec![Label::new("reason", reason.label())],
+                Box::new(move || admin.closed_count(reason)),
+            );
+        }
+        self.recorder.describe_counter(
+            "ringws_admin_accept_errors_total".into(),
+            None,
+            "accept(2) failures on the admin listener.".into(),
+        );
+        let admin = self.admin.clone();
+        self.counter(
+            "ringws_admin_accept_errors_total",
+            vec![],
+            Box::new(move || admin.accept_errors()),
+        );
     }
 
     /// The fan-out latency histogram of `core`.

@@ -21,7 +21,7 @@ use crate::reactor::admin::AdminSide;
 use crate::reactor::conns::CoreSettings;
 use crate::reactor::event_loop::{ticks, CoreObservers, CoreParts, Reactor, TICK};
 use crate::reactor::gate::Gate;
-use crate::reactor::listener::Listener;
+use crate::reactor::listener::{tcp_user_timeout, Listener};
 use crate::reactor::{sys, Shared};
 use crate::stats::CoreStats;
 use ports::Role;
@@ -476,8 +476,16 @@ fn bind_all(config: &Config) -> Result<(Vec<Listener>, Option<Listener>), Server
     }
     let mut addr = config.listen;
     let mut listeners = Vec::with_capacity(config.cores);
+    let user_timeout = tcp_user_timeout(
+        config.ping_interval,
+        config.pong_timeout,
+        config.write_stall_timeout,
+    );
     for _ in 0..config.cores {
         let listener = Listener::bind(addr, config.backlog, config.defer_accept)
+            .map_err(|e| bind_error(addr, Role::Listen, takeover, e))?;
+        listener
+            .set_user_timeout(user_timeout)
             .map_err(|e| bind_error(addr, Role::Listen, takeover, e))?;
         if addr.port() == 0 {
             // Port 0: the first core picks a port; the others join it.

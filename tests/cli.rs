@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 46] = [
+const DEFAULTS: [(&str, &str); 47] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("takeover", "false"),
@@ -55,6 +55,7 @@ const DEFAULTS: [(&str, &str); 46] = [
     ("allow_client_publish", "false"),
     ("max_subscriptions_per_connection", "64"),
     ("max_topic_length", "128"),
+    ("max_control_message_size", "4KiB"),
 ];
 
 fn ringws(args: &[&str]) -> Output {

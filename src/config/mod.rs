@@ -84,6 +84,9 @@ pub const HANDSHAKE_RATE_TABLE_SIZE: RangeInclusive<u64> = 16..=1 << 20;
 pub const SUBSCRIPTIONS_PER_CONNECTION: RangeInclusive<u64> = 1..=65536;
 /// Bounds of `max_topic_length`: a topic travels in URLs and request heads (8 KiB at most).
 pub const TOPIC_LENGTH: RangeInclusive<u64> = 1..=1024;
+/// Bounds of `max_control_message_size`: a subscribe with a short topic fits in 64 bytes; past
+/// 1 GiB the limit no longer protects anything.
+pub const CONTROL_MESSAGE_BYTES: RangeInclusive<u64> = 64..=1 << 30;
 /// Most entries of `allowed_origins` and of `trusted_proxies`.
 pub const MAX_LIST_LEN: usize = 1024;
 
@@ -224,6 +227,9 @@ settings! {
     max_subscriptions_per_connection: usize = 64, "N", count(SUBSCRIPTIONS_PER_CONNECTION);
     /// pubsub: longest topic name in bytes, from 1 to 1024; names use A-Z a-z 0-9 . _ : / -
     max_topic_length: usize = 128, "N", count(TOPIC_LENGTH);
+    /// pubsub: largest control message a client may send, from 64B to 1GiB; a larger one is
+    /// answered with the error message_too_large without being parsed.
+    max_control_message_size: usize = 4 << 10, "SIZE", size(CONTROL_MESSAGE_BYTES);
 }
 
 /// Every key, in table order. Built on first use: the rows hold their parsers.

@@ -122,6 +122,7 @@ fn non_defaults() -> Vec<(&'static str, &'static str)> {
         ("allow_client_publish", "true"),
         ("max_subscriptions_per_connection", "8"),
         ("max_topic_length", "64"),
+        ("max_control_message_size", "'1KiB'"),
     ];
     // Any other number of cores would be out of range on a one-CPU machine.
     if available_cores() > 1 {

@@ -857,6 +857,13 @@ fn ringws_refusal(
             }
         }
         RateLimited => rate_limited(response, "ringws", &said),
+        BadHost | RepeatedVersion => {
+            let header = if reason == BadHost { "Host" } else { "Sec-WebSocket-Version" };
+            changed_by_doctor(header).unwrap_or_else(|| diagnosis(
+                format!("{quoted}. doctor sends one {header} header, so something on the way removed, repeated or rewrote it"),
+                FIND_THE_HOP,
+            ))
+        }
     }
 }
 

@@ -43,6 +43,10 @@ pub enum RefusalReason {
     Unauthorized,
     /// Too many handshakes from this client address (429, `Retry-After`).
     RateLimited,
+    /// `Host` missing, repeated, or not `host[:port]` (400, RFC 9112 §3.2).
+    BadHost,
+    /// `Sec-WebSocket-Version: 13` sent more than once (400, RFC 6455 §4.2.1).
+    RepeatedVersion,
     /// The connections' buffers are near `memory_budget` (503, `Retry-After`).
     OverMemoryBudget,
 }
@@ -70,6 +74,8 @@ impl RefusalReason {
         RefusalReason::SubprotocolMismatch,
         RefusalReason::Unauthorized,
         RefusalReason::RateLimited,
+        RefusalReason::BadHost,
+        RefusalReason::RepeatedVersion,
         RefusalReason::OverMemoryBudget,
     ];
 
@@ -85,7 +91,9 @@ impl RefusalReason {
             | RefusalReason::MissingKey
             | RefusalReason::BadKey
             | RefusalReason::RequestBody
-            | RefusalReason::SubprotocolMismatch => 400,
+            | RefusalReason::SubprotocolMismatch
+            | RefusalReason::BadHost
+            | RefusalReason::RepeatedVersion => 400,
             RefusalReason::Unauthorized => 401,
             RefusalReason::OriginNotAllowed | RefusalReason::MissingOrigin => 403,
             RefusalReason::NotFound => 404,
@@ -121,6 +129,8 @@ impl RefusalReason {
             RefusalReason::SubprotocolMismatch => "subprotocol_mismatch",
             RefusalReason::Unauthorized => "unauthorized",
             RefusalReason::RateLimited => "rate_limited",
+            RefusalReason::BadHost => "bad_host",
+            RefusalReason::RepeatedVersion => "repeated_version",
         }
     }
 
@@ -203,6 +213,14 @@ impl RefusalReason {
             RefusalReason::RateLimited => {
                 "too many handshakes from this address: wait for the seconds in Retry-After, \
                  then reconnect with back-off"
+            }
+            RefusalReason::BadHost => {
+                "missing, repeated or invalid \"Host\" header: an HTTP/1.1 request carries exactly \
+                 one Host naming the server as host or host:port (RFC 9112 section 3.2)"
+            }
+            RefusalReason::RepeatedVersion => {
+                "\"Sec-WebSocket-Version\" appears more than once: send it once, with the value 13 \
+                 (RFC 6455 section 4.2.1)"
             }
         }
     }
@@ -412,13 +430,15 @@ mod tests {
             RefusalReason::SubprotocolMismatch => 17,
             RefusalReason::Unauthorized => 18,
             RefusalReason::RateLimited => 19,
-            RefusalReason::OverMemoryBudget => 20,
+            RefusalReason::BadHost => 20,
+            RefusalReason::RepeatedVersion => 21,
+            RefusalReason::OverMemoryBudget => 22,
         }
     }
 
     #[test]
     fn all_lists_every_variant_once() {
-        assert_eq!(RefusalReason::ALL.len(), 21);
+        assert_eq!(RefusalReason::ALL.len(), 23);
         for (i, &reason) in RefusalReason::ALL.iter().enumerate() {
             assert_eq!(index_in_all(reason), i, "{reason:?} out of place in ALL");
         }
@@ -448,6 +468,8 @@ mod tests {
             (SubprotocolMismatch, 400),
             (Unauthorized, 401),
             (RateLimited, 429),
+            (BadHost, 400),
+            (RepeatedVersion, 400),
             (OverMemoryBudget, 503),
         ];
         assert_eq!(expected.len(), RefusalReason::ALL.len());
