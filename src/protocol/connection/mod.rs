@@ -28,7 +28,7 @@ mod outbound;
 #[cfg(test)]
 mod tests;
 
-pub use outbound::{Outbound, TokenBucket};
+pub use outbound::{Outbound, TokenBucket, MAX_CONTROL_QUEUE_BYTES};
 
 use super::close::encode_close_payload;
 use super::frame::{
@@ -987,7 +987,10 @@ impl Connection {
         if self.phase != Phase::Open {
             return;
         }
-        self.write_close(Some(code), reason, now, cfg, out);
+        // A code the RFC forbids on the wire (1005, 1006, 1015, ...) would make the peer fail
+        // the connection: such a close goes out without a code.
+        let code = Some(code).filter(|c| c.is_valid_on_wire());
+        self.write_close(code, reason, now, cfg, out);
         if self.phase == Phase::Open {
             self.phase = Phase::Closing;
             self.mark_tick = now.wrapping_add(grace_ticks);
@@ -1044,7 +1047,10 @@ impl Connection {
         reason: &str,
         out: &mut impl Output,
     ) {
-        self.write_close(Some(code), reason, now, cfg, out);
+        // Our close may be out already (closing): one close frame per connection.
+        if self.phase != Phase::Closing {
+            self.write_close(Some(code), reason, now, cfg, out);
+        }
         if self.phase != Phase::Released {
             self.linger(now, Initiator::Server, cfg.close_timeout_ticks, out);
         }

@@ -984,3 +984,27 @@ fn shedding_drops_a_large_queue_with_a_reset_and_large_input_with_1009() {
         .any(|n| matches!(n, Note::MemoryShed { inbound: true, .. })));
     assert_eq!(out.held, 0, "the input is freed at once");
 }
+
+#[test]
+fn a_protocol_error_after_our_close_sends_no_second_close_frame() {
+    // Found by the connection fuzz target: shut_down, then a reserved opcode from the peer.
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    conn.shut_down(1, 100, &settings(), &mut out);
+    assert_eq!(server_frames(&out.take_wire()).len(), 1);
+    feed(&mut conn, 2, &[0x83, 0x80, 0, 0, 0, 0], &mut out);
+    assert!(out.wire.is_empty(), "nothing after our close frame");
+    assert_eq!(conn.phase(), Phase::Lingering);
+    assert!(out
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::ProtocolError(_))));
+}
+
+#[test]
+fn a_close_code_forbidden_on_the_wire_goes_out_as_a_close_without_code() {
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    conn.close(1, &settings(), CloseCode(1005), "no", &mut out);
+    assert_eq!(server_frames(&out.take_wire()), [(Opcode::Close, vec![])]);
+}
