@@ -752,14 +752,8 @@ pub struct ProcessFigures {
 
 pub fn process_figures() -> ProcessFigures {
     let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into a valid rlimit struct.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    // SAFETY: sysconf has no memory effects.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    let max_fds = crate::sys::process::nofile_limit().map_or(0, |lim| lim.soft);
+    let page = crate::sys::process::page_size().map_or(4096, |size| size.max(4096));
     let resident_pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| {
@@ -770,7 +764,7 @@ pub fn process_figures() -> ProcessFigures {
         .unwrap_or(0);
     ProcessFigures {
         open_fds,
-        max_fds: lim.rlim_cur,
+        max_fds,
         resident_bytes: resident_pages * page,
     }
 }

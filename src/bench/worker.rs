@@ -13,13 +13,15 @@ use super::histogram::Histogram;
 use super::receiver::RxEvent;
 use super::runner::MAX_PAYLOAD_BYTES;
 use super::shared::{Shared, Stage};
-use super::sys::{self, Epoll, IoResult, EV_ERR, EV_HUP, EV_IN, EV_OUT, EV_RDHUP};
 use crate::protocol::client_handshake::{
     check_upgrade, client_key, parse_response, response_status, write_request, ClientRequest,
 };
 use crate::protocol::frame::Opcode;
 use crate::protocol::handshake::accept_key;
 use crate::protocol::reader::Limits;
+use crate::sys::epoll::{self, Epoll, EV_ERR, EV_HUP, EV_IN, EV_OUT, EV_RDHUP, NO_EVENT};
+use crate::sys::process;
+use crate::sys::socket::{self as sock, IoResult};
 
 /// The per-thread receive buffer shared by all of the thread's sockets.
 const RECV_BUFFER_BYTES: usize = 256 * 1024;
@@ -225,7 +227,7 @@ pub struct Worker<'a> {
 
 impl<'a> Worker<'a> {
     pub fn new(plan: &'a RunPlan, thread: ThreadPlan, shared: &'a Shared, epoll: Epoll) -> Self {
-        let seed = sys::mono_ns() ^ (u64::from(std::process::id()) << 32) ^ thread.index as u64;
+        let seed = process::mono_ns() ^ (u64::from(std::process::id()) << 32) ^ thread.index as u64;
         Worker {
             plan,
             thread,
@@ -260,17 +262,17 @@ impl<'a> Worker<'a> {
 
     pub fn run(mut self) -> ThreadStats {
         if let Some(cpu) = self.thread.pin_cpu {
-            if let Err(err) = sys::pin_to_cpu(cpu) {
+            if let Err(err) = process::pin_to_cpu(cpu) {
                 self.stats.pin_error = Some(format!(
                     "cannot pin thread {} to CPU {cpu}: {err}",
                     self.thread.index
                 ));
             }
         }
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS_PER_WAIT];
-        let mut next_scan_ns = sys::mono_ns() + DEADLINE_SCAN_NS;
+        let mut events = vec![NO_EVENT; EVENTS_PER_WAIT];
+        let mut next_scan_ns = process::mono_ns() + DEADLINE_SCAN_NS;
         loop {
-            let now = sys::mono_ns();
+            let now = process::mono_ns();
             self.stage = self.shared.stage();
             if self.stage == Stage::Stop && !self.stopping {
                 self.begin_stop(now);
@@ -285,7 +287,7 @@ impl<'a> Worker<'a> {
             let mut wait_ns = TICK_NS;
             if !self.stopping && self.open_done {
                 if let Some(next_due) = self.fire_due() {
-                    wait_ns = wait_ns.min(next_due.saturating_sub(sys::mono_ns()));
+                    wait_ns = wait_ns.min(next_due.saturating_sub(process::mono_ns()));
                     if wait_ns < SPIN_BELOW_NS {
                         wait_ns = 0;
                     }
@@ -300,9 +302,9 @@ impl<'a> Worker<'a> {
                     break;
                 }
             };
-            let now = sys::mono_ns();
+            let now = process::mono_ns();
             for event in &events[..n] {
-                let (token, bits) = sys::event_parts(event);
+                let (token, bits) = epoll::event_parts(event);
                 self.on_event(token, bits, now);
             }
             if now >= next_scan_ns {
@@ -406,7 +408,7 @@ impl<'a> Worker<'a> {
         if !self.plan.sources.is_empty() {
             let source = self.plan.sources[self.next_source % self.plan.sources.len()];
             self.next_source = self.next_source.wrapping_add(self.thread.source_stride);
-            sys::set_bind_address_no_port(socket.as_raw_fd());
+            sock::set_bind_address_no_port(socket.as_raw_fd());
             socket
                 .bind(&SocketAddr::new(source, 0).into())
                 .map_err(errno)?;
@@ -510,7 +512,7 @@ impl<'a> Worker<'a> {
             } else {
                 return true;
             };
-            match sys::send(fd, bytes) {
+            match sock::send(fd, bytes) {
                 IoResult::Done(n) if is_frame => {
                     conn.frame_pos += n;
                     if conn.frame_pos == conn.frame.len() {
@@ -530,8 +532,8 @@ impl<'a> Worker<'a> {
                     conn.write_blocked = true;
                     return true;
                 }
-                IoResult::Failed(errno) => {
-                    self.fail(token, io_cause(errno));
+                IoResult::Failed(err) => {
+                    self.fail(token, io_cause(err.raw_os_error().unwrap_or(0)));
                     return false;
                 }
             }
@@ -545,7 +547,7 @@ impl<'a> Worker<'a> {
         // borrowed mutably alongside it.
         let mut buf = std::mem::take(&mut self.buf);
         while let Some(conn) = self.slots.get(token) {
-            match sys::recv(conn.socket.as_raw_fd(), &mut buf) {
+            match sock::recv(conn.socket.as_raw_fd(), &mut buf) {
                 IoResult::Done(n) => {
                     if !self.on_bytes(token, &mut buf[..n], now) {
                         break;
@@ -561,8 +563,8 @@ impl<'a> Worker<'a> {
                     self.on_eof(token);
                     break;
                 }
-                IoResult::Failed(errno) => {
-                    self.fail(token, io_cause(errno));
+                IoResult::Failed(err) => {
+                    self.fail(token, io_cause(err.raw_os_error().unwrap_or(0)));
                     break;
                 }
             }
@@ -789,13 +791,13 @@ impl<'a> Worker<'a> {
             return None;
         }
         if pacer.start_ns == 0 {
-            pacer.start_ns = sys::mono_ns();
+            pacer.start_ns = process::mono_ns();
         }
         let count = pacer.tokens.len() as u64;
         let timeout_ns = self.plan.timeout_ns;
         let measuring = self.stage == Stage::Measure;
         loop {
-            let now = sys::mono_ns();
+            let now = process::mono_ns();
             let pacer = self.pacer.as_mut().expect("checked above");
             let due = pacer.due_ns(pacer.next_event);
             if due > now {
