@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::app::{echo::Echo, App, Waker};
-use crate::check::{check_nofile, Plan, Rlimit, Status};
+use crate::check::{check_nofile, Plan, Status};
 use crate::config::{AppKind, Config};
 use crate::metrics::Exporter;
 use crate::policy::{DebugRing, HandshakeRateLimiter, Policy};
@@ -22,8 +22,9 @@ use crate::reactor::conns::CoreSettings;
 use crate::reactor::event_loop::{ticks, CoreObservers, CoreParts, Reactor, TICK};
 use crate::reactor::gate::Gate;
 use crate::reactor::listener::{tcp_user_timeout, Listener};
-use crate::reactor::{sys, Shared};
+use crate::reactor::Shared;
 use crate::stats::CoreStats;
+use crate::sys::{eventfd, process, socket};
 use ports::Role;
 
 /// Why the server could not start or stopped abnormally. Each message says what to do.
@@ -97,7 +98,7 @@ impl Server {
         let (listeners, admin_listener) = bind_all(config)?;
         check_fd_limit(config);
         // Message buffers and queues of 1 MiB or more go back to the system when freed.
-        sys::return_large_buffers_to_the_system(1 << 20);
+        process::return_large_buffers_to_the_system(1 << 20);
         let app = Arc::new(app);
         let shared = Arc::new(Shared::default());
         let addr = listeners[0]
@@ -171,7 +172,7 @@ impl Server {
         for _ in 0..listeners.len() {
             server
                 .wake_fds
-                .push(sys::eventfd().map_err(ServerError::Thread)?);
+                .push(eventfd::eventfd().map_err(ServerError::Thread)?);
         }
         app.start(server.wake_fds.iter().map(|&fd| Waker { fd }).collect());
         for (core, listener) in listeners.into_iter().enumerate() {
@@ -275,7 +276,7 @@ impl Server {
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
         for &fd in &self.wake_fds {
-            sys::eventfd_signal(fd);
+            eventfd::eventfd_signal(fd);
         }
     }
 
@@ -306,7 +307,7 @@ impl Server {
             }
         }
         for fd in self.wake_fds {
-            sys::close(fd);
+            socket::close(fd);
         }
         first_err.map_or(Ok(()), Err)
     }
@@ -317,7 +318,7 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
     let admin_routes = crate::admin::routes::listing(&app, config.debug_handshakes);
     // Block the stop signals before any thread starts, so every thread inherits the mask and
     // only `wait_for_stop_signal` receives them.
-    block_stop_signals();
+    process::block_stop_signals();
     let server = Server::start(&config, app)?;
     let started = Instant::now();
     println!(
@@ -335,7 +336,7 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     loop {
-        if let Some(sig) = wait_for_stop_signal(Duration::from_millis(500)) {
+        if let Some(sig) = process::wait_for_stop_signal(Duration::from_millis(500)) {
             log_drain_start(sig, server.connections_open(), config.drain_timeout);
             break;
         }
@@ -347,7 +348,7 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
     // Drain: each core closes its listener and sends close 1001; a second signal cuts it short.
     server.stop();
     while !server.all_cores_finished() {
-        if let Some(sig) = wait_for_stop_signal(Duration::from_millis(50)) {
+        if let Some(sig) = process::wait_for_stop_signal(Duration::from_millis(50)) {
             tracing::warn!(
                 "{} received again: exiting at once, without waiting for the {} left",
                 signal_name(sig),
@@ -559,28 +560,8 @@ fn bytes_per_tick(bytes_per_s: u64) -> u64 {
 fn check_fd_limit(config: &Config) {
     let plan = Plan::of(config);
     let needed = plan.needed_fds();
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into a valid rlimit struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+    let Some(limits) = process::raise_nofile_limit(needed) else {
         return;
-    }
-    if lim.rlim_cur < needed && lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: needed.min(lim.rlim_max),
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads a valid rlimit struct; raising the soft limit up to the hard
-        // limit is always permitted.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim = raised;
-        }
-    }
-    let limits = Rlimit {
-        soft: lim.rlim_cur,
-        hard: lim.rlim_max,
     };
     let check = check_nofile(Some(limits), &plan);
     if check.status == Status::Pass {
@@ -603,33 +584,4 @@ fn check_fd_limit(config: &Config) {
         config.max_connections,
         config.cores,
     );
-}
-
-fn stop_sigset() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset initialise and fill a sigset_t we own.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        set
-    }
-}
-
-fn block_stop_signals() {
-    let set = stop_sigset();
-    // SAFETY: blocks signals for this thread (inherited by threads spawned after it).
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-}
-
-/// Waits up to `timeout` for SIGINT/SIGTERM; returns the signal number.
-fn wait_for_stop_signal(timeout: Duration) -> Option<i32> {
-    let set = stop_sigset();
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: `set` and `ts` are valid for the call; a null siginfo pointer is allowed.
-    let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
-    (sig > 0).then_some(sig)
 }

@@ -53,7 +53,7 @@ pub struct Waker {
 
 impl Waker {
     pub fn wake(&self) {
-        crate::reactor::sys::eventfd_signal(self.fd);
+        crate::sys::eventfd::eventfd_signal(self.fd);
     }
 }
 
@@ -87,7 +87,7 @@ impl OpenInfo<'_> {
 
     /// The peer's address. Asked of the kernel on demand, so apps that do not need it pay nothing.
     pub fn peer(&self) -> Option<std::net::SocketAddr> {
-        crate::reactor::sys::peer_addr(self.fd)
+        crate::sys::socket::peer_addr(self.fd)
     }
 }
 

@@ -34,6 +34,8 @@ use crate::protocol::client_handshake::{
 };
 use crate::protocol::handshake::{accept_key, parse_request, write_accept, HandshakeLimits};
 use crate::protocol::reader::{Event, Limits};
+use crate::sys::epoll::{event_parts, Epoll, NO_EVENT};
+use crate::sys::socket::{self, IoResult};
 
 #[derive(Debug, clap::Args)]
 pub struct FanoutArgs {
@@ -497,6 +499,9 @@ impl Order {
     }
 }
 
+/// How long a receiver waits for readiness before it checks the stop flag again.
+const WAIT_NS: u64 = 50_000_000;
+
 fn receive(
     thread: usize,
     mut subs: Vec<Sub>,
@@ -534,51 +539,36 @@ fn receive(
         }
         completed(seq, &mut got);
     };
-    // SAFETY: epoll_create1 has no memory arguments.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    assert!(ep >= 0, "epoll_create1");
+    let ep = Epoll::new().expect("epoll_create1");
     for (i, s) in subs.iter_mut().enumerate() {
         let mut early = std::mem::take(&mut s.early);
         s.order.feed(&mut early, &mut on_msg, &error);
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-            u64: i as u64,
-        };
-        // SAFETY: `ev` is a valid event for the duration of the call.
-        unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, s.stream.as_raw_fd(), &mut ev) };
+        let _ = ep.add_readable(s.stream.as_raw_fd(), i as u64);
     }
-    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let mut events = vec![NO_EVENT; 1024];
     let mut buf = vec![0u8; 256 << 10];
     while !progress.stop.load(Ordering::Acquire) {
-        // SAFETY: `events` has room for `events.len()` entries.
-        let ready = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, 50) };
-        for ev in events.iter().take(ready.max(0) as usize) {
-            let sub = &mut subs[ev.u64 as usize];
+        let ready = ep.wait(&mut events, WAIT_NS).unwrap_or(0);
+        for event in &events[..ready] {
+            let (token, _) = event_parts(event);
+            let sub = &mut subs[token as usize];
             loop {
-                // SAFETY: `buf` is writable for its length.
-                let r = unsafe {
-                    libc::recv(
-                        sub.stream.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        0,
-                    )
-                };
-                if r <= 0 {
-                    if r == 0 {
-                        error(); // closed by the server
+                match socket::recv(sub.stream.as_raw_fd(), &mut buf) {
+                    IoResult::Done(n) => {
+                        sub.order.feed(&mut buf[..n], &mut on_msg, &error);
+                        if n < buf.len() {
+                            break;
+                        }
                     }
-                    break;
-                }
-                sub.order.feed(&mut buf[..r as usize], &mut on_msg, &error);
-                if (r as usize) < buf.len() {
-                    break;
+                    IoResult::Eof => {
+                        error(); // closed by the server
+                        break;
+                    }
+                    IoResult::WouldBlock | IoResult::Failed(_) => break,
                 }
             }
         }
     }
-    // SAFETY: closing the epoll fd we created.
-    unsafe { libc::close(ep) };
 }
 
 #[derive(Debug, clap::Args)]
@@ -661,19 +651,10 @@ fn floor(a: &FloorArgs) -> Result<(), String> {
                 let fd = c.as_raw_fd();
                 let mut off = 0;
                 while off < bytes.len() {
-                    // SAFETY: `bytes[off..]` is readable; `fd` is an open socket we hold.
-                    let n = unsafe {
-                        libc::send(
-                            fd,
-                            bytes[off..].as_ptr().cast(),
-                            bytes.len() - off,
-                            libc::MSG_NOSIGNAL,
-                        )
-                    };
-                    if n <= 0 {
-                        break;
+                    match socket::send(fd, &bytes[off..]) {
+                        IoResult::Done(n) => off += n,
+                        _ => break,
                     }
-                    off += n as usize;
                 }
             }
         }

@@ -17,11 +17,11 @@ use slab::Slab;
 
 use super::listener::Listener;
 use super::ring::{self, Op, Ring};
-use super::sys::{self, IoResult};
 use crate::admin::routes::{self, Builtins};
 use crate::admin::{self, AdminClose, AdminResponse, Parsed};
 use crate::app::App;
 use crate::metrics::Exporter;
+use crate::sys::socket::{self as sys, IoResult};
 
 /// Admin connections open at once, every address together.
 pub const MAX_ADMIN_CONNECTIONS: usize = 64;
@@ -445,16 +445,8 @@ fn header_timeout() -> AdminResponse {
 fn arrived(fd: RawFd, input: &[u8]) -> (bool, bool) {
     let mut waiting = [0u8; admin::MAX_HEAD_BYTES + 1];
     let room = waiting.len().saturating_sub(input.len());
-    // SAFETY: `waiting` is a writable buffer of at least `room` bytes for the whole call.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            waiting.as_mut_ptr().cast(),
-            room,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    let waiting = &waiting[..usize::try_from(n).unwrap_or(0)];
+    let n = sys::peek(fd, &mut waiting[..room]);
+    let waiting = &waiting[..n];
     let joined;
     let request = if input.is_empty() {
         waiting

@@ -67,7 +67,7 @@ impl<A: App> Reactor<A> {
     fn trim_after_peak(&mut self, held: u64) {
         self.held_peak_bytes = self.held_peak_bytes.max(held);
         if self.held_peak_bytes >= TRIM_AFTER_PEAK_BYTES && held < self.held_peak_bytes / 4 {
-            super::sys::trim_free_memory();
+            crate::sys::process::trim_free_memory();
             tracing::debug!(
                 core = self.io.core,
                 peak_bytes = self.held_peak_bytes,

@@ -15,7 +15,6 @@ use slab::Slab;
 
 use super::gate::Gate;
 use super::ring::{self, Op, Ring};
-use super::sys::{self, IoResult};
 use super::timer_wheel::TimerWheel;
 use crate::app::{ConnId, Ctx, PreparedFrame};
 use crate::protocol::connection::{
@@ -23,6 +22,7 @@ use crate::protocol::connection::{
 };
 use crate::protocol::{CloseCode, MessageKind};
 use crate::stats::{CoreStats, SecondsHistogram};
+use crate::sys::socket::{self as sys, IoResult};
 
 /// Frames up to this size are joined (header + payload) in the core's scratch buffer and sent
 /// with `send(2)`: cheaper in the kernel than `sendmsg(2)` with two iovecs (no msghdr or iovec

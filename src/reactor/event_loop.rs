@@ -17,12 +17,12 @@ use super::conns::{CoreSettings, Io, OpenConnections};
 use super::gate::Gate;
 use super::listener::Listener;
 use super::ring::{self, Completion, Op, Ring};
-use super::sys;
 use super::timer_wheel::TimerWheel;
 use super::Shared;
 use crate::app::{App, CoreApp};
 use crate::protocol::connection::reached;
 use crate::stats::{CoreStats, SecondsHistogram};
+use crate::sys::eventfd;
 
 /// Timer resolution: every deadline is rounded up to the next tick.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -220,7 +220,7 @@ impl<A: App> Reactor<A> {
         match op {
             Op::Accept => self.on_accept(c),
             Op::Wake => {
-                sys::eventfd_drain(self.wake_fd);
+                eventfd::eventfd_drain(self.wake_fd);
                 if !c.more() {
                     self.io.ring.push(ring::poll_readable(
                         self.wake_fd,

@@ -6,11 +6,11 @@ use std::net::IpAddr;
 
 use super::conns::Io;
 use super::event_loop::Reactor;
-use super::sys::{self, IoResult};
 use crate::app::{App, ConnId, CoreApp, OpenInfo};
 use crate::protocol::connection::Received;
 use crate::protocol::handshake::UpgradeRequest;
 use crate::protocol::{Reader, Refusal, RefusalReason};
+use crate::sys::socket::{self as sys, IoResult};
 
 /// Receive rounds per readiness event before other connections get their turn.
 const MAX_READS_PER_EVENT: usize = 4;

@@ -46,7 +46,7 @@ impl Listener {
         socket.set_tcp_nodelay(true)?;
         if let Some(wait) = defer_accept {
             let secs = wait.as_millis().div_ceil(1000).clamp(1, i32::MAX as u128) as i32;
-            super::sys::set_defer_accept(socket.as_raw_fd(), secs)?;
+            crate::sys::socket::set_defer_accept(socket.as_raw_fd(), secs)?;
         }
         socket.bind(&addr.into())?;
         socket.listen(backlog)?;
@@ -77,20 +77,7 @@ mod tests {
     use super::*;
 
     fn user_timeout_of(fd: RawFd) -> u32 {
-        let mut value: u32 = 0;
-        let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `value`, a live u32.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_USER_TIMEOUT,
-                (&mut value as *mut u32).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
-        value
+        crate::sys::socket::tcp_user_timeout(fd).unwrap()
     }
 
     #[test]
