@@ -97,8 +97,9 @@ impl Server {
         crate::config::check_listeners(config)?;
         let (listeners, admin_listener) = bind_all(config)?;
         check_fd_limit(config);
-        // Message buffers and queues of 1 MiB or more go back to the system when freed.
-        process::return_large_buffers_to_the_system(1 << 20);
+        // Buffers of 128 KiB or more go back to the system when freed (glibc's starting threshold,
+        // held there instead of rising with every large free).
+        process::return_large_buffers_to_the_system(128 << 10);
         let app = Arc::new(app);
         let shared = Arc::new(Shared::default());
         let addr = listeners[0]

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use common::*;
 
@@ -27,46 +27,17 @@ fn server_side_of(server: &ServerProcess, client: &TcpStream) -> OwnedFd {
 }
 
 fn find_server_side(server: &ServerProcess, client: &TcpStream) -> Option<OwnedFd> {
-    let pid = server.child.id() as libc::pid_t;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    assert!(
-        pidfd >= 0,
-        "pidfd_open: {}",
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: pidfd_open returned a new fd that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
     let (ours, theirs) = (client.local_addr().unwrap(), client.peer_addr().unwrap());
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
-        let entry = entry.unwrap();
-        let is_socket = std::fs::read_link(entry.path())
-            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
-        let Some(target_fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if !is_socket {
-            continue;
-        }
-        // SAFETY: pidfd_getfd duplicates the target's fd into this process or returns -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target_fd, 0) };
-        if fd < 0 {
-            continue; // closed in the meantime
-        }
-        // SAFETY: pidfd_getfd returned a new fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        let socket = socket2::SockRef::from(&fd);
-        let addr =
-            |a: std::io::Result<socket2::SockAddr>| -> Option<SocketAddr> { a.ok()?.as_socket() };
-        if addr(socket.local_addr()) == Some(theirs) && addr(socket.peer_addr()) == Some(ours) {
-            return Some(fd);
-        }
-    }
-    None
+    let addr =
+        |a: std::io::Result<socket2::SockAddr>| -> Option<SocketAddr> { a.ok()?.as_socket() };
+    server_fds(server)
+        .into_iter()
+        .filter(|(_, what)| what.starts_with("socket:"))
+        .filter_map(|(fd, _)| copy_server_fd(server, fd))
+        .find(|fd| {
+            let socket = socket2::SockRef::from(fd);
+            addr(socket.local_addr()) == Some(theirs) && addr(socket.peer_addr()) == Some(ours)
+        })
 }
 
 /// TCP_USER_TIMEOUT of `fd`, in milliseconds.

@@ -312,29 +312,12 @@ fn heartbeat_timeouts(admin: SocketAddr) -> f64 {
 /// Sets TCP_USER_TIMEOUT of the server's socket with inode `inode` to `ms`, through a copy of
 /// the server's fd (pidfd_getfd); returns the value it had.
 fn set_server_user_timeout(server: &ServerProcess, inode: u64, ms: u32) -> u32 {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let pid = server.child.id() as libc::pid_t;
     let link = format!("socket:[{inode}]");
-    let target_fd: i32 = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .find(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy() == link))
-        .and_then(|e| e.file_name().to_str()?.parse().ok())
+    let (target_fd, _) = server_fds(server)
+        .into_iter()
+        .find(|(_, what)| *what == link)
         .unwrap_or_else(|| panic!("the server holds no fd for {link}"));
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    assert!(
-        pidfd >= 0,
-        "pidfd_open: {}",
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: pidfd_open returned a new fd that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
-    // SAFETY: pidfd_getfd duplicates the target's fd into this process or returns -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target_fd, 0) };
-    assert!(fd >= 0, "pidfd_getfd: {}", std::io::Error::last_os_error());
-    // SAFETY: pidfd_getfd returned a new fd that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let fd = copy_server_fd(server, target_fd).expect("pidfd_getfd of the server's socket");
     let size = std::mem::size_of::<u32>() as libc::socklen_t;
     let (mut old, mut len) = (0u32, size);
     // SAFETY: getsockopt writes at most `len` bytes into `old`, a live u32; setsockopt reads

@@ -133,7 +133,8 @@ settings! {
     /// Close connections that send no application message for this long; "off" disables.
     idle_timeout: Option<Duration> = None, "DURATION", optional_timeout();
     /// Time a message (or frame) from the peer may take to arrive in full; longer is fine only
-    /// while it keeps arriving at `min_receive_rate`. Past both it is closed with 1008.
+    /// while it keeps arriving at `min_receive_rate` (judged over windows of half this). Past
+    /// both it is closed with 1008.
     message_timeout: Duration = Duration::from_secs(10), "DURATION", timeout();
     /// Bytes per second a message taking longer than `message_timeout` must keep arriving at,
     /// from 1KiB to 1GiB.
@@ -239,19 +240,13 @@ pub(crate) fn keys() -> &'static [Key] {
 }
 
 /// Number of CPUs this process may run on (the default and the upper bound of `cores`).
-/// Half of the memory this process may use: the cgroup's limit (v2 `memory.max`, v1
-/// `memory.limit_in_bytes`) when there is one, else the machine's RAM; the other half is for
+/// Half of the memory this process may use: its own cgroup's limit (v2 `memory.max`, v1
+/// `memory.limit_in_bytes`, read at start) when there is one, else the machine's RAM; the other half is for
 /// everything the budget does not count (the binary, the allocator's slack, the kernel's
 /// socket buffers are not ours at all).
 pub fn default_memory_budget() -> u64 {
     let read = |path: &str| std::fs::read_to_string(path).ok();
-    let cgroup = [
-        "/sys/fs/cgroup/memory.max",
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-    ]
-    .iter()
-    .filter_map(|path| read(path)?.trim().parse::<u64>().ok())
-    .next();
+    let cgroup = read("/proc/self/cgroup").and_then(|groups| cgroup_memory_limit(&groups, read));
     let ram = read("/proc/meminfo").and_then(|m| {
         let kib = m.lines().find(|l| l.starts_with("MemTotal:"))?;
         kib.split_whitespace()
@@ -267,6 +262,28 @@ pub fn default_memory_budget() -> u64 {
         (None, None) => 4 << 30,
     };
     (limit / 2).clamp(*MEMORY_BUDGET_BYTES.start(), *MEMORY_BUDGET_BYTES.end())
+}
+
+/// The memory limit of this process's own cgroup (v2 `memory.max`, or v1's memory controller
+/// `memory.limit_in_bytes`), from the lines of `/proc/self/cgroup`; `None` when unlimited.
+fn cgroup_memory_limit(groups: &str, read: impl Fn(&str) -> Option<String>) -> Option<u64> {
+    groups.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        let file = if controllers.is_empty() {
+            format!("/sys/fs/cgroup{path}/memory.max")
+        } else if controllers.split(',').any(|c| c == "memory") {
+            format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
+        } else {
+            return None;
+        };
+        // "max" (v2) or a huge number (v1) when unlimited.
+        read(&file)?
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|&b| b < 1 << 60)
+    })
 }
 
 pub fn available_cores() -> usize {

@@ -646,3 +646,26 @@ fn missing_file_is_named() {
         "{message}"
     );
 }
+
+#[test]
+fn the_default_budget_follows_this_process_own_cgroup() {
+    let files = |path: &str| match path {
+        "/sys/fs/cgroup/memory/attack/memory.limit_in_bytes" => Some("2147483648\n".into()),
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes" => Some("9223372036854771712\n".into()),
+        "/sys/fs/cgroup/web/memory.max" => Some("1073741824\n".into()),
+        "/sys/fs/cgroup/open/memory.max" => Some("max\n".into()),
+        _ => None,
+    };
+    let v1 = "12:cpu,cpuacct:/\n5:memory:/attack\n0::/\n";
+    assert_eq!(super::cgroup_memory_limit(v1, files), Some(2 << 30));
+    assert_eq!(
+        super::cgroup_memory_limit("5:memory:/\n", files),
+        None,
+        "unlimited"
+    );
+    assert_eq!(
+        super::cgroup_memory_limit("0::/web\n", files),
+        Some(1 << 30)
+    );
+    assert_eq!(super::cgroup_memory_limit("0::/open\n", files), None);
+}

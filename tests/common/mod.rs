@@ -468,3 +468,37 @@ pub fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let r = read_response(&mut s);
     (r.status, r.body)
 }
+
+/// The server process's fds, as (fd number, what /proc says it is: `socket:[INODE]`, a path...).
+pub fn server_fds(server: &ServerProcess) -> Vec<(i32, String)> {
+    let pid = server.child.id();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((fd, target.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+/// A copy, in this process, of the server's fd `target_fd` (pidfd_getfd; needs ptrace rights
+/// over the server, which a test has over its own child). `None` if it was closed meanwhile.
+pub fn copy_server_fd(server: &ServerProcess, target_fd: i32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let pid = server.child.id() as libc::pid_t;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    assert!(
+        pidfd >= 0,
+        "pidfd_open: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: pidfd_open returned a new fd that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    // SAFETY: pidfd_getfd duplicates the target's fd into this process or returns -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target_fd, 0) };
+    // SAFETY: pidfd_getfd returned a new fd that nothing else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}

@@ -70,6 +70,11 @@ fn progress_deadline(since: Tick, timeout_ticks: u32, bytes: u64, rate_per_tick:
     since.wrapping_add(timeout_ticks.max(earned_ticks))
 }
 
+/// The window over which a message taking longer than `message_timeout` is judged.
+fn message_window_ticks(cfg: &Settings) -> u32 {
+    (cfg.message_timeout_ticks / 2).max(1)
+}
+
 /// The rules a connection follows, in the driver's ticks. Shared by all connections of a
 /// driver and passed to every call, so a connection carries none of it.
 #[derive(Clone, Debug)]
@@ -283,6 +288,9 @@ struct Extra {
     bucket: Option<TokenBucket>,
     /// When the input in progress (a partial frame or message) began.
     input_since: Option<Tick>,
+    /// Past `message_timeout / 2`: the start of the window being judged, and the bytes held
+    /// then (see [`Connection::receive_deadline`]).
+    input_window: Option<(Tick, u64)>,
     /// The memory last reported in a [`Note::Held`].
     accounted: usize,
 }
@@ -496,18 +504,40 @@ impl Connection {
         ))
     }
 
-    /// When the input in progress has arrived too slowly. Only the message's own bytes count:
+    /// When the input in progress is next judged. A message must arrive within
+    /// `message_timeout`; one that takes longer must keep arriving at `min_receive_rate`,
+    /// judged over windows of half the timeout (the first one ending at the timeout), so a
+    /// sender that stalls after a burst is closed within `message_timeout` of the stall, and
     /// pings in between are not progress.
     fn receive_deadline(&self, cfg: &Settings) -> Option<Tick> {
         let e = self.extra.as_ref()?;
         let since = e.input_since?;
-        let received = e.reader.buffered_bytes() + e.pending.len();
-        Some(progress_deadline(
-            since,
-            cfg.message_timeout_ticks,
-            received as u64,
-            cfg.min_receive_bytes_per_tick,
-        ))
+        let window = message_window_ticks(cfg);
+        Some(match e.input_window {
+            None => since.wrapping_add(cfg.message_timeout_ticks - window),
+            Some((start, _)) => start.wrapping_add(window),
+        })
+    }
+
+    /// The input deadline came: opens the first window, or judges the one that ended. True
+    /// when the input is too slow.
+    fn judge_input(&mut self, now: Tick, cfg: &Settings) -> bool {
+        let Some(e) = self.extra.as_mut() else {
+            return false;
+        };
+        let held = (e.reader.buffered_bytes() + e.pending.len()) as u64;
+        let window = message_window_ticks(cfg);
+        if let Some((_, base)) = e.input_window {
+            let wanted = cfg
+                .min_receive_bytes_per_tick
+                .saturating_mul(u64::from(window));
+            if held.saturating_sub(base) < wanted {
+                return true;
+            }
+        }
+        e.input_window = Some((now, held));
+        self.flags |= fx::DEADLINE;
+        false
     }
 
     /// The deadline came (or a stale one fired early: then it is only re-armed).
@@ -553,7 +583,8 @@ impl Connection {
             });
             return self.release(Initiator::Server, ReleaseKind::Abortive, out);
         }
-        if self.receive_deadline(cfg).is_some_and(|d| reached(d, now)) {
+        if self.receive_deadline(cfg).is_some_and(|d| reached(d, now)) && self.judge_input(now, cfg)
+        {
             let e = self
                 .extra
                 .as_ref()
@@ -631,6 +662,7 @@ impl Connection {
         if rest.is_empty() && reader.is_idle() {
             if let Some(e) = self.extra.as_mut() {
                 e.input_since = None;
+                e.input_window = None;
             }
             return self.shrink(out); // idle again: no per-connection read state at all
         }
@@ -1264,6 +1296,7 @@ impl Connection {
             e.reader = Reader::new(role);
             e.bucket = None;
             e.input_since = None;
+            e.input_window = None;
         }
         self.shrink(out);
         if self.queued_bytes() > 0 {
@@ -1325,6 +1358,7 @@ impl Connection {
                 outbound: Outbound::default(),
                 bucket: None,
                 input_since: None,
+                input_window: None,
                 accounted: 0,
             })
         })

@@ -594,10 +594,13 @@ fn a_message_announced_but_not_sent_is_closed_at_the_message_timeout() {
     assert!(conn.poll_effects().deadline_changed());
     assert_eq!(
         deadline(&conn),
-        110,
-        "message_timeout after the message began"
+        60,
+        "the judged window opens half a timeout in"
     );
-    for tick in [40, 70, 100] {
+    feed(&mut conn, 40, &[0], &mut out);
+    assert!(!timeout(&mut conn, 60, &mut out).release());
+    assert_eq!(deadline(&conn), 110, "judged at message_timeout");
+    for tick in [70, 100] {
         feed(&mut conn, tick, &[0], &mut out);
         assert_eq!(deadline(&conn), 110);
     }
@@ -1007,4 +1010,25 @@ fn a_close_code_forbidden_on_the_wire_goes_out_as_a_close_without_code() {
     let mut conn = open_server(0, &mut out);
     conn.close(1, &settings(), CloseCode(1005), "no", &mut out);
     assert_eq!(server_frames(&out.take_wire()), [(Opcode::Close, vec![])]);
+}
+
+#[test]
+fn a_burst_then_a_stall_is_closed_at_the_message_timeout() {
+    // 20,000 bytes of a 1 MiB message at once (2,000 ticks' worth at the minimum rate), then
+    // nothing: the average since the start would excuse it for 2,000 ticks, the window does not.
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    let frame = client_frame(true, Opcode::Binary, &vec![0; 1 << 20]);
+    feed(&mut conn, 0, &frame[..20_000], &mut out);
+    assert!(!timeout(&mut conn, 50, &mut out).release());
+    let fx = timeout(&mut conn, 100, &mut out);
+    assert!(fx.left_open(), "closed at message_timeout");
+    assert!(out
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::MessageTimeout { .. })));
+    assert_eq!(
+        server_frames(&out.take_wire())[0].1[..2],
+        1008u16.to_be_bytes()
+    );
 }
