@@ -16,8 +16,8 @@ the deltas of the server's own *_total counters on /metrics.
 
 Scenarios (names for SCENARIOS=...):
   a  frame header announcing 16 MiB, 16 MiB - 1 payload bytes, then silence
-  b  the same, then one byte every TRICKLE_PERIOD s (25 s by default)
-  c  the 14-byte header plus one byte only, under RLIMIT_AS (C_AS_LIMIT) like `prlimit --as`
+  b  the same but 1 KiB short, then one byte every TRICKLE_PERIOD s (25 s by default)
+  c  the 14-byte header plus one byte only; then again under RLIMIT_AS (C_AS_LIMIT, `prlimit --as`)
   d  one 16 MiB echo to a reader taking 2 MiB every 20 s and sending a pong every 10 s
   e  an honest reader of one 16 MiB echo at 430 KB/s that pings every 20 s and answers pings
   f  100 clients each send a 16 MiB message and never read, then all close
@@ -76,9 +76,12 @@ SETTINGS_SPEC = {
     "B_CONNS": (32, 8, int),
     "B_WINDOW": (80, 10, float),
     "TRICKLE_PERIOD": (25, 3, float),
-    "C_CONNS": (300, 300, int),
+    "TRICKLE_RESERVE": (1024, 1024, int),  # payload bytes (b) leaves unsent: trickles never end the frame
+    "C_CONNS": (64, 32, int),
     "C_WINDOW": (60, 8, float),
-    "C_AS_LIMIT": ("4GiB", "4GiB", parse_size),     # 0: no RLIMIT_AS
+    "C_AS_LIMIT": ("4GiB", "4GiB", parse_size),     # phase 2 under this RLIMIT_AS; 0: no phase 2
+    "C_AS_CONNS": (300, 300, int),
+    "C_AS_WINDOW": (15, 5, float),
     "D_CONNS": (4, 2, int),
     "D_WINDOW": (100, 10, float),
     "D_READ_PERIOD": (20, 3, float),
@@ -783,7 +786,9 @@ async def scenario_announce(name, title, n, window, trickle):
         deadline = t0 + window
         conns = [Conn(i) for i in range(n)]
         sem = asyncio.Semaphore(32)
-        tasks = [asyncio.create_task(announce_attacker(srv.port, c, sem, deadline, size, size - 1,
+        # with a trickle, 1 KiB stays unsent so that the trickled bytes never complete the frame
+        sent = size - 1 - (S["TRICKLE_RESERVE"] if trickle else 0)
+        tasks = [asyncio.create_task(announce_attacker(srv.port, c, sem, deadline, size, sent,
                                                        trickle)) for c in conns]
         await run_attackers(conns, tasks, deadline)
         t_left = now()
@@ -809,15 +814,19 @@ async def scenario_a():
 async def scenario_b():
     return await scenario_announce(
         "b_announce_trickle",
-        f"(b) header announcing 16 MiB + 16 MiB - 1 bytes, then 1 byte every {S['TRICKLE_PERIOD']:g} s",
+        f"(b) header announcing 16 MiB + 16 MiB - 1 KiB bytes, then 1 byte every {S['TRICKLE_PERIOD']:g} s",
         S["B_CONNS"], S["B_WINDOW"], S["TRICKLE_PERIOD"])
 
 
 async def scenario_c():
-    n, window, as_limit = S["C_CONNS"], S["C_WINDOW"], S["C_AS_LIMIT"]
+    """Phase 1: C_CONNS attackers send the 14-byte header and one byte and are held for C_WINDOW
+    (memory, VmSize, Committed_AS, closes). Phase 2, on a fresh server under RLIMIT_AS =
+    C_AS_LIMIT (as `prlimit --as`): C_AS_CONNS such attackers; does the process survive?"""
+    n, window = S["C_CONNS"], S["C_WINDOW"]
+    as_limit, as_n, as_window = S["C_AS_LIMIT"], S["C_AS_CONNS"], S["C_AS_WINDOW"]
     size = S["ATTACK_SIZE"]
     attack_payload()
-    srv = await Server("echo", as_limit=as_limit, tag="c").start()
+    srv = await Server("echo", tag="c").start()
     try:
         await srv.baseline()
         t0 = now()
@@ -826,27 +835,44 @@ async def scenario_c():
         sem = asyncio.Semaphore(16)
         tasks = [asyncio.create_task(announce_attacker(srv.port, c, sem, deadline, size, 1, None))
                  for c in conns]
-        # stop early if the server died (nothing more to see)
-        waiter = asyncio.create_task(asyncio.wait(tasks, timeout=window))
-        while not waiter.done() and srv.alive():
-            await asyncio.sleep(0.2)
-        if not srv.alive():
-            await asyncio.sleep(1.0)
-        waiter.cancel()
-        await run_attackers(conns, tasks, now())
+        await run_attackers(conns, tasks, deadline)
         t_left = now()
         tail = await srv.settle() if srv.alive() else None
         res = {"scenario": "c_announce_only",
-               "title": "(c) 14-byte header announcing 16 MiB + 1 byte only"
-                        + (f", server under RLIMIT_AS {as_limit / (1 << 30):g} GiB" if as_limit else ""),
+               "title": "(c) 14-byte header announcing 16 MiB + 1 byte only",
                "app": "echo", "attackers_planned": n, "window_s": window,
-               "rlimit_as": as_limit or None, "attack_lasted_s": round(t_left - t0, 1)}
+               "attack_lasted_s": round(t_left - t0, 1)}
         res.update(close_summary(conns, srv.exit_t))
         res.update(memory_summary(srv, t0, res["attackers"], tail))
-        if not srv.alive():
-            # connections the server accepted before it died
-            res["attackers_before_exit"] = sum(1 for c in conns if c.t_start is not None
-                                               and c.t_start <= (srv.exit_t or now()))
+    finally:
+        srv.stop()
+    if not as_limit:
+        return res
+    srv = await Server("echo", as_limit=as_limit, tag="c-as").start()
+    try:
+        await srv.baseline()
+        t0 = now()
+        deadline = t0 + as_window
+        conns = [Conn(i) for i in range(as_n)]
+        sem = asyncio.Semaphore(16)
+        tasks = [asyncio.create_task(announce_attacker(srv.port, c, sem, deadline, size, 1, None))
+                 for c in conns]
+        # until every attacker has sent its byte, or the server died, or the window ended
+        while now() < deadline and srv.alive() and sum(c.sent_all or bool(c.error or c.refused)
+                                                       for c in conns) < as_n:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        alive = srv.alive()
+        await run_attackers(conns, tasks, now())
+        summary = close_summary(conns, srv.exit_t)
+        res["rlimit_as"] = {
+            "limit": as_limit, "attackers_planned": as_n, "attackers": summary["attackers"],
+            "closed_by_server": summary["closed_by_server"], "close_codes": summary["close_codes"],
+            "survived": alive, "server_exit": srv.exit_info(),
+            "attackers_before_exit": (sum(1 for c in conns if c.t_start is not None
+                                          and c.t_start <= srv.exit_t) if srv.exit_t else None),
+            "peak_vmsize": max([x[2] for x in srv.samples] + [srv.vmpeak]),
+        }
         return res
     finally:
         srv.stop()
@@ -1057,7 +1083,7 @@ async def scenario_e():
         res = {"scenario": "e_honest_reader",
                "title": f"(e) honest reader of one {size / MIB:g} MiB echo at {rate / 1000:g} KB/s, "
                         f"pinging every {ping_period:g} s",
-               "app": "echo", "honest": True, "message_bytes": size, "read_rate": rate,
+               "app": "echo", "honest": True, "connections": 1, "message_bytes": size, "read_rate": rate,
                "received_bytes": got, "received_all": out["complete"] and got == size and not mismatched[0],
                "content_mismatches": mismatched[0],
                "read_s": round(t_done - (t_first or t0), 1),
@@ -1600,7 +1626,7 @@ def remove_cgroup(cg):
 SCENARIOS = {
     "a": (scenario_a, lambda: S["A_WINDOW"] + S["SETTLE"] + 60),
     "b": (scenario_b, lambda: S["B_WINDOW"] + S["SETTLE"] + 60),
-    "c": (scenario_c, lambda: S["C_WINDOW"] + S["SETTLE"] + 60),
+    "c": (scenario_c, lambda: S["C_WINDOW"] + S["C_AS_WINDOW"] + S["SETTLE"] + 60),
     "d": (scenario_d, lambda: S["D_WINDOW"] + S["SETTLE"] + 60),
     "e": (scenario_e, lambda: S["E_SIZE"] / S["E_RATE"] * 1.5 + 30 + S["SETTLE"] + 60),
     "f": (scenario_f, lambda: S["F_SEND_WINDOW"] + S["F_HOLD"] + S["SETTLE"] + 60),
@@ -1692,6 +1718,17 @@ def outcome_cell(r):
         bits.append(f"VmSize +{mb(r.get('vmsize_per_attacker'))}/attacker")
         if r.get("committed_as_growth") is not None:
             bits.append(f"Committed_AS +{mb(r['committed_as_growth'])} (machine-wide)")
+        lim = r.get("rlimit_as")
+        if isinstance(lim, dict):
+            head = f"under RLIMIT_AS {lim['limit'] / (1 << 30):g} GiB, {lim['attackers_planned']} attackers: "
+            lex = lim.get("server_exit")
+            if lim["survived"]:
+                bits.append(head + f"survived ({lim['attackers']} connected, "
+                            f"{lim['closed_by_server']} closed by the server)")
+            elif lex:
+                bits.append(head + f"**server exited** ({lex['signal'] or lex['returncode']}) after "
+                            f"{lim['attackers_before_exit']} attackers: "
+                            f"`{first_line(lex['log_tail'], 'memory allocation')}`")
     elif s == "d_slow_drain":
         bits.append(f"read {mb(max(r['echo_bytes_read']))} of the echo at most")
     elif s == "f_nonreading":
@@ -1700,14 +1737,53 @@ def outcome_cell(r):
                         f"{r.get('open_at_settle')} connections open")
     elif s.startswith("b_"):
         bits.append(f"{r.get('trickle_bytes_sent', 0)} trickle bytes sent")
+    counted = counters_cell(r)
+    if counted and s not in ("i_strict", "hfd_admin_emfile"):
+        bits.append(counted)
     if ex and s != "oom_cgroup":
         bits.append(f"**server exited** ({ex['signal'] or ex['returncode']}) after {ex['after_start_s']} s: "
-                    f"`{ex['log_tail'][-80:]}`")
+                    f"`{first_line(ex['log_tail'], 'memory')}`")
     return "; ".join(bits)
 
 
+BORING = ("ringws_connections_accepted_total", "ringws_handshakes_completed_total",
+          "ringws_io_uring_", "ringws_messages_", "ringws_received_payload_bytes_total",
+          "ringws_sent_payload_bytes_total", "ringws_socket_", "ringws_heartbeat_pings_sent_total",
+          "ringws_limit_refusals_total", "ringws_pubsub_")
+
+
+def counters_cell(r):
+    """The server's own account of what happened: closes by code and the counters of limits,
+    timeouts and errors that moved (new counters of a newer binary show up here too)."""
+    c = r.get("server_counters")
+    if not c:
+        return None
+    closes = collections.Counter()
+    other = []
+    for k, v in sorted(c.items()):
+        if k.startswith("ringws_connections_closed_total"):
+            code = re.search(r'code="([^"]*)"', k)
+            who = re.search(r'initiator="([^"]*)"', k)
+            code, who = code.group(1) if code else "?", who.group(1) if who else "?"
+            closes["without a close frame" if code == "none" else f"{code} by {who}"] += v
+        elif not k.startswith(BORING):
+            name = k.replace("ringws_", "").replace("_total", "")
+            other.append(f"{name} {v}")
+    parts = []
+    if closes:
+        parts.append("closes " + ", ".join(f"{code} ×{n}" for code, n in closes.most_common()))
+    return "server counted: " + "; ".join(parts + other) if parts or other else None
+
+
+def first_line(tail, word):
+    for part in (tail or "").split(" | "):
+        if word in part:
+            return part.strip()[:80]
+    return (tail or "")[-80:]
+
+
 def table(results):
-    lines = ["| scenario | attackers | peak RSS (baseline) | RSS per attacker | settled RSS | "
+    lines = ["| scenario | connections | peak RSS (baseline) | RSS per connection | settled RSS | "
              "server closed attackers (after; code) | outcome |",
              "|---|---:|---:|---:|---:|---|---|"]
     for r in results:
@@ -1719,7 +1795,7 @@ def table(results):
         settled_cell = "–" if settled is None else (
             f"{mb(settled)} ({r['settled_over_baseline']}×, {r.get('open_at_settle')} open)")
         lines.append("| {} | {} | {} ({}) | {} | {} | {} | {} |".format(
-            r.get("title", r["scenario"]), r.get("attackers", "–"),
+            r.get("title", r["scenario"]), r.get("attackers", r.get("connections", "–")),
             mb(r.get("peak_rss")), mb(r.get("baseline_rss")),
             mb(per) if per is not None else "–", settled_cell, closes_cell(r), outcome_cell(r)))
     return "\n".join(lines)
