@@ -426,6 +426,22 @@ def read_status(pid):
     return out
 
 
+def private_writable(pid):
+    """Bytes of the process's private writable mappings: roughly what it adds to the machine's
+    Committed_AS (the commit charge), whether or not the pages were ever touched."""
+    total = 0
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                fields = line.split()
+                if fields[1].startswith("rw") and fields[1][3] == "p":
+                    lo, hi = fields[0].split("-")
+                    total += int(hi, 16) - int(lo, 16)
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
 def committed_as():
     with open("/proc/meminfo") as f:
         for line in f:
@@ -833,15 +849,27 @@ async def scenario_c():
         deadline = t0 + window
         conns = [Conn(i) for i in range(n)]
         sem = asyncio.Semaphore(16)
+        base_pw, base_cas = private_writable(srv.proc.pid), committed_as()
         tasks = [asyncio.create_task(announce_attacker(srv.port, c, sem, deadline, size, 1, None))
                  for c in conns]
+        # once every attacker has sent its byte (bounded): the server's commit charge
+        while now() < min(deadline, t0 + 20) and sum(
+                c.sent_all or bool(c.error or c.refused) for c in conns) < n:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        held_pw, held_cas = private_writable(srv.proc.pid), committed_as()
+        held_n = sum(1 for c in conns if c.sent_all and c.t_end is None)
         await run_attackers(conns, tasks, deadline)
         t_left = now()
         tail = await srv.settle() if srv.alive() else None
         res = {"scenario": "c_announce_only",
                "title": "(c) 14-byte header announcing 16 MiB + 1 byte only",
                "app": "echo", "attackers_planned": n, "window_s": window,
-               "attack_lasted_s": round(t_left - t0, 1)}
+               "attack_lasted_s": round(t_left - t0, 1), "attackers_held": held_n,
+               "private_writable_growth": (held_pw - base_pw) if held_pw and base_pw else None,
+               "private_writable_per_attacker": (round((held_pw - base_pw) / held_n)
+                                                 if held_pw and base_pw and held_n else None),
+               "committed_as_growth_when_held": (held_cas - base_cas) if held_cas and base_cas else None}
         res.update(close_summary(conns, srv.exit_t))
         res.update(memory_summary(srv, t0, res["attackers"], tail))
     finally:
@@ -1654,6 +1682,21 @@ def mb(x):
 def closes_cell(r):
     if r.get("skipped"):
         return "skipped: " + r["skipped"]
+    if r["scenario"] == "e_honest_reader":
+        if r.get("end") in (None, "complete"):
+            return "no" if r.get("end") else "–"
+        how = f"close {r['close_code']}" if r.get("close_code") else f"{r['end']} (no close frame)"
+        return f"yes, after {r.get('ended_after_s')} s: {how}"
+    if r["scenario"] == "h_admin_partial":
+        held = r.get("held_s")
+        span = f"{held['min']}" if held and held["min"] == held["max"] else (
+            f"{held['min']}–{held['max']}" if held else "")
+        cell = (f"{r['held_then_closed']} held requests closed after {span} s"
+                if held else f"none closed in {r.get('window_s')} s")
+        kinds = r.get("end_kinds_held") or {}
+        if kinds:
+            cell += " (" + ", ".join(f"{k} ×{v}" for k, v in kinds.items()) + ")"
+        return cell + f"; {r['closed_at_accept']} closed at accept (slots full), reopened"
     n, closed = r.get("attackers"), r.get("closed_by_server")
     if n is None:
         return "–"
@@ -1680,8 +1723,8 @@ def outcome_cell(r):
         bits.append(f"pings answered {r['pongs_received']}/{r['pings_sent']}")
         if r.get("server_pings"):
             bits.append(f"server pings {r['server_pings']}")
-        end = r["end"]
-        bits.append("ended: " + (f"close {r['close_code']}" if end == "close" else str(end)))
+        if r["end"] == "complete":
+            bits.append("completed, closed with 1000")
     elif s == "g_pubsub_json":
         b, d = r["rtt_baseline"], r["rtt_during_attack"]
         bits.append(f"others' ping RTT p50 {b['p50_ms']} ms (max {b['max_ms']}) before, "
@@ -1697,9 +1740,6 @@ def outcome_cell(r):
         bits.append(f"/healthz after release: {r['healthz_after_release']}")
     elif s == "h_admin_partial":
         bits.append(f"/healthz ok {r['healthz_ok']}/{r['healthz_probes']}")
-        if r.get("held_s"):
-            bits.append(f"partial request held {r['held_s']['median']} s before close")
-        bits.append(f"{r['closed_at_accept']} refused at accept")
         if r.get("server_cpu_per_s") is not None:
             bits.append(f"server CPU {r['server_cpu_per_s']:.2f} s/s")
     elif s == "i_strict":
@@ -1716,8 +1756,10 @@ def outcome_cell(r):
         bits.append(f"cgroup peak {mb(r['cgroup_max_usage'])}")
     elif s == "c_announce_only":
         bits.append(f"VmSize +{mb(r.get('vmsize_per_attacker'))}/attacker")
-        if r.get("committed_as_growth") is not None:
-            bits.append(f"Committed_AS +{mb(r['committed_as_growth'])} (machine-wide)")
+        if r.get("private_writable_per_attacker") is not None:
+            bits.append(f"private writable mappings (commit charge) +{mb(r['private_writable_per_attacker'])}"
+                        f"/attacker; machine's Committed_AS +{mb(r.get('committed_as_growth_when_held'))} "
+                        f"with {r.get('attackers_held')} held")
         lim = r.get("rlimit_as")
         if isinstance(lim, dict):
             head = f"under RLIMIT_AS {lim['limit'] / (1 << 30):g} GiB, {lim['attackers_planned']} attackers: "
@@ -1784,7 +1826,7 @@ def first_line(tail, word):
 
 def table(results):
     lines = ["| scenario | connections | peak RSS (baseline) | RSS per connection | settled RSS | "
-             "server closed attackers (after; code) | outcome |",
+             "server closed them (after; code) | outcome |",
              "|---|---:|---:|---:|---:|---|---|"]
     for r in results:
         if r.get("error"):
@@ -1817,7 +1859,10 @@ async def main(out_path):
     interrupted = False
     t_all = now()
     common = {"stamp": stamp, "binary": os.path.abspath(RINGWS), "quick": QUICK,
-              "cores": S["CORES"], "extra_args": EXTRA_ARGS}
+              "cores": S["CORES"], "extra_args": EXTRA_ARGS,
+              # what the binary was built from, when its build_info cannot tell (built outside git)
+              "rev": os.environ.get("RINGWS_REV") or None,
+              "settings": {k: S[k] for k in SETTINGS_SPEC}}
     log(f"ringws attack suite: {RINGWS}, scenarios {' '.join(names)}, results in {out_path}")
     try:
         for name in names:
@@ -1844,8 +1889,11 @@ async def main(out_path):
     finally:
         for srv in list(Server.live):
             srv.stop()
-    print(f"\nringws attack suite, {'QUICK ' if QUICK else ''}run {stamp}, binary {RINGWS}, "
-          f"{round(now() - t_all)} s; results in {out_path}\n")
+    commit = next((r["commit"] for r in results if r.get("commit")), None)
+    rev = os.environ.get("RINGWS_REV")
+    print(f"\nringws attack suite, {'QUICK ' if QUICK else ''}run {stamp}, binary {RINGWS} "
+          f"(build_info commit {commit}{', rev ' + rev if rev else ''}), {round(now() - t_all)} s; "
+          f"results in {out_path}\n")
     print(table(results))
     return 130 if interrupted else 0
 

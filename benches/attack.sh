@@ -7,7 +7,9 @@
 #   bash benches/attack.sh                            # full run, about 10 minutes
 #   QUICK=1 bash benches/attack.sh                    # smoke run, about 2 minutes (shrunk windows)
 #   RINGWS=path/to/ringws bash benches/attack.sh      # another binary (default target/release/ringws)
-#   SCENARIOS="a e oom" bash benches/attack.sh        # some scenarios only (a..i, oom)
+#   SCENARIOS="a e oom" bash benches/attack.sh        # some scenarios only (a b c d e f g h hfd i oom)
+#   RINGWS_REV=abc123 RINGWS=... bash benches/attack.sh  # label the results with the revision built
+#                                                        # (ringws_build_info says "unknown" outside git)
 #
 # The server runs with its default settings except --app (echo, or pubsub for g and i),
 # --cores 2 (CORES), loopback listen addresses and --log warn; EXTRA_ARGS="..." appends flags.
