@@ -107,6 +107,7 @@ SETTINGS_SPEC = {
     "OOM_HONEST": (20, 20, int),
     "OOM_LIMIT": ("2GiB", "2GiB", parse_size),
     "OOM_WINDOW": (60, 15, float),
+    "HONEST_TIMEOUT": (5, 5, float),    # an honest echo slower than this counts as a failure
 }
 S = {}
 for _name, (_full, _quick, _kind) in SETTINGS_SPEC.items():
@@ -1523,13 +1524,75 @@ def cgroup_read(path, name):
         return None
 
 
+async def honest_echoers(port, n, max_s, timeout):
+    """n clients, each echoing a 1 KiB binary message every 100 ms and checking it, until
+    SIGTERM or max_s. Times are wall-clock (time.time()) so that another process can relate
+    them to its own. Returns one dict per client."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    clients = [{"ok": [], "failed": None, "failed_at": None} for _ in range(n)]
+
+    async def client(h):
+        try:
+            sock, rest = await ws_connect(port, timeout=timeout)
+        except (Refused, OSError, asyncio.TimeoutError) as e:
+            h["failed"], h["failed_at"] = f"connect: {type(e).__name__}", time.time()
+            return
+        reader = FrameReader(collect=True)
+        reader.feed(rest)
+        try:
+            while not stop.is_set():
+                msg = os.urandom(1024)
+                t = time.time()
+                await asyncio.wait_for(loop.sock_sendall(sock, client_frame(2, msg)), timeout)
+                got = None
+                async with asyncio.timeout(timeout):
+                    while got is None:
+                        data = await loop.sock_recv(sock, 65536)
+                        if not data:
+                            raise ConnectionError("FIN")
+                        for ev in reader.feed(data):
+                            if ev[0] == "message":
+                                got = ev[2]
+                            elif ev[0] == "close":
+                                raise ConnectionError(f"close {ev[1]}")
+                            elif ev[0] == "ping":
+                                await loop.sock_sendall(sock, client_frame(10, ev[1]))
+                if got != msg:
+                    raise ConnectionError("echo mismatch")
+                h["ok"].append((round(t, 3), round(time.time() - t, 4)))
+                try:
+                    await asyncio.wait_for(stop.wait(), 0.1)
+                except asyncio.TimeoutError:
+                    pass
+        except (OSError, asyncio.TimeoutError) as e:
+            h["failed"] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            h["failed_at"] = time.time()
+        finally:
+            sock.close()
+
+    tasks = [asyncio.create_task(client(h)) for h in clients]
+    try:
+        await asyncio.wait_for(stop.wait(), max_s)
+    except asyncio.TimeoutError:
+        stop.set()
+    await asyncio.wait(tasks, timeout=timeout + 1)
+    for t in tasks:
+        t.cancel()
+    return clients
+
+
 async def scenario_oom():
     n, honest_n, limit, window = S["OOM_ATTACKERS"], S["OOM_HONEST"], S["OOM_LIMIT"], S["OOM_WINDOW"]
+    timeout = S["HONEST_TIMEOUT"]
     root = "/sys/fs/cgroup/memory"
     res = {"scenario": "oom_cgroup",
            "title": f"OOM: server in a {limit / (1 << 30):g} GiB cgroup v1 memory group, {n} attackers "
                     f"of (a), {honest_n} honest echo clients",
-           "app": "echo", "attackers_planned": n, "honest_clients": honest_n, "window_s": window}
+           "app": "echo", "attackers_planned": n, "honest_clients": honest_n, "window_s": window,
+           "honest_timeout_s": timeout}
     if os.geteuid() != 0 or not os.path.isfile(os.path.join(root, "memory.limit_in_bytes")):
         res["skipped"] = "needs root and cgroup v1 memory at /sys/fs/cgroup/memory"
         return res
@@ -1538,60 +1601,22 @@ async def scenario_oom():
     cg = os.path.join(root, f"ringws-attack-{os.getpid()}")
     os.mkdir(cg)
     note_state("cgroups", cg)
-    srv = None
+    srv = helper = None
     try:
         with open(os.path.join(cg, "memory.limit_in_bytes"), "w") as f:
             f.write(str(limit))
         srv = await Server("echo", cgroup=cg, tag="oom").start()
         await srv.baseline()
         res["cgroup_usage_baseline"] = int(cgroup_read(cg, "memory.usage_in_bytes") or 0)
-        loop = asyncio.get_running_loop()
-        honest = [{"ok": 0, "ok_after_attack": 0, "last_ok": None, "failed": None} for _ in range(honest_n)]
-        stop = asyncio.Event()
-
-        async def echo_client(h):
-            try:
-                sock, rest = await ws_connect(srv.port)
-            except (Refused, OSError, asyncio.TimeoutError) as e:
-                h["failed"] = f"connect: {type(e).__name__}"
-                return
-            reader = FrameReader(collect=True)
-            reader.feed(rest)
-            try:
-                while not stop.is_set():
-                    msg = os.urandom(1024)
-                    await asyncio.wait_for(loop.sock_sendall(sock, client_frame(2, msg)), 2)
-                    got = None
-                    async with asyncio.timeout(2):
-                        while got is None:
-                            data = await loop.sock_recv(sock, 65536)
-                            if not data:
-                                raise ConnectionError("FIN")
-                            for ev in reader.feed(data):
-                                if ev[0] == "message":
-                                    got = ev[2]
-                                elif ev[0] == "close":
-                                    raise ConnectionError(f"close {ev[1]}")
-                                elif ev[0] == "ping":
-                                    await loop.sock_sendall(sock, client_frame(10, ev[1]))
-                    if got != msg:
-                        raise ConnectionError("echo mismatch")
-                    h["ok"] += 1
-                    h["last_ok"] = now()
-                    if t_attack[0] is not None:
-                        h["ok_after_attack"] += 1
-                    await asyncio.sleep(0.1)
-            except (OSError, asyncio.TimeoutError) as e:
-                h["failed"] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-                h["failed_at"] = now()
-            finally:
-                sock.close()
-
-        t_attack = [None]
-        echoers = [asyncio.create_task(echo_client(h)) for h in honest]
+        # The honest clients run in their own process, so that the attackers' load on this one
+        # cannot delay them: what they see is the server's doing.
+        helper = await asyncio.create_subprocess_exec(
+            sys.executable, os.path.abspath(__file__), "--honest", str(srv.port), str(honest_n),
+            str(window + 30), str(timeout), stdout=subprocess.PIPE, start_new_session=True)
+        note_state("helpers", helper.pid)
         await asyncio.sleep(2.0)
         t0 = now()
-        t_attack[0] = t0
+        wall0 = time.time()
         deadline = t0 + window
         conns = [Conn(i) for i in range(n)]
         sem = asyncio.Semaphore(100)
@@ -1604,8 +1629,13 @@ async def scenario_oom():
         died = not srv.alive()
         if died:
             await asyncio.sleep(min(3.0, max(0.0, deadline - now())))
-        t_end = now()
-        stop.set()
+        t_end, wall_end = now(), time.time()
+        helper.send_signal(signal.SIGTERM)
+        try:
+            out, _ = await asyncio.wait_for(helper.communicate(), timeout + 10)
+            honest = json.loads(out or b"[]")
+        except (asyncio.TimeoutError, ValueError):
+            honest = []
         res["cgroup_max_usage"] = int(cgroup_read(cg, "memory.max_usage_in_bytes") or 0)
         res["cgroup_failcnt"] = int(cgroup_read(cg, "memory.failcnt") or 0)
         oom = dict(line.split() for line in (cgroup_read(cg, "memory.oom_control") or "").splitlines()
@@ -1615,25 +1645,31 @@ async def scenario_oom():
         res["oom_killed"] = bool(res["cgroup_oom_kill"]) or (
             srv.proc.returncode == -signal.SIGKILL if srv.proc.poll() is not None else False)
         res["server_died_after_s"] = round(srv.exit_t - t0, 1) if srv.exit_t else None
-        await asyncio.wait(echoers, timeout=3)
-        for t in echoers:
-            t.cancel()
         await run_attackers(conns, tasks, now())
         res.update(close_summary(conns, srv.exit_t))
         res["attackers_before_exit"] = (sum(1 for c in conns if c.t_start is not None
                                             and c.t_start <= srv.exit_t) if srv.exit_t else None)
-        kept = [h for h in honest if h["failed"] is None and h["last_ok"] and h["last_ok"] >= t_end - 2.0]
+        during = [lat for h in honest for t, lat in h["ok"] if t >= wall0]
+        kept = [h for h in honest if h["failed"] is None and h["ok"] and h["ok"][-1][0] >= wall_end - 2.0]
+        res["honest_reported"] = len(honest)
         res["honest_kept_echoing"] = len(kept)
-        res["honest_echoes_during_attack"] = sum(h["ok_after_attack"] for h in honest)
+        res["honest_echoes_during_attack"] = len(during)
+        res["honest_echo_ms_during_attack"] = ({
+            "p50": round(1e3 * statistics.median(during), 1),
+            "p99": round(1e3 * sorted(during)[int(0.99 * (len(during) - 1))], 1),
+            "max": round(1e3 * max(during), 1)} if during else None)
         res["honest_failures"] = dict(collections.Counter(
             h["failed"].split(":")[0] for h in honest if h["failed"]))
-        res["honest_first_failure_after_s"] = (round(min(h["failed_at"] for h in honest if h.get("failed_at")) - t0, 1)
-                                               if any(h.get("failed_at") for h in honest) else None)
+        fails = [h["failed_at"] for h in honest if h["failed_at"]]
+        res["honest_first_failure_after_s"] = round(min(fails) - wall0, 1) if fails else None
         res["attack_lasted_s"] = round(t_end - t0, 1)
         tail = await srv.settle() if srv.alive() else None
         res.update(memory_summary(srv, t0, res["attackers"], tail))
         return res
     finally:
+        if helper is not None and helper.returncode is None:
+            helper.kill()
+            await helper.wait()
         if srv is not None:
             srv.stop()
         remove_cgroup(cg)
@@ -1750,9 +1786,12 @@ def outcome_cell(r):
             bits.append(f"died {r['server_died_after_s']} s into the attack after "
                         f"{r.get('attackers_before_exit')} attackers")
         bits.append(f"{r['sent_all']} attackers had sent their 16 MiB")
+        lat = r.get("honest_echo_ms_during_attack")
         bits.append(f"{r['honest_kept_echoing']}/{r['honest_clients']} honest clients kept echoing"
-                    + (f" (first failure {r['honest_first_failure_after_s']} s into the attack)"
-                       if r.get("honest_first_failure_after_s") is not None else ""))
+                    + (f" (first failure {r['honest_first_failure_after_s']} s into the attack: "
+                       + ", ".join(f"{k} ×{v}" for k, v in r.get("honest_failures", {}).items()) + ")"
+                       if r.get("honest_first_failure_after_s") is not None else "")
+                    + (f", echo p50 {lat['p50']} ms, max {lat['max']} ms during the attack" if lat else ""))
         bits.append(f"cgroup peak {mb(r['cgroup_max_usage'])}")
     elif s == "c_announce_only":
         bits.append(f"VmSize +{mb(r.get('vmsize_per_attacker'))}/attacker")
@@ -1899,6 +1938,10 @@ async def main(out_path):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "--honest":   # the oom scenario's helper process
+        port, n, max_s, timeout = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+        print(json.dumps(asyncio.run(honest_echoers(port, n, max_s, timeout))))
+        sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "--table":
         with open(sys.argv[2]) as f:
             print(table([json.loads(line) for line in f if line.strip()]))

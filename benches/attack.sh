@@ -55,6 +55,13 @@ cleanup() {
             fi
         done <"$state/pids"
     fi
+    if [[ -f $state/helpers ]]; then
+        while read -r pid; do
+            if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "attack.py --honest"; then
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+        done <"$state/helpers"
+    fi
     if [[ -f $state/cgroups ]]; then
         while read -r cg; do
             if [[ -d $cg ]]; then
