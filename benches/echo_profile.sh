@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Where the server's CPU goes in one echo: ringws and fastwebsockets under the same closed-loop
-# load, each sampled with `perf record -g`, their time split into the kernel's TCP send path
-# (which on loopback also runs the receiving client socket's TCP input), its TCP receive path,
-# and everything else (syscall or io_uring entry, readiness, scheduling, the server's own code).
+# Where the server's CPU goes in one echo: ringws, the echo floor (benches/peers/echo-floor) and
+# fastwebsockets under the same closed-loop load, each sampled with `perf record -g`, their time
+# split into the kernel's TCP send path (which on loopback also runs the receiving client
+# socket's TCP input), its TCP receive path, and everything else (syscall, io_uring or epoll
+# entry, readiness, scheduling, the server's own code).
 #
 #   bash benches/echo_profile.sh            # 3 rounds, servers alternating, 20 B and 1 KiB
 #   RUNS=5 PAYLOADS=20 bash benches/echo_profile.sh
+#   SERVERS="ringws echo-floor" bash benches/echo_profile.sh
 #
 # Needs perf (Debian: apt-get install linux-perf). Prints a markdown table of medians and writes
 # one JSON line per measurement to benches/results/echo_profile.jsonl (replaced by each run;
@@ -15,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 PAYLOADS=${PAYLOADS:-"20 1024"}
+SERVERS=${SERVERS:-"ringws echo-floor fastwebsockets"}
 CONNS=${CONNS:-100}
 WARMUP=${WARMUP:-2}
 DURATION=${DURATION:-6}
@@ -31,12 +34,16 @@ mkdir -p benches/results
 : >"$OUT"
 cargo build --release --quiet
 cargo build --release --quiet --locked --manifest-path benches/peers/fastwebsockets-echo/Cargo.toml
+cargo build --release --quiet --locked --manifest-path benches/peers/echo-floor/Cargo.toml
 RINGWS=$PWD/target/release/ringws
 FWS=$PWD/benches/peers/fastwebsockets-echo/target/release/fastwebsockets-echo
+FLOOR=$PWD/benches/peers/echo-floor/target/release/echo-floor
 TMP=$(mktemp -d /tmp/ringws-profile.XXXXXX)
 SERVER_PID=
 cleanup() {
-    [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null || true
+    if [[ -n $SERVER_PID ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+    fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -57,7 +64,7 @@ print(share.get("tcp_sendmsg", 0.0), share.get("tcp_recvmsg", 0.0))
 
 for PAYLOAD in $PAYLOADS; do
 for run in $(seq "$RUNS"); do
-    for server in ringws fastwebsockets; do
+    for server in $SERVERS; do
         case $server in
             ringws)
                 taskset -c "$SERVER_CPU" "$RINGWS" serve --listen "127.0.0.1:$PORT" --cores 1 \
@@ -65,6 +72,13 @@ for run in $(seq "$RUNS"); do
                 ;;
             fastwebsockets)
                 taskset -c "$SERVER_CPU" "$FWS" "127.0.0.1:$PORT" >"$TMP/server.log" 2>&1 &
+                ;;
+            echo-floor)
+                taskset -c "$SERVER_CPU" "$FLOOR" "127.0.0.1:$PORT" 1 >"$TMP/server.log" 2>&1 &
+                ;;
+            *)
+                echo "echo_profile.sh: unknown server $server" >&2
+                exit 2
                 ;;
         esac
         SERVER_PID=$!
@@ -110,7 +124,7 @@ print(f"\nMedians of {runs} rounds:\n")
 print("| payload | server | msgs/s | CPU µs/echo | TCP send path | TCP receive path | everything else |")
 print("|---:|---|---:|---:|---:|---:|---:|")
 for payload, server in sorted({(r["payload"], r["server"]) for r in rows},
-                              key=lambda k: (k[0], k[1] != "ringws")):
+                              key=lambda k: (k[0], k[1] != "ringws", k[1] != "echo-floor", k[1])):
     mine = [r for r in rows if r["server"] == server and r["payload"] == payload]
     if not mine:
         continue

@@ -18,19 +18,27 @@ START = "<!-- generated:start -->"
 END = "<!-- generated:end -->"
 PEERS = ("fastwebsockets", "tungstenite")
 SERVERS = ("ringws",) + PEERS
+# The echo floor runs in the echo tests only, right after ringws.
+FLOOR = "echo-floor"
+ECHO_SERVERS = ("ringws", FLOOR) + PEERS
 SERVER_LABEL = {
     "ringws": "ringws (`--cores 1`)",
     "fastwebsockets": "fastwebsockets",
     "tungstenite": "tokio-tungstenite",
     "ringws-2cores": "ringws (`--cores 2`)",
+    FLOOR: "echo floor",
 }
 PEER_CRATES = {
     "fastwebsockets": ("fastwebsockets", "hyper", "tokio"),
     "tungstenite": ("tokio-tungstenite", "tungstenite", "tokio"),
+    FLOOR: ("libc", "sha1", "base64"),
 }
+PEER_DIRS = {"fastwebsockets": "fastwebsockets-echo", "tungstenite": "tungstenite-echo",
+             FLOOR: "echo-floor"}
 
 # Targets of the performance work.
 CPU_20B_TARGET_US = 3.0
+FLOOR_CPU_TARGET_RATIO = 1.10  # ringws' CPU per echo ÷ the echo floor's, at each size
 CPU_1KIB_TARGET_US = 3.5
 IDLE_USERSPACE_TARGET_BYTES = 64
 KERNEL_FLOOR_BYTES = 3700
@@ -53,7 +61,7 @@ def load(path):
 
 def lock_versions(peer):
     """Versions of the peer's key crates, from its committed Cargo.lock."""
-    path = os.path.join(HERE, "peers", f"{peer}-echo", "Cargo.lock")
+    path = os.path.join(HERE, "peers", PEER_DIRS[peer], "Cargo.lock")
     found = {}
     name = None
     try:
@@ -208,6 +216,10 @@ def generated(res):
     w(f"- ringws: commit `{m.get('ringws_commit')}`{dirty}; {m.get('rustc')}")
     for peer in PEERS:
         w(f"- {SERVER_LABEL[peer]} peer (`benches/peers/{peer}-echo`): {lock_versions(peer)}")
+    if res.select("echo", FLOOR):
+        w(f"- {SERVER_LABEL[FLOOR]} (`benches/peers/{PEER_DIRS[FLOOR]}`, echo tests only): one "
+          f"thread, edge-triggered epoll, one read and one write per echo, no validation; "
+          f"{lock_versions(FLOOR)}")
     w(f"- Server pinned to CPU {s.get('server_cpu')}, `ringws bench` pinned to CPU "
       f"{s.get('client_cpu')} with `--server-pid`; each server started fresh for each test; "
       f"servers interleaved within each repetition. Echo: {s.get('conns')} connections, "
@@ -239,10 +251,10 @@ def generated(res):
     payloads = sorted({r["payload_bytes"] for r in res.rows if r.get("test") == "echo"
                        and "payload_bytes" in r})
     for p in payloads:
-        for server in SERVERS:
+        for server in ECHO_SERVERS:
             if not res.select("echo", server, payload_bytes=p):
                 continue
-            if server == "ringws":
+            if server in ("ringws", FLOOR):
                 rm = rc = ""
             else:
                 rm = fmt_ratio(res.run_ratio("echo", "ringws", server, msgs, payload_bytes=p))
@@ -255,6 +267,31 @@ def generated(res):
               f"| {fmt_us(res.med('echo', server, gen_cpu, payload_bytes=p))} "
               f"| {rm} | {rc} |")
     w("")
+
+    # Echo against the floor.
+    floor_payloads = [p for p in payloads if res.select("echo", FLOOR, payload_bytes=p)]
+    if floor_payloads:
+        w("### Echo against the floor")
+        w("")
+        w(f"The echo floor (`benches/peers/{PEER_DIRS[FLOOR]}`) does only what an echo must: one "
+          f"thread on edge-triggered epoll, the upgrade answered from `Sec-WebSocket-Key` alone, "
+          f"then per readiness event one read, header decode, unmask, one write of header and "
+          f"payload; no UTF-8 check, no limits, no timers. It runs in the same repetitions as "
+          f"ringws, right after it, under the same load. *ringws / echo floor* is the median of "
+          f"the per-repetition ratios of server CPU per echo (target: at most "
+          f"{FLOOR_CPU_TARGET_RATIO:.2f}×).")
+        w("")
+        w("| payload | ringws CPU µs/echo | echo floor CPU µs/echo | ringws / echo floor "
+          "| ringws msgs/s | echo floor msgs/s |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for p in floor_payloads:
+            w(f"| {fmt_size(p)} "
+              f"| {fmt_us(res.med('echo', 'ringws', cpu, payload_bytes=p))} "
+              f"| {fmt_us(res.med('echo', FLOOR, cpu, payload_bytes=p))} "
+              f"| {fmt_ratio(res.run_ratio('echo', 'ringws', FLOOR, cpu, payload_bytes=p))} "
+              f"| {fmt_int(res.med('echo', 'ringws', msgs, payload_bytes=p))} "
+              f"| {fmt_int(res.med('echo', FLOOR, msgs, payload_bytes=p))} |")
+        w("")
 
     # Open-loop latency.
     if any(r.get("test") == "rate" for r in res.rows):
@@ -336,7 +373,7 @@ def generated(res):
     if any(r.get("test") == "scaling" for r in res.rows):
         w("### ringws on one core and on two")
         w("")
-        w("Echo 20 B, 100 connections, `ringws bench --threads 2` not pinned: with `--cores 2` "
+        w("Echo 20 B, 100 connections, `ringws bench echo --threads 2` not pinned: with `--cores 2` "
           "the server's second reactor and the two generator threads share the machine's two "
           "CPUs, so this shows how the server behaves when it shares cores with its load, not "
           "its ceiling.")
@@ -392,6 +429,11 @@ def generated(res):
                 if tcp else "")
         w(f"| server CPU per {fmt_size(p)} echo ≤ {limit} µs | {fmt_us(v)} µs{note} "
           f"| {verdict(None if v is None else v <= limit)} |")
+    for p in floor_payloads:
+        v = res.run_ratio("echo", "ringws", FLOOR, cpu, payload_bytes=p)
+        w(f"| server CPU per {fmt_size(p)} echo ≤ {FLOOR_CPU_TARGET_RATIO:.2f}× the echo floor's "
+          f"(median of per-repetition ratios) | {fmt_ratio(v)} "
+          f"| {verdict(None if v is None else v <= FLOOR_CPU_TARGET_RATIO)} |")
     for n in idle_ns:
         v = res.med("idle", "ringws", rss_per_conn, conns=n)
         w(f"| userspace ≤ {IDLE_USERSPACE_TARGET_BYTES} B per idle connection ({fmt_int(n)}) "

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Measures ringws against fastwebsockets and tokio-tungstenite on this machine, side by side, and
-# regenerates docs/benchmarks.md from the results.
+# regenerates docs/benchmarks.md from the results. The echo tests also run the echo floor
+# (benches/peers/echo-floor: the least an echo server must do, on epoll), so that ringws' CPU per
+# echo is read against the floor's from the same repetition.
 #
-#   bash benches/run.sh              # the full run (about 13 minutes on 2 cores)
+#   bash benches/run.sh              # the full run (about 15 minutes on 2 cores)
 #   QUICK=1 bash benches/run.sh      # smoke run, about a minute; figures are not for quoting
 #
 # Settings (environment):
@@ -44,6 +46,8 @@ CONNECT_CONCURRENCY=${CONNECT_CONCURRENCY:-64}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 SERVERS="ringws fastwebsockets tungstenite"
+# The echo tests run the floor too, right after ringws.
+ECHO_SERVERS="ringws echo-floor fastwebsockets tungstenite"
 # ringws sizes its connection table from --max-connections; keep it under the fd cap.
 FD_HARD=$(ulimit -Hn)
 RINGWS_MAX_CONNECTIONS=$((FD_HARD - 100))
@@ -93,8 +97,8 @@ else
     cargo build --release --quiet
     WORKTREE_CHANGES=$(git status --porcelain -- src Cargo.toml Cargo.lock | wc -l)
 fi
-for peer in fastwebsockets tungstenite; do
-    cargo build --release --quiet --locked --manifest-path "benches/peers/$peer-echo/Cargo.toml"
+for peer in fastwebsockets-echo tungstenite-echo echo-floor; do
+    cargo build --release --quiet --locked --manifest-path "benches/peers/$peer/Cargo.toml"
 done
 
 # --- servers ---------------------------------------------------------------------------------
@@ -103,6 +107,7 @@ port_of() {
         ringws | ringws-2cores) echo 9101 ;;
         fastwebsockets) echo 9102 ;;
         tungstenite) echo 9103 ;;
+        echo-floor) echo 9104 ;;
     esac
 }
 
@@ -123,6 +128,11 @@ start_server() {
         fastwebsockets | tungstenite)
             taskset -c "$SERVER_CPU" "benches/peers/$name-echo/target/release/$name-echo" \
                 "127.0.0.1:$port" >"$log" 2>&1 &
+            ;;
+        echo-floor)
+            # One thread, like ringws --cores 1 above.
+            taskset -c "$SERVER_CPU" benches/peers/echo-floor/target/release/echo-floor \
+                "127.0.0.1:$port" 1 >"$log" 2>&1 &
             ;;
     esac
     SERVER_PID=$!
@@ -276,7 +286,7 @@ for run in $(seq 1 "$RUNS"); do
 
     for payload in $PAYLOADS; do
         say "run $run/$RUNS: echo $payload B"
-        for server in $SERVERS; do
+        for server in $ECHO_SERVERS; do
             start_server "$server"
             bench echo --url "$URL" --conns "$CONNS" --payload "$payload" \
                 --warmup "$WARMUP" --duration "$DURATION" --server-pid "$SERVER_PID" |

@@ -9,6 +9,7 @@
 //! - [`server`]: starts the per-core reactors from a [`config::Config`].
 //! - [`config`]: every setting, its default and its bound.
 //! - [`bench`]: the load generator behind `ringws bench`.
+//! - [`sys`]: every unsafe libc call, behind safe functions.
 
 pub mod admin;
 pub mod app;
@@ -23,3 +24,4 @@ pub mod protocol;
 pub mod reactor;
 pub mod server;
 pub mod stats;
+pub mod sys;

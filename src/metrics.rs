@@ -9,15 +9,20 @@
 //! histograms keep every raw sample until a scrape, so a server nobody scraped would grow with
 //! each handshake.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
-use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder, Unit};
+use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
+use crate::admin::{AdminClose, AdminStats};
 use crate::config::Config;
 use crate::protocol::{MessageKind, RefusalReason};
 use crate::stats::{close_code_label, CoreStats, SecondsHistogram, COUNTED_CLOSE_CODES};
+
+mod describe;
+mod render;
+
+pub use render::{process_figures, ProcessFigures};
 
 /// Buckets of `ringws_handshake_duration_seconds`: from 50 µs to 10 s (the default handshake
 /// timeout).
@@ -55,6 +60,7 @@ pub struct Exporter {
     process: ProcessGauges,
     handshake_duration: Vec<Arc<SecondsHistogram>>,
     fanout_latency: Vec<Arc<SecondsHistogram>>,
+    admin: Arc<AdminStats>,
 }
 
 struct ProcessGauges {
@@ -91,12 +97,14 @@ impl Exporter {
             },
             handshake_duration: Vec::new(),
             fanout_latency: Vec::new(),
+            admin: Arc::default(),
             series: Vec::new(),
             handle,
             recorder,
         };
         e.describe();
         e.register_limits(config, stats.len());
+        e.register_admin();
         for (core, s) in stats.iter().enumerate() {
             e.register_core(core, s);
             e.handshake_duration
@@ -121,6 +129,38 @@ impl Exporter {
             }
         }
         e
+    }
+
+    /// The admin listener's counters (core 0 writes them).
+    pub fn admin_stats(&self) -> &AdminStats {
+        &self.admin
+    }
+
+    fn register_admin(&mut self) {
+        self.recorder.describe_counter(
+            "ringws_admin_connections_closed_total".into(),
+            None,
+            "Admin connections closed without an answer to their request, by reason.".into(),
+        );
+        for reason in AdminClose::ALL {
+            let admin = self.admin.clone();
+            self.counter(
+                "ringws_admin_connections_closed_total",
+                vec![Label::new("reason", reason.label())],
+                Box::new(move || admin.closed_count(reason)),
+            );
+        }
+        self.recorder.describe_counter(
+            "ringws_admin_accept_errors_total".into(),
+            None,
+            "accept(2) failures on the admin listener.".into(),
+        );
+        let admin = self.admin.clone();
+        self.counter(
+            "ringws_admin_accept_errors_total",
+            vec![],
+            Box::new(move || admin.accept_errors()),
+        );
     }
 
     /// The fan-out latency histogram of `core`.
@@ -152,9 +192,10 @@ impl Exporter {
             ),
         ];
         self.gauge("ringws_build_info", build, Box::new(|| 1));
-        let fixed: [(&'static str, u64); 9] = [
+        let fixed: [(&'static str, u64); 10] = [
             ("ringws_cores", cores as u64),
             ("ringws_max_connections", config.max_connections as u64),
+            ("ringws_memory_budget_bytes", config.memory_budget),
             ("ringws_max_frame_size_bytes", config.max_frame_size),
             ("ringws_max_message_size_bytes", config.max_message_size),
             (
@@ -217,6 +258,7 @@ impl Exporter {
             "ringws_write_stall_closes_total",
             write_stall_closes
         );
+        per_core!(counter, "ringws_message_timeouts_total", message_timeouts);
         per_core!(
             counter,
             "ringws_slow_consumer_closes_total",
@@ -231,6 +273,17 @@ impl Exporter {
         );
         per_core!(counter, "ringws_socket_sent_bytes_total", socket_bytes_sent);
         per_core!(gauge, "ringws_outbound_queued_bytes", outbound_queued_bytes);
+        per_core!(gauge, "ringws_memory_held_bytes", memory_held_bytes);
+        per_core!(
+            counter,
+            "ringws_memory_shed_inbound_total",
+            memory_sheds_inbound
+        );
+        per_core!(
+            counter,
+            "ringws_memory_shed_outbound_total",
+            memory_sheds_outbound
+        );
         per_core!(
             gauge,
             "ringws_backpressured_connections",
@@ -278,9 +331,14 @@ impl Exporter {
         }
         // The limits a refusal or close stands for, in one family a dashboard can sum.
         type ReadStat = fn(&CoreStats) -> u64;
-        let limits: [(&str, ReadStat); 3] = [
+        let limits: [(&str, ReadStat); 4] = [
             ("max_connections", |s| {
                 s.refused_count(RefusalReason::ServerFull)
+            }),
+            ("memory_budget", |s| {
+                s.refused_count(RefusalReason::OverMemoryBudget)
+                    + s.memory_sheds_inbound.get()
+                    + s.memory_sheds_outbound.get()
             }),
             ("max_outbound_buffer", |s| s.slow_consumer_closes.get()),
             ("message_rate", |s| s.rate_limit_closes.get()),
@@ -349,345 +407,6 @@ impl Exporter {
             );
         }
         debug_assert!(COUNTED_CLOSE_CODES.len() < 16);
-    }
-
-    fn describe(&self) {
-        let d = |name: &'static str, unit: Option<Unit>, help: &'static str, kind: u8| {
-            let (name, help) = (name.into(), help.into());
-            match kind {
-                0 => self.recorder.describe_counter(name, unit, help),
-                _ => self.recorder.describe_gauge(name, unit, help),
-            }
-        };
-        let (c, g) = (0, 1);
-        d(
-            "ringws_connections_open",
-            None,
-            "Upgraded connections open now.",
-            g,
-        );
-        d(
-            "ringws_connections_accepted_total",
-            None,
-            "TCP connections accepted.",
-            c,
-        );
-        d(
-            "ringws_connections_closed_total",
-            None,
-            "Upgraded connections closed, by who started the close and the close code.",
-            c,
-        );
-        d(
-            "ringws_handshakes_completed_total",
-            None,
-            "Upgrades answered with 101.",
-            c,
-        );
-        d(
-            "ringws_handshakes_refused_total",
-            None,
-            "Upgrade requests refused, by reason.",
-            c,
-        );
-        d(
-            "ringws_handshake_timeouts_total",
-            None,
-            "Sockets closed for not finishing the upgrade within handshake_timeout.",
-            c,
-        );
-        d(
-            "ringws_messages_received_total",
-            None,
-            "Messages received, by type.",
-            c,
-        );
-        d(
-            "ringws_messages_sent_total",
-            None,
-            "Messages sent, by type.",
-            c,
-        );
-        d(
-            "ringws_received_payload_bytes_total",
-            Some(Unit::Bytes),
-            "Message payload bytes received, by type.",
-            c,
-        );
-        d(
-            "ringws_sent_payload_bytes_total",
-            Some(Unit::Bytes),
-            "Message payload bytes sent, by type.",
-            c,
-        );
-        d(
-            "ringws_socket_received_bytes_total",
-            Some(Unit::Bytes),
-            "Bytes read from sockets.",
-            c,
-        );
-        d(
-            "ringws_socket_sent_bytes_total",
-            Some(Unit::Bytes),
-            "Bytes written to sockets.",
-            c,
-        );
-        d(
-            "ringws_heartbeat_pings_sent_total",
-            None,
-            "Heartbeat pings sent to silent peers.",
-            c,
-        );
-        d(
-            "ringws_heartbeat_timeouts_total",
-            None,
-            "Connections closed for not answering a heartbeat ping.",
-            c,
-        );
-        d(
-            "ringws_idle_timeouts_total",
-            None,
-            "Connections closed by idle_timeout.",
-            c,
-        );
-        d(
-            "ringws_close_timeouts_total",
-            None,
-            "Connections dropped after close_timeout without the peer's close.",
-            c,
-        );
-        d(
-            "ringws_write_stall_closes_total",
-            None,
-            "Connections dropped because their outbound queue did not drain.",
-            c,
-        );
-        d(
-            "ringws_slow_consumer_closes_total",
-            None,
-            "Connections closed with 1008 for passing max_outbound_buffer.",
-            c,
-        );
-        d(
-            "ringws_rate_limit_closes_total",
-            None,
-            "Connections closed with 1008 for passing the message rate limit.",
-            c,
-        );
-        d(
-            "ringws_limit_refusals_total",
-            None,
-            "Refusals and closes caused by a configured limit, by limit.",
-            c,
-        );
-        d(
-            "ringws_protocol_errors_total",
-            None,
-            "Connections failed for violating RFC 6455 (1002, 1007, 1009).",
-            c,
-        );
-        d(
-            "ringws_accept_errors_total",
-            None,
-            "accept(2) failures, by errno.",
-            c,
-        );
-        d(
-            "ringws_drained_connections_total",
-            None,
-            "Connections ended during a graceful shutdown, cleanly or forced.",
-            c,
-        );
-        d(
-            "ringws_outbound_queued_bytes",
-            Some(Unit::Bytes),
-            "Bytes waiting in outbound queues.",
-            g,
-        );
-        d(
-            "ringws_backpressured_connections",
-            None,
-            "Connections with an outbound queue.",
-            g,
-        );
-        d(
-            "ringws_io_uring_submissions_total",
-            None,
-            "io_uring submission queue entries submitted.",
-            c,
-        );
-        d(
-            "ringws_io_uring_completions_total",
-            None,
-            "io_uring completions reaped.",
-            c,
-        );
-        d(
-            "ringws_io_uring_cq_overflows_total",
-            None,
-            "io_uring completions that overflowed the completion queue.",
-            c,
-        );
-        d(
-            "ringws_process_open_fds",
-            None,
-            "Open file descriptors of the process.",
-            g,
-        );
-        d(
-            "ringws_process_max_fds",
-            None,
-            "The process's open-file limit (RLIMIT_NOFILE).",
-            g,
-        );
-        d(
-            "ringws_process_resident_memory_bytes",
-            Some(Unit::Bytes),
-            "Resident memory of the process.",
-            g,
-        );
-        d(
-            "ringws_build_info",
-            None,
-            "Version and git commit of the running binary (value 1).",
-            g,
-        );
-        d("ringws_cores", None, "Reactor threads.", g);
-        d(
-            "ringws_max_connections",
-            None,
-            "Configured max_connections.",
-            g,
-        );
-        d(
-            "ringws_max_frame_size_bytes",
-            Some(Unit::Bytes),
-            "Configured max_frame_size.",
-            g,
-        );
-        d(
-            "ringws_max_message_size_bytes",
-            Some(Unit::Bytes),
-            "Configured max_message_size.",
-            g,
-        );
-        d(
-            "ringws_max_outbound_buffer_bytes",
-            Some(Unit::Bytes),
-            "Configured max_outbound_buffer.",
-            g,
-        );
-        d(
-            "ringws_max_handshake_size_bytes",
-            Some(Unit::Bytes),
-            "Configured max_handshake_size.",
-            g,
-        );
-        d(
-            "ringws_ping_interval_seconds",
-            Some(Unit::Seconds),
-            "Configured ping_interval.",
-            g,
-        );
-        d(
-            "ringws_pong_timeout_seconds",
-            Some(Unit::Seconds),
-            "Configured pong_timeout.",
-            g,
-        );
-        d(
-            "ringws_message_rate_limit",
-            None,
-            "Configured message_rate (messages per second per connection; 0 = off).",
-            g,
-        );
-    }
-
-    /// The Prometheus text exposition, with every value read now.
-    pub fn render(&self) -> String {
-        for s in &self.series {
-            match s {
-                Series::Counter(c, read) => c.absolute(read()),
-                Series::Gauge(g, read) => g.set(read() as f64),
-            }
-        }
-        let p = process_figures();
-        self.process.open_fds.set(p.open_fds as f64);
-        self.process.max_fds.set(p.max_fds as f64);
-        self.process.resident_bytes.set(p.resident_bytes as f64);
-        let mut text = self.handle.render();
-        write_histograms(
-            &mut text,
-            "ringws_handshake_duration_seconds",
-            "Time from accept to the 101 answer.",
-            &self.handshake_duration,
-        );
-        write_histograms(
-            &mut text,
-            "ringws_fanout_latency_seconds",
-            "Pub/sub: time from a publish being accepted to the last local write of it on a core.",
-            &self.fanout_latency,
-        );
-        text
-    }
-}
-
-/// One histogram family in the text exposition format, a series per core.
-fn write_histograms(out: &mut String, name: &str, help: &str, per_core: &[Arc<SecondsHistogram>]) {
-    if !out.is_empty() && !out.ends_with("\n\n") {
-        out.push('\n');
-    }
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} histogram");
-    for (core, h) in per_core.iter().enumerate() {
-        let (buckets, sum) = h.snapshot();
-        for &(bound, cumulative) in &buckets {
-            let le = if bound.is_infinite() {
-                "+Inf".to_string()
-            } else {
-                bound.to_string()
-            };
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{core=\"{core}\",le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let count = buckets.last().map_or(0, |b| b.1);
-        let _ = writeln!(out, "{name}_sum{{core=\"{core}\"}} {sum}");
-        let _ = writeln!(out, "{name}_count{{core=\"{core}\"}} {count}");
-    }
-    out.push('\n');
-}
-
-/// Figures of this process from /proc and getrlimit.
-pub struct ProcessFigures {
-    pub open_fds: u64,
-    pub max_fds: u64,
-    pub resident_bytes: u64,
-}
-
-pub fn process_figures() -> ProcessFigures {
-    let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into a valid rlimit struct.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    // SAFETY: sysconf has no memory effects.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-    let resident_pages = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
-    ProcessFigures {
-        open_fds,
-        max_fds: lim.rlim_cur,
-        resident_bytes: resident_pages * page,
     }
 }
 

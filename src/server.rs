@@ -1,14 +1,17 @@
 //! Starts one pinned reactor thread per core and waits for them.
 
+pub mod ports;
+
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::app::{echo::Echo, App, Waker};
+use crate::check::{check_nofile, Plan, Status};
 use crate::config::{AppKind, Config};
 use crate::metrics::Exporter;
 use crate::policy::{DebugRing, HandshakeRateLimiter, Policy};
@@ -18,9 +21,11 @@ use crate::reactor::admin::AdminSide;
 use crate::reactor::conns::CoreSettings;
 use crate::reactor::event_loop::{ticks, CoreObservers, CoreParts, Reactor, TICK};
 use crate::reactor::gate::Gate;
-use crate::reactor::listener::Listener;
-use crate::reactor::{sys, Shared};
+use crate::reactor::listener::{tcp_user_timeout, Listener};
+use crate::reactor::Shared;
 use crate::stats::CoreStats;
+use crate::sys::{eventfd, process, socket};
+use ports::Role;
 
 /// Why the server could not start or stopped abnormally. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -37,17 +42,24 @@ pub enum ServerError {
     IoUringMissing,
     #[error("io_uring set-up failed: {0}. If this is ENOMEM, raise the locked-memory limit (ulimit -l, LimitMEMLOCK=) or lower --ring-entries")]
     IoUring(io::Error),
-    #[error(
-        "address {0} is already in use by another process. Stop it or choose another --listen \
-         (a ringws started by the same user shares the port through SO_REUSEPORT, so that is not it)"
-    )]
-    AddrInUse(SocketAddr),
-    #[error("cannot listen on {addr}: {source}{hint}")]
+    #[error("{}", ports::in_use_message(*.addr, *.role, .holders, *.takeover))]
+    AddrInUse {
+        addr: SocketAddr,
+        role: Role,
+        /// The processes listening on it, where /proc shows them.
+        holders: Vec<ports::Holder>,
+        /// Sharing was asked for, and the holder does not share.
+        takeover: bool,
+    },
+    #[error("cannot listen on {addr} ({}): {source}{hint}", .role.flag())]
     Bind {
         addr: SocketAddr,
+        role: Role,
         source: io::Error,
         hint: &'static str,
     },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("core {core}: {source}")]
     Reactor { core: usize, source: io::Error },
     #[error("could not start a reactor thread: {0}")]
@@ -82,14 +94,18 @@ pub struct Server {
 impl Server {
     /// Binds the listeners and starts one reactor per core; returns once every core is ready.
     pub fn start<A: App>(config: &Config, app: A) -> Result<Server, ServerError> {
+        crate::config::check_listeners(config)?;
+        let (listeners, admin_listener) = bind_all(config)?;
         check_fd_limit(config);
+        // Message buffers and queues of 1 MiB or more go back to the system when freed.
+        process::return_large_buffers_to_the_system(1 << 20);
         let app = Arc::new(app);
         let shared = Arc::new(Shared::default());
-        let listeners = bind_listeners(config)?;
         let addr = listeners[0]
             .local_addr()
             .map_err(|source| ServerError::Bind {
                 addr: config.listen,
+                role: Role::Listen,
                 source,
                 hint: "",
             })?;
@@ -109,7 +125,10 @@ impl Server {
                 ping_interval_ticks: ticks(config.ping_interval),
                 pong_timeout_ticks: ticks(config.pong_timeout),
                 idle_timeout_ticks: config.idle_timeout.map(ticks),
+                message_timeout_ticks: ticks(config.message_timeout),
+                min_receive_bytes_per_tick: bytes_per_tick(config.min_receive_rate),
                 write_stall_timeout_ticks: ticks(config.write_stall_timeout),
+                min_send_bytes_per_tick: bytes_per_tick(config.min_send_rate),
                 max_outbound_bytes: usize::try_from(config.max_outbound_buffer)
                     .unwrap_or(usize::MAX),
                 // Thousandths of a message per tick.
@@ -119,19 +138,12 @@ impl Server {
             },
             drain_timeout_ticks: ticks(config.drain_timeout),
             max_connections: config.max_connections,
+            // SO_REUSEPORT spreads connections evenly, so each core enforces an even share.
+            memory_budget_bytes: config.memory_budget / config.cores as u64,
             recv_buffer_size: config.recv_buffer_size,
             ring_entries: config.ring_entries,
         };
 
-        // The admin listener is bound here, so a taken port fails the start, not a thread.
-        let admin_listener = match config.admin_listen {
-            Some(admin_addr) => {
-                let l =
-                    Listener::bind(admin_addr, 128, None).map_err(|e| bind_error(admin_addr, e))?;
-                Some(l)
-            }
-            None => None,
-        };
         let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
         let stats: Vec<Arc<CoreStats>> = (0..listeners.len())
             .map(|_| Arc::new(CoreStats::default()))
@@ -160,7 +172,7 @@ impl Server {
         for _ in 0..listeners.len() {
             server
                 .wake_fds
-                .push(sys::eventfd().map_err(ServerError::Thread)?);
+                .push(eventfd::eventfd().map_err(ServerError::Thread)?);
         }
         app.start(server.wake_fds.iter().map(|&fd| Waker { fd }).collect());
         for (core, listener) in listeners.into_iter().enumerate() {
@@ -255,11 +267,16 @@ impl Server {
         &self.stats
     }
 
+    /// Upgraded connections open now, over all cores.
+    pub fn connections_open(&self) -> u64 {
+        self.stats.iter().map(|s| s.connections_open.get()).sum()
+    }
+
     /// Asks every core to stop (returns at once; `join` waits).
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
         for &fd in &self.wake_fds {
-            sys::eventfd_signal(fd);
+            eventfd::eventfd_signal(fd);
         }
     }
 
@@ -290,7 +307,7 @@ impl Server {
             }
         }
         for fd in self.wake_fds {
-            sys::close(fd);
+            socket::close(fd);
         }
         first_err.map_or(Ok(()), Err)
     }
@@ -298,10 +315,12 @@ impl Server {
 
 fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
     let name = app.name();
+    let admin_routes = crate::admin::routes::listing(&app, config.debug_handshakes);
     // Block the stop signals before any thread starts, so every thread inherits the mask and
     // only `wait_for_stop_signal` receives them.
-    block_stop_signals();
+    process::block_stop_signals();
     let server = Server::start(&config, app)?;
+    let started = Instant::now();
     println!(
         "ringws listening on ws://{} ({} cores, app={})",
         server.local_addr(),
@@ -309,13 +328,16 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
         name
     );
     if let Some(admin) = server.admin_addr() {
-        println!("ringws admin on http://{admin} (GET /metrics, GET /healthz)");
+        println!(
+            "ringws admin on http://{admin} ({})",
+            admin_routes.join(", ")
+        );
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
     loop {
-        if let Some(sig) = wait_for_stop_signal(Duration::from_millis(500)) {
-            tracing::info!("signal {sig} received: stopping");
+        if let Some(sig) = process::wait_for_stop_signal(Duration::from_millis(500)) {
+            log_drain_start(sig, server.connections_open(), config.drain_timeout);
             break;
         }
         if server.any_core_finished() {
@@ -326,20 +348,94 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
     // Drain: each core closes its listener and sends close 1001; a second signal cuts it short.
     server.stop();
     while !server.all_cores_finished() {
-        if let Some(sig) = wait_for_stop_signal(Duration::from_millis(50)) {
-            tracing::warn!("signal {sig} received again: exiting without waiting for clients");
+        if let Some(sig) = process::wait_for_stop_signal(Duration::from_millis(50)) {
+            tracing::warn!(
+                "{} received again: exiting at once, without waiting for the {} left",
+                signal_name(sig),
+                plural(server.connections_open(), "connection")
+            );
             std::process::exit(1);
         }
     }
     let stats: Vec<Arc<CoreStats>> = server.stats().to_vec();
     let result = server.join();
-    log_summary(&stats);
+    log_summary(&stats, started.elapsed());
     result
 }
 
-/// One info line with what happened, so an operator sees refusals even without metrics.
-fn log_summary(stats: &[Arc<CoreStats>]) {
+/// What the first stop signal starts: how many connections drain, until when, and how to cut
+/// it short.
+fn log_drain_start(sig: i32, open: u64, drain_timeout: Duration) {
+    let signal = signal_name(sig);
+    if open == 0 {
+        tracing::info!("{signal} received: no connection open, stopping");
+        return;
+    }
+    let deadline = humantime::format_rfc3339_seconds(SystemTime::now() + drain_timeout);
+    tracing::info!(
+        "{signal} received: draining {}: each is sent close 1001 and has up to {} (until \
+         {deadline}) to answer. A second SIGINT or SIGTERM (Ctrl-C again) exits at once",
+        plural(open, "open connection"),
+        crate::config::format_duration(drain_timeout),
+    );
+}
+
+/// `SIGINT`, `SIGTERM`, or `signal N`.
+fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        other => format!("signal {other}"),
+    }
+}
+
+/// `1 connection`, `3 connections`.
+fn plural(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
+/// Refusal reasons per line of the exit summary.
+const REFUSALS_PER_LINE: usize = 4;
+
+/// What happened, in a few short info lines, so an operator sees refusals even without metrics.
+fn log_summary(stats: &[Arc<CoreStats>], uptime: Duration) {
     let sum = |f: fn(&CoreStats) -> u64| stats.iter().map(|s| f(s)).sum::<u64>();
+    let per_core: Vec<String> = stats
+        .iter()
+        .map(|s| s.handshakes_completed.get().to_string())
+        .collect();
+    let uptime = Duration::from_secs(uptime.as_secs());
+    tracing::info!("stopped after {}", crate::config::format_duration(uptime));
+    tracing::info!(
+        accepted = sum(|s| s.accepted.get()),
+        upgraded = sum(|s| s.handshakes_completed.get()),
+        upgraded_per_core = %per_core.join(","),
+        "summary: connections"
+    );
+    tracing::info!(
+        handshake_timeouts = sum(|s| s.handshake_timeouts.get()),
+        heartbeat_timeouts = sum(|s| s.heartbeat_timeouts.get()),
+        "summary: timeouts"
+    );
+    tracing::info!(
+        slow_consumers = sum(|s| s.slow_consumer_closes.get()),
+        protocol_errors = sum(|s| s.protocol_errors.get()),
+        "summary: closes"
+    );
+    tracing::info!(
+        message_timeouts = sum(|s| s.message_timeouts.get()),
+        write_stalls = sum(|s| s.write_stall_closes.get()),
+        memory_sheds = sum(|s| s.memory_sheds_inbound.get() + s.memory_sheds_outbound.get()),
+        "summary: slow peers"
+    );
+    tracing::info!(
+        drained_cleanly = sum(|s| s.drained_cleanly.get()),
+        drained_forced = sum(|s| s.drained_forced.get()),
+        "summary: drain"
+    );
     let refused: Vec<String> = RefusalReason::ALL
         .iter()
         .filter_map(|r| {
@@ -347,58 +443,92 @@ fn log_summary(stats: &[Arc<CoreStats>]) {
             (n > 0).then(|| format!("{}={n}", r.label()))
         })
         .collect();
-    let per_core: Vec<String> = stats
-        .iter()
-        .map(|s| s.handshakes_completed.get().to_string())
-        .collect();
-    tracing::info!(
-        accepted = sum(|s| s.accepted.get()),
-        upgraded_per_core = %per_core.join(","),
-        upgraded = sum(|s| s.handshakes_completed.get()),
-        handshake_timeouts = sum(|s| s.handshake_timeouts.get()),
-        heartbeat_timeouts = sum(|s| s.heartbeat_timeouts.get()),
-        slow_consumers = sum(|s| s.slow_consumer_closes.get()),
-        protocol_errors = sum(|s| s.protocol_errors.get()),
-        drained_cleanly = sum(|s| s.drained_cleanly.get()),
-        drained_forced = sum(|s| s.drained_forced.get()),
-        refused = %if refused.is_empty() { "none".to_string() } else { refused.join(",") },
-        "stopped"
-    );
+    if refused.is_empty() {
+        tracing::info!("summary: refused handshakes none");
+    }
+    for reasons in refused.chunks(REFUSALS_PER_LINE) {
+        tracing::info!("summary: refused handshakes {}", reasons.join(" "));
+    }
 }
 
-fn bind_listeners(config: &Config) -> Result<Vec<Listener>, ServerError> {
+/// Binds the WebSocket listeners (one per core) and the admin listener, here so that a taken
+/// port fails the start, not a thread. A port another process listens on is refused unless
+/// `takeover` asks to share it (see [`ports`]).
+fn bind_all(config: &Config) -> Result<(Vec<Listener>, Option<Listener>), ServerError> {
+    let takeover = config.takeover;
+    let _lock = (!takeover).then(ports::BindLock::acquire);
+    let claims = std::iter::once((config.listen, Role::Listen))
+        .chain(config.admin_listen.map(|addr| (addr, Role::Admin)));
+    let mut shared = Vec::new();
+    for (addr, role) in claims {
+        if !ports::is_held(addr).map_err(|e| bind_error(addr, role, takeover, e))? {
+            continue;
+        }
+        let holders = ports::holders(addr);
+        if !takeover {
+            return Err(ServerError::AddrInUse {
+                addr,
+                role,
+                holders,
+                takeover,
+            });
+        }
+        shared.push((addr, role, holders));
+    }
     let mut addr = config.listen;
-    let mut out = Vec::with_capacity(config.cores);
+    let mut listeners = Vec::with_capacity(config.cores);
+    let user_timeout = tcp_user_timeout(
+        config.ping_interval,
+        config.pong_timeout,
+        config.write_stall_timeout,
+    );
     for _ in 0..config.cores {
         let listener = Listener::bind(addr, config.backlog, config.defer_accept)
-            .map_err(|e| bind_error(addr, e))?;
+            .map_err(|e| bind_error(addr, Role::Listen, takeover, e))?;
+        listener
+            .set_user_timeout(user_timeout)
+            .map_err(|e| bind_error(addr, Role::Listen, takeover, e))?;
         if addr.port() == 0 {
             // Port 0: the first core picks a port; the others join it.
-            addr = listener.local_addr().map_err(|e| bind_error(addr, e))?;
+            let local = listener.local_addr();
+            addr = local.map_err(|e| bind_error(addr, Role::Listen, takeover, e))?;
         }
-        out.push(listener);
+        listeners.push(listener);
     }
-    Ok(out)
+    let admin = config.admin_listen.map(|addr| {
+        Listener::bind(addr, 128, None).map_err(|e| bind_error(addr, Role::Admin, takeover, e))
+    });
+    let admin = admin.transpose()?;
+    for (addr, role, holders) in shared {
+        tracing::info!(
+            "{} {addr}: sharing the port with {} (--takeover); stop the old process to hand \
+             the new connections over to this one",
+            role.flag(),
+            ports::describe(&holders)
+        );
+    }
+    Ok((listeners, admin))
 }
 
-fn bind_error(addr: SocketAddr, source: io::Error) -> ServerError {
-    match source.raw_os_error() {
-        Some(libc::EADDRINUSE) => ServerError::AddrInUse(addr),
-        Some(libc::EACCES) => ServerError::Bind {
-            addr,
-            source,
-            hint: " (ports below 1024 need CAP_NET_BIND_SERVICE)",
-        },
-        Some(libc::EADDRNOTAVAIL) => ServerError::Bind {
-            addr,
-            source,
-            hint: " (that address is not on this host)",
-        },
-        _ => ServerError::Bind {
-            addr,
-            source,
-            hint: "",
-        },
+fn bind_error(addr: SocketAddr, role: Role, takeover: bool, source: io::Error) -> ServerError {
+    let hint = match source.raw_os_error() {
+        Some(libc::EADDRINUSE) => {
+            return ServerError::AddrInUse {
+                addr,
+                role,
+                holders: ports::holders(addr),
+                takeover,
+            }
+        }
+        Some(libc::EACCES) => " (ports below 1024 need CAP_NET_BIND_SERVICE)",
+        Some(libc::EADDRNOTAVAIL) => " (that address is not on this host)",
+        _ => "",
+    };
+    ServerError::Bind {
+        addr,
+        role,
+        source,
+        hint,
     }
 }
 
@@ -419,69 +549,39 @@ fn ring_error_copy(e: &ServerError) -> ServerError {
     }
 }
 
+/// A rate in bytes per second as bytes per reactor tick (at least 1).
+fn bytes_per_tick(bytes_per_s: u64) -> u64 {
+    (bytes_per_s * TICK.as_millis() as u64 / 1000).max(1)
+}
+
 /// Warns when RLIMIT_NOFILE cannot hold `max_connections`, after raising the soft limit to the
-/// hard limit (which any process may do).
+/// hard limit (which any process may do). The judgement and its advice are `ringws check`'s
+/// (`check::check_nofile`), so both give the same numbers.
 fn check_fd_limit(config: &Config) {
-    // Listeners, eventfds, rings, stdio and some slack.
-    let needed = config.max_connections as u64 + 4 * config.cores as u64 + 64;
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let plan = Plan::of(config);
+    let needed = plan.needed_fds();
+    let Some(limits) = process::raise_nofile_limit(needed) else {
+        return;
     };
-    // SAFETY: getrlimit writes into a valid rlimit struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+    let check = check_nofile(Some(limits), &plan);
+    if check.status == Status::Pass {
         return;
     }
-    if lim.rlim_cur < needed && lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: needed.min(lim.rlim_max),
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads a valid rlimit struct; raising the soft limit up to the hard
-        // limit is always permitted.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim = raised;
-        }
-    }
-    if lim.rlim_cur < needed {
-        tracing::warn!(
-            "the open-file limit (RLIMIT_NOFILE) is {} but max_connections={} needs about {}: at most ~{} \
-             connections fit. Raise it (systemd: LimitNOFILE= in deploy/systemd/ringws.service; shell: \
-             ulimit -n {}; check with `ringws check`) or lower --max-connections",
-            lim.rlim_cur,
-            config.max_connections,
-            needed,
-            lim.rlim_cur.saturating_sub(4 * config.cores as u64 + 64),
-            needed
-        );
-    }
-}
-
-fn stop_sigset() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset initialise and fill a sigset_t we own.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        set
-    }
-}
-
-fn block_stop_signals() {
-    let set = stop_sigset();
-    // SAFETY: blocks signals for this thread (inherited by threads spawned after it).
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-}
-
-/// Waits up to `timeout` for SIGINT/SIGTERM; returns the signal number.
-fn wait_for_stop_signal(timeout: Duration) -> Option<i32> {
-    let set = stop_sigset();
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    // The fix is written as for `ringws check`'s table: "LimitNOFILE=N  # the file it goes in".
+    let fix = match check.fix.as_deref().map(|fix| fix.split_once("  # ")) {
+        Some(Some((line, file))) => format!(" Fix: {line} in {file}."),
+        Some(None) => format!(" Fix: {}.", check.fix.as_deref().unwrap_or_default()),
+        None => String::new(),
     };
-    // SAFETY: `set` and `ts` are valid for the call; a null siginfo pointer is allowed.
-    let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
-    (sig > 0).then_some(sig)
+    tracing::warn!(
+        "the open-file limit (RLIMIT_NOFILE: {}) is below the {needed} file descriptors that \
+         max_connections={} on {} needs: {}.{fix} Or lower --max-connections. `ringws check \
+         --connections {} --cores {}` checks every limit",
+        check.current,
+        config.max_connections,
+        plural(config.cores as u64, "core"),
+        check.why,
+        config.max_connections,
+        config.cores,
+    );
 }

@@ -96,6 +96,7 @@ pub struct CoreStats {
     pub heartbeat_timeouts: Counter,
     pub idle_timeouts: Counter,
     pub write_stall_closes: Counter,
+    pub message_timeouts: Counter,
     pub slow_consumer_closes: Counter,
     pub rate_limit_closes: Counter,
     pub drained_cleanly: Counter,
@@ -110,6 +111,11 @@ pub struct CoreStats {
     pub socket_bytes_received: Counter,
     /// Bytes waiting in outbound queues, and connections that have one.
     pub outbound_queued_bytes: Gauge,
+    /// Memory the connections hold in buffers (the budget counts this), and the connections
+    /// closed to bring it back under the budget.
+    pub memory_held_bytes: Gauge,
+    pub memory_sheds_inbound: Counter,
+    pub memory_sheds_outbound: Counter,
     pub backpressured_connections: Gauge,
     /// io_uring activity.
     pub ring_submissions: Gauge,

@@ -1,13 +1,17 @@
 //! The `ringws` binary's command line: help, `serve --print-config`, precedence and refusals.
-//! Nothing here starts a server: every `serve` run either prints its config or is refused.
+//! Nothing here starts a server: every `serve` run either prints its config or is refused (a
+//! refusal that does not come is a failure, never a wait).
 
+mod common;
+use common::refused_start;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 41] = [
+const DEFAULTS: [(&str, &str); 47] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
+    ("takeover", "false"),
     ("app", "pubsub"),
     ("cores", "all available"),
     ("max_connections", "1000000"),
@@ -19,8 +23,12 @@ const DEFAULTS: [(&str, &str); 41] = [
     ("ping_interval", "30s"),
     ("pong_timeout", "10s"),
     ("idle_timeout", "off"),
+    ("message_timeout", "10s"),
+    ("min_receive_rate", "64KiB"),
     ("write_stall_timeout", "30s"),
+    ("min_send_rate", "128KiB"),
     ("drain_timeout", "10s"),
+    ("memory_budget", "half the memory limit"),
     ("max_outbound_buffer", "1MiB"),
     ("message_rate", "0"),
     ("message_burst", "100"),
@@ -42,11 +50,12 @@ const DEFAULTS: [(&str, &str); 41] = [
     ("handshake_burst_per_ip", "20"),
     ("handshake_rate_table_size", "4096"),
     ("trusted_proxies", "[]"),
-    ("debug_handshakes", "off"),
+    ("debug_handshakes", "false"),
     ("publish_tokens_file", "off"),
     ("allow_client_publish", "false"),
     ("max_subscriptions_per_connection", "64"),
     ("max_topic_length", "128"),
+    ("max_control_message_size", "4KiB"),
 ];
 
 fn ringws(args: &[&str]) -> Output {
@@ -126,9 +135,14 @@ fn serve_help_lists_every_key_with_its_default() {
         }
     }
     for (key, default) in DEFAULTS {
+        // A boolean's value is optional: `--takeover [<BOOL>]`.
         let block = blocks
             .iter()
-            .find(|block| block.trim_start().starts_with(&format!("{} <", flag(key))))
+            .find(|block| {
+                let block = block.trim_start();
+                block.starts_with(&format!("{} <", flag(key)))
+                    || block.starts_with(&format!("{} [<", flag(key)))
+            })
             .unwrap_or_else(|| panic!("{} missing from serve --help:\n{help}", flag(key)));
         assert!(block.contains(&format!("[default: {default}]")), "{block}");
     }
@@ -174,10 +188,10 @@ fn print_config_shows_the_defaults() {
         .map(|n| n.get())
         .unwrap_or(1);
     for (key, default) in DEFAULTS {
-        let expected = if key == "cores" {
-            cores.to_string()
-        } else {
-            default.to_owned()
+        let expected = match key {
+            "cores" => cores.to_string(),
+            "memory_budget" => ringws::config::format_size(ringws::config::default_memory_budget()),
+            _ => default.to_owned(),
         };
         assert_eq!(string(&config, key), expected, "{key}");
     }
@@ -495,7 +509,11 @@ fn bad_policy_values_are_refused_by_name() {
         "{message}"
     );
     let message = refused(&["--debug-handshakes", "yes"]);
-    assert!(message.contains("is not on or off"), "{message}");
+    assert!(
+        message
+            .contains("--debug-handshakes: \"yes\" is not a boolean: write true, false, on or off"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -512,5 +530,154 @@ fn the_deploy_configuration_file_is_accepted_as_written() {
             other => other.to_string(),
         };
         assert_eq!(string(&config, key), value, "{key}");
+    }
+}
+
+/// A free port on loopback (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn listen_and_admin_listen_on_one_port_are_refused_before_starting() {
+    let port = free_port();
+    let both = format!("127.0.0.1:{port}");
+    refused_start(
+        &["--listen", &both, "--admin-listen", &both],
+        &[],
+        2,
+        &[
+            &format!("listen ({both}) and admin_listen ({both}) are on the same port"),
+            "--admin-listen",
+        ],
+    );
+    // A wildcard listen covers the admin listener's loopback address.
+    let wildcard = format!("0.0.0.0:{port}");
+    let message = refused(&["--listen", &wildcard, "--admin-listen", &both]);
+    assert!(message.contains("are on the same port"), "{message}");
+    // In a config file too.
+    let path = config_file(
+        "same-port",
+        &format!("listen = \"{both}\"\nadmin_listen = \"{both}\"\n"),
+    );
+    let message = refused(&["--config", path.to_str().unwrap()]);
+    assert!(message.contains("are on the same port"), "{message}");
+}
+
+#[test]
+fn an_unknown_log_level_is_refused_with_the_levels_listed() {
+    let levels = "the levels are trace, debug, info, warn, error, off";
+    let message = refused(&["--log", "verbose"]);
+    assert!(
+        message.contains("--log: \"verbose\" is not a log filter: unknown level \"verbose\""),
+        "{message}"
+    );
+    assert!(message.contains(levels), "{message}");
+    let path = config_file("log-level", "log = \"info,verbose\"\n");
+    let message = refused(&["--config", path.to_str().unwrap()]);
+    assert!(
+        message.contains("log: \"info,verbose\" is not a log filter"),
+        "{message}"
+    );
+
+    // RUST_LOG wins over --log, and is held to the same rule at start.
+    refused_start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "off",
+            "--cores",
+            "1",
+        ],
+        &[("RUST_LOG", "verbose")],
+        2,
+        &["RUST_LOG: \"verbose\" is not a log filter", levels],
+    );
+
+    for filter in [
+        "debug",
+        "info,ringws::handshake=debug",
+        "warn,ringws=trace",
+        "ringws::reactor",
+    ] {
+        assert_eq!(string(&effective_config(&["--log", filter]), "log"), filter);
+    }
+}
+
+#[test]
+fn every_boolean_setting_reads_true_false_on_and_off_as_flag_and_key() {
+    let defaults = effective_config(&[]);
+    let booleans: Vec<&String> = defaults
+        .iter()
+        .filter(|(_, value)| value.is_bool())
+        .map(|(key, _)| key)
+        .collect();
+    for key in [
+        "takeover",
+        "allow_missing_origin",
+        "require_subprotocol",
+        "debug_handshakes",
+        "allow_client_publish",
+    ] {
+        assert!(
+            booleans.iter().any(|k| *k == key),
+            "{key} prints as a boolean"
+        );
+    }
+    // require_subprotocol = true needs a subprotocol to require.
+    let needs = ["--subprotocols", "chat.v1"];
+    for key in booleans {
+        for (word, value) in [
+            ("true", true),
+            ("false", false),
+            ("on", true),
+            ("off", false),
+        ] {
+            let mut args = vec![flag(key), word.to_owned()];
+            args.extend(needs.map(str::to_owned));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let config = effective_config(&args);
+            assert_eq!(
+                config[key.as_str()].as_bool(),
+                Some(value),
+                "{} {word}",
+                flag(key)
+            );
+
+            let path = config_file(
+                &format!("bool-{key}-{word}"),
+                &format!("{key} = \"{word}\"\nsubprotocols = [\"chat.v1\"]\n"),
+            );
+            let config = effective_config(&["--config", path.to_str().unwrap()]);
+            assert_eq!(
+                config[key.as_str()].as_bool(),
+                Some(value),
+                "{key} = \"{word}\""
+            );
+        }
+        // The flag alone switches it on.
+        let mut args = vec![flag(key)];
+        args.extend(needs.map(str::to_owned));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(
+            effective_config(&args)[key.as_str()].as_bool(),
+            Some(true),
+            "{}",
+            flag(key)
+        );
+
+        let message = refused(&[&flag(key), "yes"]);
+        assert!(
+            message.contains(&format!(
+                "{}: \"yes\" is not a boolean: write true, false, on or off",
+                flag(key)
+            )),
+            "{message}"
+        );
     }
 }

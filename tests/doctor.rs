@@ -56,19 +56,24 @@ fn request_key(head: &str) -> String {
         .expect("the request has a Sec-WebSocket-Key")
 }
 
-fn switching_protocols(accept: &str) -> String {
+fn switching_protocols(accept: &str, extra_headers: &str) -> String {
     format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+         Sec-WebSocket-Accept: {accept}\r\n{extra_headers}\r\n"
     )
 }
 
 /// Answers the upgrade correctly; returns the stream for what follows.
 fn accept_upgrade(stream: &mut TcpStream) {
+    accept_upgrade_adding(stream, "");
+}
+
+/// Answers the upgrade with the right accept and `extra_headers` (lines ending in CRLF).
+fn accept_upgrade_adding(stream: &mut TcpStream, extra_headers: &str) {
     let head = read_request(stream);
     let accept = accept_key(request_key(&head).as_bytes());
-    let answer = switching_protocols(std::str::from_utf8(&accept).unwrap());
-    stream.write_all(answer.as_bytes()).unwrap();
+    let answer = switching_protocols(std::str::from_utf8(&accept).unwrap(), extra_headers);
+    let _ = stream.write_all(answer.as_bytes());
 }
 
 fn url(addr: SocketAddr) -> String {
@@ -232,7 +237,7 @@ fn closed_port() {
 fn wrong_accept() {
     let addr = test_server(|mut stream| {
         read_request(&mut stream);
-        let answer = switching_protocols("AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+        let answer = switching_protocols("AAAAAAAAAAAAAAAAAAAAAAAAAAA=", "");
         let _ = stream.write_all(answer.as_bytes());
         std::thread::sleep(Duration::from_secs(2));
     });
@@ -243,14 +248,7 @@ fn wrong_accept() {
 #[test]
 fn protocol_not_offered() {
     let addr = test_server(|mut stream| {
-        let head = read_request(&mut stream);
-        let accept = accept_key(request_key(&head).as_bytes());
-        let answer = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
-            std::str::from_utf8(&accept).unwrap()
-        );
-        let _ = stream.write_all(answer.as_bytes());
+        accept_upgrade_adding(&mut stream, "Sec-WebSocket-Protocol: mqtt\r\n");
         std::thread::sleep(Duration::from_secs(2));
     });
     let run = doctor(&[&url(addr), "--protocol", "chat"]);
@@ -278,6 +276,29 @@ fn closed_right_after_101() {
         &run,
         5,
         &["close code 1008", "no ticket", "policy violation"],
+    );
+}
+
+#[test]
+fn a_compressed_message_after_accepting_permessage_deflate() {
+    let addr = test_server(|mut stream| {
+        accept_upgrade_adding(
+            &mut stream,
+            "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+        );
+        // A compressed text message ("Hello", RFC 7692 §7.2.3.1): RSV1 set.
+        let _ = stream.write_all(&[0xC1, 0x07, 0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00]);
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let run = doctor(&[&url(addr)]);
+    assert_run(
+        &run,
+        5,
+        &[
+            "extensions: permessage-deflate",
+            "does not decompress",
+            "--no-extensions",
+        ],
     );
 }
 

@@ -254,3 +254,45 @@ fn a_request_split_across_many_writes_still_upgrades() {
     }
     assert_eq!(read_response(&mut s).status, 101);
 }
+
+#[test]
+fn host_must_appear_once_and_the_version_once() {
+    let server = ServerProcess::start(&["--cores", "1"]);
+    let (a, admin) = (server.addr, server.admin.expect("admin listener"));
+    let k = key();
+    let valid = ["GET / HTTP/1.1", HOST, UPGRADE, CONNECTION, &k, VERSION];
+    // (header lines, what the reason says, its detail)
+    let faults: [(Vec<&str>, &str, &str); 3] = [
+        (
+            valid.iter().copied().filter(|l| *l != HOST).collect(),
+            "exactly one Host",
+            ": no Host header",
+        ),
+        (
+            [&valid[..], &[HOST]].concat(),
+            "exactly one Host",
+            ": 2 Host headers",
+        ),
+        (
+            [&valid[..], &[VERSION]].concat(),
+            "Sec-WebSocket-Version\" appears more than once",
+            ": 2 Sec-WebSocket-Version headers",
+        ),
+    ];
+    for (lines, reason, detail) in faults {
+        let r = exchange(a, &request(&lines));
+        assert_refused(&r, 400, reason);
+        assert!(r.body.trim_end().ends_with(detail), "{}", r.body);
+        assert_eq!(r.header("sec-websocket-version"), None, "{}", r.head);
+    }
+    // Each is counted under its reason.
+    let (status, text) = admin_get(admin, "/metrics");
+    assert_eq!(status, 200);
+    for (reason, count) in [("bad_host", 2), ("repeated_version", 1)] {
+        let series =
+            format!("ringws_handshakes_refused_total{{core=\"0\",reason=\"{reason}\"}} {count}");
+        assert!(text.lines().any(|l| l == series), "no {series:?} in {text}");
+    }
+    // The same request with one Host and one version upgrades.
+    assert_eq!(exchange(a, &request(&valid)).status, 101);
+}

@@ -69,3 +69,36 @@ fn a_custom_app_routes_paths_answers_and_closes() {
     server.stop();
     server.join().expect("clean stop");
 }
+
+/// `Config::default()` is the library's: it opens no admin listener the program did not ask for
+/// (the command line's 127.0.0.1:9090 would collide with a `ringws serve` on the same host).
+#[test]
+fn the_library_default_opens_no_admin_listener() {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        cores: 1,
+        ..Config::default()
+    };
+    let server = Server::start(&config, Lengths).expect("start");
+    assert_eq!(server.admin_addr(), None);
+
+    // A second server on the same port is refused, not silently sharing it.
+    let again = Config {
+        listen: server.local_addr(),
+        ..config
+    };
+    let err = match Server::start(&again, Lengths) {
+        Ok(_) => panic!("a second server shared {}", server.local_addr()),
+        Err(err) => err.to_string(),
+    };
+    assert!(
+        err.contains(&format!(
+            "--listen {} is already in use by this process (pid {})",
+            server.local_addr(),
+            std::process::id()
+        )),
+        "{err}"
+    );
+    server.stop();
+    server.join().expect("clean stop");
+}

@@ -141,27 +141,30 @@ fn admin_listen_off_and_a_taken_admin_port_are_reported() {
     let server = ServerProcess::start(&["--cores", "1", "--admin-listen", "off"]);
     assert!(server.admin.is_none());
     drop(server);
-    // A port held by another program (no SO_REUSEPORT) fails the start, naming the address.
+    // A port held by another program fails the start, naming the address, its holder and the
+    // setting to change: --admin-listen, not --listen.
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = holder.local_addr().unwrap().to_string();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringws"))
-        .args([
-            "serve",
+    let message = refused_start(
+        &[
             "--listen",
             "127.0.0.1:0",
             "--cores",
             "1",
             "--admin-listen",
             &taken,
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&taken) && err.contains("already in use"),
-        "{err}"
+        ],
+        &[],
+        1,
+        &[
+            &format!(
+                "--admin-listen {taken} is already in use by pid {}",
+                std::process::id()
+            ),
+            "choose another --admin-listen",
+        ],
     );
+    assert!(!message.contains("--listen "), "{message}");
 }
 
 #[test]
@@ -190,5 +193,87 @@ fn handshakes_cost_no_memory_when_nobody_scrapes() {
     assert!(
         grown < 64 * 1024,
         "RSS grew {grown} B over 15,000 handshakes with no scrape"
+    );
+}
+
+/// The routes the start banner lists for the running app, each answered (not 404) by the admin
+/// listener: `{topic}` stands for a topic name.
+fn banner_routes(server: &ServerProcess) -> Vec<(String, String)> {
+    let banner = server.admin_banner.as_deref().expect("an admin banner");
+    let listed = banner
+        .split_once(" (")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no route list in {banner:?}"));
+    let routes: Vec<(String, String)> = listed
+        .split(", ")
+        .map(|route| {
+            let (method, path) = route.split_once(' ').expect("METHOD /path");
+            (method.to_owned(), path.replace("{topic}", "news"))
+        })
+        .collect();
+    let admin = server.admin.unwrap();
+    for (method, path) in &routes {
+        let body = if method == "POST" {
+            "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
+        } else {
+            "\r\n"
+        };
+        let mut s = connect(admin);
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\n{body}").unwrap();
+        let r = read_response(&mut s);
+        assert!(
+            (200..300).contains(&r.status),
+            "{method} {path}, listed in {banner:?}: {} {}",
+            r.status,
+            r.body
+        );
+    }
+    routes
+}
+
+#[test]
+fn the_admin_banner_lists_every_route_the_app_serves() {
+    let pubsub = ServerProcess::start(&[
+        "--cores",
+        "1",
+        "--app",
+        "pubsub",
+        "--debug-handshakes",
+        "on",
+    ]);
+    let listed: Vec<String> = banner_routes(&pubsub)
+        .into_iter()
+        .map(|(method, path)| format!("{method} {path}"))
+        .collect();
+    for route in [
+        "GET /metrics",
+        "GET /healthz",
+        "GET /debug/handshakes",
+        "POST /publish/news",
+        "GET /topics",
+        "GET /topics/news",
+    ] {
+        assert!(
+            listed.iter().any(|r| r == route),
+            "{route} not in {listed:?}"
+        );
+    }
+    // An unknown path's 404 names them too.
+    let (status, body) = admin_get(pubsub.admin.unwrap(), "/nope");
+    assert_eq!(status, 404);
+    assert!(
+        body.contains("POST /publish/{topic}") && body.contains("GET /topics"),
+        "{body}"
+    );
+
+    // The echo app has no routes of its own, and the debug view is off by default.
+    let echo = ServerProcess::start(&["--cores", "1"]);
+    let listed = banner_routes(&echo);
+    assert_eq!(
+        listed,
+        [
+            ("GET".to_owned(), "/metrics".to_owned()),
+            ("GET".to_owned(), "/healthz".to_owned())
+        ]
     );
 }

@@ -139,13 +139,20 @@ fn promtool_accepts_the_exposition_of_a_running_ringws() {
     );
 }
 
-/// Metric families ringws exports: every `"ringws_..."` string in src/metrics.rs outside its
+/// Metric families ringws exports: every `"ringws_..."` string in src/metrics.rs and src/metrics/ outside their
 /// unit tests.
 fn exported_families() -> BTreeSet<String> {
-    let src = std::fs::read_to_string(repo().join("src/metrics.rs")).unwrap();
-    let src = src.split("#[cfg(test)]").next().unwrap();
-    let families: BTreeSet<String> = src
-        .split('"')
+    let mut files = vec![repo().join("src/metrics.rs")];
+    for entry in std::fs::read_dir(repo().join("src/metrics")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    let sources: Vec<String> = files
+        .iter()
+        .map(|file| std::fs::read_to_string(file).unwrap())
+        .collect();
+    let families: BTreeSet<String> = sources
+        .iter()
+        .flat_map(|src| src.split("#[cfg(test)]").next().unwrap().split('"'))
         .skip(1)
         .step_by(2)
         .filter(|s| s.starts_with("ringws_") && s.bytes().all(is_name_byte))

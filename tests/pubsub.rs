@@ -313,6 +313,89 @@ fn bad_publish_requests_get_their_error() {
 }
 
 #[test]
+fn publish_framing_is_strict_and_a_refused_body_is_not_published() {
+    let (server, admin) = pubsub(&[]);
+    let mut s = ws_open(server.addr, "/ws?topic=a");
+    wait_for_subscribers(admin, "a", 1);
+    let head = "POST /publish/a HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n";
+    for (framing, status) in [
+        ("Content-Length: +5\r\n", 400),
+        ("Content-Length: 5x\r\n", 400),
+        ("Content-Length: 1\r\nContent-Length: 5\r\n", 400),
+        ("Content-Length: 5, 1\r\n", 400),
+        ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", 400),
+        ("Transfer-Encoding: chunked\r\n", 411),
+    ] {
+        let r = exchange(admin, format!("{head}{framing}\r\nhello").as_bytes());
+        assert_eq!(r.status, status, "{framing:?}: {}", r.body);
+    }
+    // Nothing of the refused requests reached the subscriber: the next message is this one.
+    let r = exchange(
+        admin,
+        format!("{head}Content-Length: 2\r\n\r\nok").as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(read_frame(&mut s).2, b"ok");
+    assert_eq!(metric_sum(admin, "ringws_pubsub_publishes_total"), 1.0);
+}
+
+/// A valid control message of exactly `len` bytes: `{"op":op,"topic":topic,"data":"x"}` padded.
+fn padded_control(op: &str, topic: &str, len: usize) -> String {
+    let head = format!(r#"{{"op":"{op}","topic":"{topic}","data":"x","pad":""#);
+    let text = format!("{head}{}\"}}", " ".repeat(len - head.len() - 2));
+    assert_eq!(text.len(), len);
+    text
+}
+
+#[test]
+fn control_messages_over_their_size_limit_are_refused_unparsed() {
+    let (server, admin) = pubsub(&[
+        "--max-control-message-size",
+        "1KiB",
+        "--allow-client-publish",
+        "true",
+    ]);
+    let mut s = ws_open(server.addr, "/ws");
+    let mut bystander = ws_open(server.addr, "/ws?topic=b");
+    for (op, topic) in [("subscribe", "a"), ("publish", "b")] {
+        let reply = control(&mut s, &padded_control(op, topic, 1025));
+        assert_eq!(reply["error"], "message_too_large", "{op}: {reply}");
+        let message = reply["message"].as_str().unwrap();
+        assert!(
+            message.contains("1025 bytes") && message.contains("1024"),
+            "{message}"
+        );
+    }
+    // Neither was acted on, and the connection is still open and working.
+    assert_eq!(get_json(admin, "/topics/a").1["subscribers"], 0);
+    assert!(nothing_more(&mut bystander, Duration::from_millis(200)));
+    assert_eq!(
+        control(&mut s, &padded_control("subscribe", "a", 1024))["op"],
+        "subscribed"
+    );
+    assert_eq!(get_json(admin, "/topics/a").1["subscribers"], 1);
+    // With the default limit (4 KiB), a 2 MiB JSON message gets the same answer.
+    let (server, admin) = pubsub(&[]);
+    let mut s = ws_open(server.addr, "/ws");
+    let big = padded_control("subscribe", "c", 2 << 20);
+    let reply = control(&mut s, &big);
+    assert_eq!(reply["error"], "message_too_large", "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("at most 4096"),
+        "{reply}"
+    );
+    assert_eq!(get_json(admin, "/topics/c").1["subscribers"], 0);
+    assert_eq!(
+        metric_sum(admin, "ringws_pubsub_oversized_control_messages_total"),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(admin, "ringws_pubsub_bad_control_messages_total"),
+        1.0
+    );
+}
+
+#[test]
 fn publish_needs_a_listed_token_when_configured() {
     let dir = std::env::temp_dir().join(format!("ringws-pubsub-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -17,6 +17,25 @@ pub struct Builtins<'a> {
     pub draining: bool,
 }
 
+/// The built-in routes, as `METHOD /path`; `/debug/handshakes` only with `debug_handshakes`.
+pub fn builtin_routes(debug_handshakes: bool) -> Vec<&'static str> {
+    let mut routes = vec!["GET /metrics", "GET /healthz"];
+    if debug_handshakes {
+        routes.push("GET /debug/handshakes");
+    }
+    routes
+}
+
+/// Every route the admin listener serves with `app`: the built-ins, then the app's
+/// ([`App::admin_routes`]). The start banner and the 404 answer list them.
+pub fn listing<A: App>(app: &A, debug_handshakes: bool) -> Vec<String> {
+    let builtins = builtin_routes(debug_handshakes).into_iter();
+    builtins
+        .chain(app.admin_routes().iter().copied())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Answers one admin request.
 pub fn route<A: App>(app: &A, builtins: &Builtins<'_>, req: &AdminRequest<'_>) -> AdminResponse {
     match (req.method, req.path) {
@@ -44,11 +63,53 @@ pub fn route<A: App>(app: &A, builtins: &Builtins<'_>, req: &AdminRequest<'_>) -
             AdminResponse::text(405, "use GET").with_header("Allow", "GET")
         }
         _ => app.admin(req).unwrap_or_else(|| {
+            let routes = listing(app, builtins.debug_rings.is_some());
             let msg = format!(
-                "no admin endpoint {} {} (try GET /metrics or GET /healthz)",
-                req.method, req.path
+                "no admin endpoint {} {} (this server has {})",
+                req.method,
+                req.path,
+                routes.join(", ")
             );
             AdminResponse::text(404, msg)
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::echo::Echo;
+    use crate::app::pubsub::{PubSub, PubSubSettings};
+
+    #[test]
+    fn the_listing_has_the_builtins_and_the_apps_routes() {
+        let pubsub = PubSub::new(1, PubSubSettings::default());
+        assert_eq!(
+            listing(&pubsub, true),
+            [
+                "GET /metrics",
+                "GET /healthz",
+                "GET /debug/handshakes",
+                "POST /publish/{topic}",
+                "GET /topics",
+                "GET /topics/{topic}"
+            ]
+        );
+        assert_eq!(listing(&Echo, false), ["GET /metrics", "GET /healthz"]);
+    }
+
+    /// `--admin-listen`'s help cannot be derived from the app (it is written before one is
+    /// chosen), so it is held to name every route of every built-in app.
+    #[test]
+    fn admin_listen_help_names_every_route_of_the_built_in_apps() {
+        let key = crate::config::keys()
+            .iter()
+            .find(|key| key.name == "admin_listen")
+            .unwrap();
+        let help = key.help(&crate::config::Config::serve_defaults());
+        let pubsub = PubSub::new(1, PubSubSettings::default());
+        for route in listing(&pubsub, true).iter().chain(&listing(&Echo, true)) {
+            assert!(help.contains(route.as_str()), "{route} missing from {help}");
+        }
     }
 }

@@ -53,7 +53,7 @@ pub struct Waker {
 
 impl Waker {
     pub fn wake(&self) {
-        crate::reactor::sys::eventfd_signal(self.fd);
+        crate::sys::eventfd::eventfd_signal(self.fd);
     }
 }
 
@@ -87,7 +87,7 @@ impl OpenInfo<'_> {
 
     /// The peer's address. Asked of the kernel on demand, so apps that do not need it pay nothing.
     pub fn peer(&self) -> Option<std::net::SocketAddr> {
-        crate::reactor::sys::peer_addr(self.fd)
+        crate::sys::socket::peer_addr(self.fd)
     }
 }
 
@@ -123,6 +123,11 @@ pub trait App: Send + Sync + 'static {
         _request: &crate::admin::AdminRequest<'_>,
     ) -> Option<crate::admin::AdminResponse> {
         None
+    }
+    /// The routes [`App::admin`] answers, as `METHOD /path` (`POST /publish/{topic}`), for the
+    /// start banner and the admin listener's 404 answer. Default: none.
+    fn admin_routes(&self) -> &[&str] {
+        &[]
     }
     /// Largest admin request body this app accepts (e.g. a publish). Default 0: no bodies.
     fn admin_max_body_bytes(&self) -> usize {

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::protocol::client_handshake::{ResponseError, UpgradeError};
+
 /// One cause of failure. `Display` gives the stable label used in reports and JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Cause {
@@ -70,6 +72,31 @@ impl fmt::Display for Cause {
             Cause::EchoTimeout => f.write_str("timeout_echo"),
             Cause::CloseTimeout => f.write_str("timeout_close"),
             Cause::OpenTimeout => f.write_str("open_timeout"),
+        }
+    }
+}
+
+impl From<ResponseError> for Cause {
+    fn from(error: ResponseError) -> Cause {
+        match error {
+            ResponseError::NotHttp => Cause::BadResponse,
+            // A refusal with a long head is still counted by its status.
+            ResponseError::TooLarge { status } => {
+                status.map_or(Cause::ResponseTooLarge, Cause::HttpStatus)
+            }
+        }
+    }
+}
+
+impl From<UpgradeError> for Cause {
+    fn from(error: UpgradeError) -> Cause {
+        match error {
+            UpgradeError::Status(status) => Cause::HttpStatus(status),
+            UpgradeError::AcceptMissing | UpgradeError::AcceptWrong { .. } => Cause::BadAccept,
+            UpgradeError::UpgradeHeader { .. }
+            | UpgradeError::ConnectionHeader { .. }
+            | UpgradeError::ProtocolNotOffered { .. }
+            | UpgradeError::ExtensionNotOffered { .. } => Cause::BadUpgrade,
         }
     }
 }
@@ -163,6 +190,33 @@ mod tests {
         assert_eq!(Cause::Io(12345).to_string(), "io:errno_12345");
         assert_eq!(io_cause(libc::ECONNRESET), Cause::Reset);
         assert_eq!(Cause::ServerClose(1001).to_string(), "server_close_1001");
+    }
+
+    #[test]
+    fn handshake_failures_map_to_their_causes() {
+        let too_large = |status| Cause::from(ResponseError::TooLarge { status });
+        assert_eq!(Cause::from(ResponseError::NotHttp), Cause::BadResponse);
+        assert_eq!(too_large(None), Cause::ResponseTooLarge);
+        assert_eq!(too_large(Some(431)), Cause::HttpStatus(431));
+        assert_eq!(
+            Cause::from(UpgradeError::Status(503)),
+            Cause::HttpStatus(503)
+        );
+        assert_eq!(Cause::from(UpgradeError::AcceptMissing), Cause::BadAccept);
+        let wrong = UpgradeError::AcceptWrong {
+            expected: "a".into(),
+            got: "b".into(),
+        };
+        assert_eq!(Cause::from(wrong), Cause::BadAccept);
+        let extension = UpgradeError::ExtensionNotOffered {
+            got: "x".into(),
+            offered: vec![],
+        };
+        assert_eq!(Cause::from(extension), Cause::BadUpgrade);
+        assert_eq!(
+            Cause::from(UpgradeError::UpgradeHeader { got: None }),
+            Cause::BadUpgrade
+        );
     }
 
     #[test]

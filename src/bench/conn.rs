@@ -4,8 +4,8 @@
 use socket2::Socket;
 
 use super::receiver::Receiver;
-use crate::protocol::frame::{encode_client_header, Opcode, MAX_HEADER_LEN};
-use crate::protocol::mask::apply_mask;
+use crate::protocol::frame::{append_client_frame, Opcode, MAX_HEADER_LEN};
+use crate::protocol::reader::Limits;
 
 /// Close code the generator sends: 1000, normal closure.
 const CLOSE_NORMAL: u16 = 1000;
@@ -59,7 +59,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(socket: Socket, now_ns: u64, mask: [u8; 4]) -> Conn {
+    pub fn new(socket: Socket, now_ns: u64, mask: [u8; 4], limits: Limits) -> Conn {
         Conn {
             socket,
             state: ConnState::Connecting,
@@ -78,7 +78,7 @@ impl Conn {
             rate_index: 0,
             write_blocked: false,
             upgraded: false,
-            rx: Receiver::default(),
+            rx: Receiver::new(limits),
             head: Vec::new(),
         }
     }
@@ -91,13 +91,7 @@ impl Conn {
     /// Queues a masked control frame (pong or close) behind any frame already started.
     pub fn queue_control(&mut self, opcode: Opcode, payload: &[u8]) {
         debug_assert!(opcode.is_control() && payload.len() <= 125);
-        let mut header = [0u8; MAX_HEADER_LEN];
-        let header_len =
-            encode_client_header(&mut header, true, opcode, payload.len() as u64, self.mask);
-        self.out.extend_from_slice(&header[..header_len]);
-        let start = self.out.len();
-        self.out.extend_from_slice(payload);
-        apply_mask(&mut self.out[start..], self.mask, 0);
+        append_client_frame(&mut self.out, true, opcode, payload, self.mask);
     }
 
     /// Queues our close frame (1000) and drops echo frames not yet started.
@@ -109,11 +103,7 @@ impl Conn {
 
 /// Builds the complete masked frame for `payload` once; it is then sent as is for every message.
 pub fn build_frame(payload: &[u8], opcode: Opcode, mask: [u8; 4]) -> Box<[u8]> {
-    let mut header = [0u8; MAX_HEADER_LEN];
-    let header_len = encode_client_header(&mut header, true, opcode, payload.len() as u64, mask);
-    let mut frame = Vec::with_capacity(header_len + payload.len());
-    frame.extend_from_slice(&header[..header_len]);
-    frame.extend_from_slice(payload);
-    apply_mask(&mut frame[header_len..], mask, 0);
+    let mut frame = Vec::with_capacity(MAX_HEADER_LEN + payload.len());
+    append_client_frame(&mut frame, true, opcode, payload, mask);
     frame.into_boxed_slice()
 }

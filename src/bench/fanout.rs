@@ -10,13 +10,15 @@
 //!   has read all of them.
 //!
 //! The floor ([`run_floor`]) answers the same two requests with the least work possible: it
-//! accepts the connections (a canned 101), and for each publish writes the frame to every socket
+//! accepts the connections (a plain 101), and for each publish writes the frame to every socket
 //! in a plain loop of blocking `send(2)` calls, on one pinned thread. The same client measures
 //! both, so the difference is what ringws adds to the kernel's sends.
 //!
 //! Every message carries its sequence number in its first 8 bytes; receivers check that each
-//! subscriber gets every message once and in order. Receivers are edge-triggered epoll loops
-//! (`--threads`, pinned with `--pin-cpu`), one read buffer per thread.
+//! subscriber gets every message once and in order. Subscribers make every check of a WebSocket
+//! client: the 101 (`Sec-WebSocket-Accept` included) and every frame, with the protocol core's
+//! client handshake and frame reader. Receivers are edge-triggered epoll loops (`--threads`,
+//! pinned with `--pin-cpu`), one read buffer per thread.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -25,7 +27,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::receiver::Receiver;
 use super::CpuList;
+use crate::protocol::client_handshake::{
+    check_upgrade, client_key, parse_response, write_request, ClientRequest,
+};
+use crate::protocol::handshake::{accept_key, parse_request, write_accept, HandshakeLimits};
+use crate::protocol::reader::{Event, Limits};
+use crate::sys::epoll::{event_parts, Epoll, NO_EVENT};
+use crate::sys::socket::{self, IoResult};
 
 #[derive(Debug, clap::Args)]
 pub struct FanoutArgs {
@@ -103,10 +113,14 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
     // Connect every subscriber (blocking, one at a time), then hand them to the receivers.
     let started = Instant::now();
     let path = format!("/ws?topic={}", a.topic);
-    let mut per_thread: Vec<Vec<TcpStream>> = (0..threads).map(|_| Vec::new()).collect();
+    // Keys only need to differ between connections and runs.
+    let seed = u128::from(std::process::id()) << 64 | started.elapsed().as_nanos();
+    let mut per_thread: Vec<Vec<Sub>> = (0..threads).map(|_| Vec::new()).collect();
     for i in 0..a.subscribers {
         let source = (!a.sources.is_empty()).then(|| a.sources[i % a.sources.len()]);
-        let s = subscribe(a.listen, source, &path).map_err(|e| format!("subscriber {i}: {e}"))?;
+        let random = (seed ^ (i as u128).rotate_left(32)).to_le_bytes();
+        let s = subscribe(a.listen, source, &path, random)
+            .map_err(|e| format!("subscriber {i}: {e}"))?;
         per_thread[i % threads].push(s);
     }
     let connect_s = started.elapsed().as_secs_f64();
@@ -260,13 +274,18 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
             a.burst,
             per.join(", ")
         );
-        println!("  errors (lost, duplicated, out of order, closed): {errors}");
+        println!("  errors (lost, duplicated, out of order, closed, invalid frames): {errors}");
     }
     Ok(errors)
 }
 
-/// Opens one subscriber: connect (from `source`), upgrade, expect 101.
-fn subscribe(server: SocketAddr, source: Option<IpAddr>, path: &str) -> Result<TcpStream, String> {
+/// Opens one subscriber: connect (from `source`), upgrade, check the 101.
+fn subscribe(
+    server: SocketAddr,
+    source: Option<IpAddr>,
+    path: &str,
+    random: [u8; 16],
+) -> Result<Sub, String> {
     use socket2::{Domain, Socket, Type};
     let sock =
         Socket::new(Domain::for_address(server), Type::STREAM, None).map_err(|e| e.to_string())?;
@@ -279,38 +298,61 @@ fn subscribe(server: SocketAddr, source: Option<IpAddr>, path: &str) -> Result<T
     let _ = sock.set_tcp_nodelay(true);
     let mut s: TcpStream = sock.into();
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let head = read_head(&mut s)?;
-    if !head.starts_with("HTTP/1.1 101") {
-        return Err(format!(
-            "upgrade refused: {}",
-            head.lines().next().unwrap_or("")
-        ));
-    }
+    let key = client_key(random);
+    let host = server.to_string();
+    let mut request = Vec::new();
+    write_request(
+        &mut request,
+        &ClientRequest {
+            host: &host,
+            target: path,
+            key: &key,
+            ..ClientRequest::default()
+        },
+    );
+    s.write_all(&request).map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    let head_len = loop {
+        match parse_response(&answer) {
+            Ok(Some(response)) => {
+                let upgraded = check_upgrade(&response, &accept_key(&key), &[], &[])
+                    .map_err(|e| format!("upgrade failed: {e}"))?;
+                break upgraded.head_len;
+            }
+            Ok(None) => {}
+            Err(e) => return Err(format!("upgrade failed: {e}")),
+        }
+        let mut chunk = [0u8; 1024];
+        match s.read(&mut chunk) {
+            Ok(0) => return Err("connection closed during the upgrade".into()),
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(format!("reading the upgrade response: {e}")),
+        }
+    };
+    answer.drain(..head_len);
     s.set_nonblocking(true).map_err(|e| e.to_string())?;
-    Ok(s)
+    Ok(Sub {
+        stream: s,
+        order: Order::default(),
+        early: answer,
+    })
 }
 
-/// Reads byte by byte up to the end of an HTTP head (nothing beyond it is consumed).
-fn read_head(s: &mut TcpStream) -> Result<String, String> {
+/// The floor reads a request head byte by byte up to its end (nothing beyond it is consumed).
+fn read_request_head(s: &mut TcpStream) -> Result<Vec<u8>, String> {
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         match s.read(&mut b) {
             Ok(1) => head.push(b[0]),
-            Ok(_) => return Err("connection closed during the upgrade".into()),
-            Err(e) => return Err(format!("reading the upgrade response: {e}")),
+            Ok(_) => return Err("connection closed during the request".into()),
+            Err(e) => return Err(format!("reading the request: {e}")),
         }
         if head.len() > 8192 {
-            return Err("upgrade response head too large".into());
+            return Err("request head too large".into());
         }
     }
-    Ok(String::from_utf8_lossy(&head).into_owned())
+    Ok(head)
 }
 
 /// One HTTP request to the admin listener; the whole answer.
@@ -320,17 +362,16 @@ fn http(admin: SocketAddr, request: &[u8]) -> Result<(u16, String), String> {
     s.write_all(request).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     s.read_to_end(&mut out).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {text:?}"))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    match parse_response(&out) {
+        Ok(Some(response)) => {
+            let body = String::from_utf8_lossy(&out[response.head_len..]).into_owned();
+            Ok((response.status, body))
+        }
+        _ => Err(format!(
+            "not an HTTP answer: {:?}",
+            String::from_utf8_lossy(&out)
+        )),
+    }
 }
 
 fn post(admin: SocketAddr, topic: &str, token: Option<&str>, body: &[u8]) -> Result<(), String> {
@@ -401,16 +442,69 @@ fn server_counters(admin: SocketAddr) -> ServerCounters {
     c
 }
 
-/// Per-subscriber parse state: the next sequence number, and a partial frame if any.
+/// One subscriber: its socket, the frames it received with the 101, and its order check.
 struct Sub {
     stream: TcpStream,
-    next_seq: u64,
-    partial: Vec<u8>,
+    /// Frames that came in the same read as the 101.
+    early: Vec<u8>,
+    order: Order,
 }
+
+/// A subscriber's frames and the sequence numbers they carry.
+struct Order {
+    rx: Receiver,
+    next_seq: u64,
+    /// The server broke the protocol: nothing more is read from it.
+    failed: bool,
+}
+
+impl Default for Order {
+    fn default() -> Order {
+        Order {
+            rx: Receiver::new(Limits::default()),
+            next_seq: 0,
+            failed: false,
+        }
+    }
+}
+
+impl Order {
+    /// Reads the messages in `bytes` (one read's worth): `on_msg(seq, in_order)` for each one.
+    /// A message too short for a sequence number counts as `on_error`, as does a frame that
+    /// breaks RFC 6455 (the subscriber is then given up).
+    fn feed(&mut self, bytes: &mut [u8], on_msg: &mut dyn FnMut(u64, bool), on_error: &dyn Fn()) {
+        if self.failed {
+            return;
+        }
+        let mut pos = 0;
+        loop {
+            match self.rx.next(bytes, &mut pos) {
+                Ok(None) => return,
+                Ok(Some(Event::Message(_, payload))) => match payload.first_chunk::<8>() {
+                    Some(seq) => {
+                        let seq = u64::from_le_bytes(*seq);
+                        on_msg(seq, seq == self.next_seq);
+                        self.next_seq = seq + 1;
+                    }
+                    None => on_error(),
+                },
+                // The server's pings and close are not answered: a run ends before either matters.
+                Ok(Some(_)) => {}
+                Err(_) => {
+                    self.failed = true;
+                    return on_error();
+                }
+            }
+        }
+    }
+}
+
+/// How long a receiver waits for readiness before it checks the stop flag again.
+const WAIT_NS: u64 = 50_000_000;
 
 fn receive(
     thread: usize,
-    socks: Vec<TcpStream>,
+    mut subs: Vec<Sub>,
     cpu: Option<usize>,
     total_msgs: usize,
     progress: &Progress,
@@ -418,7 +512,7 @@ fn receive(
     if let Some(cpu) = cpu {
         core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
     }
-    let n = socks.len() as u32;
+    let n = subs.len() as u32;
     let mut got = vec![0u32; total_msgs];
     if n == 0 {
         for at in &progress.done_at[thread] {
@@ -426,122 +520,55 @@ fn receive(
         }
         return;
     }
-    // SAFETY: epoll_create1 has no memory arguments.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    assert!(ep >= 0, "epoll_create1");
-    let mut subs: Vec<Sub> = socks
-        .into_iter()
-        .map(|stream| Sub {
-            stream,
-            next_seq: 0,
-            partial: Vec::new(),
-        })
-        .collect();
-    for (i, s) in subs.iter().enumerate() {
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-            u64: i as u64,
+    let error = || {
+        progress.errors.fetch_add(1, Ordering::Relaxed);
+    };
+    let completed = |seq: u64, got: &mut Vec<u32>| {
+        let Some(count) = got.get_mut(seq as usize) else {
+            return error();
         };
-        // SAFETY: `ev` is a valid event for the duration of the call.
-        unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, s.stream.as_raw_fd(), &mut ev) };
+        *count += 1;
+        if *count == n {
+            let at = progress.epoch.elapsed().as_nanos() as u64;
+            progress.done_at[thread][seq as usize].store(at.max(1), Ordering::Release);
+        }
+    };
+    let mut on_msg = |seq: u64, ok: bool| {
+        if !ok {
+            error();
+        }
+        completed(seq, &mut got);
+    };
+    let ep = Epoll::new().expect("epoll_create1");
+    for (i, s) in subs.iter_mut().enumerate() {
+        let mut early = std::mem::take(&mut s.early);
+        s.order.feed(&mut early, &mut on_msg, &error);
+        let _ = ep.add_readable(s.stream.as_raw_fd(), i as u64);
     }
-    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let mut events = vec![NO_EVENT; 1024];
     let mut buf = vec![0u8; 256 << 10];
     while !progress.stop.load(Ordering::Acquire) {
-        // SAFETY: `events` has room for `events.len()` entries.
-        let ready = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, 50) };
-        for ev in events.iter().take(ready.max(0) as usize) {
-            let sub = &mut subs[ev.u64 as usize];
+        let ready = ep.wait(&mut events, WAIT_NS).unwrap_or(0);
+        for event in &events[..ready] {
+            let (token, _) = event_parts(event);
+            let sub = &mut subs[token as usize];
             loop {
-                // SAFETY: `buf` is writable for its length.
-                let r = unsafe {
-                    libc::recv(
-                        sub.stream.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        0,
-                    )
-                };
-                if r <= 0 {
-                    if r == 0 {
-                        progress.errors.fetch_add(1, Ordering::Relaxed); // closed by the server
+                match socket::recv(sub.stream.as_raw_fd(), &mut buf) {
+                    IoResult::Done(n) => {
+                        sub.order.feed(&mut buf[..n], &mut on_msg, &error);
+                        if n < buf.len() {
+                            break;
+                        }
                     }
-                    break;
-                }
-                let bytes = &buf[..r as usize];
-                let completed = |seq: u64, got: &mut Vec<u32>| {
-                    let Some(count) = got.get_mut(seq as usize) else {
-                        progress.errors.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    };
-                    *count += 1;
-                    if *count == n {
-                        let at = progress.epoch.elapsed().as_nanos() as u64;
-                        progress.done_at[thread][seq as usize].store(at.max(1), Ordering::Release);
+                    IoResult::Eof => {
+                        error(); // closed by the server
+                        break;
                     }
-                };
-                feed(sub, bytes, &mut |seq, ok| {
-                    if !ok {
-                        progress.errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                    completed(seq, &mut got);
-                });
-                if (r as usize) < buf.len() {
-                    break;
+                    IoResult::WouldBlock | IoResult::Failed(_) => break,
                 }
             }
         }
     }
-    // SAFETY: closing the epoll fd we created.
-    unsafe { libc::close(ep) };
-}
-
-/// Parses server frames; calls `on_msg(seq, in_order)` for each complete data frame.
-fn feed(sub: &mut Sub, bytes: &[u8], on_msg: &mut dyn FnMut(u64, bool)) {
-    let mut joined;
-    let mut data: &[u8] = bytes;
-    if !sub.partial.is_empty() {
-        joined = std::mem::take(&mut sub.partial);
-        joined.extend_from_slice(bytes);
-        data = &joined[..];
-        let used = parse_frames(sub, data, on_msg);
-        sub.partial = data[used..].to_vec();
-        return;
-    }
-    let used = parse_frames(sub, data, on_msg);
-    if used < data.len() {
-        sub.partial.extend_from_slice(&data[used..]);
-    }
-}
-
-fn parse_frames(sub: &mut Sub, mut data: &[u8], on_msg: &mut dyn FnMut(u64, bool)) -> usize {
-    let total = data.len();
-    while data.len() >= 2 {
-        let (len, head) = match data[1] & 0x7f {
-            126 if data.len() >= 4 => (u16::from_be_bytes([data[2], data[3]]) as usize, 4),
-            127 if data.len() >= 10 => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&data[2..10]);
-                (u64::from_be_bytes(b) as usize, 10)
-            }
-            126 | 127 => break,
-            n => (n as usize, 2),
-        };
-        if data.len() < head + len {
-            break;
-        }
-        let payload = &data[head..head + len];
-        let opcode = data[0] & 0x0f;
-        if (opcode == 1 || opcode == 2) && payload.len() >= 8 {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&payload[..8]);
-            let seq = u64::from_le_bytes(b);
-            on_msg(seq, seq == sub.next_seq);
-            sub.next_seq = seq + 1;
-        }
-        data = &data[head + len..];
-    }
-    total - data.len()
 }
 
 #[derive(Debug, clap::Args)]
@@ -557,7 +584,7 @@ pub struct FloorArgs {
     pub pin_cpu: Option<usize>,
 }
 
-/// The floor: accepts WebSocket clients with a canned 101 (on a helper thread), then on the
+/// The floor: accepts WebSocket clients with a plain 101 (on a helper thread), then on the
 /// pinned main thread answers `GET /topics/..` with the number of clients and, for each
 /// `POST /publish/..`, frames the body once and writes it to every client with a plain loop of
 /// blocking `send(2)` calls. Runs until killed.
@@ -580,13 +607,15 @@ fn floor(a: &FloorArgs) -> Result<(), String> {
         for conn in ws.incoming() {
             let Ok(mut s) = conn else { continue };
             let _ = s.set_nodelay(true);
-            if read_head(&mut s).is_err() {
+            let Ok(head) = read_request_head(&mut s) else {
                 continue;
-            }
-            let _ = s.write_all(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                  Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
-            );
+            };
+            let Ok(Some(request)) = parse_request(&head, &HandshakeLimits::default()) else {
+                continue;
+            };
+            let mut answer = Vec::new();
+            write_accept(&mut answer, request.key, None);
+            let _ = s.write_all(&answer);
             acc.lock().unwrap().push(s);
         }
     });
@@ -598,9 +627,10 @@ fn floor(a: &FloorArgs) -> Result<(), String> {
     for conn in admin.incoming() {
         let Ok(mut s) = conn else { continue };
         let _ = s.set_nodelay(true);
-        let Ok(head) = read_head(&mut s) else {
+        let Ok(head) = read_request_head(&mut s) else {
             continue;
         };
+        let head = String::from_utf8_lossy(&head);
         let len: usize = head
             .lines()
             .find_map(|l| {
@@ -621,19 +651,10 @@ fn floor(a: &FloorArgs) -> Result<(), String> {
                 let fd = c.as_raw_fd();
                 let mut off = 0;
                 while off < bytes.len() {
-                    // SAFETY: `bytes[off..]` is readable; `fd` is an open socket we hold.
-                    let n = unsafe {
-                        libc::send(
-                            fd,
-                            bytes[off..].as_ptr().cast(),
-                            bytes.len() - off,
-                            libc::MSG_NOSIGNAL,
-                        )
-                    };
-                    if n <= 0 {
-                        break;
+                    match socket::send(fd, &bytes[off..]) {
+                        IoResult::Done(n) => off += n,
+                        _ => break,
                     }
-                    off += n as usize;
                 }
             }
         }
@@ -653,17 +674,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_frames_across_reads_and_checks_order() {
-        let (a, _b) = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-            (a, l.accept().unwrap().0)
-        };
-        let mut sub = Sub {
-            stream: a,
-            next_seq: 0,
-            partial: Vec::new(),
-        };
+    fn reads_messages_across_reads_and_checks_order() {
         let mut wire = Vec::new();
         for seq in [0u64, 1, 3] {
             let mut body = vec![0u8; 300];
@@ -672,11 +683,29 @@ mod tests {
                 crate::app::PreparedFrame::new(crate::protocol::MessageKind::Binary, &body).bytes(),
             );
         }
+        wire.extend_from_slice(&[0x82, 0x01, 0xFF]); // no room for a sequence number
+        let mut order = Order::default();
         let mut seen = Vec::new();
+        let errors = std::cell::Cell::new(0);
+        let error = || errors.set(errors.get() + 1);
         for chunk in wire.chunks(7) {
-            feed(&mut sub, chunk, &mut |seq, ok| seen.push((seq, ok)));
+            let mut chunk = chunk.to_vec();
+            order.feed(&mut chunk, &mut |seq, ok| seen.push((seq, ok)), &error);
         }
         assert_eq!(seen, [(0, true), (1, true), (3, false)]);
-        assert!(sub.partial.is_empty());
+        assert_eq!(errors.get(), 1);
+        assert!(!order.failed);
+    }
+
+    #[test]
+    fn a_frame_breaking_the_protocol_gives_the_subscriber_up() {
+        let mut order = Order::default();
+        let errors = std::cell::Cell::new(0);
+        let error = || errors.set(errors.get() + 1);
+        let mut masked = [0x82, 0x88, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0];
+        order.feed(&mut masked, &mut |_, _| panic!("not a message"), &error);
+        let mut valid = [0x82, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+        order.feed(&mut valid, &mut |_, _| panic!("given up"), &error);
+        assert_eq!((errors.get(), order.failed), (1, true));
     }
 }

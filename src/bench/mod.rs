@@ -6,15 +6,15 @@
 //! in a fixed-bucket histogram. The library entry points ([`run_echo`], [`run_idle`],
 //! [`run_connect`]) return a [`Report`]; [`run`] is the command line around them.
 //!
-//! Layout: [`url`] parses `ws://` URLs; [`handshake`] checks the server's 101; [`receiver`]
-//! checks incoming frames; [`conn`] and [`worker`] are one connection and one event loop;
+//! Layout: [`url`] parses `ws://` URLs; the upgrade request and the checks on the server's 101
+//! are [`crate::protocol::client_handshake`]'s; [`receiver`] feeds incoming frames to the shared
+//! client frame reader; [`conn`] and [`worker`] are one connection and one event loop;
 //! [`runner`] coordinates threads and the run's timeline; [`report`] prints the result;
-//! [`sys`] is the raw-fd boundary; [`procfs`] samples the server process.
+//! [`procfs`] samples the server process; the raw-fd syscalls are [`crate::sys`]'s.
 
 pub mod cause;
 pub mod conn;
 pub mod fanout;
-pub mod handshake;
 pub mod histogram;
 pub mod options;
 pub mod procfs;
@@ -22,7 +22,6 @@ pub mod receiver;
 pub mod report;
 pub mod runner;
 pub mod shared;
-pub mod sys;
 pub mod url;
 pub mod worker;
 
@@ -206,13 +205,13 @@ fn common_options(args: &CommonArgs, concurrency: usize) -> CommonOptions {
         concurrency,
         timeout: args.timeout,
         server_pid: args.server_pid,
-        progress: sys::stderr_is_tty(),
+        progress: crate::sys::process::stderr_is_tty(),
     }
 }
 
 /// Runs the benchmark; returns the process exit code.
 pub fn run(args: BenchArgs) -> i32 {
-    sys::install_sigint_handler();
+    crate::sys::process::install_sigint_handler();
     let (result, json) = match &args.mode {
         BenchMode::Echo(a) => {
             let opts = EchoOptions {

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::sys;
+use crate::sys::process;
 
 /// One sample of a process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub fn sample(pid: u32) -> io::Result<ProcSample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let ticks = parse_cpu_ticks(&stat).ok_or_else(|| invalid("/proc/PID/stat"))?;
     let rss_bytes = parse_rss_bytes(&status).ok_or_else(|| invalid("/proc/PID/status"))?;
-    let cpu_us = ticks.saturating_mul(1_000_000) / sys::clock_ticks_per_s();
+    let cpu_us = ticks.saturating_mul(1_000_000) / process::clock_ticks_per_s();
     Ok(ProcSample { cpu_us, rss_bytes })
 }
 

@@ -1,16 +1,126 @@
-//! Server → client frames, checked as they stream in: data payloads are compared byte for byte
-//! against the message that was sent (never buffered), control frames are collected (at most
-//! 125 bytes) and returned as events. Sans-IO: bytes in, events out.
+//! Server → client frames for the load generators: the shared client [`Reader`] (every RFC 6455
+//! check a client makes) fed whole frames only, so it delivers each message in place and no
+//! message allocates. A frame split across reads is completed in a buffer the connection keeps
+//! and reuses. (A fragmented message is still gathered by the reader in a buffer of its own.)
 
-use crate::protocol::frame::{decode_header, FrameHeader, Opcode, MAX_HEADER_LEN};
+use crate::protocol::frame::{decode_header, Opcode};
+use crate::protocol::reader::{Event, Limits, ProtocolError, Reader};
+use crate::protocol::Role;
 
 /// Largest control frame payload (RFC 6455 §5.5).
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
+/// Per-connection receive state. Holds no heap memory until a frame arrives split.
+#[derive(Debug)]
+pub struct Receiver {
+    reader: Reader,
+    limits: Limits,
+    /// The start of one frame whose end has not arrived yet; or, with `carry_read`, a whole
+    /// frame whose event was handed out. Cleared, not freed, once read.
+    carry: Vec<u8>,
+    carry_read: bool,
+}
+
+impl Receiver {
+    pub fn new(limits: Limits) -> Receiver {
+        Receiver {
+            reader: Reader::new(Role::Client),
+            limits,
+            carry: Vec::new(),
+            carry_read: false,
+        }
+    }
+
+    /// The next event in `data[*pos..]`, advancing `*pos` past the bytes it used. `Ok(None)`:
+    /// `data` is used up (the start of a frame is kept for the next call). After an `Err`, fail
+    /// the connection.
+    pub fn next<'a>(
+        &'a mut self,
+        data: &'a mut [u8],
+        pos: &mut usize,
+    ) -> Result<Option<Event<'a>>, ProtocolError> {
+        if std::mem::take(&mut self.carry_read) {
+            self.carry.clear();
+        }
+        if !self.carry.is_empty() {
+            let Some(completes_event) = self.complete_carried(data, pos)? else {
+                return Ok(None);
+            };
+            if completes_event {
+                self.carry_read = true;
+                return Ok(self.reader.next(&mut self.carry, &self.limits)?.event);
+            }
+            self.reader.next(&mut self.carry, &self.limits)?;
+            self.carry.clear();
+        }
+        loop {
+            let rest = &data[*pos..];
+            match frame_extent(rest, &self.limits)? {
+                Some((len, completes_event)) if len <= rest.len() => {
+                    let frame = *pos..*pos + len;
+                    *pos += len;
+                    if completes_event {
+                        return Ok(self.reader.next(&mut data[frame], &self.limits)?.event);
+                    }
+                    self.reader.next(&mut data[frame], &self.limits)?;
+                }
+                _ => {
+                    self.carry.extend_from_slice(rest);
+                    *pos = data.len();
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Moves bytes from `data` to the carried frame until it is whole: then `Some(completes
+    /// event)`; `None` when `data` ran out first.
+    fn complete_carried(
+        &mut self,
+        data: &[u8],
+        pos: &mut usize,
+    ) -> Result<Option<bool>, ProtocolError> {
+        loop {
+            match frame_extent(&self.carry, &self.limits)? {
+                Some((len, completes_event)) => {
+                    let take = len.saturating_sub(self.carry.len()).min(data.len() - *pos);
+                    self.carry.extend_from_slice(&data[*pos..*pos + take]);
+                    *pos += take;
+                    return Ok((self.carry.len() == len).then_some(completes_event));
+                }
+                // An incomplete header takes one byte at a time, so none of the next frame.
+                None if *pos < data.len() => {
+                    self.carry.push(data[*pos]);
+                    *pos += 1;
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// The length of the frame at the start of `bytes`, and whether reading it completes an event
+/// (a control frame, or the last frame of a message); `None` while the header is incomplete
+/// (or `bytes` empty). Frames over the size limit are refused here, before any is carried.
+fn frame_extent(bytes: &[u8], limits: &Limits) -> Result<Option<(usize, bool)>, ProtocolError> {
+    let Some(header) = decode_header(bytes)? else {
+        return Ok(None);
+    };
+    if header.payload_len > limits.max_frame_size {
+        return Err(ProtocolError::too_big("frame exceeds max_frame_size"));
+    }
+    let len = usize::try_from(header.payload_len)
+        .ok()
+        .and_then(|payload| payload.checked_add(header.header_len))
+        .ok_or(ProtocolError::too_big("frame exceeds max_frame_size"))?;
+    Ok(Some((len, header.fin || header.opcode.is_control())))
+}
+
+/// An event of `ringws bench`'s echo loop, owned so the connection can act on it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RxEvent {
     /// A complete data message; `matches` is true when its opcode, length and every byte equal
-    /// the expected message.
+    /// the message sent.
     Message {
         matches: bool,
     },
@@ -23,166 +133,24 @@ pub enum RxEvent {
     Close(Option<u16>),
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum RxError {
-    /// Invalid header (reserved bits, opcode, length encoding, fragmented control frame, or a
-    /// continuation with no message in progress / a new message inside one).
-    BadFrame,
-    /// The server masked a frame (§5.1: the client must fail the connection).
-    Masked,
-}
-
-/// The frame currently streaming in.
-#[derive(Debug, Clone, Copy)]
-struct Frame {
-    opcode: Opcode,
-    fin: bool,
-    remaining: u64,
-}
-
-/// Per-connection receive state. Holds no heap memory until the server sends a control frame.
-#[derive(Debug, Default)]
-pub struct Receiver {
-    /// A frame header split across reads.
-    header: [u8; MAX_HEADER_LEN],
-    header_len: u8,
-    frame: Option<Frame>,
-    /// Data message in progress: its opcode, bytes compared so far, whether all matched.
-    message: Option<(Opcode, u64, bool)>,
-    control: Vec<u8>,
-}
-
-impl Receiver {
-    /// Consumes bytes from `data` starting at `*pos` until one event is complete (returned) or
-    /// `data` is used up (`Ok(None)`; partial state is kept). `expected` is the message the
-    /// server should echo, with its opcode.
-    pub fn next_event(
-        &mut self,
-        data: &[u8],
-        pos: &mut usize,
-        expected: &[u8],
-        expected_opcode: Opcode,
-    ) -> Result<Option<RxEvent>, RxError> {
-        loop {
-            let Some(frame) = self.frame else {
-                if *pos == data.len() {
-                    return Ok(None);
-                }
-                match self.take_header(data, pos)? {
-                    Some(header) => self.start_frame(header)?,
-                    None => return Ok(None),
-                }
-                continue;
-            };
-            let available = (data.len() - *pos) as u64;
-            let take = frame.remaining.min(available) as usize;
-            let chunk = &data[*pos..*pos + take];
-            *pos += take;
-            let remaining = frame.remaining - take as u64;
-            self.frame = Some(Frame { remaining, ..frame });
-            if frame.opcode.is_control() {
-                self.control.extend_from_slice(chunk);
-            } else if let Some((opcode, offset, matches)) = self.message.as_mut() {
-                let start = *offset as usize;
-                let same = start
-                    .checked_add(chunk.len())
-                    .and_then(|end| expected.get(start..end))
-                    .is_some_and(|want| want == chunk);
-                *matches &= same && *opcode == expected_opcode;
-                *offset += chunk.len() as u64;
-            }
-            if remaining > 0 {
-                return Ok(None);
-            }
-            self.frame = None;
-            if let Some(event) = self.finish_frame(frame, expected.len() as u64) {
-                return Ok(Some(event));
-            }
-        }
-    }
-
-    /// Takes a complete header from the carried bytes plus `data`, or carries a partial one.
-    fn take_header(
-        &mut self,
-        data: &[u8],
-        pos: &mut usize,
-    ) -> Result<Option<FrameHeader>, RxError> {
-        let rest = &data[*pos..];
-        if self.header_len == 0 {
-            if let Some(header) = decode_header(rest).map_err(|_| RxError::BadFrame)? {
-                *pos += header.header_len;
-                return Ok(Some(header));
-            }
-            self.header[..rest.len()].copy_from_slice(rest);
-            self.header_len = rest.len() as u8;
-            *pos = data.len();
-            return Ok(None);
-        }
-        // Top up the carried bytes one at a time: a header is at most 14 bytes.
-        while *pos < data.len() {
-            self.header[self.header_len as usize] = data[*pos];
-            self.header_len += 1;
-            *pos += 1;
-            let carried = &self.header[..self.header_len as usize];
-            if let Some(header) = decode_header(carried).map_err(|_| RxError::BadFrame)? {
-                debug_assert_eq!(header.header_len, carried.len());
-                self.header_len = 0;
-                return Ok(Some(header));
-            }
-        }
-        Ok(None)
-    }
-
-    fn start_frame(&mut self, header: FrameHeader) -> Result<(), RxError> {
-        if header.mask.is_some() {
-            return Err(RxError::Masked);
-        }
-        match header.opcode {
-            Opcode::Continuation if self.message.is_none() => return Err(RxError::BadFrame),
-            Opcode::Text | Opcode::Binary if self.message.is_some() => {
-                return Err(RxError::BadFrame)
-            }
-            Opcode::Text | Opcode::Binary => self.message = Some((header.opcode, 0, true)),
-            _ => {}
-        }
-        if header.opcode.is_control() {
-            self.control.clear();
-            self.control.reserve_exact(MAX_CONTROL_PAYLOAD);
-        }
-        self.frame = Some(Frame {
-            opcode: header.opcode,
-            fin: header.fin,
-            remaining: header.payload_len,
-        });
-        Ok(())
-    }
-
-    fn finish_frame(&mut self, frame: Frame, expected_len: u64) -> Option<RxEvent> {
-        match frame.opcode {
-            Opcode::Ping => {
+impl RxEvent {
+    /// `event`, a message compared with `expected` (sent with `expected_opcode`).
+    pub fn from_event(event: Event<'_>, expected: &[u8], expected_opcode: Opcode) -> RxEvent {
+        match event {
+            Event::Message(kind, bytes) => RxEvent::Message {
+                matches: kind.opcode() == expected_opcode && bytes == expected,
+            },
+            Event::Ping(bytes) => {
                 let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
-                let len = self.control.len().min(MAX_CONTROL_PAYLOAD);
-                payload[..len].copy_from_slice(&self.control[..len]);
-                Some(RxEvent::Ping {
+                let len = bytes.len().min(MAX_CONTROL_PAYLOAD);
+                payload[..len].copy_from_slice(&bytes[..len]);
+                RxEvent::Ping {
                     payload,
                     len: len as u8,
-                })
+                }
             }
-            Opcode::Pong => Some(RxEvent::Pong),
-            Opcode::Close => {
-                let code = match self.control.as_slice() {
-                    [hi, lo, ..] => Some(u16::from_be_bytes([*hi, *lo])),
-                    _ => None,
-                };
-                Some(RxEvent::Close(code))
-            }
-            Opcode::Text | Opcode::Binary | Opcode::Continuation if frame.fin => {
-                let (_, length, matches) = self.message.take()?;
-                Some(RxEvent::Message {
-                    matches: matches && length == expected_len,
-                })
-            }
-            _ => None,
+            Event::Pong(_) => RxEvent::Pong,
+            Event::Close { code, .. } => RxEvent::Close(code.map(|c| c.0)),
         }
     }
 }
@@ -190,86 +158,121 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::frame::encode_server_header;
+    use crate::protocol::MAX_HEADER_LEN;
 
-    fn events(rx: &mut Receiver, data: &[u8], expected: &[u8]) -> Result<Vec<RxEvent>, RxError> {
+    fn frame(fin: bool, opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let n = encode_server_header(&mut header, fin, opcode, payload.len() as u64);
+        [&header[..n], payload].concat()
+    }
+
+    /// Feeds `wire` in reads of `chunk` bytes; the events, each message compared with `expected`.
+    fn events(
+        wire: &[u8],
+        chunk: usize,
+        expected: &[u8],
+    ) -> (Receiver, Result<Vec<RxEvent>, ProtocolError>) {
+        let mut rx = Receiver::new(Limits::default());
         let mut out = Vec::new();
-        let mut pos = 0;
-        while let Some(event) = rx.next_event(data, &mut pos, expected, Opcode::Binary)? {
-            out.push(event);
+        for read in wire.chunks(chunk) {
+            let mut read = read.to_vec();
+            let mut pos = 0;
+            loop {
+                match rx.next(&mut read, &mut pos) {
+                    Ok(Some(e)) => out.push(RxEvent::from_event(e, expected, Opcode::Binary)),
+                    Ok(None) => break,
+                    Err(e) => return (rx, Err(e)),
+                }
+            }
+            assert_eq!(pos, read.len(), "all bytes consumed");
         }
-        assert_eq!(pos, data.len(), "all bytes consumed");
-        Ok(out)
+        (rx, Ok(out))
     }
 
     #[test]
-    fn matches_an_exact_echo_fed_byte_by_byte() {
-        let mut wire = vec![0x82, 3];
-        wire.extend_from_slice(b"abc");
-        let mut rx = Receiver::default();
-        let mut got = Vec::new();
-        for byte in &wire {
-            got.extend(events(&mut rx, std::slice::from_ref(byte), b"abc").unwrap());
+    fn the_same_events_whatever_the_reads() {
+        let mut wire = frame(true, Opcode::Binary, b"abc");
+        wire.extend(frame(false, Opcode::Binary, b"a"));
+        wire.extend(frame(true, Opcode::Ping, b"hi"));
+        wire.extend(frame(true, Opcode::Continuation, b"bc"));
+        wire.extend(frame(true, Opcode::Binary, &[7; 300]));
+        wire.extend(frame(true, Opcode::Close, &[0x03, 0xE9]));
+        let mut ping = [0u8; MAX_CONTROL_PAYLOAD];
+        ping[..2].copy_from_slice(b"hi");
+        let expected = vec![
+            RxEvent::Message { matches: true },
+            RxEvent::Ping {
+                payload: ping,
+                len: 2,
+            },
+            RxEvent::Message { matches: true },
+            RxEvent::Message { matches: false },
+            RxEvent::Close(Some(1001)),
+        ];
+        for chunk in [1, 2, 3, 7, 100, wire.len()] {
+            let (_, got) = events(&wire, chunk, b"abc");
+            assert_eq!(got.unwrap(), expected, "reads of {chunk} bytes");
         }
-        assert_eq!(got, vec![RxEvent::Message { matches: true }]);
+    }
+
+    #[test]
+    fn whole_messages_are_read_in_place_and_split_ones_reuse_one_buffer() {
+        let message = frame(true, Opcode::Binary, &[1; 1000]);
+        let wire = message.repeat(2);
+        let (rx, got) = events(&wire, wire.len(), &[1; 1000]);
+        assert_eq!(got.unwrap().len(), 2);
+        assert_eq!(rx.carry.capacity(), 0, "nothing carried");
+        let (rx, got) = events(&wire, 700, &[1; 1000]);
+        assert_eq!(
+            got.unwrap(),
+            [
+                RxEvent::Message { matches: true },
+                RxEvent::Message { matches: true }
+            ]
+        );
+        assert!(
+            rx.carry.capacity() >= message.len(),
+            "kept for the next split frame"
+        );
     }
 
     #[test]
     fn detects_a_flipped_byte_a_short_echo_and_a_wrong_opcode() {
-        let mut rx = Receiver::default();
-        let got = events(
-            &mut rx,
-            &[0x82, 3, b'a', b'X', b'c', 0x82, 2, b'a', b'b'],
-            b"abc",
-        )
-        .unwrap();
-        assert_eq!(
-            got,
-            vec![
-                RxEvent::Message { matches: false },
-                RxEvent::Message { matches: false }
-            ]
-        );
-        let got = events(&mut rx, &[0x81, 3, b'a', b'b', b'c'], b"abc").unwrap();
-        assert_eq!(got, vec![RxEvent::Message { matches: false }]);
+        let mut wire = frame(true, Opcode::Binary, b"aXc");
+        wire.extend(frame(true, Opcode::Binary, b"ab"));
+        wire.extend(frame(true, Opcode::Text, b"abc"));
+        let (_, got) = events(&wire, wire.len(), b"abc");
+        let mismatch = || RxEvent::Message { matches: false };
+        assert_eq!(got.unwrap(), [mismatch(), mismatch(), mismatch()]);
     }
 
     #[test]
-    fn reassembles_fragments_around_a_ping() {
-        let wire = [0x02, 1, b'a', 0x89, 2, b'h', b'i', 0x80, 2, b'b', b'c'];
-        let got = events(&mut Receiver::default(), &wire, b"abc").unwrap();
-        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
-        payload[..2].copy_from_slice(b"hi");
-        assert_eq!(
-            got,
-            vec![
-                RxEvent::Ping { payload, len: 2 },
-                RxEvent::Message { matches: true }
-            ]
-        );
-    }
-
-    #[test]
-    fn reports_close_codes() {
-        let got = events(
-            &mut Receiver::default(),
-            &[0x88, 2, 0x03, 0xE9, 0x88, 0],
-            b"",
-        )
-        .unwrap();
-        assert_eq!(got, vec![RxEvent::Close(Some(1001)), RxEvent::Close(None)]);
-    }
-
-    #[test]
-    fn rejects_masked_and_out_of_sequence_frames() {
+    fn refuses_masked_reserved_and_out_of_sequence_frames() {
         let masked = [0x82, 0x81, 1, 2, 3, 4, 0];
-        assert_eq!(
-            events(&mut Receiver::default(), &masked, b"a"),
-            Err(RxError::Masked)
-        );
-        let stray_continuation = [0x80, 0];
-        assert_eq!(
-            events(&mut Receiver::default(), &stray_continuation, b""),
-            Err(RxError::BadFrame)
-        );
+        let reserved = [0xC2, 0x00];
+        let stray_continuation = [0x80, 0x00];
+        for (wire, reason) in [
+            (&masked[..], "masked server frame"),
+            (&reserved[..], "reserved bits set without an extension"),
+            (
+                &stray_continuation[..],
+                "continuation frame without a message in progress",
+            ),
+        ] {
+            for chunk in [1, wire.len()] {
+                let (_, got) = events(wire, chunk, b"");
+                assert_eq!(got.unwrap_err().reason, reason);
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_frames_over_the_limit_before_carrying_them() {
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let n = encode_server_header(&mut header, true, Opcode::Binary, 1 << 40);
+        let (rx, got) = events(&header[..n], 1, b"");
+        assert_eq!(got.unwrap_err().reason, "frame exceeds max_frame_size");
+        assert!(rx.carry.len() < MAX_HEADER_LEN);
     }
 }

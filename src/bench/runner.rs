@@ -13,10 +13,11 @@ use super::options::{
 use super::procfs::{self, ProcSample};
 use super::report::{thousands, Latency, Report, SendLag};
 use super::shared::{Shared, Stage};
-use super::sys::{self, Epoll};
 use super::url;
 use super::worker::{Mode, RunPlan, ThreadPlan, ThreadStats, Worker};
 use crate::protocol::frame::Opcode;
+use crate::sys::epoll::Epoll;
+use crate::sys::process;
 
 /// Largest echo payload (the generator keeps one masked copy per connection).
 pub const MAX_PAYLOAD_BYTES: usize = 16 << 20;
@@ -129,7 +130,7 @@ pub fn run_idle(opts: &IdleOptions) -> Result<Report, BenchError> {
 
     let rss_before = server.sample();
     let cpu_start = server.sample();
-    let own_cpu_start = sys::process_cpu_us();
+    let own_cpu_start = process::process_cpu_us();
     let started = Instant::now();
     let run = execute(&plan, &threads, |shared| {
         let mut t = Timeline {
@@ -147,7 +148,7 @@ pub fn run_idle(opts: &IdleOptions) -> Result<Report, BenchError> {
             t.interrupted |= wait(shared, &mut progress, None, || shared.all_open_done());
         }
         t.time_to_open = started.elapsed();
-        t.own_cpu_us.1 = sys::process_cpu_us();
+        t.own_cpu_us.1 = process::process_cpu_us();
         t.cpu_end = server.sample();
         let hold_start = Instant::now();
         if !t.interrupted {
@@ -330,13 +331,13 @@ impl Timeline {
         duration: Duration,
     ) {
         self.cpu_start = server.sample();
-        self.own_cpu_us.0 = sys::process_cpu_us();
+        self.own_cpu_us.0 = process::process_cpu_us();
         let start = Instant::now();
         shared.set_stage(Stage::Measure);
         self.interrupted = wait(shared, progress, Some(start + duration), || false);
         shared.set_stage(Stage::Stop);
         self.window = start.elapsed();
-        self.own_cpu_us.1 = sys::process_cpu_us();
+        self.own_cpu_us.1 = process::process_cpu_us();
         self.cpu_end = server.sample();
     }
 
@@ -365,7 +366,7 @@ fn execute(
     threads: &[ThreadPlan],
     timeline: impl FnOnce(&Shared) -> Timeline,
 ) -> Result<Run, BenchError> {
-    sys::raise_nofile_limit();
+    process::raise_nofile_limit(u64::MAX);
     let epolls = threads
         .iter()
         .map(|_| Epoll::new())
@@ -436,7 +437,7 @@ fn wait(
     done: impl Fn() -> bool,
 ) -> bool {
     loop {
-        if sys::interrupted() {
+        if process::interrupted() {
             return true;
         }
         if done() {

@@ -8,14 +8,22 @@ use std::os::fd::AsRawFd;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::cause::{io_cause, Cause, ErrorCounts};
-use super::conn::{build_frame, Conn, ConnState};
-use super::handshake::{check_response, client_key, status_of};
+use super::conn::{Conn, ConnState};
 use super::histogram::Histogram;
-use super::receiver::RxEvent;
+use super::runner::MAX_PAYLOAD_BYTES;
 use super::shared::{Shared, Stage};
-use super::sys::{self, Epoll, IoResult, EV_ERR, EV_HUP, EV_IN, EV_OUT, EV_RDHUP};
+use crate::protocol::client_handshake::{client_key, write_request, ClientRequest};
 use crate::protocol::frame::Opcode;
-use crate::protocol::handshake::{accept_key, write_client_request};
+use crate::protocol::handshake::accept_key;
+use crate::protocol::reader::Limits;
+use crate::sys::epoll::{self, Epoll, EV_ERR, EV_HUP, EV_IN, EV_OUT, EV_RDHUP, NO_EVENT};
+use crate::sys::process;
+use crate::sys::socket::{self as sock, IoResult};
+
+mod inbound;
+mod slots;
+
+use slots::Slots;
 
 /// The per-thread receive buffer shared by all of the thread's sockets.
 const RECV_BUFFER_BYTES: usize = 256 * 1024;
@@ -30,6 +38,12 @@ const IDLE_DEADLINE_SCAN_NS: u64 = 1_000_000_000;
 /// Open loop: when the next send is due sooner than this, poll instead of sleeping, because
 /// waking from a timer takes tens of microseconds and would make sends late.
 const SPIN_BELOW_NS: u64 = 50_000;
+/// Bounds on server frames: an echo longer than any message sent is still read (and counted
+/// as a mismatch); a frame beyond this fails the connection before any of it is buffered.
+const RECEIVE_LIMITS: Limits = Limits {
+    max_frame_size: MAX_PAYLOAD_BYTES as u64,
+    max_message_size: MAX_PAYLOAD_BYTES as u64,
+};
 
 /// What the threads of a run do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,58 +139,6 @@ impl Rng {
     }
 }
 
-struct Slots {
-    conns: Vec<Option<Conn>>,
-    generations: Vec<u32>,
-    free: Vec<u32>,
-}
-
-fn token(index: u32, generation: u32) -> u64 {
-    (u64::from(generation) << 32) | u64::from(index)
-}
-
-impl Slots {
-    fn insert(&mut self, conn: Conn) -> u64 {
-        let index = match self.free.pop() {
-            Some(index) => index,
-            None => {
-                self.conns.push(None);
-                self.generations.push(0);
-                (self.conns.len() - 1) as u32
-            }
-        };
-        self.conns[index as usize] = Some(conn);
-        token(index, self.generations[index as usize])
-    }
-
-    fn get(&mut self, token: u64) -> Option<&mut Conn> {
-        let index = token as u32 as usize;
-        if self.generations.get(index) != Some(&((token >> 32) as u32)) {
-            return None;
-        }
-        self.conns[index].as_mut()
-    }
-
-    fn remove(&mut self, token: u64) -> Option<Conn> {
-        let index = token as u32;
-        let conn = self
-            .get(token)
-            .is_some()
-            .then(|| self.conns[index as usize].take())??;
-        self.generations[index as usize] = self.generations[index as usize].wrapping_add(1);
-        self.free.push(index);
-        Some(conn)
-    }
-
-    fn tokens(&self) -> impl Iterator<Item = u64> + '_ {
-        self.conns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.is_some())
-            .map(|(i, _)| token(i as u32, self.generations[i]))
-    }
-}
-
 pub struct Worker<'a> {
     plan: &'a RunPlan,
     thread: ThreadPlan,
@@ -205,18 +167,14 @@ pub struct Worker<'a> {
 
 impl<'a> Worker<'a> {
     pub fn new(plan: &'a RunPlan, thread: ThreadPlan, shared: &'a Shared, epoll: Epoll) -> Self {
-        let seed = sys::mono_ns() ^ (u64::from(std::process::id()) << 32) ^ thread.index as u64;
+        let seed = process::mono_ns() ^ (u64::from(std::process::id()) << 32) ^ thread.index as u64;
         Worker {
             plan,
             thread,
             shared,
             epoll,
             buf: vec![0u8; RECV_BUFFER_BYTES].into_boxed_slice(),
-            slots: Slots {
-                conns: Vec::new(),
-                generations: Vec::new(),
-                free: Vec::new(),
-            },
+            slots: Slots::default(),
             rng: Rng(seed),
             stats: ThreadStats::default(),
             stage: Stage::Warmup,
@@ -240,17 +198,17 @@ impl<'a> Worker<'a> {
 
     pub fn run(mut self) -> ThreadStats {
         if let Some(cpu) = self.thread.pin_cpu {
-            if let Err(err) = sys::pin_to_cpu(cpu) {
+            if let Err(err) = process::pin_to_cpu(cpu) {
                 self.stats.pin_error = Some(format!(
                     "cannot pin thread {} to CPU {cpu}: {err}",
                     self.thread.index
                 ));
             }
         }
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS_PER_WAIT];
-        let mut next_scan_ns = sys::mono_ns() + DEADLINE_SCAN_NS;
+        let mut events = vec![NO_EVENT; EVENTS_PER_WAIT];
+        let mut next_scan_ns = process::mono_ns() + DEADLINE_SCAN_NS;
         loop {
-            let now = sys::mono_ns();
+            let now = process::mono_ns();
             self.stage = self.shared.stage();
             if self.stage == Stage::Stop && !self.stopping {
                 self.begin_stop(now);
@@ -265,7 +223,7 @@ impl<'a> Worker<'a> {
             let mut wait_ns = TICK_NS;
             if !self.stopping && self.open_done {
                 if let Some(next_due) = self.fire_due() {
-                    wait_ns = wait_ns.min(next_due.saturating_sub(sys::mono_ns()));
+                    wait_ns = wait_ns.min(next_due.saturating_sub(process::mono_ns()));
                     if wait_ns < SPIN_BELOW_NS {
                         wait_ns = 0;
                     }
@@ -280,9 +238,9 @@ impl<'a> Worker<'a> {
                     break;
                 }
             };
-            let now = sys::mono_ns();
+            let now = process::mono_ns();
             for event in &events[..n] {
-                let (token, bits) = sys::event_parts(event);
+                let (token, bits) = epoll::event_parts(event);
                 self.on_event(token, bits, now);
             }
             if now >= next_scan_ns {
@@ -360,7 +318,7 @@ impl<'a> Worker<'a> {
         };
         let fd = socket.as_raw_fd();
         let mask = (self.rng.next() as u32).to_ne_bytes();
-        let mut conn = Conn::new(socket, now, mask);
+        let mut conn = Conn::new(socket, now, mask, RECEIVE_LIMITS);
         conn.deadline_ns = now + self.plan.timeout_ns;
         let token = self.slots.insert(conn);
         self.live += 1;
@@ -386,7 +344,7 @@ impl<'a> Worker<'a> {
         if !self.plan.sources.is_empty() {
             let source = self.plan.sources[self.next_source % self.plan.sources.len()];
             self.next_source = self.next_source.wrapping_add(self.thread.source_stride);
-            sys::set_bind_address_no_port(socket.as_raw_fd());
+            sock::set_bind_address_no_port(socket.as_raw_fd());
             socket
                 .bind(&SocketAddr::new(source, 0).into())
                 .map_err(errno)?;
@@ -459,12 +417,13 @@ impl<'a> Worker<'a> {
         conn.accept = accept_key(&key);
         conn.out.clear();
         conn.out_pos = 0;
-        write_client_request(
-            &mut conn.out,
-            &self.plan.host_header,
-            &self.plan.target,
-            &key,
-        );
+        let request = ClientRequest {
+            host: &self.plan.host_header,
+            target: &self.plan.target,
+            key: &key,
+            ..ClientRequest::default()
+        };
+        write_request(&mut conn.out, &request);
         self.flush(token);
     }
 
@@ -489,7 +448,7 @@ impl<'a> Worker<'a> {
             } else {
                 return true;
             };
-            match sys::send(fd, bytes) {
+            match sock::send(fd, bytes) {
                 IoResult::Done(n) if is_frame => {
                     conn.frame_pos += n;
                     if conn.frame_pos == conn.frame.len() {
@@ -509,8 +468,8 @@ impl<'a> Worker<'a> {
                     conn.write_blocked = true;
                     return true;
                 }
-                IoResult::Failed(errno) => {
-                    self.fail(token, io_cause(errno));
+                IoResult::Failed(err) => {
+                    self.fail(token, io_cause(err.raw_os_error().unwrap_or(0)));
                     return false;
                 }
             }
@@ -524,9 +483,9 @@ impl<'a> Worker<'a> {
         // borrowed mutably alongside it.
         let mut buf = std::mem::take(&mut self.buf);
         while let Some(conn) = self.slots.get(token) {
-            match sys::recv(conn.socket.as_raw_fd(), &mut buf) {
+            match sock::recv(conn.socket.as_raw_fd(), &mut buf) {
                 IoResult::Done(n) => {
-                    if !self.on_bytes(token, &buf[..n], now) {
+                    if !self.on_bytes(token, &mut buf[..n], now) {
                         break;
                     }
                     // A short read drained the socket; with edge triggering, new data or a FIN
@@ -540,229 +499,13 @@ impl<'a> Worker<'a> {
                     self.on_eof(token);
                     break;
                 }
-                IoResult::Failed(errno) => {
-                    self.fail(token, io_cause(errno));
+                IoResult::Failed(err) => {
+                    self.fail(token, io_cause(err.raw_os_error().unwrap_or(0)));
                     break;
                 }
             }
         }
         self.buf = buf;
-    }
-
-    /// Handles bytes read; returns false when the connection is gone.
-    fn on_bytes(&mut self, token: u64, data: &[u8], now: u64) -> bool {
-        let Some(conn) = self.slots.get(token) else {
-            return false;
-        };
-        match conn.state {
-            ConnState::Connecting => true,
-            ConnState::Handshaking => self.on_response_bytes(token, data, now),
-            ConnState::Open | ConnState::Closing | ConnState::Draining => {
-                self.on_frames(token, data, now)
-            }
-        }
-    }
-
-    fn on_response_bytes(&mut self, token: u64, data: &[u8], now: u64) -> bool {
-        let Some(conn) = self.slots.get(token) else {
-            return false;
-        };
-        let carried = !conn.head.is_empty();
-        let result = if carried {
-            conn.head.extend_from_slice(data);
-            check_response(&conn.head, &conn.accept)
-        } else {
-            check_response(data, &conn.accept)
-        };
-        match result {
-            Ok(None) => {
-                if !carried {
-                    conn.head.extend_from_slice(data);
-                }
-                true
-            }
-            Err(cause) => {
-                self.fail(token, cause);
-                false
-            }
-            Ok(Some(head_len)) => {
-                let head = std::mem::take(&mut conn.head);
-                if !self.on_upgraded(token, now) {
-                    return false;
-                }
-                let frames = if carried {
-                    &head[head_len..]
-                } else {
-                    &data[head_len..]
-                };
-                frames.is_empty() || self.on_frames(token, frames, now)
-            }
-        }
-    }
-
-    /// The 101 checked out. Returns false when the connection is gone.
-    fn on_upgraded(&mut self, token: u64, now: u64) -> bool {
-        let measuring = self.stage == Stage::Measure;
-        let mode = self.plan.mode;
-        let Some(conn) = self.slots.get(token) else {
-            return false;
-        };
-        conn.upgraded = true;
-        conn.state = ConnState::Open;
-        conn.deadline_ns = 0;
-        let handshake_ns = now.saturating_sub(conn.connect_start_ns);
-        self.pending -= 1;
-        self.open += 1;
-        self.stats.handshakes += 1;
-        if mode == Mode::Idle || (mode == Mode::Connect && measuring) {
-            self.stats.latency_ns.record(handshake_ns);
-        }
-        if measuring {
-            self.stats.handshakes_measured += 1;
-        }
-        if self.stopping || mode == Mode::Connect {
-            return self.begin_close(token, now);
-        }
-        if let Mode::Echo { paced } = mode {
-            let conn = self.slots.get(token).expect("present above");
-            conn.frame = build_frame(&self.plan.payload, self.plan.opcode, conn.mask);
-            if let Some(pacer) = self.pacer.as_mut() {
-                debug_assert!(paced);
-                conn.rate_index = pacer.tokens.len() as u32;
-                pacer.tokens.push(token);
-            } else {
-                conn.sent = 1;
-                conn.frames_due = 1;
-                conn.sent_ns = now;
-                conn.deadline_ns = now + self.plan.timeout_ns;
-                return self.flush(token);
-            }
-        }
-        true
-    }
-
-    fn begin_close(&mut self, token: u64, now: u64) -> bool {
-        let Some(conn) = self.slots.get(token) else {
-            return false;
-        };
-        conn.queue_close();
-        conn.state = ConnState::Closing;
-        conn.deadline_ns = now + self.plan.close_timeout_ns;
-        self.flush(token)
-    }
-
-    fn on_frames(&mut self, token: u64, data: &[u8], now: u64) -> bool {
-        let expected: &[u8] = &self.plan.payload;
-        let mut pos = 0;
-        loop {
-            let Some(conn) = self.slots.get(token) else {
-                return false;
-            };
-            match conn
-                .rx
-                .next_event(data, &mut pos, expected, self.plan.opcode)
-            {
-                Ok(None) => break,
-                Ok(Some(event)) => {
-                    if !self.on_rx_event(token, event, now) {
-                        return false;
-                    }
-                }
-                Err(_) => {
-                    self.fail(token, Cause::BadFrame);
-                    return false;
-                }
-            }
-        }
-        // One write for everything the bytes triggered (next echo, pongs, close reply).
-        let Some(conn) = self.slots.get(token) else {
-            return false;
-        };
-        !conn.wants_write() || self.flush(token)
-    }
-
-    fn on_rx_event(&mut self, token: u64, event: RxEvent, now: u64) -> bool {
-        let stopping = self.stopping;
-        let measuring = self.stage == Stage::Measure;
-        let mode = self.plan.mode;
-        let timeout_ns = self.plan.timeout_ns;
-        let close_timeout_ns = self.plan.close_timeout_ns;
-        let Some(conn) = self.slots.get(token) else {
-            return false;
-        };
-        match event {
-            RxEvent::Message { .. } if conn.state != ConnState::Open => {}
-            RxEvent::Message { matches } => {
-                let Mode::Echo { paced } = mode else {
-                    self.stats.errors.add(Cause::UnexpectedMessage);
-                    return true;
-                };
-                conn.received += 1;
-                self.progress_messages += 1;
-                let latency_ns = match (&self.pacer, paced) {
-                    (Some(pacer), true) => {
-                        now.saturating_sub(pacer.intended_ns(conn.rate_index, conn.received - 1))
-                    }
-                    _ => now.saturating_sub(conn.sent_ns),
-                };
-                if paced {
-                    conn.deadline_ns = if conn.received < conn.sent {
-                        now + timeout_ns
-                    } else {
-                        0
-                    };
-                } else if !stopping {
-                    conn.sent += 1;
-                    conn.frames_due += 1;
-                    conn.sent_ns = now;
-                    conn.deadline_ns = now + timeout_ns;
-                }
-                if !matches {
-                    self.stats.errors.add(Cause::EchoMismatch);
-                } else if measuring {
-                    self.stats.messages += 1;
-                    self.stats.latency_ns.record(latency_ns);
-                }
-            }
-            RxEvent::Ping { payload, len } => {
-                if conn.state == ConnState::Open {
-                    conn.queue_control(Opcode::Pong, &payload[..usize::from(len)]);
-                }
-            }
-            RxEvent::Pong => {}
-            RxEvent::Close(code) => match conn.state {
-                ConnState::Open => {
-                    // The server closed on its own: answer, then wait for its TCP close.
-                    conn.queue_close();
-                    conn.state = ConnState::Draining;
-                    conn.deadline_ns = now + close_timeout_ns;
-                    self.stats
-                        .errors
-                        .add(Cause::ServerClose(code.unwrap_or(1005)));
-                }
-                ConnState::Closing => {
-                    conn.state = ConnState::Draining;
-                    conn.deadline_ns = now + close_timeout_ns;
-                }
-                _ => {}
-            },
-        }
-        true
-    }
-
-    fn on_eof(&mut self, token: u64) {
-        let Some(conn) = self.slots.get(token) else {
-            return;
-        };
-        match conn.state {
-            // The normal end: close frames exchanged, then the server closed TCP.
-            ConnState::Draining => self.drop_conn(token),
-            ConnState::Handshaking => {
-                let cause = status_of(&conn.head).map_or(Cause::Eof, Cause::HttpStatus);
-                self.fail(token, cause);
-            }
-            _ => self.fail(token, Cause::Eof),
-        }
     }
 
     /// Open loop: sends every message due by now; returns when the next one is due.
@@ -772,13 +515,13 @@ impl<'a> Worker<'a> {
             return None;
         }
         if pacer.start_ns == 0 {
-            pacer.start_ns = sys::mono_ns();
+            pacer.start_ns = process::mono_ns();
         }
         let count = pacer.tokens.len() as u64;
         let timeout_ns = self.plan.timeout_ns;
         let measuring = self.stage == Stage::Measure;
         loop {
-            let now = sys::mono_ns();
+            let now = process::mono_ns();
             let pacer = self.pacer.as_mut().expect("checked above");
             let due = pacer.due_ns(pacer.next_event);
             if due > now {

@@ -7,12 +7,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// A resource limit as soft and hard values; `u64::MAX` stands for `unlimited`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rlimit {
-    pub soft: u64,
-    pub hard: u64,
-}
+pub use crate::sys::process::Rlimit;
 
 /// The outcome of trying to create an io_uring.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,7 +89,7 @@ pub fn read(roots: &Roots) -> io::Result<SystemFacts> {
     let nofile = if fake_proc {
         read_text(&proc_root.join("self/limits")).and_then(|text| parse_nofile_limit(&text))
     } else {
-        getrlimit_nofile()
+        crate::sys::process::nofile_limit()
     };
     let cores = match &roots.sys_root {
         Some(sys_root) => read_text(&sys_root.join("devices/system/cpu/online"))
@@ -211,36 +206,8 @@ pub fn parse_cpu_list(list: &str) -> Option<usize> {
     (count > 0).then_some(count)
 }
 
-fn getrlimit_nofile() -> Option<Rlimit> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into a valid rlimit struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return None;
-    }
-    let unlimited = |v: libc::rlim_t| {
-        if v == libc::RLIM_INFINITY {
-            u64::MAX
-        } else {
-            v
-        }
-    };
-    Some(Rlimit {
-        soft: unlimited(lim.rlim_cur),
-        hard: unlimited(lim.rlim_max),
-    })
-}
-
 fn page_size() -> u64 {
-    // SAFETY: sysconf has no memory effects.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 {
-        size as u64
-    } else {
-        DEFAULT_PAGE_SIZE_BYTES
-    }
+    crate::sys::process::page_size().unwrap_or(DEFAULT_PAGE_SIZE_BYTES)
 }
 
 /// Entries of the probe ring: the smallest useful size, so the probe costs next to nothing.

@@ -13,7 +13,7 @@ mod rules;
 use std::path::PathBuf;
 
 pub use facts::{IoUringProbe, Rlimit, Roots, SystemFacts};
-pub use rules::{evaluate, memory_estimate_bytes, Check, Plan, Status};
+pub use rules::{check_nofile, evaluate, memory_estimate_bytes, Check, Plan, Status};
 
 /// Exit code when every check passes or warns.
 const EXIT_OK: i32 = 0;

@@ -52,9 +52,26 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// File descriptors ringws needs: one per connection plus [`FDS_PER_CORE`] per core.
+    /// What `ringws serve` with `config` needs: its `max_connections` on its `cores`.
+    pub fn of(config: &crate::config::Config) -> Plan {
+        Plan {
+            connections: config.max_connections as u64,
+            cores: config.cores,
+            recv_buffer_size_bytes: config.recv_buffer_size as u64,
+        }
+    }
+
+    /// File descriptors ringws needs: one per connection plus [`FDS_PER_CORE`] per core. The
+    /// one computation behind `ringws check` and `ringws serve`'s start-up warning.
     pub fn needed_fds(&self) -> u64 {
-        self.connections + FDS_PER_CORE * self.cores as u64
+        self.connections
+            .saturating_add(FDS_PER_CORE.saturating_mul(self.cores as u64))
+    }
+
+    /// Connections that fit under an open-file limit of `limit`: what is left after
+    /// [`FDS_PER_CORE`] per core.
+    pub fn connections_fitting(&self, limit: u64) -> u64 {
+        limit.saturating_sub(FDS_PER_CORE.saturating_mul(self.cores as u64))
     }
 
     /// The `LimitNOFILE=` to recommend: the unit's value, grown past 1M connections.
@@ -199,7 +216,7 @@ pub fn check_cores(available: usize, plan: &Plan) -> Check {
 /// Every connection is a file descriptor, so the soft RLIMIT_NOFILE caps connections outright:
 /// past it, accept fails with EMFILE. The soft limit may be raised up to the hard limit by the
 /// process itself (ringws serve does so at start-up), so a low soft limit under a high enough
-/// hard limit only warns.
+/// hard limit only warns. `ringws serve` warns at start-up with this same check.
 pub fn check_nofile(nofile: Option<Rlimit>, plan: &Plan) -> Check {
     let needed = plan.needed_fds();
     let Some(Rlimit { soft, hard }) = nofile else {
@@ -215,7 +232,6 @@ pub fn check_nofile(nofile: Option<Rlimit>, plan: &Plan) -> Check {
         plan.suggested_limit_nofile(),
         profile::SERVICE_PATH
     ));
-    let per_core = FDS_PER_CORE * plan.cores as u64;
     if soft >= needed {
         check.with(
             Status::Pass,
@@ -229,8 +245,8 @@ pub fn check_nofile(nofile: Option<Rlimit>, plan: &Plan) -> Check {
             format!(
                 "the soft limit holds about {} connections; ringws serve raises it to the hard \
                  limit at start-up, but raise the soft limit where the service is defined so the \
-                 limit is explicit (shell: ulimit -Sn {needed})",
-                soft.saturating_sub(per_core)
+                 limit is explicit (shell: `ulimit -Sn {needed}`)",
+                plan.connections_fitting(soft)
             ),
         )
     } else {
@@ -240,8 +256,9 @@ pub fn check_nofile(nofile: Option<Rlimit>, plan: &Plan) -> Check {
             format!(
                 "the hard limit caps ringws at about {} connections (one descriptor each, plus \
                  {FDS_PER_CORE} per core); only root or the service manager can raise it, and \
-                 never above fs.nr_open",
-                hard.saturating_sub(per_core)
+                 never above fs.nr_open (shell, as root: `ulimit -Hn {needed}` and \
+                 `ulimit -Sn {needed}`)",
+                plan.connections_fitting(hard)
             ),
         )
     }

@@ -2,25 +2,24 @@
 
 use tracing_subscriber::EnvFilter;
 
+use crate::config::check_log_filter;
+
 /// Why logging could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum LoggingError {
-    #[error("RUST_LOG: {value:?} is not a log filter: {reason} (examples: info, ringws=debug)")]
+    #[error("RUST_LOG: {value:?} is not a log filter: {reason} (examples: info, ringws=debug, warn,ringws::reactor=trace)")]
     BadEnvFilter { value: String, reason: String },
     #[error("cannot start logging: {0}")]
     Init(String),
 }
 
 /// Installs the global subscriber. RUST_LOG, when set and not empty, overrides `log_filter`
-/// (already checked by config loading).
+/// (already checked by config loading) and is checked the same way.
 pub fn init(log_filter: &str) -> Result<(), LoggingError> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(value) if !value.trim().is_empty() => {
-            EnvFilter::try_new(&value).map_err(|err| LoggingError::BadEnvFilter {
-                value,
-                reason: err.to_string(),
-            })?
-        }
+        Ok(value) if !value.trim().is_empty() => check_log_filter(&value)
+            .and_then(|()| EnvFilter::try_new(&value).map_err(|err| err.to_string()))
+            .map_err(|reason| LoggingError::BadEnvFilter { value, reason })?,
         _ => EnvFilter::try_new(log_filter).map_err(|err| LoggingError::Init(err.to_string()))?,
     };
     tracing_subscriber::fmt()

@@ -13,6 +13,10 @@ Config file keys are the flag names with underscores, for example:
   cores = 4
 Sizes: 512 (bytes), 64KiB, 16MiB, 1GiB, 1MB (decimal); a TOML integer is a number of bytes.
 Durations: 500ms, 10s, 1m 30s.
+Booleans: true, false, on, off (flags and file alike; a TOML true or false too); a boolean
+  flag alone means true (--takeover).
+Log filters: a level (trace, debug, info, warn, error, off) or directives such as
+  info,ringws::handshake=debug.
 
 `ringws serve --print-config > ringws.toml` writes a complete config file to start from.";
 

@@ -72,6 +72,17 @@ pub enum ConfigError {
     /// A setting that only works together with another one that is missing.
     #[error(transparent)]
     Needs(crate::policy::PolicyError),
+    /// The WebSocket and admin listeners on one port: the kernel would hand each connection to
+    /// either of them.
+    #[error(
+        "listen ({listen}) and admin_listen ({admin}) are on the same port: connections would \
+         alternate between the WebSocket and the admin listener. Give the admin listener a port \
+         of its own with --admin-listen (admin_listen in a config file), or \"off\""
+    )]
+    SamePort {
+        listen: std::net::SocketAddr,
+        admin: std::net::SocketAddr,
+    },
 }
 
 /// What is wrong with one value. `value` is shown as written (strings quoted).
@@ -97,10 +108,8 @@ pub enum ValueError {
     NotASubprotocol { value: String, reason: String },
     #[error("{value} is not a trusted proxy: {reason}")]
     NotACidr { value: String, reason: String },
-    #[error("{value} is not true or false")]
+    #[error("{value} is not a boolean: write true, false, on or off")]
     NotABool { value: String },
-    #[error("{value} is not on or off")]
-    NotOnOff { value: String },
     #[error("{value} is not an auth mode (available: {available})")]
     NotAnAuthMode { value: String, available: String },
     #[error("{value} is listed twice")]

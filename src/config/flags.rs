@@ -9,11 +9,11 @@ const HEADING: &str = "Settings (each is also a key of the --config file)";
 
 impl clap::Args for Settings {
     fn augment_args(command: Command) -> Command {
-        let defaults = Config::default();
+        let defaults = Config::serve_defaults();
         command
             .next_help_heading(HEADING)
             .args(keys().iter().map(|key| {
-                Arg::new(key.name)
+                let arg = Arg::new(key.name)
                     .long(key.flag.as_str())
                     .value_name(key.value_name)
                     .value_parser(clap::value_parser!(String))
@@ -23,7 +23,12 @@ impl clap::Args for Settings {
                     } else {
                         ArgAction::Set
                     })
-                    .help(key.help(&defaults))
+                    .help(key.help(&defaults));
+                match key.bare_flag {
+                    // `--takeover` alone, or `--takeover off`.
+                    Some(meaning) => arg.num_args(0..=1).default_missing_value(meaning),
+                    None => arg,
+                }
             }))
     }
 

@@ -28,6 +28,8 @@ pub(crate) struct Key {
     shown_default: Option<&'static str>,
     /// Repeated flags and TOML arrays make one list.
     pub list: bool,
+    /// What the flag given without a value means (`--takeover`), for the keys that allow it.
+    pub bare_flag: Option<&'static str>,
     set: SetField,
     get: GetField,
 }
@@ -43,7 +45,12 @@ impl Key {
         field: fn(&Config) -> &T,
         field_mut: fn(&mut Config) -> &mut T,
     ) -> Key {
-        let Kind { parse, print, list } = kind;
+        let Kind {
+            parse,
+            print,
+            list,
+            bare_flag,
+        } = kind;
         Key {
             name,
             flag: name.replace('_', "-"),
@@ -51,6 +58,7 @@ impl Key {
             doc,
             shown_default,
             list,
+            bare_flag,
             set: Box::new(move |config, raw| {
                 *field_mut(config) = parse(raw)?;
                 Ok(())
@@ -90,22 +98,30 @@ impl Key {
 ///
 /// ```text
 /// /// Help text (first paragraph; later paragraphs only document the field).
-/// name: Type = default, "VALUE_NAME", kind [, shown as "default in --help"];
+/// name: Type = default, [serve default, ] "VALUE_NAME", kind [, shown as "default in --help"];
 /// ```
 ///
 /// and becomes the field `name` of [`Config`] with its default, and the row of [`keys`](super::keys)
 /// that makes the file key `name`, the flag `--name` (kebab-case), its `--help` line ending in
 /// the default, its `--print-config` line and its parser with bounds (`kind`, see
 /// [`value`](super::value)).
+///
+/// `default` is the library's ([`Config::default`]). A row with `serve <value>` gives `ringws
+/// serve` another one ([`Config::serve_defaults`]; `--help` shows it): a listener a program
+/// embedding ringws never asked for must not open just because the command line opens one.
 macro_rules! settings {
     ($(
         $(#[doc = $doc:literal])*
-        $name:ident: $type:ty = $default:expr, $value_name:literal, $kind:expr
-            $(, shown as $shown:literal)?;
+        $name:ident: $type:ty = $default:expr, $(serve $serve:expr,)? $value_name:literal,
+            $kind:expr $(, shown as $shown:literal)?;
     )*) => {
         /// The effective server configuration (defaults < TOML file < flags). Each field is the
         /// config file key of the same name and the `serve` flag of that name in kebab-case;
         /// `ringws serve --help` states each default.
+        ///
+        /// [`Config::default`] is the library's default; `ringws serve` starts from
+        /// [`Config::serve_defaults`], which differs where the command line opens more (the
+        /// admin listener).
         #[derive(Clone, Debug, PartialEq)]
         pub struct Config {
             $(
@@ -118,6 +134,16 @@ macro_rules! settings {
             fn default() -> Self {
                 Config {
                     $($name: $default,)*
+                }
+            }
+        }
+
+        impl Config {
+            /// The defaults of `ringws serve` (what `--help` and `--print-config` show): the
+            /// library's, except the admin listener on 127.0.0.1:9090.
+            pub fn serve_defaults() -> Self {
+                Config {
+                    $($name: serve_or_library_default!($default $(, $serve)?),)*
                 }
             }
         }
@@ -139,4 +165,14 @@ macro_rules! settings {
     };
 }
 
-pub(super) use settings;
+/// A row's `serve` default when it has one, else its library default.
+macro_rules! serve_or_library_default {
+    ($default:expr) => {
+        $default
+    };
+    ($default:expr, $serve:expr) => {
+        $serve
+    };
+}
+
+pub(super) use {serve_or_library_default, settings};

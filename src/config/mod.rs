@@ -25,15 +25,15 @@ use std::time::Duration;
 pub use self::error::{ConfigError, DurationError, Setting, SizeError, ValueError};
 pub use self::file::settings_from_toml;
 pub use self::value::{
-    format_duration, format_size, parse_duration, parse_size, RawValue, MAX_SIZE_TEXT_LEN,
-    MAX_TIMEOUT,
+    check_log_filter, format_duration, format_size, parse_duration, parse_size, RawValue,
+    BOOLEAN_WORDS, LOG_LEVELS, MAX_SIZE_TEXT_LEN, MAX_TIMEOUT,
 };
 pub use crate::policy::AuthMode;
 
-use self::key::{settings, Key};
+use self::key::{serve_or_library_default, settings, Key};
 use self::value::{
-    address, app, auth, boolean, cidr, cores, count, list, log_filter, on_off, optional,
-    optional_timeout, origin, path, power_of_two, size, subprotocol, text, timeout,
+    address, app, auth, boolean, cidr, cores, count, list, log_filter, optional, optional_timeout,
+    origin, path, power_of_two, size, subprotocol, text, timeout,
 };
 use crate::policy::subprotocol::MAX_SUBPROTOCOLS;
 use crate::policy::{Cidr, OriginPattern, PolicySettings, JWT_SECRET_ENV};
@@ -65,6 +65,11 @@ pub const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=u64::MAX;
 /// Bounds of `max_outbound_buffer`: below 4 KiB a single echo could trip it; above 1 GiB one
 /// slow reader could take the machine.
 pub const OUTBOUND_BUFFER_BYTES: RangeInclusive<u64> = 4 << 10..=1 << 30;
+/// Bounds of `min_receive_rate` and `min_send_rate`, per second: below 1 KiB/s a peer could
+/// hold a buffer for hours; above 1 GiB/s no network keeps up.
+pub const TRANSFER_RATE_BYTES_PER_S: RangeInclusive<u64> = 1 << 10..=1 << 30;
+/// Bounds of `memory_budget`.
+pub const MEMORY_BUDGET_BYTES: RangeInclusive<u64> = 1 << 20..=1 << 40;
 /// Bounds of `message_rate` (0 disables the limit).
 pub const MESSAGE_RATE: RangeInclusive<u64> = 0..=1_000_000;
 /// Bounds of `message_burst`.
@@ -79,6 +84,9 @@ pub const HANDSHAKE_RATE_TABLE_SIZE: RangeInclusive<u64> = 16..=1 << 20;
 pub const SUBSCRIPTIONS_PER_CONNECTION: RangeInclusive<u64> = 1..=65536;
 /// Bounds of `max_topic_length`: a topic travels in URLs and request heads (8 KiB at most).
 pub const TOPIC_LENGTH: RangeInclusive<u64> = 1..=1024;
+/// Bounds of `max_control_message_size`: a subscribe with a short topic fits in 64 bytes; past
+/// 1 GiB the limit no longer protects anything.
+pub const CONTROL_MESSAGE_BYTES: RangeInclusive<u64> = 64..=1 << 30;
 /// Most entries of `allowed_origins` and of `trusted_proxies`.
 pub const MAX_LIST_LEN: usize = 1024;
 
@@ -87,9 +95,20 @@ pub const MAX_LIST_LEN: usize = 1024;
 settings! {
     /// Address and port the WebSocket listener binds to.
     listen: SocketAddr = "127.0.0.1:9001".parse().unwrap(), "ADDR", address();
-    /// Address of the admin listener serving /metrics and /healthz; "off" disables it.
-    admin_listen: Option<SocketAddr> = Some("127.0.0.1:9090".parse().unwrap()), "ADDR",
-        optional(address());
+    /// Address of the admin listener ("off" disables it): GET /metrics, GET /healthz, GET
+    /// /debug/handshakes (with debug_handshakes), and the app's routes (pubsub: POST
+    /// /publish/{topic}, GET /topics, GET /topics/{topic}). Needs a port of its own.
+    ///
+    /// Off in the library's default: a program embedding ringws opens it by setting it.
+    admin_listen: Option<SocketAddr> = None,
+        serve Some(SocketAddr::from(([127, 0, 0, 1], 9090))), "ADDR", optional(address());
+    /// Share the ports with the ringws already serving on them (SO_REUSEPORT), for a
+    /// zero-downtime restart: start the new process with this, then stop the old one. Without
+    /// it, a port in use is refused, naming the process that holds it.
+    ///
+    /// See docs/lifecycle.md; the check runs before the listeners are bound (see
+    /// `server::claim_addresses`).
+    takeover: bool = false, "BOOL", boolean();
     /// Built-in application to serve: pubsub (topic fan-out, see docs/pubsub.md) or echo
     /// (sends every message back).
     app: AppKind = AppKind::Pubsub, "APP", app();
@@ -113,10 +132,27 @@ settings! {
     pong_timeout: Duration = Duration::from_secs(10), "DURATION", timeout();
     /// Close connections that send no application message for this long; "off" disables.
     idle_timeout: Option<Duration> = None, "DURATION", optional_timeout();
-    /// Close a connection whose outbound queue has not drained for this long.
+    /// Time a message (or frame) from the peer may take to arrive in full; longer is fine only
+    /// while it keeps arriving at `min_receive_rate`. Past both it is closed with 1008.
+    message_timeout: Duration = Duration::from_secs(10), "DURATION", timeout();
+    /// Bytes per second a message taking longer than `message_timeout` must keep arriving at,
+    /// from 1KiB to 1GiB.
+    min_receive_rate: u64 = 64 << 10, "SIZE", size(TRANSFER_RATE_BYTES_PER_S);
+    /// Time an outbound queue may take to drain; longer is fine only while it drains at
+    /// `min_send_rate`. Past both the connection is dropped.
     write_stall_timeout: Duration = Duration::from_secs(30), "DURATION", timeout();
+    /// Bytes per second a queue older than `write_stall_timeout` must keep draining at (a reader
+    /// that keeps up with this can receive any message), from 1KiB to 1GiB.
+    min_send_rate: u64 = 128 << 10, "SIZE", size(TRANSFER_RATE_BYTES_PER_S);
     /// On SIGTERM/SIGINT, time to wait for clients' close replies before exiting.
     drain_timeout: Duration = Duration::from_secs(10), "DURATION", timeout();
+    /// Memory all connections together may hold in buffers (partial input, messages being
+    /// received, outbound queues, request heads), from 1MiB to 1TiB. Near it new upgrades get
+    /// 503; past it the connections holding the most are closed.
+    ///
+    /// Each core enforces its share. Default: half of the memory limit (the cgroup's, else RAM).
+    memory_budget: u64 = default_memory_budget(), "SIZE", size(MEMORY_BUDGET_BYTES),
+        shown as "half the memory limit";
     /// Bytes queued for one slow reader before it is closed with 1008, from 4KiB to 1GiB.
     max_outbound_buffer: u64 = 1 << 20, "SIZE", size(OUTBOUND_BUFFER_BYTES);
     /// Messages per second one connection may send before it is closed with 1008; 0 disables.
@@ -180,8 +216,8 @@ settings! {
     /// header names the client; repeat the flag for more.
     trusted_proxies: Vec<Cidr> = Vec::new(), "CIDR", list(MAX_LIST_LEN, cidr());
     /// Keep each core's last refused handshakes and serve them as JSON at
-    /// /debug/handshakes on the admin listener: on or off.
-    debug_handshakes: bool = false, "on|off", on_off();
+    /// /debug/handshakes on the admin listener.
+    debug_handshakes: bool = false, "BOOL", boolean();
     /// pubsub: file of bearer tokens accepted by POST /publish on the admin listener, one per
     /// line (# starts a comment); "off" requires no token.
     publish_tokens_file: Option<PathBuf> = None, "FILE", optional(path());
@@ -191,6 +227,9 @@ settings! {
     max_subscriptions_per_connection: usize = 64, "N", count(SUBSCRIPTIONS_PER_CONNECTION);
     /// pubsub: longest topic name in bytes, from 1 to 1024; names use A-Z a-z 0-9 . _ : / -
     max_topic_length: usize = 128, "N", count(TOPIC_LENGTH);
+    /// pubsub: largest control message a client may send, from 64B to 1GiB; a larger one is
+    /// answered with the error message_too_large without being parsed.
+    max_control_message_size: usize = 4 << 10, "SIZE", size(CONTROL_MESSAGE_BYTES);
 }
 
 /// Every key, in table order. Built on first use: the rows hold their parsers.
@@ -200,6 +239,36 @@ pub(crate) fn keys() -> &'static [Key] {
 }
 
 /// Number of CPUs this process may run on (the default and the upper bound of `cores`).
+/// Half of the memory this process may use: the cgroup's limit (v2 `memory.max`, v1
+/// `memory.limit_in_bytes`) when there is one, else the machine's RAM; the other half is for
+/// everything the budget does not count (the binary, the allocator's slack, the kernel's
+/// socket buffers are not ours at all).
+pub fn default_memory_budget() -> u64 {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|path| read(path)?.trim().parse::<u64>().ok())
+    .next();
+    let ram = read("/proc/meminfo").and_then(|m| {
+        let kib = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+        kib.split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()
+            .map(|k| k * 1024)
+    });
+    let limit = match (cgroup, ram) {
+        (Some(c), Some(r)) => c.min(r),
+        (Some(c), None) => c,
+        (None, Some(r)) => r,
+        (None, None) => 4 << 30,
+    };
+    (limit / 2).clamp(*MEMORY_BUDGET_BYTES.start(), *MEMORY_BUDGET_BYTES.end())
+}
+
 pub fn available_cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -222,10 +291,11 @@ impl Settings {
     }
 }
 
-/// Builds the effective configuration: defaults, then `config_file` (if any), then `flags`.
-/// Every value is checked against its bound; errors name the flag or the file and key.
+/// Builds the effective configuration of `ringws serve`: its defaults
+/// ([`Config::serve_defaults`]), then `config_file` (if any), then `flags`. Every value is
+/// checked against its bound; errors name the flag or the file and key.
 pub fn load(config_file: Option<&Path>, flags: &Settings) -> Result<Config, ConfigError> {
-    let mut config = Config::default();
+    let mut config = Config::serve_defaults();
     if let Some(path) = config_file {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -280,8 +350,36 @@ fn apply(config: &mut Config, settings: &Settings, origin: &Origin<'_>) -> Resul
 
 /// The settings that need each other: checked once every layer is applied.
 fn check_together(config: &Config, env_secret_set: bool) -> Result<(), ConfigError> {
+    check_listeners(config)?;
     let needs = config.policy_settings().check_needs(env_secret_set);
     needs.map_err(ConfigError::Needs)
+}
+
+/// Refuses a WebSocket and an admin listener that would share a port (see
+/// [`addresses_overlap`]). [`load`] and [`Config::validate`] check it, and so does
+/// `Server::start` for configurations built in code.
+pub fn check_listeners(config: &Config) -> Result<(), ConfigError> {
+    match config.admin_listen {
+        Some(admin) if addresses_overlap(config.listen, admin) => Err(ConfigError::SamePort {
+            listen: config.listen,
+            admin,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// True when listeners on `a` and `b` would take each other's connections: the same port (not 0,
+/// which picks a free one) and the same address, or a wildcard address covering the other one
+/// (`0.0.0.0` every IPv4 address; `::` every address, IPv4 included, as Linux binds it
+/// dual-stack by default).
+pub fn addresses_overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    let covers = |wide: std::net::IpAddr, other: std::net::IpAddr| {
+        wide.is_unspecified() && (wide.is_ipv6() || other.is_ipv4())
+    };
+    let (ip_a, ip_b) = (a.ip().to_canonical(), b.ip().to_canonical());
+    a.port() == b.port()
+        && a.port() != 0
+        && (ip_a == ip_b || covers(ip_a, ip_b) || covers(ip_b, ip_a))
 }
 
 impl Config {

@@ -21,7 +21,8 @@ fn flags(pairs: &[(&str, &str)]) -> Settings {
 fn load_text(toml_text: &str, flag_pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let path = Path::new("ringws.toml");
     let file = settings_from_toml(path, toml_text)?;
-    let mut config = Config::default();
+    // As `load` does for `ringws serve`.
+    let mut config = Config::serve_defaults();
     apply(
         &mut config,
         &file,
@@ -42,7 +43,10 @@ fn error(toml_text: &str, flag_pairs: &[(&str, &str)]) -> String {
 
 #[test]
 fn defaults_are_valid_and_print_config_round_trips() {
-    let defaults = Config::default();
+    Config::default()
+        .validate()
+        .expect("library defaults are valid");
+    let defaults = Config::serve_defaults();
     defaults.validate().expect("defaults are valid");
     let text = defaults.to_toml();
     assert!(text.contains("max_frame_size = \"16MiB\"\n"), "{text}");
@@ -76,6 +80,7 @@ fn non_defaults() -> Vec<(&'static str, &'static str)> {
     let mut values = vec![
         ("listen", "'[::1]:8080'"),
         ("admin_listen", "'off'"),
+        ("takeover", "true"),
         ("app", "'echo'"),
         ("max_connections", "1000"),
         ("max_frame_size", "'1MiB'"),
@@ -117,6 +122,7 @@ fn non_defaults() -> Vec<(&'static str, &'static str)> {
         ("allow_client_publish", "true"),
         ("max_subscriptions_per_connection", "8"),
         ("max_topic_length", "64"),
+        ("max_control_message_size", "'1KiB'"),
     ];
     // Any other number of cores would be out of range on a one-CPU machine.
     if available_cores() > 1 {
@@ -127,7 +133,7 @@ fn non_defaults() -> Vec<(&'static str, &'static str)> {
 
 #[test]
 fn each_row_of_the_table_drives_its_field_flag_help_and_print_config_line() {
-    let defaults = Config::default();
+    let defaults = Config::serve_defaults();
     let command = Settings::augment_args(clap::Command::new("serve"));
     let help = command.clone().render_long_help().to_string();
     let printed = defaults.to_toml();
@@ -138,12 +144,17 @@ fn each_row_of_the_table_drives_its_field_flag_help_and_print_config_line() {
         let name = key.name;
         let flag = name.replace('_', "-");
         assert_eq!(arg.get_long(), Some(flag.as_str()));
+        let value = match key.bare_flag {
+            Some(_) => format!("[<{}>]", key.value_name),
+            None => format!("<{}>", key.value_name),
+        };
         assert!(
-            help.contains(&format!("--{flag} <{}>", key.value_name)),
+            help.contains(&format!("--{flag} {value}")),
             "{name} missing from --help"
         );
         let expected = match (name, key.get(&defaults)) {
             ("cores", _) => "all available".to_owned(),
+            ("memory_budget", _) => "half the memory limit".to_owned(),
             (_, toml::Value::String(text)) => text,
             (_, other) => other.to_string(),
         };
@@ -223,6 +234,133 @@ fn file_overrides_defaults_and_flags_override_file() {
         config.handshake_timeout,
         Config::default().handshake_timeout
     );
+}
+
+#[test]
+fn the_library_default_opens_no_admin_listener_and_serve_opens_one() {
+    let library = Config::default();
+    let serve = Config::serve_defaults();
+    assert_eq!(library.admin_listen, None);
+    assert_eq!(serve.admin_listen, Some("127.0.0.1:9090".parse().unwrap()));
+    // The admin listener is the only difference.
+    assert_eq!(
+        Config {
+            admin_listen: serve.admin_listen,
+            ..library
+        },
+        serve
+    );
+    let loaded = load(None, &Settings::default()).expect("defaults load");
+    assert_eq!(loaded, serve, "ringws serve starts from its own defaults");
+}
+
+#[test]
+fn listen_and_admin_listen_may_not_share_a_port() {
+    for (listen, admin) in [
+        ("127.0.0.1:9011", "127.0.0.1:9011"),
+        ("0.0.0.0:9011", "127.0.0.1:9011"),
+        ("127.0.0.1:9011", "0.0.0.0:9011"),
+        ("[::]:9011", "127.0.0.1:9011"),
+        ("[::1]:9011", "[::]:9011"),
+        ("[::ffff:127.0.0.1]:9011", "127.0.0.1:9011"),
+    ] {
+        let config = load_text("", &[("listen", listen), ("admin_listen", admin)]).unwrap();
+        let message = check_together(&config, false).unwrap_err().to_string();
+        assert!(
+            message.contains(&format!(
+                "listen ({listen}) and admin_listen ({admin}) are on the same port"
+            )),
+            "{listen} {admin}: {message}"
+        );
+        assert!(message.contains("--admin-listen"), "{message}");
+    }
+    for (listen, admin) in [
+        ("127.0.0.1:9011", "127.0.0.1:9012"),
+        ("127.0.0.1:9011", "127.0.0.2:9011"),
+        ("0.0.0.0:9011", "[::1]:9011"),
+        ("127.0.0.1:0", "127.0.0.1:0"),
+    ] {
+        let config = load_text("", &[("listen", listen), ("admin_listen", admin)]).unwrap();
+        check_together(&config, false).unwrap_or_else(|e| panic!("{listen} {admin}: {e}"));
+    }
+    let built = Config {
+        admin_listen: Some(Config::default().listen),
+        ..Config::default()
+    };
+    assert!(matches!(
+        built.validate(),
+        Err(ConfigError::SamePort { .. })
+    ));
+}
+
+#[test]
+fn every_boolean_key_reads_true_false_on_and_off_in_flags_and_the_file() {
+    let defaults = Config::serve_defaults();
+    let booleans: Vec<&str> = keys()
+        .iter()
+        .filter(|key| key.get(&defaults).is_bool())
+        .map(|key| key.name)
+        .collect();
+    assert!(booleans.len() >= 5, "{booleans:?}");
+    for key in &booleans {
+        let flag = format!("--{}", key.replace('_', "-"));
+        for (word, value) in BOOLEAN_WORDS {
+            for written in [word.to_owned(), word.to_uppercase()] {
+                // require_subprotocol needs subprotocols, which check_together wants; apply
+                // alone checks the value.
+                let from_flag = load_text("", &[(key, &written)]).expect(&written);
+                let from_file = load_text(&format!("{key} = '{written}'"), &[]).expect(&written);
+                let printed = toml::Value::Boolean(value);
+                let k = keys().iter().find(|k| k.name == *key).unwrap();
+                assert_eq!(k.get(&from_flag), printed, "{flag} {written}");
+                assert_eq!(k.get(&from_file), printed, "{key} = '{written}'");
+            }
+        }
+        let from_toml = load_text(&format!("{key} = true"), &[]).unwrap();
+        let k = keys().iter().find(|k| k.name == *key).unwrap();
+        assert_eq!(k.get(&from_toml), toml::Value::Boolean(true));
+        assert_eq!(
+            error("", &[(key, "yes")]),
+            format!("{flag}: \"yes\" is not a boolean: write true, false, on or off")
+        );
+        assert!(
+            error(&format!("{key} = 1"), &[])
+                .contains("expected true, false, on or off, found a integer (1)"),
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn log_filters_follow_envfilter_but_refuse_an_unknown_bare_word() {
+    for good in [
+        "info",
+        "WARN",
+        "off",
+        "ringws=debug",
+        "info,ringws::handshake=debug",
+        "warn,ringws::reactor=trace",
+        "ringws",
+        "ringws::handshake",
+        "[conn]=trace",
+    ] {
+        let config = load_text("", &[("log", good)]).unwrap_or_else(|e| panic!("{good}: {e}"));
+        assert_eq!(config.log, good);
+    }
+    for bad in ["verbose", "info,verbose", "loud,ringws=debug", "debugging"] {
+        let message = error("", &[("log", bad)]);
+        assert!(
+            message.starts_with(&format!(
+                "--log: {bad:?} is not a log filter: unknown level"
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains("trace, debug, info, warn, error, off"),
+            "{message}"
+        );
+    }
+    assert!(error("", &[("log", "ringws=loud")]).contains("is not a log filter"));
 }
 
 #[test]
@@ -400,7 +538,7 @@ fn policy_keys_parse_and_print() {
         "auth = \"jwt\"",
         "jwt_issuer = \"https://idp.example\"",
         "auth_tokens_file = \"off\"",
-        "debug_handshakes = \"on\"",
+        "debug_handshakes = true",
     ] {
         assert!(text.contains(&format!("\n{line}\n")), "{line}: {text}");
     }
@@ -428,9 +566,8 @@ fn bad_policy_values_are_explained() {
         .contains("--subprotocols: \"a\" is listed twice"));
     assert!(error("", &[("auth", "basic")])
         .contains("\"basic\" is not an auth mode (available: none, token, jwt)"));
-    assert!(error("", &[("allow_missing_origin", "yes")]).contains("is not true or false"));
-    assert!(error("", &[("debug_handshakes", "true")]).contains("is not on or off"));
-    assert!(error("allow_missing_origin = 1", &[]).contains("expected true or false"));
+    assert!(error("", &[("allow_missing_origin", "yes")]).contains("is not a boolean"));
+    assert!(error("allow_missing_origin = 1", &[]).contains("expected true, false, on or off"));
     assert!(error("", &[("jwt_audience", " ")]).contains("write \"off\" to leave it unset"));
     assert!(error("allowed_origins = [1]", &[]).contains("expected an origin"));
     let many: Vec<String> = (0..=MAX_SUBPROTOCOLS).map(|i| format!("'p{i}'")).collect();

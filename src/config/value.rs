@@ -99,6 +99,9 @@ pub(crate) struct Kind<T> {
     pub(super) print: Print<T>,
     /// Repeated flags and TOML arrays make one list.
     pub(super) list: bool,
+    /// What the flag given alone means (`--takeover` for `--takeover true`); `None` when the
+    /// flag needs a value.
+    pub(super) bare_flag: Option<&'static str>,
 }
 
 impl<T> Kind<T> {
@@ -110,6 +113,7 @@ impl<T> Kind<T> {
             parse: Box::new(parse),
             print: Box::new(print),
             list: false,
+            bare_flag: None,
         }
     }
 }
@@ -227,55 +231,75 @@ fn one_of<T: Copy + PartialEq + Send + Sync + 'static>(
     )
 }
 
-/// `true` or `false`, as a TOML boolean or as text.
+/// The words every boolean key reads, in flags and in the config file alike (a TOML `true` or
+/// `false` works too); any case.
+pub const BOOLEAN_WORDS: [(&str, bool); 4] = [
+    ("true", true),
+    ("false", false),
+    ("on", true),
+    ("off", false),
+];
+
+/// A switch: `true`, `false`, `on` or `off` ([`BOOLEAN_WORDS`]), as text or a TOML boolean.
+/// Printed as a TOML boolean. The flag alone means `true`.
 pub(crate) fn boolean() -> Kind<bool> {
-    switch(
-        ["true", "false"],
-        "true or false",
-        |value| ValueError::NotABool { value },
-        |&b| Value::Boolean(b),
-    )
-}
-
-/// `on` or `off` (or a TOML boolean), for switches that read better that way.
-pub(crate) fn on_off() -> Kind<bool> {
-    switch(
-        ["on", "off"],
-        "\"on\" or \"off\"",
-        |value| ValueError::NotOnOff { value },
-        |&on| Value::String(if on { "on" } else { "off" }.into()),
-    )
-}
-
-/// A switch written as the word `yes` or `no`, or as a TOML boolean.
-fn switch(
-    [yes, no]: [&'static str; 2],
-    expected: &'static str,
-    refused: fn(String) -> ValueError,
-    print: fn(&bool) -> Value,
-) -> Kind<bool> {
-    Kind::new(
-        move |raw| match &raw.value {
+    let mut kind = Kind::new(
+        |raw| match &raw.value {
             Value::Boolean(b) => Ok(*b),
-            Value::String(text) if text.trim() == yes => Ok(true),
-            Value::String(text) if text.trim() == no => Ok(false),
-            Value::String(_) => Err(refused(raw.to_string())),
+            Value::String(text) => BOOLEAN_WORDS
+                .iter()
+                .find(|(word, _)| word.eq_ignore_ascii_case(text.trim()))
+                .map(|&(_, b)| b)
+                .ok_or_else(|| ValueError::NotABool {
+                    value: raw.to_string(),
+                }),
             other => Err(ValueError::WrongType {
-                expected,
+                expected: "true, false, on or off",
                 found: describe(other),
             }),
         },
-        print,
-    )
+        |&b| Value::Boolean(b),
+    );
+    kind.bare_flag = Some("true");
+    kind
 }
 
-/// A filter in tracing's EnvFilter syntax.
+/// A filter in tracing's EnvFilter syntax ([`check_log_filter`]).
 pub(crate) fn log_filter() -> Kind<String> {
     checked_text(
         "a log filter such as \"info\"",
-        |filter| tracing_subscriber::EnvFilter::try_new(filter).map(|_| filter.to_owned()),
+        |filter| check_log_filter(filter).map(|()| filter.to_owned()),
         |value, reason| ValueError::NotALogFilter { value, reason },
     )
+}
+
+/// The levels a log filter names.
+pub const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// Checks a filter in tracing's EnvFilter syntax: comma-separated directives, each a level
+/// (`info`), `target=level` (`ringws::handshake=debug`) or a span filter (`[conn]=trace`).
+///
+/// EnvFilter itself reads any other bare word as a target enabled at every level, so a
+/// misspelt level (`verbose`) silently turns every other log line off: a bare word must be a
+/// level, or a ringws target (`ringws::reactor`, all of its levels).
+pub fn check_log_filter(filter: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::try_new(filter).map_err(|err| err.to_string())?;
+    let bare_words = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty() && !directive.contains(['=', '[']));
+    for word in bare_words {
+        let level = LOG_LEVELS.iter().any(|l| l.eq_ignore_ascii_case(word));
+        let ringws_target = word == "ringws" || word.starts_with("ringws::");
+        if !level && !ringws_target {
+            return Err(format!(
+                "unknown level {word:?}: the levels are {}; one target's level is written \
+                 target=level",
+                LOG_LEVELS.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An entry of `allowed_origins`.

@@ -2,8 +2,9 @@
 //! WebSocket session, and when one fails, name the most likely cause and the fix.
 //!
 //! - `target.rs` parses the URL; `request.rs` builds the upgrade request;
-//! - `probe.rs` does the socket work (blocking std sockets, a timeout on every step);
-//! - `response.rs` and `wire.rs` read the answer and the frames;
+//! - `probe.rs` does the socket work (blocking std sockets, a timeout on every step), with the
+//!   protocol core's client handshake checks and client frame reader;
+//! - `response.rs` keeps the answer's head and a refusal's body;
 //! - `diagnose.rs` turns the first failure into a cause and a fix (pure, unit-tested);
 //! - `report.rs` prints the steps or the JSON object.
 
@@ -13,11 +14,10 @@ mod report;
 mod request;
 mod response;
 mod target;
-mod wire;
 
 use std::time::Duration;
 
-use base64::Engine as _;
+use crate::protocol::client_handshake::client_key;
 
 pub use diagnose::{
     close_code_meaning, diagnose, ConnectFailure, Context, Diagnosis, Observation, EXIT_CONNECT,
@@ -111,11 +111,11 @@ pub fn run(args: DoctorArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let key = base64::engine::general_purpose::STANDARD.encode(probe::random_bytes::<16>());
+    let key = client_key(probe::random_bytes());
     let request = request::build(&request::RequestSpec {
         target: &target.target,
         host_header: &target.host_header,
-        key: &key,
+        key: std::str::from_utf8(&key).expect("base64 is ASCII"),
         origin: args.origin.as_deref(),
         protocols: &args.protocols,
         extensions: (!args.no_extensions).then_some(request::BROWSER_EXTENSIONS),

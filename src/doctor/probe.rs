@@ -1,5 +1,6 @@
 //! The socket side of doctor: blocking std sockets, one deadline per step, every step recorded.
-//! What the bytes mean is decided by `response`, `wire` and `diagnose`; this file only moves them.
+//! What the bytes mean is decided by the protocol core (the client handshake's checks, the client
+//! frame reader) and by `diagnose`; this file only moves them.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs as _};
@@ -8,11 +9,13 @@ use std::time::{Duration, Instant};
 
 use super::diagnose::{ConnectFailure, Observation};
 use super::request::Request;
-use super::response::{self, HeadParse, Response};
+use super::response::{self, Response};
 use super::target::{Scheme, Target};
-use super::wire::{self, ServerFrame};
-use crate::protocol::close::parse_close_payload;
-use crate::protocol::{CloseCode, Opcode};
+use crate::protocol::client_handshake::{check_upgrade, parse_response, ResponseError};
+use crate::protocol::frame::{append_client_frame, RESERVED_BITS};
+use crate::protocol::handshake::accept_key;
+use crate::protocol::reader::{Event, Limits, ProtocolError, Reader};
+use crate::protocol::{CloseCode, Opcode, Role};
 
 /// Addresses of one host name tried in turn, like a browser falling back from IPv6 to IPv4.
 const MAX_ADDRESSES_TRIED: usize = 4;
@@ -22,6 +25,13 @@ const BODY_WAIT: Duration = Duration::from_secs(1);
 const PREFIX_BYTES: usize = 16;
 /// Length of the random ping payload.
 const PING_PAYLOAD_BYTES: usize = 16;
+/// Largest server frame (and message) doctor buffers while waiting for its pong or close; a
+/// bigger one arriving first is reported rather than buffered.
+pub const MAX_FRAME_BYTES: u64 = 1024 * 1024;
+const LIMITS: Limits = Limits {
+    max_frame_size: MAX_FRAME_BYTES,
+    max_message_size: MAX_FRAME_BYTES,
+};
 
 /// What to probe.
 pub struct Plan<'a> {
@@ -116,20 +126,32 @@ fn probe(
 
     let started = Instant::now();
     let upgraded = upgrade(plan, &mut stream, on_head, out);
-    let (negotiated, mut buf) = out.record("upgrade".to_owned(), started, upgraded)?;
+    let mut session = out.record("upgrade".to_owned(), started, upgraded)?;
 
-    let rsv1_allowed = negotiated
-        .extensions
-        .iter()
-        .any(|e| e.eq_ignore_ascii_case("permessage-deflate"));
     let started = Instant::now();
-    let ponged = ping(&mut stream, &mut buf, rsv1_allowed, timeout);
+    let ponged = ping(&mut stream, &mut session, timeout);
     let rtt = out.record("ping/pong".to_owned(), started, ponged)?;
     out.pong_rtt = Some(rtt);
 
     let started = Instant::now();
-    let closed = close(&mut stream, &mut buf, rsv1_allowed, timeout);
+    let closed = close(&mut stream, &mut session, timeout);
     out.record("close".to_owned(), started, closed)
+}
+
+/// The WebSocket after the 101: bytes received and not yet read, and the frame reader.
+struct Session {
+    buf: Vec<u8>,
+    reader: Reader,
+    /// The server accepted permessage-deflate, which doctor offers but cannot decompress.
+    deflate: bool,
+}
+
+/// What a server frame (or message) was, owned.
+enum Received {
+    Data,
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close { code: Option<u16>, reason: String },
 }
 
 type StepResult<T> = Result<(T, String), (Observation, String)>;
@@ -245,14 +267,14 @@ fn failure_text(failure: &ConnectFailure) -> String {
     }
 }
 
-/// Sends the request and reads the answer; on success returns what was negotiated and the bytes
+/// Sends the request and reads the answer; on success returns the session, with the bytes
 /// already received after the head (frames).
 fn upgrade(
     plan: &Plan<'_>,
     stream: &mut TcpStream,
     on_head: &mut dyn FnMut(Head, &[u8]),
     out: &mut Outcome,
-) -> StepResult<(response::Negotiated, Vec<u8>)> {
+) -> StepResult<Session> {
     on_head(Head::Request, &plan.request.head);
     if let Err(err) = stream.write_all(&plan.request.head) {
         let reset = is_reset(&err);
@@ -263,19 +285,25 @@ fn upgrade(
     }
     let deadline = Instant::now() + plan.timeout;
     let mut buf = Vec::new();
-    let response = loop {
-        match parse_head_so_far(&buf) {
-            Some(Ok(response)) => break response,
-            Some(Err(failure)) => return Err(failure),
-            None => {}
+    let head = loop {
+        match parse_response(&buf) {
+            Ok(Some(head)) => break head,
+            Ok(None) => {}
+            Err(ResponseError::NotHttp) => {
+                return Err((not_http(&buf), "the answer is not HTTP".to_owned()))
+            }
+            Err(ResponseError::TooLarge { .. }) => {
+                return Err((
+                    Observation::ResponseTooLarge,
+                    "the answer's head is too large".to_owned(),
+                ))
+            }
         }
         match read_some(stream, &mut buf, deadline) {
             Read::Data => {}
             Read::Eof | Read::Reset if !buf.is_empty() => {
                 return Err((
-                    Observation::NotHttp {
-                        prefix: buf[..buf.len().min(PREFIX_BYTES)].to_vec(),
-                    },
+                    not_http(&buf),
                     "the answer ended before its head was complete".to_owned(),
                 ))
             }
@@ -305,7 +333,8 @@ fn upgrade(
             }
         }
     };
-    on_head(Head::Response, &buf[..response.head_len]);
+    on_head(Head::Response, &buf[..head.head_len]);
+    let response = Response::from_head(&head);
     out.response = Some(response.clone());
     let status = format!("{} {}", response.status, response.reason);
     if response.status != 101 || plan.target.scheme == Scheme::Wss {
@@ -316,19 +345,31 @@ fn upgrade(
         };
         return Err((Observation::Answer { response, body }, detail));
     }
-    match response::check_upgrade(&response, plan.request) {
-        Ok(negotiated) => {
+    let request = plan.request;
+    let expected = accept_key(request.header("Sec-WebSocket-Key").unwrap_or("").as_bytes());
+    let (protocols, extensions) = (request.offered_protocols(), request.offered_extensions());
+    let protocols: Vec<&str> = protocols.iter().map(String::as_str).collect();
+    let extensions: Vec<&str> = extensions.iter().map(String::as_str).collect();
+    match check_upgrade(&head, &expected, &protocols, &extensions) {
+        Ok(upgraded) => {
             let detail = format!(
                 "{status}; Sec-WebSocket-Accept ok; protocol: {}; extensions: {}",
-                negotiated.protocol.as_deref().unwrap_or("none"),
-                if negotiated.extensions.is_empty() {
+                upgraded.protocol.unwrap_or("none"),
+                if upgraded.extensions.is_empty() {
                     "none".to_owned()
                 } else {
-                    negotiated.extensions.join(", ")
+                    upgraded.extensions.join(", ")
                 }
             );
-            let frames = buf[response.head_len..].to_vec();
-            Ok(((negotiated, frames), detail))
+            let session = Session {
+                buf: buf[upgraded.head_len..].to_vec(),
+                reader: Reader::new(Role::Client),
+                deflate: upgraded
+                    .extensions
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case("permessage-deflate")),
+            };
+            Ok((session, detail))
         }
         Err(problem) => Err((
             Observation::BadUpgrade(problem),
@@ -337,21 +378,9 @@ fn upgrade(
     }
 }
 
-/// `None`: read more.
-fn parse_head_so_far(buf: &[u8]) -> Option<Result<Response, (Observation, String)>> {
-    match response::parse_head(buf) {
-        HeadParse::Partial => None,
-        HeadParse::Complete(response) => Some(Ok(response)),
-        HeadParse::NotHttp => Some(Err((
-            Observation::NotHttp {
-                prefix: buf[..buf.len().min(PREFIX_BYTES)].to_vec(),
-            },
-            "the answer is not HTTP".to_owned(),
-        ))),
-        HeadParse::TooLarge => Some(Err((
-            Observation::ResponseTooLarge,
-            "the answer's head is too large".to_owned(),
-        ))),
+fn not_http(buf: &[u8]) -> Observation {
+    Observation::NotHttp {
+        prefix: buf[..buf.len().min(PREFIX_BYTES)].to_vec(),
     }
 }
 
@@ -372,48 +401,48 @@ fn read_body(
     response::decode_body(response, &raw)
 }
 
-fn ping(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    rsv1_allowed: bool,
-    timeout: Duration,
-) -> StepResult<Duration> {
+/// A masked control frame with a fresh mask.
+fn control_frame(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(6 + payload.len());
+    append_client_frame(&mut frame, true, opcode, payload, random_bytes());
+    frame
+}
+
+fn ping(stream: &mut TcpStream, session: &mut Session, timeout: Duration) -> StepResult<Duration> {
     let payload: [u8; PING_PAYLOAD_BYTES] = random_bytes();
-    let frame = wire::client_control_frame(Opcode::Ping, &payload, random_bytes());
     let sent = Instant::now();
-    if let Err(err) = stream.write_all(&frame) {
+    if let Err(err) = stream.write_all(&control_frame(Opcode::Ping, &payload)) {
         return Err(io_failure("sending a ping", err));
     }
     let deadline = sent + timeout;
     let mut mismatched = 0;
-    let mut data_frames = 0;
+    let mut data_messages = 0;
     loop {
-        while let Some(frame) = next_frame(buf, rsv1_allowed)? {
-            match frame.opcode {
-                Opcode::Pong if frame.payload == payload => {
+        while let Some(received) = next_received(session)? {
+            match received {
+                Received::Pong(echoed) if echoed == payload => {
                     let rtt = sent.elapsed();
                     let mut detail = format!(
                         "pong in {}, {PING_PAYLOAD_BYTES}-byte payload echoed",
                         super::report::format_ms(rtt)
                     );
-                    if data_frames > 0 {
-                        detail.push_str(&format!(" ({data_frames} data frame(s) arrived first)"));
+                    if data_messages > 0 {
+                        detail
+                            .push_str(&format!(" ({data_messages} data message(s) arrived first)"));
                     }
                     return Ok((rtt, detail));
                 }
-                Opcode::Pong => mismatched += 1,
-                Opcode::Ping => {
-                    let pong =
-                        wire::client_control_frame(Opcode::Pong, &frame.payload, random_bytes());
-                    if let Err(err) = stream.write_all(&pong) {
+                Received::Pong(_) => mismatched += 1,
+                Received::Ping(their) => {
+                    if let Err(err) = stream.write_all(&control_frame(Opcode::Pong, &their)) {
                         return Err(io_failure("answering the server's ping", err));
                     }
                 }
-                Opcode::Close => return Err(closed_by_server(&frame)),
-                Opcode::Text | Opcode::Binary | Opcode::Continuation => data_frames += 1,
+                Received::Close { code, reason } => return Err(closed_by_server(code, reason)),
+                Received::Data => data_messages += 1,
             }
         }
-        match read_some(stream, buf, deadline) {
+        match read_some(stream, &mut session.buf, deadline) {
             Read::Data => {}
             Read::Eof => {
                 return Err((
@@ -438,48 +467,27 @@ fn ping(
     }
 }
 
-fn closed_by_server(frame: &ServerFrame) -> (Observation, String) {
-    match parse_close_payload(&frame.payload) {
-        Ok((code, reason)) => {
-            let detail = match code {
-                Some(code) => format!("the server sent close {}", code.0),
-                None => "the server sent an empty close frame".to_owned(),
-            };
-            (
-                Observation::ClosedAfterUpgrade {
-                    code: code.map(|c| c.0),
-                    reason: reason.to_owned(),
-                },
-                detail,
-            )
-        }
-        Err(err) => (
-            Observation::BadFrame {
-                detail: format!("the server sent an invalid close frame: {err:?}"),
-            },
-            "invalid close frame".to_owned(),
-        ),
-    }
+fn closed_by_server(code: Option<u16>, reason: String) -> (Observation, String) {
+    let detail = match code {
+        Some(code) => format!("the server sent close {code}"),
+        None => "the server sent an empty close frame".to_owned(),
+    };
+    (Observation::ClosedAfterUpgrade { code, reason }, detail)
 }
 
-fn close(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    rsv1_allowed: bool,
-    timeout: Duration,
-) -> StepResult<()> {
-    let frame = wire::client_close_frame(CloseCode::NORMAL, random_bytes());
+fn close(stream: &mut TcpStream, session: &mut Session, timeout: Duration) -> StepResult<()> {
+    let frame = control_frame(Opcode::Close, &CloseCode::NORMAL.0.to_be_bytes());
     if let Err(err) = stream.write_all(&frame) {
         return Err(io_failure("sending the close frame", err));
     }
     let deadline = Instant::now() + timeout;
-    let answer = 'answer: loop {
-        while let Some(frame) = next_frame(buf, rsv1_allowed)? {
-            if frame.opcode == Opcode::Close {
-                break 'answer frame;
+    let code = 'answer: loop {
+        while let Some(received) = next_received(session)? {
+            if let Received::Close { code, .. } = received {
+                break 'answer code;
             }
         }
-        match read_some(stream, buf, deadline) {
+        match read_some(stream, &mut session.buf, deadline) {
             Read::Data => {}
             Read::Eof | Read::Reset => {
                 return Err((
@@ -499,17 +507,6 @@ fn close(
             Read::Error(err) => return Err(io_failure("waiting for the close frame", err)),
         }
     };
-    let code = match parse_close_payload(&answer.payload) {
-        Ok((code, _)) => code.map(|c| c.0),
-        Err(err) => {
-            return Err((
-                Observation::BadClose {
-                    detail: format!("the server's close frame is invalid: {err:?}"),
-                },
-                "invalid close frame".to_owned(),
-            ))
-        }
-    };
     if let Some(code) = code.filter(|c| !matches!(c, 1000 | 1001)) {
         let (meaning, _) = super::diagnose::close_code_meaning(code);
         return Err((
@@ -525,6 +522,7 @@ fn close(
     };
     // The server closes TCP first (RFC 6455 §7.1.1); wait for it.
     let deadline = Instant::now() + timeout;
+    let buf = &mut session.buf;
     loop {
         buf.clear();
         match read_some(stream, buf, deadline) {
@@ -542,18 +540,47 @@ fn close(
     }
 }
 
-fn next_frame(
-    buf: &mut Vec<u8>,
-    rsv1_allowed: bool,
-) -> Result<Option<ServerFrame>, (Observation, String)> {
-    wire::pop_server_frame(buf, rsv1_allowed).map_err(|detail| {
-        (
-            Observation::BadFrame {
-                detail: detail.clone(),
-            },
-            detail,
+/// The next message or control frame among the bytes received; `None`: read more.
+fn next_received(session: &mut Session) -> Result<Option<Received>, (Observation, String)> {
+    let step = match session.reader.next(&mut session.buf, &LIMITS) {
+        Ok(step) => step,
+        Err(err) => return Err(frame_failure(err, session.deflate)),
+    };
+    let consumed = step.consumed;
+    let received = step.event.map(|event| match event {
+        Event::Message(..) => Received::Data,
+        Event::Ping(payload) => Received::Ping(payload.to_vec()),
+        Event::Pong(payload) => Received::Pong(payload.to_vec()),
+        Event::Close { code, reason } => Received::Close {
+            code: code.map(|c| c.0),
+            reason: reason.to_owned(),
+        },
+    });
+    session.buf.drain(..consumed);
+    Ok(received)
+}
+
+fn frame_failure(err: ProtocolError, deflate: bool) -> (Observation, String) {
+    if deflate && err == RESERVED_BITS {
+        return (
+            Observation::CompressedMessage,
+            "a compressed (permessage-deflate) message arrived first".to_owned(),
+        );
+    }
+    let detail = if err.code == CloseCode::MESSAGE_TOO_BIG {
+        format!(
+            "the server sent a message over {MAX_FRAME_BYTES} bytes before answering; doctor \
+             buffers no more"
         )
-    })
+    } else {
+        format!("invalid frame from the server: {err}")
+    };
+    (
+        Observation::BadFrame {
+            detail: detail.clone(),
+        },
+        detail,
+    )
 }
 
 fn io_failure(during: &'static str, err: io::Error) -> (Observation, String) {
@@ -632,4 +659,67 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
         }
     }
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(bytes: &[u8], deflate: bool) -> Session {
+        Session {
+            buf: bytes.to_vec(),
+            reader: Reader::new(Role::Client),
+            deflate,
+        }
+    }
+
+    fn all(session: &mut Session) -> Result<Vec<String>, Observation> {
+        let mut seen = Vec::new();
+        while let Some(received) = next_received(session).map_err(|(o, _)| o)? {
+            seen.push(match received {
+                Received::Data => "data".to_owned(),
+                Received::Ping(p) => format!("ping {p:?}"),
+                Received::Pong(p) => format!("pong {p:?}"),
+                Received::Close { code, reason } => format!("close {code:?} {reason}"),
+            });
+        }
+        Ok(seen)
+    }
+
+    #[test]
+    fn reads_server_frames_as_they_complete() {
+        let mut s = session(&[0x81, 0x02, b'h'], false);
+        assert_eq!(all(&mut s).unwrap(), Vec::<String>::new());
+        s.buf
+            .extend_from_slice(&[b'i', 0x8A, 0x01, 7, 0x88, 0x03, 0x03, 0xE8, b'x']);
+        assert_eq!(
+            all(&mut s).unwrap(),
+            ["data", "pong [7]", "close Some(1000) x"]
+        );
+        assert!(s.buf.is_empty());
+    }
+
+    #[test]
+    fn names_what_breaks_the_protocol() {
+        let masked = [0x8A, 0x80, 0, 0, 0, 0];
+        let Err(Observation::BadFrame { detail }) = all(&mut session(&masked, false)) else {
+            panic!("a masked frame is refused");
+        };
+        assert!(detail.contains("masked server frame"), "{detail}");
+        let compressed = [0xC1, 0x01, 0xFF];
+        assert!(matches!(
+            all(&mut session(&compressed, false)),
+            Err(Observation::BadFrame { .. })
+        ));
+        assert_eq!(
+            all(&mut session(&compressed, true)),
+            Err(Observation::CompressedMessage)
+        );
+        let mut huge = vec![0x82, 0x7F];
+        huge.extend_from_slice(&(MAX_FRAME_BYTES + 1).to_be_bytes());
+        let Err(Observation::BadFrame { detail }) = all(&mut session(&huge, false)) else {
+            panic!("an oversized frame is refused");
+        };
+        assert!(detail.contains("doctor buffers no more"), "{detail}");
+    }
 }

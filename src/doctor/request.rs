@@ -1,6 +1,9 @@
-//! The upgrade request doctor sends: what a browser sends, plus the caller's own headers.
+//! The upgrade request doctor sends: what a browser sends, plus the caller's own headers,
+//! written by the protocol core's client handshake.
 
 use std::fmt::Write as _;
+
+use crate::protocol::client_handshake::{write_request, ClientRequest};
 
 /// What a browser offers by default; declining it must work (issue: every browser sends it).
 pub const BROWSER_EXTENSIONS: &str = "permessage-deflate; client_max_window_bits";
@@ -44,7 +47,7 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The subprotocols offered, in order.
+    /// The subprotocols offered (as sent, `--header` included), in order.
     pub fn offered_protocols(&self) -> Vec<String> {
         comma_list(self.header("Sec-WebSocket-Protocol").unwrap_or(""))
     }
@@ -55,6 +58,24 @@ impl Request {
     }
 }
 
+/// The header lines of a request head, in order.
+fn header_lines(head: &[u8]) -> Vec<(String, String)> {
+    let lines = head.split(|&b| b == b'\n').count();
+    let mut headers = vec![httparse::EMPTY_HEADER; lines];
+    let mut request = httparse::Request::new(&mut headers);
+    let _ = request.parse(head);
+    request
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect()
+}
+
 /// Builds the request head.
 pub fn build(spec: &RequestSpec<'_>) -> Request {
     let mut target = spec.target.to_owned();
@@ -63,51 +84,39 @@ pub fn build(spec: &RequestSpec<'_>) -> Request {
         target.push_str("token=");
         target.push_str(&percent_encode(token));
     }
-    let mut headers: Vec<(String, String)> = vec![
-        ("Host".into(), spec.host_header.into()),
-        ("Upgrade".into(), "websocket".into()),
-        ("Connection".into(), "Upgrade".into()),
-        ("Sec-WebSocket-Key".into(), spec.key.into()),
-        ("Sec-WebSocket-Version".into(), "13".into()),
-    ];
-    if let Some(origin) = spec.origin {
-        headers.push(("Origin".into(), origin.into()));
+    let bearer = spec.token.map(|token| format!("Bearer {token}"));
+    // Doctor's own headers first, so a `--header` of the same name replaces them.
+    let mut extra: Vec<(&str, &str)> = Vec::new();
+    if let (Some(bearer), false) = (&bearer, spec.token_in_query) {
+        extra.push(("Authorization", bearer));
     }
-    if !spec.protocols.is_empty() {
-        headers.push(("Sec-WebSocket-Protocol".into(), spec.protocols.join(", ")));
-    }
-    if let Some(extensions) = spec.extensions {
-        headers.push(("Sec-WebSocket-Extensions".into(), extensions.into()));
-    }
-    if let (Some(token), false) = (spec.token, spec.token_in_query) {
-        headers.push(("Authorization".into(), format!("Bearer {token}")));
-    }
-    headers.push((
-        "User-Agent".into(),
-        concat!("ringws-doctor/", env!("CARGO_PKG_VERSION")).into(),
+    extra.push((
+        "User-Agent",
+        concat!("ringws-doctor/", env!("CARGO_PKG_VERSION")),
     ));
-    for (name, value) in spec.extra_headers {
-        let existing = headers
+    extra.extend(
+        spec.extra_headers
             .iter()
-            .position(|(n, _)| n.eq_ignore_ascii_case(name));
-        match (existing, value.is_empty()) {
-            (Some(i), true) => {
-                headers.remove(i);
-            }
-            (Some(i), false) => headers[i] = (name.clone(), value.clone()),
-            (None, true) => {}
-            (None, false) => headers.push((name.clone(), value.clone())),
-        }
-    }
-    let mut head = format!("GET {target} HTTP/1.1\r\n");
-    for (name, value) in &headers {
-        let _ = write!(head, "{name}: {value}\r\n");
-    }
-    head.push_str("\r\n");
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    );
+    let protocols: Vec<&str> = spec.protocols.iter().map(String::as_str).collect();
+    let mut head = Vec::new();
+    write_request(
+        &mut head,
+        &ClientRequest {
+            host: spec.host_header,
+            target: &target,
+            key: spec.key.as_bytes(),
+            origin: spec.origin,
+            protocols: &protocols,
+            extensions: spec.extensions,
+            headers: &extra,
+        },
+    );
     Request {
         target,
-        headers,
-        head: head.into_bytes(),
+        headers: header_lines(&head),
+        head,
     }
 }
 

@@ -1,17 +1,12 @@
-//! The server's answer: its head parsed, a 101 checked against what was offered (RFC 6455 §4.1,
-//! "the client MUST fail the WebSocket connection" cases), and a refusal's body read for a reason.
+//! The server's answer as doctor keeps it for the diagnosis: the head (parsed and checked by the
+//! protocol core's client handshake) with every header, and a refusal's body read for a reason.
 
-use super::request::{comma_list, extension_names, Request};
-use crate::protocol::handshake::accept_key;
+use crate::protocol::client_handshake::ResponseHead;
 
-/// Largest response head doctor accepts.
-pub const MAX_HEAD_BYTES: usize = 16 * 1024;
-/// Most response headers parsed.
-const MAX_HEADERS: usize = 64;
 /// Most body bytes kept from a refusal: enough for a reason line or an HTML title.
 pub const MAX_BODY_BYTES: usize = 4096;
 
-/// A parsed response head.
+/// A response head, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
@@ -24,6 +19,18 @@ pub struct Response {
 }
 
 impl Response {
+    pub fn from_head(head: &ResponseHead<'_>) -> Response {
+        Response {
+            status: head.status,
+            reason: head.reason.to_owned(),
+            headers: head
+                .headers()
+                .map(|(name, value)| (name.to_owned(), String::from_utf8_lossy(value).into_owned()))
+                .collect(),
+            head_len: head.head_len,
+        }
+    }
+
     /// The value of the first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -40,136 +47,6 @@ impl Response {
         self.header("Transfer-Encoding")
             .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"))
     }
-}
-
-/// What the bytes received so far amount to.
-#[derive(Debug, PartialEq, Eq)]
-pub enum HeadParse {
-    /// A valid start of an HTTP response; read more.
-    Partial,
-    Complete(Response),
-    /// Not HTTP: the first bytes are something else (a TLS record, a banner, binary).
-    NotHttp,
-    /// No end of head within [`MAX_HEAD_BYTES`], or too many headers.
-    TooLarge,
-}
-
-/// Parses the response head from the bytes received so far.
-pub fn parse_head(buf: &[u8]) -> HeadParse {
-    let prefix = &buf[..buf.len().min(5)];
-    if !b"HTTP/".starts_with(prefix) {
-        return HeadParse::NotHttp;
-    }
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    match response.parse(buf) {
-        Ok(httparse::Status::Complete(head_len)) => HeadParse::Complete(Response {
-            status: response.code.unwrap_or(0),
-            reason: response.reason.unwrap_or("").to_owned(),
-            headers: response
-                .headers
-                .iter()
-                .map(|h| {
-                    let value = String::from_utf8_lossy(h.value).trim().to_owned();
-                    (h.name.to_owned(), value)
-                })
-                .collect(),
-            head_len,
-        }),
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => HeadParse::TooLarge,
-        Ok(httparse::Status::Partial) => HeadParse::Partial,
-        Err(httparse::Error::TooManyHeaders) => HeadParse::TooLarge,
-        Err(_) => HeadParse::NotHttp,
-    }
-}
-
-/// What a valid 101 settled.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Negotiated {
-    pub protocol: Option<String>,
-    /// Extension names accepted (all of them offered by us).
-    pub extensions: Vec<String>,
-}
-
-/// Why a 101 is not a valid WebSocket upgrade.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum UpgradeProblem {
-    /// `Upgrade` missing or not `websocket`.
-    UpgradeHeader { got: Option<String> },
-    /// `Connection` missing or without the `upgrade` token.
-    ConnectionHeader { got: Option<String> },
-    /// No `Sec-WebSocket-Accept`.
-    AcceptMissing,
-    /// `Sec-WebSocket-Accept` is not base64(sha1(key + GUID)) of the key sent.
-    AcceptWrong { expected: String, got: String },
-    /// A subprotocol the client did not offer (or several).
-    ProtocolNotOffered { got: String, offered: Vec<String> },
-    /// An extension the client did not offer.
-    ExtensionNotOffered { got: String, offered: Vec<String> },
-}
-
-/// Checks a 101 against the request that produced it.
-pub fn check_upgrade(response: &Response, request: &Request) -> Result<Negotiated, UpgradeProblem> {
-    debug_assert_eq!(response.status, 101);
-    let upgrade = response.header("Upgrade");
-    if !upgrade.is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
-        return Err(UpgradeProblem::UpgradeHeader {
-            got: upgrade.map(str::to_owned),
-        });
-    }
-    let connection = response.header("Connection");
-    let has_upgrade_token = |v: &str| {
-        comma_list(v)
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("upgrade"))
-    };
-    if !connection.is_some_and(has_upgrade_token) {
-        return Err(UpgradeProblem::ConnectionHeader {
-            got: connection.map(str::to_owned),
-        });
-    }
-    let Some(got) = response.header("Sec-WebSocket-Accept") else {
-        return Err(UpgradeProblem::AcceptMissing);
-    };
-    let key = request.header("Sec-WebSocket-Key").unwrap_or("");
-    let expected = accept_key(key.as_bytes());
-    if got.as_bytes() != expected.as_slice() {
-        return Err(UpgradeProblem::AcceptWrong {
-            expected: String::from_utf8_lossy(&expected).into_owned(),
-            got: got.to_owned(),
-        });
-    }
-    let offered = request.offered_protocols();
-    let protocol = match response.header("Sec-WebSocket-Protocol") {
-        None => None,
-        Some(got) if offered.iter().any(|p| p == got) => Some(got.to_owned()),
-        Some(got) => {
-            return Err(UpgradeProblem::ProtocolNotOffered {
-                got: got.to_owned(),
-                offered,
-            })
-        }
-    };
-    let offered = request.offered_extensions();
-    let mut extensions = Vec::new();
-    for (name, value) in &response.headers {
-        if !name.eq_ignore_ascii_case("Sec-WebSocket-Extensions") {
-            continue;
-        }
-        for extension in extension_names(value) {
-            if !offered.iter().any(|o| o.eq_ignore_ascii_case(&extension)) {
-                return Err(UpgradeProblem::ExtensionNotOffered {
-                    got: value.clone(),
-                    offered,
-                });
-            }
-            extensions.push(extension);
-        }
-    }
-    Ok(Negotiated {
-        protocol,
-        extensions,
-    })
 }
 
 /// Whether `raw` (the bytes after the head) holds as much of the body as doctor keeps.
@@ -221,155 +98,26 @@ pub fn decode_body(response: &Response, raw: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::request::{build, RequestSpec};
     use super::*;
-
-    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-    /// RFC 6455 §1.3's accept for KEY.
-    const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-
-    fn request(protocols: &[String], extensions: Option<&str>) -> Request {
-        build(&RequestSpec {
-            target: "/",
-            host_header: "h",
-            key: KEY,
-            protocols,
-            extensions,
-            ..RequestSpec::default()
-        })
-    }
+    use crate::protocol::client_handshake::parse_response;
 
     fn complete(raw: &str) -> Response {
-        match parse_head(raw.as_bytes()) {
-            HeadParse::Complete(response) => response,
+        match parse_response(raw.as_bytes()) {
+            Ok(Some(head)) => Response::from_head(&head),
             other => panic!("{other:?}"),
         }
     }
 
-    fn switching(extra: &str) -> Response {
-        complete(&format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {ACCEPT}\r\n{extra}\r\n"
-        ))
-    }
-
     #[test]
-    fn parses_heads_incrementally() {
-        assert_eq!(parse_head(b""), HeadParse::Partial);
-        assert_eq!(parse_head(b"HTT"), HeadParse::Partial);
-        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\n"), HeadParse::Partial);
-        let r = complete("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>");
+    fn keeps_every_header_in_order() {
+        let r = complete(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-A: 1\r\nx-a: 2\r\n\r\n<html>",
+        );
         assert_eq!((r.status, r.reason.as_str()), (200, "OK"));
         assert_eq!(r.header("content-type"), Some("text/html"));
-        assert_eq!(r.head_len, 44);
-    }
-
-    #[test]
-    fn recognises_what_is_not_http() {
-        assert_eq!(
-            parse_head(&[0x15, 0x03, 0x03, 0x00, 0x02]),
-            HeadParse::NotHttp
-        );
-        assert_eq!(parse_head(b"SSH-2.0-OpenSSH"), HeadParse::NotHttp);
-        assert_eq!(parse_head(b"HTTP/1.1 abc\r\n\r\n"), HeadParse::NotHttp);
-        let endless = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_HEAD_BYTES));
-        assert_eq!(parse_head(endless.as_bytes()), HeadParse::TooLarge);
-    }
-
-    #[test]
-    fn valid_upgrade() {
-        let got = check_upgrade(&switching(""), &request(&[], None)).unwrap();
-        assert_eq!(
-            got,
-            Negotiated {
-                protocol: None,
-                extensions: vec![]
-            }
-        );
-    }
-
-    #[test]
-    fn upgrade_and_connection_headers_are_required() {
-        let r = complete(&format!(
-            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {ACCEPT}\r\n\r\n"
-        ));
-        assert_eq!(
-            check_upgrade(&r, &request(&[], None)),
-            Err(UpgradeProblem::UpgradeHeader { got: None })
-        );
-        let r = complete(&format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n\
-             Sec-WebSocket-Accept: {ACCEPT}\r\n\r\n"
-        ));
-        assert_eq!(
-            check_upgrade(&r, &request(&[], None)),
-            Err(UpgradeProblem::ConnectionHeader {
-                got: Some("keep-alive".into())
-            })
-        );
-    }
-
-    #[test]
-    fn accept_must_match_the_key_sent() {
-        let r = complete(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
-        );
-        assert_eq!(
-            check_upgrade(&r, &request(&[], None)),
-            Err(UpgradeProblem::AcceptWrong {
-                expected: ACCEPT.into(),
-                got: "AAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()
-            })
-        );
-        let r = complete(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-        );
-        assert_eq!(
-            check_upgrade(&r, &request(&[], None)),
-            Err(UpgradeProblem::AcceptMissing)
-        );
-    }
-
-    #[test]
-    fn protocol_must_be_one_offered() {
-        let offered = vec!["chat".to_owned(), "superchat".to_owned()];
-        let r = switching("Sec-WebSocket-Protocol: superchat\r\n");
-        assert_eq!(
-            check_upgrade(&r, &request(&offered, None))
-                .unwrap()
-                .protocol
-                .as_deref(),
-            Some("superchat")
-        );
-        assert_eq!(
-            check_upgrade(&switching(""), &request(&offered, None))
-                .unwrap()
-                .protocol,
-            None
-        );
-        let r = switching("Sec-WebSocket-Protocol: mqtt\r\n");
-        assert!(matches!(
-            check_upgrade(&r, &request(&offered, None)),
-            Err(UpgradeProblem::ProtocolNotOffered { .. })
-        ));
-        let r = switching("Sec-WebSocket-Protocol: chat\r\n");
-        assert!(matches!(
-            check_upgrade(&r, &request(&[], None)),
-            Err(UpgradeProblem::ProtocolNotOffered { .. })
-        ));
-    }
-
-    #[test]
-    fn extensions_must_be_ones_offered() {
-        let r = switching("Sec-WebSocket-Extensions: permessage-deflate\r\n");
-        assert!(matches!(
-            check_upgrade(&r, &request(&[], None)),
-            Err(UpgradeProblem::ExtensionNotOffered { .. })
-        ));
-        let offered = Some(super::super::request::BROWSER_EXTENSIONS);
-        let got = check_upgrade(&r, &request(&[], offered)).unwrap();
-        assert_eq!(got.extensions, ["permessage-deflate"]);
+        assert_eq!(r.header("X-A"), Some("1"));
+        assert_eq!(r.headers.len(), 3);
+        assert_eq!(r.head_len, 60);
     }
 
     #[test]

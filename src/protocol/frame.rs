@@ -63,6 +63,10 @@ const fn protocol_error(reason: &'static str) -> ProtocolError {
     ProtocolError::protocol(reason)
 }
 
+/// The error for a frame with RSV bits set: ringws negotiates no extension that defines them (a
+/// client that accepted one, such as permessage-deflate, can tell this case from the others).
+pub const RESERVED_BITS: ProtocolError = protocol_error("reserved bits set without an extension");
+
 /// Decodes the frame header at the start of `buf` (either direction; masking is not required).
 ///
 /// `Ok(None)`: `buf` holds only part of the header. Structural violations fail as soon as the
@@ -74,7 +78,7 @@ pub fn decode_header(buf: &[u8]) -> Result<Option<FrameHeader>, ProtocolError> {
         return Ok(None);
     };
     if b0 & RSV_BITS != 0 {
-        return Err(protocol_error("reserved bits set without an extension"));
+        return Err(RESERVED_BITS);
     }
     let Some(opcode) = Opcode::from_u8(b0 & OPCODE_BITS) else {
         return Err(protocol_error("reserved opcode"));

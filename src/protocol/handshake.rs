@@ -102,8 +102,16 @@ impl<'a> UpgradeRequest<'a> {
 ///
 /// A request with several faults is refused for the first of, in order: TLS on the plain port;
 /// head too large or malformed; HTTP version; method; request target; not an upgrade at all;
-/// `Upgrade`; `Connection`; `Sec-WebSocket-Version`; `Sec-WebSocket-Key`; a body. The cheapest,
-/// most fundamental mistake is named first, so a person fixes the real cause before details.
+/// `Upgrade`; `Connection`; `Sec-WebSocket-Version` (missing or other than 13, then repeated);
+/// `Sec-WebSocket-Key`; a body; `Host` not exactly once or not a `host[:port]`. The cheapest,
+/// most fundamental mistake is named first, so a person fixes the real cause before details;
+/// the WebSocket headers come before `Host` because their faults point at a proxy in front,
+/// while every real client sends one `Host`.
+///
+/// `Host` must appear exactly once (RFC 9112 §3.2: 400 for none, several, or an invalid value;
+/// an empty value is valid), even with an absolute-form target, and `Sec-WebSocket-Version`
+/// exactly once (RFC 6455 §4.2.1, §11.3.5): a repeated `13` is 400 `repeated_version`, while any
+/// value other than 13, repeated or not, is 426 `unsupported_version`.
 ///
 /// The request target may be origin-form (`/chat?room=1`) or absolute-form
 /// (`http://host/chat`, RFC 9112 §3.2.2 says servers must accept it); of the latter only the path
@@ -169,8 +177,14 @@ pub fn parse_request<'a>(
     if !fields.connection_upgrade {
         return Err(MissingConnectionUpgrade.into());
     }
-    if !fields.version_present || !fields.version_13 {
+    if fields.version_count == 0 || !fields.version_13 {
         return Err(UnsupportedVersion.into());
+    }
+    if fields.version_count > 1 {
+        return Err(Refusal::with_detail(
+            RepeatedVersion,
+            format!("{} Sec-WebSocket-Version headers", fields.version_count),
+        ));
     }
     let key = match fields.key {
         KeyField::Missing => return Err(MissingKey.into()),
@@ -180,6 +194,25 @@ pub fn parse_request<'a>(
     };
     if fields.body {
         return Err(RequestBody.into());
+    }
+    match fields.host {
+        HostField::Once(host) if is_valid_host(host) => {}
+        HostField::Missing => return Err(Refusal::with_detail(BadHost, "no Host header")),
+        HostField::Repeated(count) => {
+            return Err(Refusal::with_detail(
+                BadHost,
+                format!("{count} Host headers"),
+            ))
+        }
+        HostField::Once(host) => {
+            return Err(Refusal::with_detail(
+                BadHost,
+                format!(
+                    "Host \"{}\" is not host[:port]",
+                    String::from_utf8_lossy(host)
+                ),
+            ))
+        }
     }
 
     // httparse admits obs-text (bytes >= 0x80) in values; these three are handed on as text.
@@ -268,15 +301,25 @@ enum KeyField<'a> {
     Repeated,
 }
 
+/// `Host`, which must appear exactly once (RFC 9112 §3.2).
+enum HostField<'a> {
+    Missing,
+    Once(&'a [u8]),
+    /// How many `Host` lines there are (at least two).
+    Repeated(u32),
+}
+
 /// What the upgrade checks need from the headers, gathered in one pass without allocating.
 struct HeaderFields<'a> {
     upgrade_present: bool,
     upgrade_websocket: bool,
     connection_upgrade: bool,
-    version_present: bool,
+    /// How many `Sec-WebSocket-Version` lines there are.
+    version_count: u32,
     /// Every `Sec-WebSocket-Version` present says exactly `13`.
     version_13: bool,
     key: KeyField<'a>,
+    host: HostField<'a>,
     body: bool,
     origin: Option<&'a [u8]>,
     protocols: Option<&'a [u8]>,
@@ -296,9 +339,10 @@ impl<'a> HeaderFields<'a> {
             upgrade_present: false,
             upgrade_websocket: false,
             connection_upgrade: false,
-            version_present: false,
+            version_count: 0,
             version_13: true,
             key: KeyField::Missing,
+            host: HostField::Missing,
             body: false,
             origin: None,
             protocols: None,
@@ -319,8 +363,14 @@ impl<'a> HeaderFields<'a> {
             } else if name.eq_ignore_ascii_case("connection") {
                 fields.connection_upgrade |= has_token(value, b"upgrade");
             } else if name.eq_ignore_ascii_case("sec-websocket-version") {
-                fields.version_present = true;
+                fields.version_count += 1;
                 fields.version_13 &= value == b"13";
+            } else if name.eq_ignore_ascii_case("host") {
+                fields.host = match fields.host {
+                    HostField::Missing => HostField::Once(value),
+                    HostField::Once(_) => HostField::Repeated(2),
+                    HostField::Repeated(n) => HostField::Repeated(n.saturating_add(1)),
+                };
             } else if name.eq_ignore_ascii_case("sec-websocket-key") {
                 fields.key = match fields.key {
                     KeyField::Missing => KeyField::Once(value),
@@ -356,9 +406,40 @@ impl<'a> HeaderFields<'a> {
 }
 
 /// Whether a comma-separated token list (RFC 9110 §5.6.1) holds `token`, case-insensitively.
-fn has_token(list: &[u8], token: &[u8]) -> bool {
+pub(crate) fn has_token(list: &[u8], token: &[u8]) -> bool {
     list.split(|&b| b == b',')
         .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// A `Host` value is `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986 §3.2.2): a reg-name, an
+/// IPv4 address or a bracketed IP literal, each built from these bytes only, or empty. Checked by
+/// byte class, not by grammar: enough to refuse spaces, paths, userinfo and non-ASCII, which no
+/// client puts there, without refusing any host a client can reach.
+fn is_valid_host(host: &[u8]) -> bool {
+    host.iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+            )
+    })
 }
 
 /// A key is 16 bytes in standard, padded base64: exactly 24 characters ending in `==`.
@@ -374,13 +455,18 @@ pub fn accept_key(key: &[u8]) -> [u8; 28] {
     let mut sha1 = Sha1::new();
     sha1.update(key);
     sha1.update(WS_GUID.as_bytes());
-    let digest = sha1.finalize();
-    let mut accept = [0u8; 28];
+    base64_exact(&sha1.finalize())
+}
+
+/// `bytes` in standard, padded base64, which must be exactly `N` characters long (16 bytes
+/// make 24, a 20-byte SHA-1 digest 28).
+pub(crate) fn base64_exact<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
     let written = BASE64
-        .encode_slice(digest, &mut accept)
-        .expect("a 20-byte SHA-1 digest encodes to exactly 28 base64 characters");
-    assert_eq!(written, accept.len());
-    accept
+        .encode_slice(bytes, &mut out)
+        .expect("N is at least the encoded length");
+    assert_eq!(written, N, "N is exactly the encoded length");
+    out
 }
 
 /// Appends the `101 Switching Protocols` response to `out`. `protocol` is the chosen
@@ -429,18 +515,6 @@ pub fn write_refusal(out: &mut Vec<u8>, refusal: &Refusal) {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(message.as_bytes());
     out.push(b'\n');
-}
-
-/// Builds a client upgrade request (used by `ringws bench` and tests).
-pub fn write_client_request(out: &mut Vec<u8>, host: &str, path: &str, key: &[u8]) {
-    let _ = write!(out, "GET {path} HTTP/1.1\r\nHost: {host}\r\n");
-    out.extend_from_slice(
-        b"Upgrade: websocket\r\n\
-          Connection: Upgrade\r\n\
-          Sec-WebSocket-Key: ",
-    );
-    out.extend_from_slice(key);
-    out.extend_from_slice(b"\r\nSec-WebSocket-Version: 13\r\n\r\n");
 }
 
 #[cfg(test)]
@@ -654,27 +728,6 @@ mod tests {
         assert!(!tls.contains("Allow:") && !tls.contains("Retry-After:"));
     }
 
-    #[test]
-    fn client_request_round_trips() {
-        let mut out = Vec::new();
-        write_client_request(&mut out, "localhost:9001", "/echo?x=1", KEY.as_bytes());
-        assert_eq!(
-            out,
-            b"GET /echo?x=1 HTTP/1.1\r\n\
-              Host: localhost:9001\r\n\
-              Upgrade: websocket\r\n\
-              Connection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-              Sec-WebSocket-Version: 13\r\n\
-              \r\n"
-        );
-        let request = parse_complete(&out);
-        assert_eq!(request.head_len, out.len());
-        assert_eq!(request.path, "/echo");
-        assert_eq!(request.query, Some("x=1"));
-        assert_eq!(request.key, KEY.as_bytes());
-    }
-
     // --- a valid request ----------------------------------------------------------------------
 
     #[test]
@@ -705,7 +758,7 @@ mod tests {
 
     #[test]
     fn empty_query_is_some_empty() {
-        let buf = b"GET /a? HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\
+        let buf = b"GET /a? HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\
             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
         let request = parse_complete(buf);
         assert_eq!(request.path, "/a");
@@ -957,8 +1010,8 @@ mod tests {
             ("wss://example.com?q", "/", Some("q")),
         ] {
             let buf = format!(
-                "GET {target} HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                "GET {target} HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
             );
             let request = parse_complete(buf.as_bytes());
             assert_eq!((request.path, request.query), (path, query), "{target}");
@@ -1080,7 +1133,7 @@ mod tests {
             ..HandshakeLimits::default()
         };
         let mut headers = upgrade_headers();
-        headers.extend_from_slice(&[("Host", "h")]);
+        headers.extend_from_slice(&[("X-B", "c")]);
         headers.extend(std::iter::repeat_n(("X-A", "b"), 3));
         // 1 (Host from request_with) + 4 + 1 + 3 = 9 headers > 8.
         let buf = render(&headers);
@@ -1316,9 +1369,129 @@ mod tests {
             UnsupportedVersion
         );
         assert!(matches!(
-            parse(&adding(&[("Sec-WebSocket-Version", " 13 ")])),
+            parse(&replacing("Sec-WebSocket-Version", " 13 ")),
             Ok(Some(_))
         ));
+    }
+
+    #[test]
+    fn version_13_twice_is_a_bad_request() {
+        for second in ["13", " 13", "13 "] {
+            let buf = adding(&[("sec-websocket-version", second)]);
+            let err = parse(&buf).unwrap_err();
+            assert_eq!(err.reason, RepeatedVersion, "{second:?}");
+            assert_eq!(err.reason.status(), 400);
+            assert!(err.message().ends_with(": 2 Sec-WebSocket-Version headers"));
+        }
+        let thrice = adding(&[
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Version", "13"),
+        ]);
+        assert!(parse(&thrice)
+            .unwrap_err()
+            .message()
+            .ends_with(": 3 Sec-WebSocket-Version headers"));
+        // A version other than 13 is named first: the client learns which version to speak.
+        assert_eq!(
+            refusal(&adding(&[("Sec-WebSocket-Version", "8")])),
+            UnsupportedVersion
+        );
+        // The refusal is a plain 400, without the 426's version advertisement.
+        let response = rendered_refusal(RepeatedVersion);
+        assert!(
+            response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{response}"
+        );
+        assert!(!response.contains("Upgrade: websocket"), "{response}");
+    }
+
+    /// The usual upgrade headers without `Host`, then `hosts` as `Host` lines.
+    fn with_hosts(hosts: &[&str]) -> Vec<u8> {
+        let mut buf = b"GET /chat HTTP/1.1\r\n".to_vec();
+        for host in hosts {
+            buf.extend_from_slice(format!("Host: {host}\r\n").as_bytes());
+        }
+        buf.extend_from_slice(&render(&upgrade_headers())["GET / HTTP/1.1\r\nHost: h\r\n".len()..]);
+        buf
+    }
+
+    #[test]
+    fn host_is_required_exactly_once() {
+        let err = parse(&with_hosts(&[])).unwrap_err();
+        assert_eq!(err.reason, BadHost);
+        assert_eq!(err.reason.status(), 400);
+        assert!(
+            err.message().ends_with(": no Host header"),
+            "{}",
+            err.message()
+        );
+
+        let err = parse(&with_hosts(&["a.example", "a.example"])).unwrap_err();
+        assert_eq!(err.reason, BadHost);
+        assert!(
+            err.message().ends_with(": 2 Host headers"),
+            "{}",
+            err.message()
+        );
+        let err = parse(&with_hosts(&["a", "b", "c"])).unwrap_err();
+        assert!(
+            err.message().ends_with(": 3 Host headers"),
+            "{}",
+            err.message()
+        );
+
+        // Absolute-form does not stand in for Host (RFC 9112 §3.2: the client sends both).
+        let buf = format!(
+            "GET http://a.example/chat HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        assert_eq!(refusal(buf.as_bytes()), BadHost);
+    }
+
+    #[test]
+    fn host_values() {
+        for good in [
+            "example.com",
+            "example.com:9001",
+            "127.0.0.1:80",
+            "[::1]:9001",
+            "[2001:db8::1]",
+            "xn--bcher-kva.example",
+            "under_score.example",
+            "", // RFC 9112 §3.2: empty when the target has no authority
+        ] {
+            let buf = with_hosts(&[good]);
+            let request = parse(&buf);
+            assert!(matches!(request, Ok(Some(_))), "{good:?}: {request:?}");
+        }
+        for bad in [
+            "a b",
+            "a/b",
+            "user@host",
+            "host?x",
+            "\"quoted\"",
+            "caf\u{e9}.example",
+        ] {
+            let err = parse(&with_hosts(&[bad])).unwrap_err();
+            assert_eq!(err.reason, BadHost, "{bad:?}");
+            assert!(
+                err.message().contains("is not host[:port]"),
+                "{}",
+                err.message()
+            );
+        }
+    }
+
+    #[test]
+    fn host_is_checked_after_the_websocket_headers() {
+        // A proxy's fault (the upgrade headers) is named before the missing Host.
+        assert_eq!(
+            refusal(b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n"),
+            NotAnUpgrade
+        );
+        let no_host_no_key = b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Version: 13\r\n\r\n";
+        assert_eq!(refusal(no_host_no_key), MissingKey);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Nothing here touches a socket, a clock or the allocator on the per-message fast path; the
 //! reactor owns I/O and calls these functions. Every parser here is bounded and fuzzed.
 
+pub mod client_handshake;
 pub mod close;
 pub mod connection;
 pub mod frame;

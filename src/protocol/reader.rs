@@ -71,6 +71,8 @@ const INTERRUPTED_MESSAGE: ProtocolError =
 const INVALID_TEXT: ProtocolError = ProtocolError::invalid_payload("invalid UTF-8 in text message");
 const FRAME_TOO_BIG: ProtocolError = ProtocolError::too_big("frame exceeds max_frame_size");
 const MESSAGE_TOO_BIG: ProtocolError = ProtocolError::too_big("message exceeds max_message_size");
+const OUT_OF_MEMORY: ProtocolError =
+    ProtocolError::too_big("no memory for this message now: send it again later");
 const POISONED: ProtocolError = ProtocolError {
     code: CloseCode::INTERNAL_ERROR,
     reason: "reader used after a protocol error",
@@ -137,16 +139,28 @@ struct PartialFrame {
     fin: bool,
 }
 
-/// Grows `buf` to hold `additional` more bytes: doubling like `Vec` does, but never past `limit`
-/// (the message size limit, already checked to be ≥ `buf.len() + additional`).
-fn reserve_bounded(buf: &mut Vec<u8>, additional: usize, limit: u64) {
+/// Smallest step a message buffer grows by: a trickle of small reads does not reallocate each time.
+const MIN_GROWTH_BYTES: usize = 4096;
+/// Largest step: past this a buffer grows linearly, so it never holds more than this beyond
+/// what arrived (the memory budget counts capacity). Large blocks are mmapped by the allocator
+/// and grown with mremap, without a copy, so the smaller steps cost little.
+const MAX_GROWTH_BYTES: usize = 1 << 20;
+
+/// Grows `buf` to hold `additional` more bytes that have arrived: doubling like `Vec` does, by
+/// at most `MAX_GROWTH_BYTES` at a time, and never past `limit` (the message size limit, already
+/// checked to be ≥ `buf.len() + additional`), so memory follows what the peer actually sent,
+/// not what its frame header announced. An allocation the system refuses fails the message
+/// (1009) instead of aborting the process.
+fn grow_for_arrived(buf: &mut Vec<u8>, additional: usize, limit: u64) -> Result<(), ProtocolError> {
     let needed = buf.len() + additional;
     if needed <= buf.capacity() {
-        return;
+        return Ok(());
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let target = needed.max(buf.capacity().saturating_mul(2).min(limit));
-    buf.reserve_exact(target - buf.len());
+    let step = buf.capacity().clamp(MIN_GROWTH_BYTES, MAX_GROWTH_BYTES);
+    let target = needed.max(buf.capacity() + step).min(limit.max(needed));
+    buf.try_reserve_exact(target - buf.len())
+        .map_err(|_| OUT_OF_MEMORY)
 }
 
 impl Reader {
@@ -172,6 +186,11 @@ impl Reader {
     /// `max_message_size`).
     pub fn buffered_bytes(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Heap memory the reader holds (its message buffer's capacity).
+    pub fn held_bytes(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Frees the buffer of a message already delivered (it is otherwise freed on the next call).
@@ -276,7 +295,7 @@ impl Reader {
         let mut pos = 0;
         loop {
             if self.frame.is_some() {
-                pos += self.receive_payload(&mut input[pos..])?;
+                pos += self.receive_payload(&mut input[pos..], limits)?;
                 let frame = self.frame.expect("frame checked above");
                 if frame.remaining > 0 {
                     debug_assert_eq!(pos, input.len());
@@ -357,9 +376,7 @@ impl Reader {
                 return Ok((pos, Some(EventAt::input(start, pos, What::Message(kind)))));
             }
 
-            // Slow path: the payload goes into `buf`, sized once from the declared length.
-            let additional = usize::try_from(header.payload_len).map_err(|_| FRAME_TOO_BIG)?;
-            reserve_bounded(&mut self.buf, additional, limits.max_message_size);
+            // Slow path: the payload goes into `buf` as it arrives (see `grow_for_arrived`).
             if self.message.is_none() {
                 self.message = Some(kind);
                 self.utf8 = Utf8Validator::default();
@@ -376,7 +393,11 @@ impl Reader {
 
     /// Moves the available part of the current frame's payload from `input` into `buf`,
     /// unmasking and validating it on the way; returns the bytes taken.
-    fn receive_payload(&mut self, input: &mut [u8]) -> Result<usize, ProtocolError> {
+    fn receive_payload(
+        &mut self,
+        input: &mut [u8],
+        limits: &Limits,
+    ) -> Result<usize, ProtocolError> {
         let frame = self.frame.as_mut().expect("called with a frame in flight");
         let take = usize::try_from(frame.remaining).map_or(input.len(), |r| r.min(input.len()));
         let chunk = &mut input[..take];
@@ -387,6 +408,7 @@ impl Reader {
         if self.message == Some(MessageKind::Text) {
             self.utf8.feed(chunk).map_err(|_| INVALID_TEXT)?;
         }
+        grow_for_arrived(&mut self.buf, take, limits.max_message_size)?;
         self.buf.extend_from_slice(chunk);
         Ok(take)
     }
@@ -1103,26 +1125,41 @@ mod tests {
     }
 
     #[test]
-    fn straddling_frame_is_buffered_with_its_declared_capacity() {
-        let payload: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+    fn a_straddling_frame_holds_what_arrived_not_what_it_announced() {
+        // A header announcing 1 MiB with 500 bytes behind it: memory follows the 500 bytes.
+        let payload: Vec<u8> = (0..1 << 20).map(|i: u32| i as u8).collect();
         let bytes = frame(true, Opcode::Binary, &payload);
+        let limits = Limits {
+            max_frame_size: 2 << 20,
+            max_message_size: 2 << 20,
+        };
         let mut reader = Reader::default();
         let mut first = bytes[..500].to_vec();
-        assert_eq!(
-            reader.feed(&mut first, &Limits::default(), |_| panic!()),
-            Ok(500)
-        );
+        assert_eq!(reader.feed(&mut first, &limits, |_| panic!()), Ok(500));
         assert!(!reader.is_idle());
-        assert_eq!(reader.buf.capacity(), 1000);
+        assert!(
+            reader.buf.capacity() <= MIN_GROWTH_BYTES,
+            "{} bytes held for 500 received",
+            reader.buf.capacity()
+        );
+        // The rest arrives in 64 KiB reads; the buffer never holds more than twice what arrived.
         let mut got = None;
-        let mut second = bytes[500..].to_vec();
-        let n = reader
-            .feed(&mut second, &Limits::default(), |e| {
-                got = Some(Owned::from(e));
-                Flow::Continue
-            })
-            .unwrap();
-        assert_eq!(n, second.len());
+        for chunk in bytes[500..].chunks(64 << 10) {
+            let mut chunk = chunk.to_vec();
+            let n = reader
+                .feed(&mut chunk, &limits, |e| {
+                    got = Some(Owned::from(e));
+                    Flow::Continue
+                })
+                .unwrap();
+            assert_eq!(n, chunk.len());
+            if got.is_none() {
+                let len = reader.buf.len();
+                assert!(
+                    reader.buf.capacity() <= len + len.clamp(MIN_GROWTH_BYTES, MAX_GROWTH_BYTES)
+                );
+            }
+        }
         assert_eq!(got, Some(Owned::Message(MessageKind::Binary, payload)));
         assert!(reader.is_idle());
     }

@@ -43,6 +43,12 @@ pub enum RefusalReason {
     Unauthorized,
     /// Too many handshakes from this client address (429, `Retry-After`).
     RateLimited,
+    /// `Host` missing, repeated, or not `host[:port]` (400, RFC 9112 §3.2).
+    BadHost,
+    /// `Sec-WebSocket-Version: 13` sent more than once (400, RFC 6455 §4.2.1).
+    RepeatedVersion,
+    /// The connections' buffers are near `memory_budget` (503, `Retry-After`).
+    OverMemoryBudget,
 }
 
 impl RefusalReason {
@@ -68,6 +74,9 @@ impl RefusalReason {
         RefusalReason::SubprotocolMismatch,
         RefusalReason::Unauthorized,
         RefusalReason::RateLimited,
+        RefusalReason::BadHost,
+        RefusalReason::RepeatedVersion,
+        RefusalReason::OverMemoryBudget,
     ];
 
     /// HTTP status code of the answer.
@@ -82,7 +91,9 @@ impl RefusalReason {
             | RefusalReason::MissingKey
             | RefusalReason::BadKey
             | RefusalReason::RequestBody
-            | RefusalReason::SubprotocolMismatch => 400,
+            | RefusalReason::SubprotocolMismatch
+            | RefusalReason::BadHost
+            | RefusalReason::RepeatedVersion => 400,
             RefusalReason::Unauthorized => 401,
             RefusalReason::OriginNotAllowed | RefusalReason::MissingOrigin => 403,
             RefusalReason::NotFound => 404,
@@ -90,7 +101,7 @@ impl RefusalReason {
             RefusalReason::NotAnUpgrade | RefusalReason::UnsupportedVersion => 426,
             RefusalReason::RateLimited => 429,
             RefusalReason::HeadTooLarge => 431,
-            RefusalReason::ServerFull => 503,
+            RefusalReason::ServerFull | RefusalReason::OverMemoryBudget => 503,
         }
     }
 
@@ -112,11 +123,14 @@ impl RefusalReason {
             RefusalReason::RequestBody => "request_body",
             RefusalReason::NotFound => "not_found",
             RefusalReason::ServerFull => "server_full",
+            RefusalReason::OverMemoryBudget => "memory_budget",
             RefusalReason::OriginNotAllowed => "origin_not_allowed",
             RefusalReason::MissingOrigin => "missing_origin",
             RefusalReason::SubprotocolMismatch => "subprotocol_mismatch",
             RefusalReason::Unauthorized => "unauthorized",
             RefusalReason::RateLimited => "rate_limited",
+            RefusalReason::BadHost => "bad_host",
+            RefusalReason::RepeatedVersion => "repeated_version",
         }
     }
 
@@ -177,6 +191,9 @@ impl RefusalReason {
             }
             RefusalReason::NotFound => "no WebSocket endpoint at this path",
             RefusalReason::ServerFull => "the server is at its connection limit: retry in a moment",
+            RefusalReason::OverMemoryBudget => {
+                "the server's connections hold nearly all of its memory_budget: retry in a moment"
+            }
             RefusalReason::OriginNotAllowed => {
                 "origin not allowed: open the page from an origin in the server's allowed_origins, \
                  or add this origin there"
@@ -196,6 +213,14 @@ impl RefusalReason {
             RefusalReason::RateLimited => {
                 "too many handshakes from this address: wait for the seconds in Retry-After, \
                  then reconnect with back-off"
+            }
+            RefusalReason::BadHost => {
+                "missing, repeated or invalid \"Host\" header: an HTTP/1.1 request carries exactly \
+                 one Host naming the server as host or host:port (RFC 9112 section 3.2)"
+            }
+            RefusalReason::RepeatedVersion => {
+                "\"Sec-WebSocket-Version\" appears more than once: send it once, with the value 13 \
+                 (RFC 6455 section 4.2.1)"
             }
         }
     }
@@ -227,7 +252,7 @@ impl RefusalReason {
             RefusalReason::NotAnUpgrade | RefusalReason::UnsupportedVersion => {
                 &[("Sec-WebSocket-Version", "13"), ("Upgrade", "websocket")]
             }
-            RefusalReason::ServerFull => &[("Retry-After", "1")],
+            RefusalReason::ServerFull | RefusalReason::OverMemoryBudget => &[("Retry-After", "1")],
             _ => &[],
         }
     }
@@ -405,12 +430,15 @@ mod tests {
             RefusalReason::SubprotocolMismatch => 17,
             RefusalReason::Unauthorized => 18,
             RefusalReason::RateLimited => 19,
+            RefusalReason::BadHost => 20,
+            RefusalReason::RepeatedVersion => 21,
+            RefusalReason::OverMemoryBudget => 22,
         }
     }
 
     #[test]
     fn all_lists_every_variant_once() {
-        assert_eq!(RefusalReason::ALL.len(), 20);
+        assert_eq!(RefusalReason::ALL.len(), 23);
         for (i, &reason) in RefusalReason::ALL.iter().enumerate() {
             assert_eq!(index_in_all(reason), i, "{reason:?} out of place in ALL");
         }
@@ -440,6 +468,9 @@ mod tests {
             (SubprotocolMismatch, 400),
             (Unauthorized, 401),
             (RateLimited, 429),
+            (BadHost, 400),
+            (RepeatedVersion, 400),
+            (OverMemoryBudget, 503),
         ];
         assert_eq!(expected.len(), RefusalReason::ALL.len());
         for (reason, status) in expected {
@@ -516,6 +547,7 @@ mod tests {
         use RefusalReason::*;
         assert_eq!(MethodNotAllowed.headers(), &[("Allow", "GET")]);
         assert_eq!(ServerFull.headers(), &[("Retry-After", "1")]);
+        assert_eq!(OverMemoryBudget.headers(), &[("Retry-After", "1")]);
         for reason in [NotAnUpgrade, UnsupportedVersion] {
             assert!(reason.headers().contains(&("Sec-WebSocket-Version", "13")));
             assert!(reason.headers().contains(&("Upgrade", "websocket")));
@@ -524,6 +556,7 @@ mod tests {
             if ![
                 MethodNotAllowed,
                 ServerFull,
+                OverMemoryBudget,
                 NotAnUpgrade,
                 UnsupportedVersion,
             ]

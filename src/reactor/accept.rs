@@ -119,17 +119,12 @@ impl<A: App> Reactor<A> {
         self.io.stats.accepted.inc();
         let generation = self.accept.next_generation;
         self.accept.next_generation = generation.wrapping_add(1);
-        let conn = Connection::server(self.io.now_tick);
+        let conn = Connection::server(self.io.now_tick, self.now_us());
         let key = self.io.conns.insert(Slot {
             fd,
             generation,
             conn,
         }) as u32;
-        let index = key as usize;
-        if self.accepted_us.len() <= index {
-            self.accepted_us.resize(index + 1, 0);
-        }
-        self.accepted_us[index] = self.now_us();
         self.io.ring.push(ring::poll_readable(
             fd,
             ring::token(Op::Readable, key, generation),

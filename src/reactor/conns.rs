@@ -15,7 +15,6 @@ use slab::Slab;
 
 use super::gate::Gate;
 use super::ring::{self, Op, Ring};
-use super::sys::{self, IoResult};
 use super::timer_wheel::TimerWheel;
 use crate::app::{ConnId, Ctx, PreparedFrame};
 use crate::protocol::connection::{
@@ -23,6 +22,7 @@ use crate::protocol::connection::{
 };
 use crate::protocol::{CloseCode, MessageKind};
 use crate::stats::{CoreStats, SecondsHistogram};
+use crate::sys::socket::{self as sys, IoResult};
 
 /// Frames up to this size are joined (header + payload) in the core's scratch buffer and sent
 /// with `send(2)`: cheaper in the kernel than `sendmsg(2)` with two iovecs (no msghdr or iovec
@@ -37,6 +37,8 @@ pub struct CoreSettings {
     pub drain_timeout_ticks: u32,
     /// Upgraded connections the whole server holds at once (all cores).
     pub max_connections: usize,
+    /// This core's share of `memory_budget`: what its connections may hold in buffers.
+    pub memory_budget_bytes: u64,
     pub recv_buffer_size: usize,
     pub ring_entries: u32,
 }
@@ -277,6 +279,14 @@ impl Output for SocketOutput<'_> {
                 s.write_stall_closes.inc();
                 tracing::debug!(core = self.core, queued_bytes, "write stall: closing");
             }
+            Note::MessageTimeout { received_bytes } => {
+                s.message_timeouts.inc();
+                tracing::debug!(
+                    core = self.core,
+                    received_bytes,
+                    "message too slow: closing"
+                );
+            }
             Note::SlowConsumer { queued_bytes } => {
                 s.slow_consumer_closes.inc();
                 tracing::debug!(core = self.core, queued_bytes, "slow consumer: closing");
@@ -296,6 +306,27 @@ impl Output for SocketOutput<'_> {
             Note::Dequeued(n) => s
                 .outbound_queued_bytes
                 .set(s.outbound_queued_bytes.get().saturating_sub(n as u64)),
+            Note::Held(delta) => s.memory_held_bytes.set(
+                s.memory_held_bytes
+                    .get()
+                    .saturating_add_signed(delta as i64),
+            ),
+            Note::MemoryShed {
+                inbound,
+                held_bytes,
+            } => {
+                if inbound {
+                    s.memory_sheds_inbound.inc();
+                } else {
+                    s.memory_sheds_outbound.inc();
+                }
+                tracing::debug!(
+                    core = self.core,
+                    inbound,
+                    held_bytes,
+                    "over the memory budget: closing"
+                );
+            }
             Note::QueueEnded => s
                 .backpressured_connections
                 .set(s.backpressured_connections.get().saturating_sub(1)),

@@ -30,8 +30,11 @@ impl<A: App> Reactor<A> {
         self.accept.close(&mut io.ring);
         let keys: Vec<u32> = io.conns.iter().map(|(k, _)| k as u32).collect();
         tracing::debug!(core = io.core, connections = keys.len(), "draining");
+        let deadline = io.drain_deadline.expect("set above");
         for key in keys {
-            io.with_conn(key, |conn, cfg, now, out| conn.shut_down(now, cfg, out));
+            io.with_conn(key, |conn, cfg, now, out| {
+                conn.shut_down(now, deadline, cfg, out)
+            });
         }
         self.end_pass();
     }

@@ -17,12 +17,12 @@ use super::conns::{CoreSettings, Io, OpenConnections};
 use super::gate::Gate;
 use super::listener::Listener;
 use super::ring::{self, Completion, Op, Ring};
-use super::sys;
 use super::timer_wheel::TimerWheel;
 use super::Shared;
 use crate::app::{App, CoreApp};
 use crate::protocol::connection::reached;
 use crate::stats::{CoreStats, SecondsHistogram};
+use crate::sys::eventfd;
 
 /// Timer resolution: every deadline is rounded up to the next tick.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -51,13 +51,13 @@ pub struct Reactor<A: App> {
     pub(super) read_again: Vec<(u32, u32)>,
     read_again_next: Vec<(u32, u32)>,
     pub(super) started: Instant,
-    /// Accept time of each slot's connection in µs since `started` (handshake duration).
-    pub(super) accepted_us: Vec<u32>,
     /// The admin listener, on core 0 only.
     admin: Option<AdminSide>,
     pub(super) handshake_duration: Arc<SecondsHistogram>,
     /// The app asked to be woken again (its inbox had more than one turn's worth).
     app_wants_wake: bool,
+    /// The most this core's connections held since memory was last given back.
+    pub(super) held_peak_bytes: u64,
 }
 
 /// The resources the server hands one core: its index, listener, wake-up eventfd, the shared
@@ -124,10 +124,10 @@ impl<A: App> Reactor<A> {
             read_again: Vec::new(),
             read_again_next: Vec::new(),
             started: Instant::now(),
-            accepted_us: Vec::new(),
             admin: observers.admin,
             handshake_duration: observers.handshake_duration,
             app_wants_wake: false,
+            held_peak_bytes: 0,
         })
     }
 
@@ -164,6 +164,7 @@ impl<A: App> Reactor<A> {
                 self.app_wants_wake = self.core_app.on_wake(&mut self.io);
             }
             self.expire_timers();
+            self.enforce_budget();
             self.accept
                 .rearm_if_due(&mut self.io.ring, self.io.now_tick);
             self.end_pass();
@@ -219,7 +220,7 @@ impl<A: App> Reactor<A> {
         match op {
             Op::Accept => self.on_accept(c),
             Op::Wake => {
-                sys::eventfd_drain(self.wake_fd);
+                eventfd::eventfd_drain(self.wake_fd);
                 if !c.more() {
                     self.io.ring.push(ring::poll_readable(
                         self.wake_fd,
@@ -245,7 +246,7 @@ impl<A: App> Reactor<A> {
             Op::Writable => {
                 if self.io.current(key, generation) {
                     self.io
-                        .with_conn(key, |conn, _, now, out| conn.on_writable(now, out));
+                        .with_conn(key, |conn, _, _, out| conn.on_writable(out));
                 }
             }
             Op::Cancel => {}

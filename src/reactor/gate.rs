@@ -8,11 +8,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
 
-use super::sys;
 use crate::policy::{
     log_refusal, Accepted, DebugRing, HandshakeRateLimiter, LogLimiter, Policy, RecordedHeaders,
 };
 use crate::protocol::{Refusal, UpgradeRequest};
+use crate::sys::socket as sys;
 
 /// Refusal log lines per second per core; the rest are counted as suppressed.
 const REFUSAL_LOG_LINES_PER_S: u32 = 10;

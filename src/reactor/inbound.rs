@@ -6,11 +6,11 @@ use std::net::IpAddr;
 
 use super::conns::Io;
 use super::event_loop::Reactor;
-use super::sys::{self, IoResult};
 use crate::app::{App, ConnId, CoreApp, OpenInfo};
 use crate::protocol::connection::Received;
 use crate::protocol::handshake::UpgradeRequest;
 use crate::protocol::{Reader, Refusal, RefusalReason};
+use crate::sys::socket::{self as sys, IoResult};
 
 /// Receive rounds per readiness event before other connections get their turn.
 const MAX_READS_PER_EVENT: usize = 4;
@@ -24,31 +24,30 @@ impl<A: App> Reactor<A> {
                 return;
             }
             let fd = slot.fd;
-            let (mut reader, carried) = slot.conn.begin_receive(&mut self.recv_buf);
+            let (reader, carried) = slot.conn.begin_receive(&mut self.recv_buf);
             let room = self.recv_buf.len() - carried;
-            let n = match sys::recv(fd, &mut self.recv_buf[carried..]) {
-                IoResult::Done(n) => n,
-                IoResult::WouldBlock => {
-                    slot.conn.end_receive(reader, &self.recv_buf[..carried]);
-                    return;
+            let (n, reader, used) = match sys::recv(fd, &mut self.recv_buf[carried..]) {
+                IoResult::Done(n) => {
+                    self.io.stats.socket_bytes_received.add(n as u64);
+                    let mut reader = reader;
+                    let used = self.receive(key, &mut reader, carried + n);
+                    (n, reader, used)
                 }
-                IoResult::Eof => {
-                    slot.conn.end_receive(reader, &[]);
-                    return self.io.with_conn(key, |c, _, _, out| c.on_eof(out));
-                }
-                IoResult::Failed(e) => {
-                    tracing::debug!(core = self.io.core, "recv failed: {e}");
-                    slot.conn.end_receive(reader, &[]);
-                    return self.io.with_conn(key, |c, _, _, out| c.on_eof(out));
+                IoResult::WouldBlock => (0, reader, 0),
+                IoResult::Eof | IoResult::Failed(_) => {
+                    // The peer is gone (EOF, reset): nothing more to read or carry.
+                    return self.io.with_conn(key, |c, _, now, out| {
+                        c.end_receive(now, reader, &[], out);
+                        c.on_eof(out);
+                    });
                 }
             };
-            self.io.stats.socket_bytes_received.add(n as u64);
-            let len = carried + n;
-            let used = self.receive(key, &mut reader, len);
-            self.io.conns[key as usize]
-                .conn
-                .end_receive(reader, &self.recv_buf[used..len]);
-            self.io.settle(key);
+            let rest = &self.recv_buf[used..carried + n];
+            self.io
+                .with_conn(key, |c, _, now, out| c.end_receive(now, reader, rest, out));
+            if n == 0 {
+                return; // nothing was there: the next edge brings more
+            }
             if n < room {
                 return; // a short read drained the socket; the next edge brings more
             }
@@ -76,6 +75,7 @@ impl<A: App> Reactor<A> {
                     self.core_app.on_message(io, id, kind, payload);
                 }
                 Some(Received::Request(request, head)) => {
+                    let accepted_us = io.conns[key as usize].conn.stamp().unwrap_or(0);
                     let opened = upgrade(
                         io,
                         &*self.app,
@@ -85,8 +85,7 @@ impl<A: App> Reactor<A> {
                         self.started.elapsed().as_millis() as u64,
                     );
                     if let Some(info) = opened {
-                        let handshake_us =
-                            now_us(self.started).wrapping_sub(self.accepted_us[key as usize]);
+                        let handshake_us = now_us(self.started).wrapping_sub(accepted_us);
                         self.handshake_duration.record(handshake_us as f64 / 1e6);
                         let info = OpenInfo {
                             path: request.path,
@@ -97,8 +96,10 @@ impl<A: App> Reactor<A> {
                             fd: io.conns[key as usize].fd,
                         };
                         self.core_app.on_open(io, id, &info);
-                        if io.drain_deadline.is_some() {
-                            io.with_conn(key, |c, cfg, now, out| c.shut_down(now, cfg, out));
+                        if let Some(deadline) = io.drain_deadline {
+                            io.with_conn(key, |c, cfg, now, out| {
+                                c.shut_down(now, deadline, cfg, out)
+                            });
                         }
                     }
                 }
@@ -147,6 +148,12 @@ fn upgrade<'a, A: App>(
         );
         return None;
     }
+    let held = io.stats.memory_held_bytes.get();
+    if super::budget::near_budget(held, io.settings.memory_budget_bytes) {
+        let refusal = Refusal::new(RefusalReason::OverMemoryBudget);
+        refuse(io, key, &refusal, None, Some(request), head);
+        return None;
+    }
     if !io.open.reserve(io.settings.max_connections) {
         let refusal = Refusal::new(RefusalReason::ServerFull);
         refuse(io, key, &refusal, None, Some(request), head);
@@ -160,17 +167,19 @@ fn upgrade<'a, A: App>(
             return None;
         }
     };
+    // Counted open before the 101 goes out: whoever sees the 101 sees the count.
+    let open_gauge = &io.stats.connections_open;
+    open_gauge.set(open_gauge.get() + 1);
     let opened = io.with_conn(key, |c, _, now, out| {
         c.accept(now, request.key, accepted.protocol, out)
     });
     if !opened {
         io.open.release();
+        let open_gauge = &io.stats.connections_open;
+        open_gauge.set(open_gauge.get().saturating_sub(1));
         return None;
     }
     io.stats.handshakes_completed.inc();
-    io.stats
-        .connections_open
-        .set(io.stats.connections_open.get() + 1);
     Some(Opened {
         protocol: accepted.protocol,
         subject: accepted.subject,
@@ -200,7 +209,7 @@ fn refuse(
         now_ms,
         unix_seconds(),
     );
-    io.with_conn(key, |c, _, now, out| c.refuse(now, refusal, out));
+    io.with_conn(key, |c, cfg, now, out| c.refuse(now, cfg, refusal, out));
 }
 
 fn unix_seconds() -> u64 {

@@ -7,14 +7,17 @@
 //! - [`accept`]: new sockets, accept errors and back-off;
 //! - [`inbound`]: reads, the upgrade decision, messages to the app;
 //! - [`deadlines`]: the timer wheel's expiries and the drain;
+//! - [`budget`]: the memory budget: refusing upgrades near it, shedding past it;
 //! - [`timer_wheel`]: the core's deadlines;
 //! - [`event_loop`]: one pass of the loop, dispatching completions;
 //! - [`gate`]: the handshake gate (policy, per-address rate limit, refusal log);
-//! - [`admin`]: the admin listener's sockets (core 0);
-//! - [`sys`]: the raw-fd syscalls made outside the ring.
+//! - [`admin`]: the admin listener's sockets (core 0).
+//!
+//! The raw-fd syscalls made outside the ring are in the crate's [`crate::sys`].
 
 pub mod accept;
 pub mod admin;
+pub mod budget;
 pub mod conns;
 pub mod deadlines;
 pub mod event_loop;
@@ -22,7 +25,6 @@ pub mod gate;
 pub mod inbound;
 pub mod listener;
 pub mod ring;
-pub mod sys;
 pub mod timer_wheel;
 
 use std::sync::atomic::AtomicBool;

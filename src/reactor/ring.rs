@@ -267,7 +267,7 @@ mod tests {
             eprintln!("io_uring unavailable here: skipped");
             return;
         };
-        let fd = crate::reactor::sys::eventfd().expect("eventfd");
+        let fd = crate::sys::eventfd::eventfd().expect("eventfd");
         const POLLS: u64 = 300;
         for i in 0..POLLS {
             ring.push(poll_writable(fd, i));
@@ -284,7 +284,7 @@ mod tests {
         }
         assert_eq!(seen.len() as u64, POLLS, "waiting: {}", ring.waiting());
         assert_eq!(ring.waiting(), 0);
-        crate::reactor::sys::close(fd);
+        crate::sys::socket::close(fd);
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     /// The admin listener (`/metrics`, `/healthz`), on an ephemeral port unless args say otherwise.
     pub admin: Option<SocketAddr>,
+    /// The line announcing the admin listener and its routes, when it is on.
+    pub admin_banner: Option<String>,
     stderr_rx: mpsc::Receiver<String>,
 }
 
@@ -29,7 +31,6 @@ impl ServerProcess {
     /// Starts `ringws serve <listen> <args>`, optionally with RLIMIT_NOFILE (soft and hard) set
     /// to `nofile`, and waits for its ready line.
     pub fn start_with(listen: &[&str], args: &[&str], nofile: Option<u64>) -> ServerProcess {
-        use std::os::unix::process::CommandExt;
         let mut command = Command::new(env!("CARGO_BIN_EXE_ringws"));
         command.arg("serve").args(listen);
         if !args.contains(&"--admin-listen") {
@@ -44,19 +45,7 @@ impl ServerProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some(limit) = nofile {
-            // SAFETY: setrlimit is async-signal-safe; the closure touches no shared state.
-            unsafe {
-                command.pre_exec(move || {
-                    let lim = libc::rlimit {
-                        rlim_cur: limit,
-                        rlim_max: limit,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+            limit_open_files(&mut command, limit);
         }
         let mut child = command.spawn().expect("start ringws");
         let stdout = child.stdout.take().unwrap();
@@ -85,20 +74,22 @@ impl ServerProcess {
             .parse()
             .unwrap();
         // The admin line follows the ready line when the admin listener is on.
-        let admin = ready_rx
+        let admin_banner = ready_rx
             .recv_timeout(Duration::from_millis(500))
             .ok()
-            .and_then(|l| {
-                l.strip_prefix("ringws admin on http://")?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            });
+            .filter(|l| l.starts_with("ringws admin on http://"));
+        let admin = admin_banner.as_deref().and_then(|l| {
+            l.strip_prefix("ringws admin on http://")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        });
         ServerProcess {
             child,
             addr,
             admin,
+            admin_banner,
             stderr_rx,
         }
     }
@@ -147,6 +138,89 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Makes `command` run with RLIMIT_NOFILE (soft and hard) set to `limit`.
+pub fn limit_open_files(command: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe; the closure touches no shared state.
+    unsafe {
+        command.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Runs `ringws serve <args>` with `env` (and no RUST_LOG otherwise), which must be refused
+/// within 10 s with exit code `code` and a message holding each of `needles`. Returns the
+/// message (stderr).
+#[track_caller]
+pub fn refused_start(args: &[&str], env: &[(&str, &str)], code: i32, needles: &[&str]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ringws"));
+    command.arg("serve").args(args).env_remove("RUST_LOG");
+    command.envs(env.iter().copied());
+    let out = output_within(&mut command, Duration::from_secs(10));
+    let message = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {message}");
+    for needle in needles {
+        assert!(
+            message.contains(needle),
+            "{needle:?} missing from: {message}"
+        );
+    }
+    message
+}
+
+/// Runs `command` to its end with stdout and stderr captured. A command still running after
+/// `limit` is killed and the test fails: a start that should have been refused is not a pass.
+#[track_caller]
+pub fn output_within(command: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the command");
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the command") {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    let Some(status) = status else {
+        panic!(
+            "{command:?} was still running after {limit:?} (killed); stdout: {}; stderr: {}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        );
+    };
+    std::process::Output {
+        status,
+        stdout,
+        stderr,
     }
 }
 

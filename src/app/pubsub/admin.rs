@@ -19,6 +19,13 @@ use crate::admin::{AdminRequest, AdminResponse};
 use crate::app::PreparedFrame;
 use crate::protocol::MessageKind;
 
+/// The routes [`Endpoints::handle`] answers, as the start banner lists them.
+pub const ROUTES: [&str; 3] = [
+    "POST /publish/{topic}",
+    "GET /topics",
+    "GET /topics/{topic}",
+];
+
 /// Most topics `GET /topics` lists (the largest first); the answer says when it is cut.
 pub const MAX_LISTED_TOPICS: usize = 1000;
 /// Largest `publish_tokens_file` read.

@@ -6,6 +6,7 @@
 //! Replies: `{"op":"subscribed","topic":"a"}`, `{"op":"unsubscribed","topic":"a"}`,
 //! `{"op":"published","topic":"a","subscribers":N,"dropped":M}`, and for anything refused
 //! `{"op":"error","error":"<code>","message":"<what to change>"}` (plus `"topic"` when known).
+//! A message over `max_control_message_size` is refused before it reaches [`parse`].
 
 use serde_json::{json, Value};
 
@@ -29,6 +30,8 @@ pub enum Request {
 pub enum ControlError {
     #[error("control messages are JSON text; a binary message is not a control message")]
     Binary,
+    #[error("this message is {len} bytes and control messages are at most {max} (max_control_message_size): it was not read")]
+    TooLarge { len: usize, max: usize },
     #[error(
         "not valid JSON ({0}): send an object such as {{\"op\":\"subscribe\",\"topic\":\"news\"}}"
     )]
@@ -54,6 +57,7 @@ impl ControlError {
     pub fn code(&self) -> &'static str {
         match self {
             ControlError::Binary => "binary_not_supported",
+            ControlError::TooLarge { .. } => "message_too_large",
             ControlError::BadJson(_) => "bad_json",
             ControlError::NotARequest => "bad_request",
             ControlError::UnknownOp(_) => "unknown_op",

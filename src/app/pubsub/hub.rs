@@ -56,6 +56,8 @@ pub struct CoreCounters {
     pub deliveries: Counter,
     pub subscriptions: Gauge,
     pub bad_control_messages: Counter,
+    /// Control messages over `max_control_message_size`, refused without parsing.
+    pub oversized_control_messages: Counter,
     pub dropped: AtomicU64,
 }
 

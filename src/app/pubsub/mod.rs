@@ -39,6 +39,8 @@ pub struct PubSubSettings {
     pub max_topic_length: usize,
     /// Largest `POST /publish` body (the server's `max_message_size`).
     pub max_publish_bytes: usize,
+    /// Largest control message parsed (`max_control_message_size`).
+    pub max_control_message_bytes: usize,
 }
 
 impl Default for PubSubSettings {
@@ -49,6 +51,7 @@ impl Default for PubSubSettings {
             max_subscriptions_per_connection: config.max_subscriptions_per_connection,
             max_topic_length: config.max_topic_length,
             max_publish_bytes: usize::try_from(config.max_message_size).unwrap_or(usize::MAX),
+            max_control_message_bytes: config.max_control_message_size,
         }
     }
 }
@@ -80,6 +83,7 @@ impl PubSub {
             max_subscriptions_per_connection: config.max_subscriptions_per_connection,
             max_topic_length: config.max_topic_length,
             max_publish_bytes: usize::try_from(config.max_message_size).unwrap_or(usize::MAX),
+            max_control_message_bytes: config.max_control_message_size,
         };
         let mut app = PubSub::new(config.cores, settings);
         if let Some(path) = &config.publish_tokens_file {
@@ -144,6 +148,10 @@ impl App for PubSub {
         .handle(request)
     }
 
+    fn admin_routes(&self) -> &[&str] {
+        &admin::ROUTES
+    }
+
     fn admin_max_body_bytes(&self) -> usize {
         self.settings.max_publish_bytes
     }
@@ -163,7 +171,8 @@ impl App for PubSub {
         }];
         for core in 0..self.hub.cores() {
             let label = || vec![("core", core.to_string())];
-            let (h1, h2, h3, h4) = (
+            let (h1, h2, h3, h4, h5) = (
+                self.hub.clone(),
                 self.hub.clone(),
                 self.hub.clone(),
                 self.hub.clone(),
@@ -201,6 +210,14 @@ impl App for PubSub {
                     labels: label(),
                     gauge: false,
                     read: Box::new(move || h4.counters(core).bad_control_messages.get()),
+                },
+                AppSeries {
+                    name: "ringws_pubsub_oversized_control_messages_total",
+                    help: "Pub/sub: control messages over max_control_message_size, refused \
+                           unparsed on this core (also counted as bad control messages).",
+                    labels: label(),
+                    gauge: false,
+                    read: Box::new(move || h5.counters(core).oversized_control_messages.get()),
                 },
             ]);
         }
@@ -299,6 +316,20 @@ impl CoreApp for PubSubCore {
     fn on_message(&mut self, ctx: &mut dyn Ctx, conn: ConnId, kind: MessageKind, payload: &[u8]) {
         if kind != MessageKind::Text {
             return self.refuse(ctx, conn, &ControlError::Binary, None);
+        }
+        // Checked before parsing: a control message is a few dozen bytes, and parsing megabytes
+        // of JSON would stall the core for every other connection on it.
+        let max = self.settings.max_control_message_bytes;
+        if payload.len() > max {
+            self.hub
+                .counters(self.core)
+                .oversized_control_messages
+                .inc();
+            let too_large = ControlError::TooLarge {
+                len: payload.len(),
+                max,
+            };
+            return self.refuse(ctx, conn, &too_large, None);
         }
         match control::parse(payload, self.settings.max_topic_length) {
             Ok(request) => self.on_request(ctx, conn, request),
@@ -405,6 +436,7 @@ mod tests {
                 max_subscriptions_per_connection: 2,
                 max_topic_length: 16,
                 max_publish_bytes: 1 << 20,
+                max_control_message_bytes: 64,
             },
         )
     }
@@ -480,6 +512,51 @@ mod tests {
         );
         assert_eq!(app.hub().counters(0).bad_control_messages.get(), 5);
         assert_eq!(app.hub().publishes(), 0);
+    }
+
+    #[test]
+    fn a_control_message_over_the_limit_is_refused_unparsed() {
+        let app = app(true);
+        let (mut core, mut ctx) = (app.new_core(0), FakeCtx::default());
+        open(&mut core, &mut ctx, 1, None);
+        // Valid requests, padded to the limit and one byte past it.
+        let padded = |op: &str, len: usize| {
+            let head = format!(r#"{{"op":"{op}","topic":"a","data":"x","pad":""#);
+            let mut text = head.clone() + &" ".repeat(len - head.len() - 2);
+            text.push_str(r#""}"#);
+            assert_eq!(text.len(), len);
+            text
+        };
+        for op in ["subscribe", "publish"] {
+            core.on_message(
+                &mut ctx,
+                conn(1),
+                MessageKind::Text,
+                padded(op, 65).as_bytes(),
+            );
+            let reply = &text(&mut ctx)[0];
+            assert_eq!(reply["error"], "message_too_large", "{op}: {reply}");
+            assert!(
+                reply["message"].as_str().unwrap().contains("65 bytes"),
+                "{reply}"
+            );
+            assert!(reply["message"].as_str().unwrap().contains("64"), "{reply}");
+        }
+        // Neither was acted on: no subscription, no publish.
+        assert_eq!(app.hub().topic_counts("a"), [0]);
+        assert_eq!(app.hub().publishes(), 0);
+        let counters = app.hub().counters(0);
+        assert_eq!(counters.oversized_control_messages.get(), 2);
+        assert_eq!(counters.bad_control_messages.get(), 2);
+        // At the limit it is parsed as usual.
+        core.on_message(
+            &mut ctx,
+            conn(1),
+            MessageKind::Text,
+            padded("subscribe", 64).as_bytes(),
+        );
+        assert_eq!(text(&mut ctx)[0]["op"], "subscribed");
+        assert_eq!(app.hub().topic_counts("a"), [1]);
     }
 
     #[test]

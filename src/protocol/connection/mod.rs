@@ -28,13 +28,20 @@ mod outbound;
 #[cfg(test)]
 mod tests;
 
-pub use outbound::{Outbound, TokenBucket};
+pub use outbound::{Outbound, TokenBucket, MAX_CONTROL_QUEUE_BYTES};
 
 use super::close::encode_close_payload;
-use super::frame::{append_client_frame, encode_server_header, Opcode, MAX_HEADER_LEN};
+use super::frame::{
+    append_client_frame, encode_client_header, encode_server_header, Opcode, MAX_HEADER_LEN,
+};
 use super::handshake::{self, HandshakeLimits, UpgradeRequest};
 use super::reader::{Event, Limits, Reader, What};
 use super::{CloseCode, MessageKind, ProtocolError, Refusal, Role};
+
+/// Messages larger than this go out as fragments of this size, so that pings and pongs find a
+/// frame boundary to go out at while a large message is backed up; smaller ones (every echo of
+/// the benchmarks) are one frame.
+pub const OUTBOUND_FRAGMENT_BYTES: usize = 64 << 10;
 
 /// The driver's clock, in ticks of its choosing (the reactor's are 100 ms); wraps around.
 pub type Tick = u32;
@@ -52,6 +59,17 @@ fn earliest(a: Tick, b: Tick) -> Tick {
     }
 }
 
+/// The deadline of a transfer that began at `since` and has moved `bytes`: the later of
+/// `timeout` after it began and the time `bytes` would take at `rate_per_tick`. A transfer is
+/// judged too slow once it has taken longer than both.
+fn progress_deadline(since: Tick, timeout_ticks: u32, bytes: u64, rate_per_tick: u64) -> Tick {
+    let earned_ticks = bytes
+        .checked_div(rate_per_tick)
+        .unwrap_or(u64::MAX)
+        .min(u64::from(u32::MAX / 4)) as u32;
+    since.wrapping_add(timeout_ticks.max(earned_ticks))
+}
+
 /// The rules a connection follows, in the driver's ticks. Shared by all connections of a
 /// driver and passed to every call, so a connection carries none of it.
 #[derive(Clone, Debug)]
@@ -63,7 +81,13 @@ pub struct Settings {
     pub ping_interval_ticks: u32,
     pub pong_timeout_ticks: u32,
     pub idle_timeout_ticks: Option<u32>,
+    /// A message (or frame) in progress must arrive within this, or keep arriving at
+    /// `min_receive_bytes_per_tick`.
+    pub message_timeout_ticks: u32,
+    pub min_receive_bytes_per_tick: u64,
+    /// An outbound queue must drain within this, or keep draining at `min_send_bytes_per_tick`.
     pub write_stall_timeout_ticks: u32,
+    pub min_send_bytes_per_tick: u64,
     /// Bytes a connection with a backed-up queue may have queued (see [`Connection::send`]).
     pub max_outbound_bytes: usize,
     /// Message rate limit: refill in thousandths of a message per tick; 0 = no limit.
@@ -131,8 +155,13 @@ pub enum Note {
     /// We had sent a close frame and the peer's arrived.
     CloseAcknowledged,
     CloseTimeout,
+    /// An outbound queue did not drain at `min_send_rate` within `write_stall_timeout`.
     WriteStall {
         queued_bytes: usize,
+    },
+    /// A message did not arrive at `min_receive_rate` within `message_timeout`.
+    MessageTimeout {
+        received_bytes: usize,
     },
     SlowConsumer {
         queued_bytes: usize,
@@ -149,6 +178,15 @@ pub enum Note {
     Dequeued(usize),
     /// The queue is gone (drained or dropped): the connection is no longer backpressured.
     QueueEnded,
+    /// The connection was closed to bring its driver back under its memory budget, for the
+    /// input (`inbound`) or the outbound queue it held.
+    MemoryShed {
+        inbound: bool,
+        held_bytes: usize,
+    },
+    /// The memory the connection holds beyond its slot changed by this many bytes (partial
+    /// input, message buffer, outbound queue; see [`Connection::held_bytes`]).
+    Held(isize),
 }
 
 /// The transport failed (reset, broken pipe): the connection cannot continue.
@@ -243,14 +281,27 @@ struct Extra {
     outbound: Outbound,
     /// Present while the message rate limit is on and the bucket is not full.
     bucket: Option<TokenBucket>,
+    /// When the input in progress (a partial frame or message) began.
+    input_since: Option<Tick>,
+    /// The memory last reported in a [`Note::Held`].
+    accounted: usize,
 }
 
 impl Extra {
+    /// Heap memory held: the box and the capacity of its buffers.
+    fn held_bytes(&self) -> usize {
+        std::mem::size_of::<Extra>()
+            + self.pending.capacity()
+            + self.reader.held_bytes()
+            + self.outbound.held_bytes()
+    }
+
     fn is_idle(&self) -> bool {
         self.pending.is_empty()
             && self.reader.is_idle()
             && self.outbound.is_empty()
             && self.bucket.is_none()
+            && self.input_since.is_none()
     }
 }
 
@@ -261,8 +312,8 @@ pub struct Connection {
     /// Handshake: when it began. Later: the last bytes received (heartbeats ping only silent
     /// peers).
     rx_tick: Tick,
-    /// Open: the last application message received (idle timeout). Closing and lingering:
-    /// when the close began (close timeout).
+    /// Handshake: the driver's stamp (see [`Connection::server`]). Open: the last application
+    /// message received (idle timeout). Closing and lingering: the close deadline.
     mark_tick: Tick,
     /// The close code this connection ends with: the one we sent, or the peer's; 0 for none.
     close_code: u16,
@@ -297,9 +348,18 @@ pub enum Received<'a> {
 }
 
 impl Connection {
-    /// A server connection, just accepted: it waits for the upgrade request.
-    pub fn server(now: Tick) -> Connection {
-        Connection::new(now, 0)
+    /// A server connection, just accepted: it waits for the upgrade request. `stamp` is the
+    /// driver's own number, kept until the upgrade at no memory cost ([`Connection::stamp`]);
+    /// the reactor keeps the accept time in µs there, for the handshake-duration histogram.
+    pub fn server(now: Tick, stamp: u32) -> Connection {
+        let mut conn = Connection::new(now, 0);
+        conn.mark_tick = stamp;
+        conn
+    }
+
+    /// The driver's stamp given to [`Connection::server`], while the handshake lasts.
+    pub fn stamp(&self) -> Option<u32> {
+        (self.phase == Phase::Handshake && self.role() == Role::Server).then_some(self.mark_tick)
     }
 
     /// A client connection whose upgrade request the driver has sent: it waits for the answer.
@@ -337,6 +397,18 @@ impl Connection {
 
     pub fn is_released(&self) -> bool {
         self.phase == Phase::Released
+    }
+
+    /// Heap memory this connection holds beyond its slot (the budget counts this).
+    pub fn held_bytes(&self) -> usize {
+        self.extra.as_ref().map_or(0, |e| e.held_bytes())
+    }
+
+    /// Of [`Connection::held_bytes`], the part for input: partial input and the message buffer.
+    pub fn held_inbound_bytes(&self) -> usize {
+        self.extra
+            .as_ref()
+            .map_or(0, |e| e.pending.capacity() + e.reader.held_bytes())
     }
 
     /// Input carried over between reads (a partial header, control frame or request head).
@@ -386,9 +458,7 @@ impl Connection {
     pub fn next_deadline(&self, cfg: &Settings, jitter_ticks: u32) -> Option<Tick> {
         match self.phase {
             Phase::Handshake => Some(self.rx_tick.wrapping_add(cfg.handshake_timeout_ticks)),
-            Phase::Closing | Phase::Lingering => {
-                Some(self.mark_tick.wrapping_add(cfg.close_timeout_ticks))
-            }
+            Phase::Closing | Phase::Lingering => Some(self.mark_tick),
             Phase::Open => Some(self.open_deadline(cfg, jitter_ticks)),
             Phase::Released => None,
         }
@@ -406,14 +476,38 @@ impl Connection {
         if let Some(idle) = cfg.idle_timeout_ticks {
             d = earliest(d, self.mark_tick.wrapping_add(idle));
         }
-        if let Some(out) = self.outbound().filter(|o| !o.is_empty()) {
-            d = earliest(
-                d,
-                out.progress_tick
-                    .wrapping_add(cfg.write_stall_timeout_ticks),
-            );
+        if let Some(deadline) = self.send_deadline(cfg) {
+            d = earliest(d, deadline);
+        }
+        if let Some(deadline) = self.receive_deadline(cfg) {
+            d = earliest(d, deadline);
         }
         d
+    }
+
+    /// When a backed-up queue has drained too slowly (see [`progress_deadline`]).
+    fn send_deadline(&self, cfg: &Settings) -> Option<Tick> {
+        let o = self.outbound().filter(|o| !o.is_empty())?;
+        Some(progress_deadline(
+            o.since_tick,
+            cfg.write_stall_timeout_ticks,
+            o.sent_bytes,
+            cfg.min_send_bytes_per_tick,
+        ))
+    }
+
+    /// When the input in progress has arrived too slowly. Only the message's own bytes count:
+    /// pings in between are not progress.
+    fn receive_deadline(&self, cfg: &Settings) -> Option<Tick> {
+        let e = self.extra.as_ref()?;
+        let since = e.input_since?;
+        let received = e.reader.buffered_bytes() + e.pending.len();
+        Some(progress_deadline(
+            since,
+            cfg.message_timeout_ticks,
+            received as u64,
+            cfg.min_receive_bytes_per_tick,
+        ))
     }
 
     /// The deadline came (or a stale one fired early: then it is only re-armed).
@@ -453,16 +547,22 @@ impl Connection {
         jitter_ticks: u32,
         out: &mut impl Output,
     ) {
-        if let Some(o) = self.outbound().filter(|o| !o.is_empty()) {
-            if reached(
-                o.progress_tick.wrapping_add(cfg.write_stall_timeout_ticks),
-                now,
-            ) {
-                out.note(Note::WriteStall {
-                    queued_bytes: o.len(),
-                });
-                return self.release(Initiator::Server, ReleaseKind::Abortive, out);
-            }
+        if self.send_deadline(cfg).is_some_and(|d| reached(d, now)) {
+            out.note(Note::WriteStall {
+                queued_bytes: self.queued_bytes(),
+            });
+            return self.release(Initiator::Server, ReleaseKind::Abortive, out);
+        }
+        if self.receive_deadline(cfg).is_some_and(|d| reached(d, now)) {
+            let e = self
+                .extra
+                .as_ref()
+                .expect("input in progress lives in the extra state");
+            out.note(Note::MessageTimeout {
+                received_bytes: e.reader.buffered_bytes() + e.pending.len(),
+            });
+            let reason = "message not received in time (message_timeout, min_receive_rate)";
+            return self.fail(now, cfg, CloseCode::POLICY_VIOLATION, reason, out);
         }
         let pong_deadline = self
             .rx_tick
@@ -517,17 +617,32 @@ impl Connection {
 
     /// Takes back the inbound half and the input not consumed (a partial header, control frame
     /// or request head: bounded by the reader and the handshake limit).
-    pub fn end_receive(&mut self, mut reader: Reader, rest: &[u8]) {
+    pub fn end_receive(
+        &mut self,
+        now: Tick,
+        mut reader: Reader,
+        rest: &[u8],
+        out: &mut impl Output,
+    ) {
         if matches!(self.phase, Phase::Lingering | Phase::Released) {
-            return self.shrink();
+            return self.shrink(out);
         }
         reader.settle();
         if rest.is_empty() && reader.is_idle() {
-            return self.shrink(); // idle again: no per-connection read state at all
+            if let Some(e) = self.extra.as_mut() {
+                e.input_since = None;
+            }
+            return self.shrink(out); // idle again: no per-connection read state at all
         }
         let extra = self.extra_mut();
         extra.pending.extend_from_slice(rest);
         extra.reader = reader;
+        if extra.input_since.is_none() {
+            // Input in progress: its deadline may come before the armed one.
+            extra.input_since = Some(now);
+            self.flags |= fx::DEADLINE;
+        }
+        self.account(out);
     }
 
     /// Feeds received bytes: consumes input up to the next event for the driver.
@@ -712,7 +827,7 @@ impl Connection {
             if self.role() == Role::Server {
                 self.flags |= flag::RELEASE_AFTER_FLUSH;
             }
-            self.linger(now, initiator);
+            self.linger(now, initiator, cfg.close_timeout_ticks, out);
         } else {
             self.release(initiator, ReleaseKind::Graceful, out);
         }
@@ -734,25 +849,25 @@ impl Connection {
         if self.phase == Phase::Released {
             return false;
         }
-        self.open(now);
+        self.open(now, out);
         true
     }
 
     /// Server: answers the request with a refusal and lingers.
-    pub fn refuse(&mut self, now: Tick, refusal: &Refusal, out: &mut impl Output) {
+    pub fn refuse(&mut self, now: Tick, cfg: &Settings, refusal: &Refusal, out: &mut impl Output) {
         debug_assert_eq!(self.phase, Phase::Handshake);
         let mut response = Vec::with_capacity(256);
         handshake::write_refusal(&mut response, refusal);
         self.write_raw(&response, &[], now, out);
         if self.phase != Phase::Released {
-            self.linger(now, Initiator::Server);
+            self.linger(now, Initiator::Server, cfg.close_timeout_ticks, out);
         }
     }
 
     /// Client: the server's 101 checked out; the connection is open.
-    pub fn upgraded(&mut self, now: Tick) {
+    pub fn upgraded(&mut self, now: Tick, out: &mut impl Output) {
         debug_assert_eq!(self.phase, Phase::Handshake);
-        self.open(now);
+        self.open(now, out);
     }
 
     /// Client: the server's answer was not a valid 101.
@@ -760,12 +875,12 @@ impl Connection {
         self.release(Initiator::Abnormal, ReleaseKind::Graceful, out);
     }
 
-    fn open(&mut self, now: Tick) {
+    fn open(&mut self, now: Tick, out: &mut impl Output) {
         self.phase = Phase::Open;
         self.rx_tick = now;
         self.mark_tick = now;
         self.flags |= fx::DEADLINE;
-        self.shrink();
+        self.shrink(out);
     }
 
     /// The peer ended its stream (EOF): nothing more will come.
@@ -774,7 +889,7 @@ impl Connection {
     }
 
     /// The transport can take bytes again: send what is queued.
-    pub fn on_writable(&mut self, now: Tick, out: &mut impl Output) {
+    pub fn on_writable(&mut self, out: &mut impl Output) {
         self.flags &= !flag::WRITE_WAIT;
         if self.phase == Phase::Released {
             return;
@@ -787,18 +902,17 @@ impl Connection {
             match out.transmit(queue.unsent(), &[]) {
                 Ok(0) => {
                     self.flags |= flag::WRITE_WAIT | fx::WANT_WRITABLE;
-                    return;
+                    return self.account(out);
                 }
                 Ok(n) => {
                     queue.consume(n);
-                    queue.progress_tick = now;
                     out.note(Note::Dequeued(n));
                 }
                 Err(TransportError) => return self.transport_failed(out),
             }
         }
         out.note(Note::QueueEnded);
-        self.shrink();
+        self.shrink(out);
         if self.has(flag::RELEASE_AFTER_FLUSH) {
             return self.release(Initiator::Server, ReleaseKind::Graceful, out);
         }
@@ -835,7 +949,12 @@ impl Connection {
             return false;
         }
         assert_eq!(self.role(), Role::Server, "encoded frames are unmasked");
-        self.write_capped(frame, &[], now, cfg, out);
+        let queued = self.outbound().map_or(0, Outbound::data_len);
+        if queued > 0 && queued + frame.len() > cfg.max_outbound_bytes {
+            self.slow_consumer(now, cfg, out);
+        } else {
+            self.write_raw(frame, &[], now, out);
+        }
         true
     }
 
@@ -852,18 +971,66 @@ impl Connection {
         if self.phase != Phase::Open {
             return;
         }
-        self.write_close(Some(code), reason, now, cfg, out);
+        self.start_close(now, cfg.close_timeout_ticks, code, reason, cfg, out);
+    }
+
+    /// Close frame out; the peer has `grace_ticks` to answer.
+    fn start_close(
+        &mut self,
+        now: Tick,
+        grace_ticks: u32,
+        code: CloseCode,
+        reason: &str,
+        cfg: &Settings,
+        out: &mut impl Output,
+    ) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        // A code the RFC forbids on the wire (1005, 1006, 1015, ...) would make the peer fail
+        // the connection: such a close goes out without a code.
+        let code = Some(code).filter(|c| c.is_valid_on_wire());
+        self.write_close(code, reason, now, cfg, out);
         if self.phase == Phase::Open {
             self.phase = Phase::Closing;
-            self.mark_tick = now;
+            self.mark_tick = now.wrapping_add(grace_ticks);
             self.flags |= fx::DEADLINE;
         }
     }
 
-    /// The server is shutting down: an open connection starts its close (1001), one still in
-    /// its handshake gets it right after the 101 (the driver calls this again then).
-    pub fn shut_down(&mut self, now: Tick, cfg: &Settings, out: &mut impl Output) {
-        self.close(now, cfg, CloseCode::GOING_AWAY, "server shutting down", out);
+    /// The server is shutting down: an open connection starts its close (1001) and has until
+    /// `deadline` (the driver's drain deadline) to answer; one still in its handshake gets it
+    /// right after the 101 (the driver calls this again then).
+    pub fn shut_down(&mut self, now: Tick, deadline: Tick, cfg: &Settings, out: &mut impl Output) {
+        let grace_ticks = deadline.wrapping_sub(now).min(u32::MAX / 4);
+        let reason = "server shutting down";
+        self.start_close(now, grace_ticks, CloseCode::GOING_AWAY, reason, cfg, out);
+    }
+
+    /// The driver is over its memory budget and this connection holds the most: free what it
+    /// holds. Input (a message being received, a request head) is dropped with 1009, the
+    /// connection lingering until its peer closes; an outbound queue is dropped with a reset
+    /// (its peer is not reading, so a close frame behind the queue would never arrive).
+    pub fn shed(&mut self, now: Tick, cfg: &Settings, out: &mut impl Output) {
+        let held_bytes = self.held_bytes();
+        if self.phase == Phase::Released || held_bytes == 0 {
+            return;
+        }
+        let outbound = self.outbound().map_or(0, Outbound::held_bytes);
+        let inbound = self.held_inbound_bytes();
+        out.note(Note::MemoryShed {
+            inbound: inbound > outbound,
+            held_bytes,
+        });
+        if inbound > outbound && self.is_upgraded() {
+            let reason = "message dropped: the server is over its memory budget, retry later";
+            self.fail(now, cfg, CloseCode::MESSAGE_TOO_BIG, reason, out);
+        } else {
+            if self.is_upgraded() && outbound > 0 {
+                self.close_code = CloseCode::POLICY_VIOLATION.0;
+            }
+            self.release(Initiator::Server, ReleaseKind::Abortive, out);
+        }
     }
 
     /// The driver gives up on the connection (its drain deadline passed): reset it.
@@ -880,9 +1047,12 @@ impl Connection {
         reason: &str,
         out: &mut impl Output,
     ) {
-        self.write_close(Some(code), reason, now, cfg, out);
+        // Our close may be out already (closing): one close frame per connection.
+        if self.phase != Phase::Closing {
+            self.write_close(Some(code), reason, now, cfg, out);
+        }
         if self.phase != Phase::Released {
-            self.linger(now, Initiator::Server);
+            self.linger(now, Initiator::Server, cfg.close_timeout_ticks, out);
         }
     }
 
@@ -911,41 +1081,105 @@ impl Connection {
         cfg: &Settings,
         out: &mut impl Output,
     ) {
-        if self.role() == Role::Client {
-            // Clients mask into a fresh buffer: their frames are not on a server's hot path.
-            let mut frame = Vec::with_capacity(MAX_HEADER_LEN + payload.len());
-            append_client_frame(&mut frame, true, opcode, payload, out.mask_key());
-            return self.write_capped(&frame, &[], now, cfg, out);
+        match opcode {
+            // Pings and pongs never count against the cap, and go ahead of queued data at the
+            // next frame boundary: a heartbeat must not make an honest reader a slow consumer.
+            Opcode::Ping | Opcode::Pong if self.queued_bytes() > 0 => {
+                let mut frame = [0u8; MAX_HEADER_LEN + 125];
+                let n = self.encode_into(&mut frame, true, opcode, payload, out);
+                let extra = self.extra_mut();
+                let before = extra.outbound.len();
+                extra
+                    .outbound
+                    .push_control(&frame[..n], opcode == Opcode::Pong);
+                let after = extra.outbound.len();
+                if after > before {
+                    out.note(Note::Queued(after - before));
+                } else if before > after {
+                    out.note(Note::Dequeued(before - after));
+                }
+            }
+            // One close per connection, behind what was queued: exempt from the cap too.
+            Opcode::Ping | Opcode::Pong | Opcode::Close => {
+                self.write_one(true, opcode, payload, now, out)
+            }
+            _ => {
+                let queued = self.outbound().map_or(0, Outbound::data_len);
+                if queued > 0 && queued + payload.len() > cfg.max_outbound_bytes {
+                    return self.slow_consumer(now, cfg, out);
+                }
+                if payload.len() <= OUTBOUND_FRAGMENT_BYTES {
+                    return self.write_one(true, opcode, payload, now, out);
+                }
+                // Large messages go out in fragments, so control frames find boundaries.
+                let mut chunks = payload.chunks(OUTBOUND_FRAGMENT_BYTES).peekable();
+                let mut frame_opcode = opcode;
+                while let Some(chunk) = chunks.next() {
+                    let fin = chunks.peek().is_none();
+                    self.write_one(fin, frame_opcode, chunk, now, out);
+                    frame_opcode = Opcode::Continuation;
+                    if self.phase == Phase::Released {
+                        return;
+                    }
+                }
+            }
         }
-        let mut header = [0u8; MAX_HEADER_LEN];
-        let n = encode_server_header(&mut header, true, opcode, payload.len() as u64);
-        self.write_capped(&header[..n], payload, now, cfg, out);
     }
 
-    /// Writes a frame unless the queue is backed up past `max_outbound_bytes`: then the peer is
-    /// a slow consumer.
-    ///
-    /// A connection with nothing queued may always queue one whole message (so a message up to
-    /// `max_message_size` can be sent at all); a queue that is already backed up is held to
-    /// `max_outbound_bytes`. Memory per connection: `max_outbound_bytes` + one message.
-    fn write_capped(
+    /// Writes one frame: a server's header on the stack with the payload behind it, a client's
+    /// masked into a fresh buffer (client frames are not on a server's hot path).
+    fn write_one(
         &mut self,
-        a: &[u8],
-        b: &[u8],
+        fin: bool,
+        opcode: Opcode,
+        payload: &[u8],
         now: Tick,
-        cfg: &Settings,
         out: &mut impl Output,
     ) {
-        let queued = self.queued_bytes();
-        if queued > 0 && queued + a.len() + b.len() > cfg.max_outbound_bytes {
-            return self.slow_consumer(now, out);
+        if self.role() == Role::Client {
+            let mut frame = Vec::with_capacity(MAX_HEADER_LEN + payload.len());
+            append_client_frame(&mut frame, fin, opcode, payload, out.mask_key());
+            return self.write_raw(&frame, &[], now, out);
         }
-        self.write_raw(a, b, now, out);
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let n = encode_server_header(&mut header, fin, opcode, payload.len() as u64);
+        self.write_raw(&header[..n], payload, now, out);
+    }
+
+    /// Encodes a whole control frame into `buf`; returns its length.
+    fn encode_into(
+        &self,
+        buf: &mut [u8; MAX_HEADER_LEN + 125],
+        fin: bool,
+        opcode: Opcode,
+        payload: &[u8],
+        out: &mut impl Output,
+    ) -> usize {
+        debug_assert!(opcode.is_control() && payload.len() <= 125);
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let n = if self.role() == Role::Client {
+            encode_client_header(
+                &mut header,
+                fin,
+                opcode,
+                payload.len() as u64,
+                out.mask_key(),
+            )
+        } else {
+            encode_server_header(&mut header, fin, opcode, payload.len() as u64)
+        };
+        buf[..n].copy_from_slice(&header[..n]);
+        buf[n..n + payload.len()].copy_from_slice(payload);
+        if self.role() == Role::Client {
+            let mask = [header[n - 4], header[n - 3], header[n - 2], header[n - 1]];
+            super::mask::apply_mask(&mut buf[n..n + payload.len()], mask, 0);
+        }
+        n + payload.len()
     }
 
     /// The peer does not read: stop producing for it, queue a 1008 behind what it has not read,
     /// and give it the close timeout to take it.
-    fn slow_consumer(&mut self, now: Tick, out: &mut impl Output) {
+    fn slow_consumer(&mut self, now: Tick, cfg: &Settings, out: &mut impl Output) {
         out.note(Note::SlowConsumer {
             queued_bytes: self.queued_bytes(),
         });
@@ -955,19 +1189,19 @@ impl Connection {
         let mut header = [0u8; MAX_HEADER_LEN];
         let h = encode_server_header(&mut header, true, Opcode::Close, n as u64);
         // Behind the queue, never around the cap: the close must follow what was sent.
-        self.queue(&header[..h], &payload[..n], now, out);
+        self.queue(&header[..h], &payload[..n], false, now, out);
         self.close_code = code.0;
         // Not released after the flush: the peer may still be sending, and closing a socket with
         // unread input resets it, destroying the 1008 before the peer reads it. Lingering shuts
         // our side down after the flush and discards input until EOF or the close timeout.
-        self.linger(now, Initiator::Server);
+        self.linger(now, Initiator::Server, cfg.close_timeout_ticks, out);
     }
 
     /// Writes `a` then `b`, queueing whatever the transport does not take.
     fn write_raw(&mut self, a: &[u8], b: &[u8], now: Tick, out: &mut impl Output) {
         if self.queued_bytes() > 0 {
             // Keep order behind bytes already waiting.
-            return self.queue(a, b, now, out);
+            return self.queue(a, b, false, now, out);
         }
         let total = a.len() + b.len();
         let sent = match out.transmit(a, b) {
@@ -978,20 +1212,24 @@ impl Connection {
         if sent >= total {
             return;
         }
+        // What is left of a frame partly sent: nothing may go out before its rest.
+        let started = sent > 0;
         if sent < a.len() {
-            self.queue(&a[sent..], b, now, out);
+            self.queue(&a[sent..], b, started, now, out);
         } else {
-            self.queue(&b[sent - a.len()..], &[], now, out);
+            self.queue(&b[sent - a.len()..], &[], started, now, out);
         }
     }
 
-    fn queue(&mut self, a: &[u8], b: &[u8], now: Tick, out: &mut impl Output) {
+    /// Queues one frame (or the rest of one, `partly_sent`).
+    fn queue(&mut self, a: &[u8], b: &[u8], partly_sent: bool, now: Tick, out: &mut impl Output) {
         let started = self.queued_bytes() == 0;
         let extra = self.extra_mut();
-        extra.outbound.push(a, b);
+        extra.outbound.push(a, b, partly_sent);
         if started {
             out.note(Note::QueueStarted);
-            extra.outbound.progress_tick = now;
+            extra.outbound.since_tick = now;
+            extra.outbound.sent_bytes = 0;
             // The write-stall deadline may be earlier than the armed one.
             self.flags |= fx::DEADLINE;
         }
@@ -999,6 +1237,7 @@ impl Connection {
         if !self.has(flag::WRITE_WAIT) {
             self.flags |= flag::WRITE_WAIT | fx::WANT_WRITABLE;
         }
+        self.account(out);
     }
 
     fn transport_failed(&mut self, out: &mut impl Output) {
@@ -1008,18 +1247,25 @@ impl Connection {
 
     /// Stop talking: shut our side down once queued bytes are out, then discard input until the
     /// peer closes or the close timeout passes.
-    fn linger(&mut self, now: Tick, initiator: Initiator) {
+    fn linger(
+        &mut self,
+        now: Tick,
+        initiator: Initiator,
+        close_timeout_ticks: u32,
+        out: &mut impl Output,
+    ) {
         self.leave_open(initiator);
         self.phase = Phase::Lingering;
-        self.mark_tick = now;
+        self.mark_tick = now.wrapping_add(close_timeout_ticks);
         self.flags |= fx::DEADLINE;
         let role = self.role();
         if let Some(e) = self.extra.as_mut() {
             e.pending = Vec::new();
             e.reader = Reader::new(role);
             e.bucket = None;
+            e.input_since = None;
         }
-        self.shrink();
+        self.shrink(out);
         if self.queued_bytes() > 0 {
             self.flags |= flag::SHUTDOWN_AFTER_FLUSH;
         } else {
@@ -1042,7 +1288,9 @@ impl Connection {
             out.note(Note::Dequeued(queued));
             out.note(Note::QueueEnded);
         }
-        self.extra = None;
+        if let Some(e) = self.extra.take() {
+            out.note(Note::Held(-(e.accounted as isize)));
+        }
         self.phase = Phase::Released;
         self.flags &= !(flag::SHUTDOWN_AFTER_FLUSH | flag::RELEASE_AFTER_FLUSH | fx::DEADLINE);
         self.flags |= fx::RELEASE;
@@ -1076,14 +1324,31 @@ impl Connection {
                 reader: Reader::new(role),
                 outbound: Outbound::default(),
                 bucket: None,
+                input_since: None,
+                accounted: 0,
             })
         })
     }
 
-    /// Frees the extra state if it holds nothing.
-    fn shrink(&mut self) {
+    /// Frees the extra state if it holds nothing, and reports the memory held.
+    fn shrink(&mut self, out: &mut impl Output) {
         if self.extra.as_ref().is_some_and(|e| e.is_idle()) {
-            self.extra = None;
+            if let Some(e) = self.extra.take() {
+                out.note(Note::Held(-(e.accounted as isize)));
+            }
+        }
+        self.account(out);
+    }
+
+    /// Reports a change of the memory held since the last report.
+    fn account(&mut self, out: &mut impl Output) {
+        let Some(e) = self.extra.as_mut() else {
+            return;
+        };
+        let held = e.held_bytes();
+        if held != e.accounted {
+            out.note(Note::Held(held as isize - e.accounted as isize));
+            e.accounted = held;
         }
     }
 }

@@ -8,6 +8,16 @@ use crate::protocol::RefusalReason;
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
+trait ServerAt {
+    fn server_at(now: Tick) -> Connection;
+}
+
+impl ServerAt for Connection {
+    fn server_at(now: Tick) -> Connection {
+        Connection::server(now, 0)
+    }
+}
+
 fn settings() -> Settings {
     Settings {
         limits: Limits {
@@ -20,7 +30,10 @@ fn settings() -> Settings {
         ping_interval_ticks: 300,
         pong_timeout_ticks: 100,
         idle_timeout_ticks: None,
+        message_timeout_ticks: 100,
+        min_receive_bytes_per_tick: 10,
         write_stall_timeout_ticks: 200,
+        min_send_bytes_per_tick: 10,
         max_outbound_bytes: 1000,
         message_rate_milli_per_tick: 0,
         message_burst: 100,
@@ -31,7 +44,9 @@ fn settings() -> Settings {
 #[derive(Default)]
 struct Mem {
     wire: Vec<u8>,
+    /// Every note but the memory accounting, which is summed in `held`.
     notes: Vec<Note>,
+    held: isize,
     window: Option<usize>,
     broken: bool,
     masks: u8,
@@ -52,7 +67,10 @@ impl Output for Mem {
         Ok(take)
     }
     fn note(&mut self, note: Note) {
-        self.notes.push(note);
+        match note {
+            Note::Held(delta) => self.held += delta,
+            other => self.notes.push(other),
+        }
     }
     fn mask_key(&mut self) -> [u8; 4] {
         self.masks = self.masks.wrapping_add(1);
@@ -98,7 +116,7 @@ fn feed(conn: &mut Connection, now: Tick, bytes: &[u8], out: &mut Mem) -> Vec<Se
             }
             Some(Received::BadRequest(refusal, _)) => {
                 seen.push(Seen::BadRequest(refusal.reason));
-                conn.refuse(now, &refusal, out);
+                conn.refuse(now, &settings(), &refusal, out);
             }
             Some(Received::Response(head)) => {
                 let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
@@ -106,7 +124,7 @@ fn feed(conn: &mut Connection, now: Tick, bytes: &[u8], out: &mut Mem) -> Vec<Se
                 };
                 assert!(head.starts_with(b"HTTP/1.1 101"));
                 seen.push(Seen::Response(end + 4));
-                conn.upgraded(now);
+                conn.upgraded(now, out);
                 pos += end + 4;
             }
             Some(Received::Message(kind, payload)) => {
@@ -114,7 +132,7 @@ fn feed(conn: &mut Connection, now: Tick, bytes: &[u8], out: &mut Mem) -> Vec<Se
             }
         }
     }
-    conn.end_receive(reader, &buf[pos..len]);
+    conn.end_receive(now, reader, &buf[pos..len], out);
     seen
 }
 
@@ -164,7 +182,7 @@ fn close_payload(code: u16, reason: &str) -> Vec<u8> {
 
 /// A server connection upgraded at tick `now`, with the 101 taken off the wire.
 fn open_server(now: Tick, out: &mut Mem) -> Connection {
-    let mut conn = Connection::server(now);
+    let mut conn = Connection::server_at(now);
     let seen = feed(&mut conn, now, &request("/"), out);
     assert_eq!(seen, [Seen::Request("/".into())]);
     assert!(out.take_wire().starts_with(b"HTTP/1.1 101"));
@@ -194,7 +212,7 @@ fn an_idle_connection_is_24_bytes() {
 #[test]
 fn a_silent_socket_meets_the_handshake_timeout_with_a_reset() {
     let mut out = Mem::default();
-    let mut conn = Connection::server(1000);
+    let mut conn = Connection::server_at(1000);
     assert!(
         conn.poll_effects().deadline_changed(),
         "the handshake deadline is armed"
@@ -218,7 +236,7 @@ fn a_silent_socket_meets_the_handshake_timeout_with_a_reset() {
 #[test]
 fn a_request_split_across_reads_is_upgraded_with_the_frames_behind_it() {
     let mut out = Mem::default();
-    let mut conn = Connection::server(0);
+    let mut conn = Connection::server_at(0);
     let mut bytes = request("/chat");
     bytes.extend(client_frame(true, Opcode::Text, b"hi"));
     assert!(feed(&mut conn, 0, &bytes[..10], &mut out).is_empty());
@@ -236,7 +254,7 @@ fn a_request_split_across_reads_is_upgraded_with_the_frames_behind_it() {
 #[test]
 fn a_bad_request_is_refused_and_the_connection_lingers_until_the_close_timeout() {
     let mut out = Mem::default();
-    let mut conn = Connection::server(0);
+    let mut conn = Connection::server_at(0);
     let seen = feed(&mut conn, 5, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &mut out);
     assert_eq!(seen, [Seen::BadRequest(RefusalReason::NotAnUpgrade)]);
     assert!(out.take_wire().starts_with(b"HTTP/1.1 426"));
@@ -463,31 +481,171 @@ fn the_message_rate_limit_closes_with_1008() {
 }
 
 #[test]
-fn a_stalled_queue_is_dropped_with_a_reset_at_the_write_stall_timeout() {
+fn a_queue_that_drains_below_min_send_rate_is_dropped_with_a_reset() {
     let mut out = Mem::default();
     let mut conn = open_server(0, &mut out);
-    out.window = Some(3);
-    assert!(conn.send(10, &settings(), MessageKind::Binary, &[7; 50], &mut out));
+    out.window = Some(4);
+    assert!(conn.send(10, &settings(), MessageKind::Binary, &[7; 5000], &mut out));
     let fx = conn.poll_effects();
     assert!(fx.want_writable() && fx.deadline_changed());
-    assert_eq!(conn.queued_bytes(), 52 - 3);
-    assert_eq!(deadline(&conn), 210, "write stall before the next ping");
-    // Progress (any bytes taken) moves the stall deadline.
-    out.window = Some(9);
-    conn.on_writable(100, &mut out);
+    assert_eq!(conn.queued_bytes(), 5004 - 4);
+    assert_eq!(
+        deadline(&conn),
+        210,
+        "write_stall_timeout after the queue began"
+    );
+    // 2,500 bytes drained earn 250 ticks at 10 bytes/tick: the deadline moves to 260.
+    out.window = Some(2500);
+    conn.on_writable(&mut out);
     assert!(
         conn.poll_effects().want_writable(),
         "still backed up: asks again"
     );
-    assert_eq!(deadline(&conn), 300);
-    let fx = timeout(&mut conn, 300, &mut out);
+    assert_eq!(deadline(&conn), 260);
+    // Bytes that merely move are not enough: 10 more bytes by tick 260 earn 1 tick.
+    out.window = Some(10);
+    conn.on_writable(&mut out);
+    assert_eq!(deadline(&conn), 261);
+    let fx = timeout(&mut conn, 261, &mut out);
     assert!(fx.release() && fx.left_open());
     assert_eq!(conn.release_kind(), ReleaseKind::Abortive);
-    assert!(out.notes.contains(&Note::WriteStall { queued_bytes: 40 }));
+    assert!(out.notes.contains(&Note::WriteStall { queued_bytes: 2490 }));
     assert_eq!(
         out.notes.last(),
         Some(&Note::QueueEnded),
         "the queue is accounted for"
+    );
+}
+
+#[test]
+fn a_reader_that_keeps_min_send_rate_receives_a_large_message_and_its_pongs() {
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    let cfg = settings();
+    out.window = Some(0);
+    // Far past max_outbound_bytes: one message may always be queued. It goes out in fragments,
+    // so pongs find frame boundaries.
+    let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+    assert!(conn.send(0, &cfg, MessageKind::Binary, &big, &mut out));
+    let mut taken = Vec::new();
+    let mut pings = 0;
+    for tick in 1..=2000 {
+        // The peer reads 200 bytes per tick (20 times the minimum) and pings every 50 ticks.
+        if tick % 50 == 0 {
+            pings += 1;
+            feed(
+                &mut conn,
+                tick,
+                &client_frame(true, Opcode::Ping, b"p"),
+                &mut out,
+            );
+        }
+        out.window = Some(200);
+        conn.on_writable(&mut out);
+        taken.extend(out.take_wire());
+        if conn.queued_bytes() == 0 {
+            break;
+        }
+        if conn
+            .next_deadline(&cfg, 0)
+            .is_some_and(|d| reached(d, tick))
+        {
+            conn.handle_timeout(tick, &cfg, 0, &mut out);
+        }
+        assert_eq!(conn.phase(), Phase::Open, "closed at tick {tick}");
+    }
+    assert_eq!(conn.queued_bytes(), 0);
+    let mut reader = Reader::new(Role::Client);
+    let (mut message, mut pongs) = (None, 0);
+    reader
+        .feed(&mut taken, &Limits::default(), |e| {
+            match e {
+                Event::Message(MessageKind::Binary, p) => message = Some(p.to_vec()),
+                Event::Pong(_) => pongs += 1,
+                other => panic!("{other:?}"),
+            }
+            Flow::Continue
+        })
+        .expect("valid frames");
+    assert_eq!(
+        message.as_deref(),
+        Some(&big[..]),
+        "the whole message arrived"
+    );
+    // A pong waits at most one fragment; one waiting is replaced by the next (RFC 6455 §5.5.3).
+    assert!(
+        pongs >= 3 && pongs <= pings,
+        "{pongs} pongs for {pings} pings"
+    );
+    assert!(!out
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::SlowConsumer { .. })));
+}
+
+#[test]
+fn a_message_announced_but_not_sent_is_closed_at_the_message_timeout() {
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    // A header announcing 1 MiB (within the limits), then one byte every 30 ticks: any byte is
+    // life to the heartbeat, but not progress for the message.
+    let header = client_frame(true, Opcode::Binary, &vec![0; 1 << 20]);
+    feed(&mut conn, 10, &header[..15], &mut out);
+    assert!(conn.poll_effects().deadline_changed());
+    assert_eq!(
+        deadline(&conn),
+        110,
+        "message_timeout after the message began"
+    );
+    for tick in [40, 70, 100] {
+        feed(&mut conn, tick, &[0], &mut out);
+        assert_eq!(deadline(&conn), 110);
+    }
+    let fx = timeout(&mut conn, 110, &mut out);
+    assert!(fx.left_open());
+    assert_eq!(
+        server_frames(&out.take_wire()),
+        [(
+            Opcode::Close,
+            close_payload(
+                1008,
+                "message not received in time (message_timeout, min_receive_rate)"
+            )
+        )]
+    );
+    assert!(out
+        .notes
+        .contains(&Note::MessageTimeout { received_bytes: 4 }));
+    assert!(
+        conn.extra
+            .as_ref()
+            .is_none_or(|e| e.reader.buffered_bytes() == 0),
+        "freed"
+    );
+}
+
+#[test]
+fn a_slow_but_steady_message_may_take_longer_than_the_message_timeout() {
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    let frame = client_frame(true, Opcode::Binary, &[5u8; 3000]);
+    let mut seen = Vec::new();
+    // 15 bytes per tick: above the 10-byte minimum, 200 ticks for the whole frame.
+    for (i, chunk) in frame.chunks(15).enumerate() {
+        let tick = i as Tick;
+        seen.extend(feed(&mut conn, tick, chunk, &mut out));
+        if conn
+            .next_deadline(&settings(), 0)
+            .is_some_and(|d| reached(d, tick))
+        {
+            conn.handle_timeout(tick, &settings(), 0, &mut out);
+        }
+    }
+    assert_eq!(conn.phase(), Phase::Open);
+    assert_eq!(seen, [Seen::Message(MessageKind::Binary, vec![5; 3000])]);
+    assert!(
+        conn.extra.is_none(),
+        "no deadline state left once the message is in"
     );
 }
 
@@ -513,7 +671,7 @@ fn a_slow_consumer_gets_1008_behind_what_it_has_not_read() {
         "shut down only after the flush"
     );
     out.window = None;
-    conn.on_writable(4, &mut out);
+    conn.on_writable(&mut out);
     let frames = server_frames(&out.take_wire());
     assert_eq!(frames.len(), 2, "the queued message, then the close");
     assert_eq!(frames[0], (Opcode::Binary, vec![1; 1200]));
@@ -535,16 +693,21 @@ fn a_slow_consumer_gets_1008_behind_what_it_has_not_read() {
 }
 
 #[test]
-fn the_drain_sends_1001_and_the_close_timeout_bounds_it() {
+fn the_drain_sends_1001_and_the_drain_deadline_bounds_it() {
     let mut out = Mem::default();
     let mut conn = open_server(0, &mut out);
-    conn.shut_down(20, &settings(), &mut out);
+    conn.shut_down(20, 90, &settings(), &mut out);
     assert_eq!(
         server_frames(&out.take_wire()),
         [(Opcode::Close, close_payload(1001, "server shutting down"))]
     );
-    assert_eq!(deadline(&conn), 70);
-    assert!(timeout(&mut conn, 70, &mut out).release());
+    assert_eq!(
+        deadline(&conn),
+        90,
+        "the drain deadline, not the close timeout"
+    );
+    assert!(!timeout(&mut conn, 70, &mut out).release());
+    assert!(timeout(&mut conn, 90, &mut out).release());
     assert_eq!(
         conn.end(),
         Some((Initiator::Server, Some(CloseCode::GOING_AWAY)))
@@ -571,7 +734,7 @@ fn a_failed_transport_releases_and_a_released_connection_is_inert() {
     )
     .is_empty());
     conn.handle_timeout(1000, &settings(), 0, &mut out);
-    conn.on_writable(4, &mut out);
+    conn.on_writable(&mut out);
     assert!(out.wire.is_empty());
     assert!(conn.poll_effects().is_empty());
     assert_eq!(conn.next_deadline(&settings(), 0), None);
@@ -590,7 +753,7 @@ impl Pair {
     fn connect() -> Pair {
         let mut pair = Pair {
             client: Connection::client(0),
-            server: Connection::server(0),
+            server: Connection::server_at(0),
             client_out: Mem::default(),
             server_out: Mem::default(),
             now: 0,
@@ -760,4 +923,88 @@ fn a_client_refuses_masked_server_frames_with_1002() {
         .notes
         .iter()
         .any(|n| matches!(n, Note::ProtocolError(_))));
+}
+
+#[test]
+fn the_memory_a_connection_holds_is_reported_and_returns_to_zero() {
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    assert_eq!(out.held, 0, "an idle open connection holds nothing");
+    // A message in progress: its buffer is reported as it grows.
+    let frame = client_frame(true, Opcode::Binary, &[1; 50_000]);
+    feed(&mut conn, 1, &frame[..20_000], &mut out);
+    assert_eq!(out.held as usize, conn.held_bytes());
+    assert!(conn.held_inbound_bytes() >= 19_000);
+    // A queue the peer does not read.
+    out.window = Some(0);
+    conn.send(2, &settings(), MessageKind::Binary, &[2; 30_000], &mut out);
+    assert_eq!(out.held as usize, conn.held_bytes());
+    assert!(conn.held_bytes() >= 50_000);
+    // Shedding: the larger of the two goes (here the queue, with a reset).
+    conn.shed(3, &settings(), &mut out);
+    assert!(out
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::MemoryShed { .. })));
+    assert_eq!(out.held as usize, conn.held_bytes());
+    let fx = conn.poll_effects();
+    assert!(fx.left_open());
+    // Whatever path it ends by, nothing stays accounted once released.
+    conn.on_eof(&mut out);
+    assert!(conn.is_released());
+    assert_eq!(out.held, 0);
+}
+
+#[test]
+fn shedding_drops_a_large_queue_with_a_reset_and_large_input_with_1009() {
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    out.window = Some(0);
+    conn.send(1, &settings(), MessageKind::Binary, &[2; 30_000], &mut out);
+    conn.shed(2, &settings(), &mut out);
+    assert!(conn.is_released());
+    assert_eq!(conn.release_kind(), ReleaseKind::Abortive);
+    assert!(out
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::MemoryShed { inbound: false, .. })));
+    assert_eq!(out.held, 0);
+
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    let frame = client_frame(true, Opcode::Binary, &[1; 50_000]);
+    feed(&mut conn, 1, &frame[..30_000], &mut out);
+    conn.shed(2, &settings(), &mut out);
+    assert_eq!(conn.phase(), Phase::Lingering);
+    let frames = server_frames(&out.take_wire());
+    assert_eq!(frames[0].1[..2], 1009u16.to_be_bytes());
+    assert!(out
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::MemoryShed { inbound: true, .. })));
+    assert_eq!(out.held, 0, "the input is freed at once");
+}
+
+#[test]
+fn a_protocol_error_after_our_close_sends_no_second_close_frame() {
+    // Found by the connection fuzz target: shut_down, then a reserved opcode from the peer.
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    conn.shut_down(1, 100, &settings(), &mut out);
+    assert_eq!(server_frames(&out.take_wire()).len(), 1);
+    feed(&mut conn, 2, &[0x83, 0x80, 0, 0, 0, 0], &mut out);
+    assert!(out.wire.is_empty(), "nothing after our close frame");
+    assert_eq!(conn.phase(), Phase::Lingering);
+    assert!(out
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::ProtocolError(_))));
+}
+
+#[test]
+fn a_close_code_forbidden_on_the_wire_goes_out_as_a_close_without_code() {
+    let mut out = Mem::default();
+    let mut conn = open_server(0, &mut out);
+    conn.close(1, &settings(), CloseCode(1005), "no", &mut out);
+    assert_eq!(server_frames(&out.take_wire()), [(Opcode::Close, vec![])]);
 }

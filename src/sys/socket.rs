@@ -1,5 +1,5 @@
-//! The raw-fd boundary: the few socket syscalls the reactor makes outside the ring.
-//! Every `unsafe` block of the reactor that is not about the ring itself lives here.
+//! Raw-fd socket syscalls: the ones the reactor makes outside the ring, and the non-blocking
+//! reads and writes of `bench`'s client sockets.
 
 use std::io;
 use std::net::SocketAddr;
@@ -52,6 +52,27 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> IoResult {
         )
     };
     classify(n as isize)
+}
+
+/// `recv(2)` with MSG_PEEK | MSG_DONTWAIT: copies what is waiting in the socket into `buf`
+/// without consuming it; 0 when nothing is waiting or on any error.
+pub fn peek(fd: RawFd, buf: &mut [u8]) -> usize {
+    // SAFETY: `buf` is a writable buffer of `buf.len()` bytes for the whole call.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    usize::try_from(n).unwrap_or(0)
+}
+
+/// `send(2)` of `buf` without SIGPIPE. `buf` must not be empty.
+pub fn send(fd: RawFd, buf: &[u8]) -> IoResult {
+    debug_assert!(!buf.is_empty());
+    send2(fd, buf, &[])
 }
 
 /// `sendto(2)` of one slice, or `sendmsg(2)` of two (frame header + payload), without SIGPIPE.
@@ -163,27 +184,39 @@ pub fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
     res.ok().and_then(|(_, addr)| addr.as_socket())
 }
 
-/// A non-blocking eventfd, used to wake a reactor from another thread.
-pub fn eventfd() -> io::Result<RawFd> {
-    // SAFETY: plain syscall; the returned fd is owned by the caller.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(fd)
+/// Asks the kernel to pick the source port at connect time (not at bind time), so a bound source
+/// address can reuse a port towards different destinations. Best effort.
+pub fn set_bind_address_no_port(fd: RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: `one` is a valid c_int that outlives the call; a failure is harmless and ignored.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 
-/// Adds 1 to an eventfd (wakes the reactor polling it).
-pub fn eventfd_signal(fd: RawFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a valid u64.
-    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
-}
-
-/// Reads and resets an eventfd's counter.
-pub fn eventfd_drain(fd: RawFd) {
-    let mut v: u64 = 0;
-    // SAFETY: reads 8 bytes into a valid u64.
-    unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+/// The TCP_USER_TIMEOUT of a socket, in milliseconds.
+pub fn tcp_user_timeout(fd: RawFd) -> io::Result<u32> {
+    let mut value: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`, a live u32.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&mut value as *mut u32).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
