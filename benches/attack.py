@@ -1727,12 +1727,13 @@ def closes_cell(r):
         held = r.get("held_s")
         span = f"{held['min']}" if held and held["min"] == held["max"] else (
             f"{held['min']}–{held['max']}" if held else "")
-        cell = (f"{r['held_then_closed']} held requests closed after {span} s"
-                if held else f"none closed in {r.get('window_s')} s")
+        cell = (f"{r['held_then_closed']} partial requests held, closed after {span} s"
+                if held else "no partial request held 0.2 s or more")
         kinds = r.get("end_kinds_held") or {}
         if kinds:
             cell += " (" + ", ".join(f"{k} ×{v}" for k, v in kinds.items()) + ")"
-        return cell + f"; {r['closed_at_accept']} closed at accept (slots full), reopened"
+        return cell + (f"; {r['closed_at_accept']} closed within 0.2 s of connecting "
+                       "(slots full or evicted), each reopened")
     n, closed = r.get("attackers"), r.get("closed_by_server")
     if n is None:
         return "–"
