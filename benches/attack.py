@@ -1715,6 +1715,10 @@ def mb(x):
     return f"{x / 1e3:,.1f} KB"
 
 
+def signed(x):
+    return "–" if x is None else ("+" if x >= 0 else "−") + mb(abs(x))
+
+
 def closes_cell(r):
     if r.get("skipped"):
         return "skipped: " + r["skipped"]
@@ -1795,10 +1799,10 @@ def outcome_cell(r):
                     + (f", echo p50 {lat['p50']} ms, max {lat['max']} ms during the attack" if lat else ""))
         bits.append(f"cgroup peak {mb(r['cgroup_max_usage'])}")
     elif s == "c_announce_only":
-        bits.append(f"VmSize +{mb(r.get('vmsize_per_attacker'))}/attacker")
+        bits.append(f"VmSize {signed(r.get('vmsize_per_attacker'))}/attacker")
         if r.get("private_writable_per_attacker") is not None:
-            bits.append(f"private writable mappings (commit charge) +{mb(r['private_writable_per_attacker'])}"
-                        f"/attacker; machine's Committed_AS +{mb(r.get('committed_as_growth_when_held'))} "
+            bits.append(f"private writable mappings (commit charge) {signed(r['private_writable_per_attacker'])}"
+                        f"/attacker; machine's Committed_AS {signed(r.get('committed_as_growth_when_held'))} "
                         f"with {r.get('attackers_held')} held")
         lim = r.get("rlimit_as")
         if isinstance(lim, dict):
