@@ -4,7 +4,7 @@
 # settled RSS, RSS per attacking connection, whether and when the server closed the attackers
 # (and with which code), and what honest clients saw.
 #
-#   bash benches/attack.sh                            # full run, about 10 minutes
+#   bash benches/attack.sh                            # full run, about 8 minutes (386-474 s here)
 #   QUICK=1 bash benches/attack.sh                    # smoke run, about 2 minutes (shrunk windows)
 #   RINGWS=path/to/ringws bash benches/attack.sh      # another binary (default target/release/ringws)
 #   SCENARIOS="a e oom" bash benches/attack.sh        # some scenarios only (a b c d e f g h hfd i oom)
