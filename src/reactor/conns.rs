@@ -159,7 +159,9 @@ impl Io {
             draining: self.drain_deadline.is_some(),
         };
         let r = f(&mut slot.conn, &self.settings.conn, self.now_tick, &mut out);
-        self.settle(key);
+        if slot.conn.has_effects() {
+            self.settle(key);
+        }
         r
     }
 

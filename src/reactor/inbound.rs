@@ -62,7 +62,8 @@ impl<A: App> Reactor<A> {
         let generation = self.io.conns[key as usize].generation;
         let id = ConnId { key, generation };
         let mut pos = 0;
-        loop {
+        // Until the input is used up (the connection would only say so).
+        while pos < len {
             let io = &mut self.io;
             let input = io.with_conn(key, |conn, cfg, now, out| {
                 conn.receive(now, cfg, reader, &mut self.recv_buf[pos..len], out)
@@ -111,6 +112,7 @@ impl<A: App> Reactor<A> {
                 }
             }
         }
+        pos
     }
 }
 

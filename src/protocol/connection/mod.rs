@@ -25,10 +25,12 @@
 //! rate-limit bucket is not full.
 
 mod outbound;
+mod progress;
 #[cfg(test)]
 mod tests;
 
 pub use outbound::{Outbound, TokenBucket, MAX_CONTROL_QUEUE_BYTES};
+pub use progress::{Progress, Verdict};
 
 use super::close::encode_close_payload;
 use super::frame::{
@@ -57,22 +59,6 @@ fn earliest(a: Tick, b: Tick) -> Tick {
     } else {
         b
     }
-}
-
-/// The deadline of a transfer that began at `since` and has moved `bytes`: the later of
-/// `timeout` after it began and the time `bytes` would take at `rate_per_tick`. A transfer is
-/// judged too slow once it has taken longer than both.
-fn progress_deadline(since: Tick, timeout_ticks: u32, bytes: u64, rate_per_tick: u64) -> Tick {
-    let earned_ticks = bytes
-        .checked_div(rate_per_tick)
-        .unwrap_or(u64::MAX)
-        .min(u64::from(u32::MAX / 4)) as u32;
-    since.wrapping_add(timeout_ticks.max(earned_ticks))
-}
-
-/// The window over which a message taking longer than `message_timeout` is judged.
-fn message_window_ticks(cfg: &Settings) -> u32 {
-    (cfg.message_timeout_ticks / 2).max(1)
 }
 
 /// The rules a connection follows, in the driver's ticks. Shared by all connections of a
@@ -287,10 +273,7 @@ struct Extra {
     /// Present while the message rate limit is on and the bucket is not full.
     bucket: Option<TokenBucket>,
     /// When the input in progress (a partial frame or message) began.
-    input_since: Option<Tick>,
-    /// Past `message_timeout / 2`: the start of the window being judged, and the bytes held
-    /// then (see [`Connection::receive_deadline`]).
-    input_window: Option<(Tick, u64)>,
+    input: Option<Progress>,
     /// The memory last reported in a [`Note::Held`].
     accounted: usize,
 }
@@ -309,7 +292,7 @@ impl Extra {
             && self.reader.is_idle()
             && self.outbound.is_empty()
             && self.bucket.is_none()
-            && self.input_since.is_none()
+            && self.input.is_none()
     }
 }
 
@@ -455,6 +438,11 @@ impl Connection {
         self.has(flag::WRITE_WAIT)
     }
 
+    /// Effects are waiting for [`Connection::poll_effects`] (the common answer is no).
+    pub fn has_effects(&self) -> bool {
+        self.flags & fx::ALL != 0
+    }
+
     /// Takes the effects accumulated since the last call.
     pub fn poll_effects(&mut self) -> Effects {
         let effects = Effects(self.flags & fx::ALL);
@@ -493,51 +481,44 @@ impl Connection {
         d
     }
 
-    /// When a backed-up queue has drained too slowly (see [`progress_deadline`]).
+    /// When a backed-up queue is next judged for draining (see [`Progress`]).
     fn send_deadline(&self, cfg: &Settings) -> Option<Tick> {
         let o = self.outbound().filter(|o| !o.is_empty())?;
-        Some(progress_deadline(
-            o.since_tick,
-            cfg.write_stall_timeout_ticks,
-            o.sent_bytes,
-            cfg.min_send_bytes_per_tick,
-        ))
+        Some(o.progress.deadline(cfg.write_stall_timeout_ticks))
     }
 
-    /// When the input in progress is next judged. A message must arrive within
-    /// `message_timeout`; one that takes longer must keep arriving at `min_receive_rate`,
-    /// judged over windows of half the timeout (the first one ending at the timeout), so a
-    /// sender that stalls after a burst is closed within `message_timeout` of the stall, and
-    /// pings in between are not progress.
+    /// When the input in progress is next judged (see [`Progress`]).
     fn receive_deadline(&self, cfg: &Settings) -> Option<Tick> {
-        let e = self.extra.as_ref()?;
-        let since = e.input_since?;
-        let window = message_window_ticks(cfg);
-        Some(match e.input_window {
-            None => since.wrapping_add(cfg.message_timeout_ticks - window),
-            Some((start, _)) => start.wrapping_add(window),
-        })
+        let input = self.extra.as_ref()?.input?;
+        Some(input.deadline(cfg.message_timeout_ticks))
     }
 
-    /// The input deadline came: opens the first window, or judges the one that ended. True
-    /// when the input is too slow.
+    /// The queue's deadline came: true when it drains too slowly.
+    fn judge_output(&mut self, now: Tick, cfg: &Settings) -> bool {
+        let Some(e) = self.extra.as_mut() else {
+            return false;
+        };
+        let o = &mut e.outbound;
+        let (timeout, rate) = (cfg.write_stall_timeout_ticks, cfg.min_send_bytes_per_tick);
+        let verdict = o.progress.judge(now, o.sent_bytes, timeout, rate);
+        self.flags |= fx::DEADLINE;
+        verdict == Verdict::TooSlow
+    }
+
+    /// The input's deadline came: true when it arrives too slowly. Only the message's own bytes
+    /// count: pings in between are not progress.
     fn judge_input(&mut self, now: Tick, cfg: &Settings) -> bool {
         let Some(e) = self.extra.as_mut() else {
             return false;
         };
         let held = (e.reader.buffered_bytes() + e.pending.len()) as u64;
-        let window = message_window_ticks(cfg);
-        if let Some((_, base)) = e.input_window {
-            let wanted = cfg
-                .min_receive_bytes_per_tick
-                .saturating_mul(u64::from(window));
-            if held.saturating_sub(base) < wanted {
-                return true;
-            }
-        }
-        e.input_window = Some((now, held));
+        let (timeout, rate) = (cfg.message_timeout_ticks, cfg.min_receive_bytes_per_tick);
+        let Some(input) = e.input.as_mut() else {
+            return false;
+        };
+        let verdict = input.judge(now, held, timeout, rate);
         self.flags |= fx::DEADLINE;
-        false
+        verdict == Verdict::TooSlow
     }
 
     /// The deadline came (or a stale one fired early: then it is only re-armed).
@@ -577,7 +558,7 @@ impl Connection {
         jitter_ticks: u32,
         out: &mut impl Output,
     ) {
-        if self.send_deadline(cfg).is_some_and(|d| reached(d, now)) {
+        if self.send_deadline(cfg).is_some_and(|d| reached(d, now)) && self.judge_output(now, cfg) {
             out.note(Note::WriteStall {
                 queued_bytes: self.queued_bytes(),
             });
@@ -661,17 +642,16 @@ impl Connection {
         reader.settle();
         if rest.is_empty() && reader.is_idle() {
             if let Some(e) = self.extra.as_mut() {
-                e.input_since = None;
-                e.input_window = None;
+                e.input = None;
             }
             return self.shrink(out); // idle again: no per-connection read state at all
         }
         let extra = self.extra_mut();
         extra.pending.extend_from_slice(rest);
         extra.reader = reader;
-        if extra.input_since.is_none() {
+        if extra.input.is_none() {
             // Input in progress: its deadline may come before the armed one.
-            extra.input_since = Some(now);
+            extra.input = Some(Progress::new(now));
             self.flags |= fx::DEADLINE;
         }
         self.account(out);
@@ -1260,7 +1240,7 @@ impl Connection {
         extra.outbound.push(a, b, partly_sent);
         if started {
             out.note(Note::QueueStarted);
-            extra.outbound.since_tick = now;
+            extra.outbound.progress = Progress::new(now);
             extra.outbound.sent_bytes = 0;
             // The write-stall deadline may be earlier than the armed one.
             self.flags |= fx::DEADLINE;
@@ -1295,8 +1275,7 @@ impl Connection {
             e.pending = Vec::new();
             e.reader = Reader::new(role);
             e.bucket = None;
-            e.input_since = None;
-            e.input_window = None;
+            e.input = None;
         }
         self.shrink(out);
         if self.queued_bytes() > 0 {
@@ -1357,8 +1336,7 @@ impl Connection {
                 reader: Reader::new(role),
                 outbound: Outbound::default(),
                 bucket: None,
-                input_since: None,
-                input_window: None,
+                input: None,
                 accounted: 0,
             })
         })

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::Tick;
+use super::{Progress, Tick};
 
 /// Bytes the transport refused, in order, with their frame boundaries, and the control frames
 /// (ping, pong) waiting to go out ahead of them at the next boundary.
@@ -21,9 +21,9 @@ pub struct Outbound {
     control: Vec<u8>,
     /// The first unsent byte of `control`.
     control_start: usize,
-    /// Tick the queue began (the drain-rate rule measures from here).
-    pub since_tick: Tick,
-    /// Bytes sent from the queue since `since_tick`.
+    /// How the queue drains (see [`Progress`]), from when it began.
+    pub progress: Progress,
+    /// Bytes sent from the queue since it began.
     pub sent_bytes: u64,
 }
 

@@ -482,6 +482,16 @@ fn the_message_rate_limit_closes_with_1008() {
 
 #[test]
 fn a_queue_that_drains_below_min_send_rate_is_dropped_with_a_reset() {
+    // No heartbeat in the way: only the queue's deadlines.
+    let cfg = Settings {
+        ping_interval_ticks: 10_000,
+        ..settings()
+    };
+    let deadline = |conn: &Connection| conn.next_deadline(&cfg, 0).expect("a deadline");
+    let timeout = |conn: &mut Connection, now: Tick, out: &mut Mem| {
+        conn.handle_timeout(now, &cfg, 0, out);
+        conn.poll_effects()
+    };
     let mut out = Mem::default();
     let mut conn = open_server(0, &mut out);
     out.window = Some(4);
@@ -491,25 +501,30 @@ fn a_queue_that_drains_below_min_send_rate_is_dropped_with_a_reset() {
     assert_eq!(conn.queued_bytes(), 5004 - 4);
     assert_eq!(
         deadline(&conn),
-        210,
-        "write_stall_timeout after the queue began"
+        110,
+        "the judged window opens half of write_stall_timeout in"
     );
-    // 2,500 bytes drained earn 250 ticks at 10 bytes/tick: the deadline moves to 260.
+    // Whatever drains before the window opens is not judged.
     out.window = Some(2500);
     conn.on_writable(&mut out);
     assert!(
         conn.poll_effects().want_writable(),
         "still backed up: asks again"
     );
-    assert_eq!(deadline(&conn), 260);
-    // Bytes that merely move are not enough: 10 more bytes by tick 260 earn 1 tick.
+    assert!(!timeout(&mut conn, 110, &mut out).release());
+    assert_eq!(deadline(&conn), 210, "judged at write_stall_timeout");
+    // A window needs 10 bytes per tick over its 100 ticks: 1,000 bytes pass it.
+    out.window = Some(1000);
+    conn.on_writable(&mut out);
+    assert!(!timeout(&mut conn, 210, &mut out).release());
+    assert_eq!(deadline(&conn), 310);
+    // Bytes that merely move do not: 10 bytes in the next window.
     out.window = Some(10);
     conn.on_writable(&mut out);
-    assert_eq!(deadline(&conn), 261);
-    let fx = timeout(&mut conn, 261, &mut out);
+    let fx = timeout(&mut conn, 310, &mut out);
     assert!(fx.release() && fx.left_open());
     assert_eq!(conn.release_kind(), ReleaseKind::Abortive);
-    assert!(out.notes.contains(&Note::WriteStall { queued_bytes: 2490 }));
+    assert!(out.notes.contains(&Note::WriteStall { queued_bytes: 1490 }));
     assert_eq!(
         out.notes.last(),
         Some(&Note::QueueEnded),
