@@ -104,3 +104,41 @@ fn read_close_quick(s: &mut TcpStream) -> Option<u16> {
         _ => None,
     }
 }
+
+/// A message announced but not sent, or trickled a byte at a time, is closed with 1008 at
+/// `message_timeout` and its buffer freed: any byte is life to the heartbeat, but not progress.
+#[test]
+fn a_stalled_or_trickled_message_is_closed_at_the_message_timeout() {
+    let server = ServerProcess::start(&["--cores", "1", "--message-timeout", "2s"]);
+    let admin = server.admin.expect("admin listener");
+    let started = Instant::now();
+    let mut stalled = holding(server.addr, 1024);
+    let mut trickled = holding(server.addr, 1024);
+    let trickle = std::thread::spawn(move || {
+        // A byte every 300 ms: far below min_receive_rate, until the server closes it.
+        let mut code = None;
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(300));
+            if trickled.write_all(&[7]).is_err() {
+                break;
+            }
+            if let Some(c) = read_close_quick(&mut trickled) {
+                code = Some(c);
+                break;
+            }
+        }
+        code
+    });
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(read_close(&mut stalled), Some(1008));
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1800) && elapsed < Duration::from_secs(4),
+        "closed after {elapsed:?}"
+    );
+    assert_eq!(trickle.join().unwrap(), Some(1008));
+    assert!(metric_sum(admin, "ringws_message_timeouts_total") >= 2.0);
+    wait_metric(admin, "ringws_memory_held_bytes", |v| v == 0.0);
+}
