@@ -142,3 +142,141 @@ fn a_stalled_or_trickled_message_is_closed_at_the_message_timeout() {
     assert!(metric_sum(admin, "ringws_message_timeouts_total") >= 2.0);
     wait_metric(admin, "ringws_memory_held_bytes", |v| v == 0.0);
 }
+
+/// A client with a small receive buffer (so ringws, not the kernel, holds the backlog) that
+/// sent one binary message of `len` bytes to the echo app.
+fn echo_requester(addr: SocketAddr, len: usize) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 << 10).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(upgrade_request("/").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut s).status, 101);
+    s.write_all(&client_frame(true, 0x2, &vec![5u8; len]))
+        .unwrap();
+    s
+}
+
+/// Reads exactly `buf.len()` bytes at no more than `bytes_per_s` (the pace of a slow reader).
+fn paced_read(
+    s: &mut TcpStream,
+    buf: &mut [u8],
+    bytes_per_s: usize,
+    started: Instant,
+    total: &mut usize,
+) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut at = 0;
+    while at < buf.len() {
+        let due = Duration::from_secs_f64(*total as f64 / bytes_per_s as f64);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let end = (at + 4096).min(buf.len());
+        let n = s.read(&mut buf[at..end])?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        at += n;
+        *total += n;
+    }
+    Ok(())
+}
+
+/// One server frame read at the reader's pace: (fin, opcode, payload).
+fn paced_frame(
+    s: &mut TcpStream,
+    rate: usize,
+    started: Instant,
+    total: &mut usize,
+) -> std::io::Result<(bool, u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    paced_read(s, &mut h, rate, started, total)?;
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            paced_read(s, &mut b, rate, started, total)?;
+            u16::from_be_bytes(b) as usize
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            paced_read(s, &mut b, rate, started, total)?;
+            u64::from_be_bytes(b) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0u8; len];
+    paced_read(s, &mut payload, rate, started, total)?;
+    Ok((h[0] & 0x80 != 0, h[0] & 0x0f, payload))
+}
+
+/// A reader that keeps up a reasonable pace (1 MB/s, far above `min_send_rate`) receives a
+/// message much larger than `max_outbound_buffer`, and its pings are answered meanwhile: the
+/// drain-rate rule and the slow-consumer cap both leave it alone.
+#[test]
+fn a_steady_reader_receives_a_large_message_and_its_pongs_while_it_drains() {
+    let server = ServerProcess::start(&["--cores", "1", "--write-stall-timeout", "2s"]);
+    let admin = server.admin.expect("admin listener");
+    const LEN: usize = 8 * MIB;
+    let mut s = echo_requester(server.addr, LEN);
+    let started = Instant::now();
+    let (mut total, mut message, mut pongs, mut pings) = (0, Vec::new(), 0, 0);
+    let mut next_ping = Duration::from_secs(1);
+    while message.len() < LEN {
+        if started.elapsed() >= next_ping {
+            s.write_all(&client_frame(true, 0x9, b"still here"))
+                .unwrap();
+            pings += 1;
+            next_ping += Duration::from_secs(1);
+        }
+        let (fin, op, payload) = paced_frame(&mut s, 1 << 20, started, &mut total)
+            .unwrap_or_else(|e| panic!("cut off after {} of {LEN} bytes: {e}", message.len()));
+        match op {
+            0x2 | 0x0 => message.extend_from_slice(&payload),
+            0xA => pongs += 1,
+            other => panic!("unexpected opcode {other:#x} (fin {fin})"),
+        }
+    }
+    assert!(message.iter().all(|&b| b == 5), "the echo is the message");
+    assert!(pings >= 5, "the transfer lasted {:?}", started.elapsed());
+    // Pongs came during the transfer, between fragments (a pong still waiting is replaced by
+    // the answer to a newer ping, as RFC 6455 §5.5.3 allows, so there may be fewer).
+    assert!(
+        pongs >= 2,
+        "{pongs} pongs for {pings} pings during the transfer"
+    );
+    // And with nothing queued, a ping is answered at once.
+    s.write_all(&client_frame(true, 0x9, b"last")).unwrap();
+    loop {
+        let (_, op, payload) = read_frame(&mut s);
+        if op == 0xA && payload == b"last" {
+            break;
+        }
+        assert_eq!(op, 0xA, "only pongs are left to read");
+    }
+    assert_eq!(metric_sum(admin, "ringws_write_stall_closes_total"), 0.0);
+    assert_eq!(metric_sum(admin, "ringws_slow_consumer_closes_total"), 0.0);
+}
+
+/// A reader that takes its data in bursts averaging below `min_send_rate` is dropped by the
+/// drain-rate rule, though its queue keeps moving.
+#[test]
+fn a_reader_below_min_send_rate_is_dropped_though_its_queue_moves() {
+    let server = ServerProcess::start(&["--cores", "1", "--write-stall-timeout", "2s"]);
+    let admin = server.admin.expect("admin listener");
+    let mut s = echo_requester(server.addr, 8 * MIB);
+    // 64 KiB/s in 32 KiB bursts: half of the default 128 KiB/s.
+    let started = Instant::now();
+    let mut total = 0;
+    let mut buf = vec![0u8; 32 << 10];
+    let cut = loop {
+        assert!(started.elapsed() < Duration::from_secs(15), "never dropped");
+        if paced_read(&mut s, &mut buf, 64 << 10, started, &mut total).is_err() {
+            break started.elapsed();
+        }
+    };
+    wait_metric(admin, "ringws_write_stall_closes_total", |v| v >= 1.0);
+    assert!(total > 64 << 10, "the queue moved: {total} bytes read");
+    assert!(cut >= Duration::from_secs(1), "dropped after {cut:?}");
+}

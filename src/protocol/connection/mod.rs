@@ -651,7 +651,7 @@ impl Connection {
         extra.reader = reader;
         if extra.input.is_none() {
             // Input in progress: its deadline may come before the armed one.
-            extra.input = Some(Progress::new(now));
+            extra.input = Some(Progress::windowed(now));
             self.flags |= fx::DEADLINE;
         }
         self.account(out);
@@ -1240,7 +1240,7 @@ impl Connection {
         extra.outbound.push(a, b, partly_sent);
         if started {
             out.note(Note::QueueStarted);
-            extra.outbound.progress = Progress::new(now);
+            extra.outbound.progress = Progress::average(now);
             extra.outbound.sent_bytes = 0;
             // The write-stall deadline may be earlier than the armed one.
             self.flags |= fx::DEADLINE;

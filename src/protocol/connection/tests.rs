@@ -504,8 +504,8 @@ fn a_queue_that_drains_below_min_send_rate_is_dropped_with_a_reset() {
         110,
         "the judged window opens half of write_stall_timeout in"
     );
-    // Whatever drains before the window opens is not judged.
-    out.window = Some(2500);
+    // Half of write_stall_timeout in, nothing is judged yet.
+    out.window = Some(1500);
     conn.on_writable(&mut out);
     assert!(
         conn.poll_effects().want_writable(),
@@ -513,18 +513,22 @@ fn a_queue_that_drains_below_min_send_rate_is_dropped_with_a_reset() {
     );
     assert!(!timeout(&mut conn, 110, &mut out).release());
     assert_eq!(deadline(&conn), 210, "judged at write_stall_timeout");
-    // A window needs 10 bytes per tick over its 100 ticks: 1,000 bytes pass it.
-    out.window = Some(1000);
+    // From then on the queue must have drained 10 bytes per tick since it began, judged every
+    // 100 ticks: 2,000 bytes by tick 210 (it began at 10).
+    out.window = Some(500);
     conn.on_writable(&mut out);
-    assert!(!timeout(&mut conn, 210, &mut out).release());
+    assert!(
+        !timeout(&mut conn, 210, &mut out).release(),
+        "2,004 drained"
+    );
     assert_eq!(deadline(&conn), 310);
-    // Bytes that merely move do not: 10 bytes in the next window.
+    // Bytes that merely move do not keep it: 10 more by tick 310, 2,014 < 3,000.
     out.window = Some(10);
     conn.on_writable(&mut out);
     let fx = timeout(&mut conn, 310, &mut out);
     assert!(fx.release() && fx.left_open());
     assert_eq!(conn.release_kind(), ReleaseKind::Abortive);
-    assert!(out.notes.contains(&Note::WriteStall { queued_bytes: 1490 }));
+    assert!(out.notes.contains(&Note::WriteStall { queued_bytes: 2990 }));
     assert_eq!(
         out.notes.last(),
         Some(&Note::QueueEnded),
