@@ -83,6 +83,18 @@ pub enum ConfigError {
         listen: std::net::SocketAddr,
         admin: std::net::SocketAddr,
     },
+    /// The plain and TLS WebSocket listeners on one port.
+    #[error(
+        "listen ({listen}) and tls_listen ({tls}) are on the same port: connections would \
+         alternate between ws:// and wss://. Give each a port of its own (--listen, --tls-listen)"
+    )]
+    SameTlsPort {
+        listen: std::net::SocketAddr,
+        tls: std::net::SocketAddr,
+    },
+    /// tls_listen without a certificate, or a certificate with nothing to serve it.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// What is wrong with one value. `value` is shown as written (strings quoted).

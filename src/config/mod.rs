@@ -102,6 +102,17 @@ settings! {
     /// Off in the library's default: a program embedding ringws opens it by setting it.
     admin_listen: Option<SocketAddr> = None,
         serve Some(SocketAddr::from(([127, 0, 0, 1], 9090))), "ADDR", optional(address());
+    /// Address of the wss:// (TLS) WebSocket listener, beside `listen` ("off": none). Needs
+    /// tls_cert and tls_key; see docs/tls.md.
+    tls_listen: Option<SocketAddr> = None, "ADDR", optional(address());
+    /// Certificate chain for tls_listen (PEM): the server's certificate first, then its
+    /// intermediates. Re-read on SIGHUP.
+    tls_cert: Option<PathBuf> = None, "FILE", optional(path());
+    /// Private key of tls_cert (PEM: PKCS#8, PKCS#1 or SEC1). Re-read on SIGHUP.
+    tls_key: Option<PathBuf> = None, "FILE", optional(path());
+    /// CA certificates (PEM) that sign client certificates: when set, every wss client must
+    /// present one (mTLS), and its subject's common name is the connection's identity.
+    tls_client_ca: Option<PathBuf> = None, "FILE", optional(path());
     /// Share the ports with the ringws already serving on them (SO_REUSEPORT), for a
     /// zero-downtime restart: start the new process with this, then stop the old one. Without
     /// it, a port in use is refused, naming the process that holds it.
@@ -376,13 +387,22 @@ fn check_together(config: &Config, env_secret_set: bool) -> Result<(), ConfigErr
 /// [`addresses_overlap`]). [`load`] and [`Config::validate`] check it, and so does
 /// `Server::start` for configurations built in code.
 pub fn check_listeners(config: &Config) -> Result<(), ConfigError> {
-    match config.admin_listen {
-        Some(admin) if addresses_overlap(config.listen, admin) => Err(ConfigError::SamePort {
-            listen: config.listen,
-            admin,
-        }),
-        _ => Ok(()),
+    if let Some(admin) = config.admin_listen {
+        for listen in std::iter::once(config.listen).chain(config.tls_listen) {
+            if addresses_overlap(listen, admin) {
+                return Err(ConfigError::SamePort { listen, admin });
+            }
+        }
     }
+    if let Some(tls) = config.tls_listen {
+        if addresses_overlap(config.listen, tls) {
+            return Err(ConfigError::SameTlsPort {
+                listen: config.listen,
+                tls,
+            });
+        }
+    }
+    config.tls_files().map(|_| ())
 }
 
 /// True when listeners on `a` and `b` would take each other's connections: the same port (not 0,
@@ -400,6 +420,26 @@ pub fn addresses_overlap(a: SocketAddr, b: SocketAddr) -> bool {
 }
 
 impl Config {
+    /// The TLS files, when `tls_listen` is on; an error names what is missing.
+    pub fn tls_files(&self) -> Result<Option<crate::tls::TlsFiles>, ConfigError> {
+        let (Some(_), cert, key) = (self.tls_listen, &self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(Some(crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                sni: Vec::new(),
+                client_ca: self.tls_client_ca.clone(),
+            })),
+            _ => Err(ConfigError::Tls(
+                "tls_listen needs a certificate and its key: set tls_cert and tls_key \
+                 (--tls-cert FILE --tls-key FILE), PEM files"
+                    .into(),
+            )),
+        }
+    }
+
     /// The configuration as a TOML config file: every key, sizes and durations written the way
     /// the parser reads them, so the output can be fed back with `--config`.
     pub fn to_toml(&self) -> String {

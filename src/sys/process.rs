@@ -155,19 +155,20 @@ fn stop_sigset() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         set
     }
 }
 
-/// Blocks SIGINT and SIGTERM for the calling thread (and the threads it spawns afterwards), so
-/// that only [`wait_for_stop_signal`] receives them.
+/// Blocks SIGINT, SIGTERM and SIGHUP (reload) for the calling thread (and the threads it
+/// spawns afterwards), so that only [`wait_for_stop_signal`] receives them.
 pub fn block_stop_signals() {
     let set = stop_sigset();
     // SAFETY: blocks signals for this thread (inherited by threads spawned after it).
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 }
 
-/// Waits up to `timeout` for SIGINT/SIGTERM; returns the signal number.
+/// Waits up to `timeout` for SIGINT, SIGTERM or SIGHUP; returns the signal number.
 pub fn wait_for_stop_signal(timeout: Duration) -> Option<i32> {
     let set = stop_sigset();
     let ts = libc::timespec {
