@@ -394,14 +394,15 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
         server.cores(),
         name
     );
-    if let Some(tls) = server.tls_addr() {
-        println!("ringws listening on wss://{tls}");
-    }
     if let Some(admin) = server.admin_addr() {
         println!(
             "ringws admin on http://{admin} ({})",
             admin_routes.join(", ")
         );
+    }
+    // After the admin line, which tools that read the banner expect right after the first.
+    if let Some(tls) = server.tls_addr() {
+        println!("ringws listening on wss://{tls}");
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
