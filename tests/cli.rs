@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 51] = [
+const DEFAULTS: [(&str, &str); 52] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("tls_listen", "off"),
     ("tls_cert", "off"),
     ("tls_key", "off"),
+    ("tls_sni_certs", "[]"),
     ("tls_client_ca", "off"),
     ("takeover", "false"),
     ("app", "pubsub"),

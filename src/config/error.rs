@@ -120,6 +120,8 @@ pub enum ValueError {
     NotASubprotocol { value: String, reason: String },
     #[error("{value} is not a trusted proxy: {reason}")]
     NotACidr { value: String, reason: String },
+    #[error("{value} is not a certificate and key: {reason}")]
+    NotACertKeyPair { value: String, reason: String },
     #[error("{value} is not a boolean: write true, false, on or off")]
     NotABool { value: String },
     #[error("{value} is not an auth mode (available: {available})")]

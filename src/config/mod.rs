@@ -32,8 +32,8 @@ pub use crate::policy::AuthMode;
 
 use self::key::{serve_or_library_default, settings, Key};
 use self::value::{
-    address, app, auth, boolean, cidr, cores, count, list, log_filter, optional, optional_timeout,
-    origin, path, power_of_two, size, subprotocol, text, timeout,
+    address, app, auth, boolean, cert_key_pair, cidr, cores, count, list, log_filter, optional,
+    optional_timeout, origin, path, power_of_two, size, subprotocol, text, timeout,
 };
 use crate::policy::subprotocol::MAX_SUBPROTOCOLS;
 use crate::policy::{Cidr, OriginPattern, PolicySettings, JWT_SECRET_ENV};
@@ -110,6 +110,9 @@ settings! {
     tls_cert: Option<PathBuf> = None, "FILE", optional(path());
     /// Private key of tls_cert (PEM: PKCS#8, PKCS#1 or SEC1). Re-read on SIGHUP.
     tls_key: Option<PathBuf> = None, "FILE", optional(path());
+    /// Further certificates for tls_listen, each CERT_FILE:KEY_FILE (PEM), served to clients
+    /// that ask for one of its names by SNI; others get tls_cert. Re-read on SIGHUP.
+    tls_sni_certs: Vec<crate::tls::CertKeyPair> = Vec::new(), "CERT:KEY", list(MAX_LIST_LEN, cert_key_pair());
     /// CA certificates (PEM) that sign client certificates: when set, every wss client must
     /// present one (mTLS), and its subject's common name is the connection's identity.
     tls_client_ca: Option<PathBuf> = None, "FILE", optional(path());
@@ -429,7 +432,7 @@ impl Config {
             (Some(cert), Some(key)) => Ok(Some(crate::tls::TlsFiles {
                 cert: cert.clone(),
                 key: key.clone(),
-                sni: Vec::new(),
+                sni: self.tls_sni_certs.clone(),
                 client_ca: self.tls_client_ca.clone(),
             })),
             _ => Err(ConfigError::Tls(

@@ -329,6 +329,13 @@ pub(crate) fn cidr() -> Kind<Cidr> {
     )
 }
 
+/// An entry of `tls_sni_certs`: `CERT_FILE:KEY_FILE`.
+pub(crate) fn cert_key_pair() -> Kind<crate::tls::CertKeyPair> {
+    checked_text("CERT_FILE:KEY_FILE", str::parse, |value, reason| {
+        ValueError::NotACertKeyPair { value, reason }
+    })
+}
+
 /// Text that `read` accepts, printed as it displays. A refusal quotes the value as written and
 /// gives `read`'s reason.
 fn checked_text<T: fmt::Display + 'static, E: fmt::Display + 'static>(

@@ -83,6 +83,18 @@ impl TlsFailure {
         }
     }
 
+    /// The alert that tells the client, when the server sends one itself.
+    pub fn alert(self) -> AlertDescription {
+        match self {
+            TlsFailure::NoCommonVersion => AlertDescription::ProtocolVersion,
+            TlsFailure::NoCommonCipher => AlertDescription::HandshakeFailure,
+            TlsFailure::NoCommonAlpn => AlertDescription::NoApplicationProtocol,
+            TlsFailure::ClientCertificate => AlertDescription::CertificateRequired,
+            TlsFailure::Protocol | TlsFailure::PlainHttp => AlertDescription::DecodeError,
+            _ => AlertDescription::InternalError,
+        }
+    }
+
     /// Classifies a handshake error from rustls.
     pub fn of(error: &Error) -> TlsFailure {
         match error {

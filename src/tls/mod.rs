@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 pub use certificate::CertificateSummary;
 pub use failure::{TlsFailure, TLS_FAILURES};
-pub use files::{load, TlsError, TlsFiles, TlsLoaded};
+pub use files::{load, CertKeyPair, TlsError, TlsFiles, TlsLoaded};
 pub use session::{ReadSummary, TlsSession};
 
 /// The TLS configuration the cores use, replaced as a whole on reload (SIGHUP): a handshake

@@ -33,6 +33,8 @@ mod flag {
     pub const WRITABLE_ARMED: u8 = 1 << 2;
     /// Shut the write side down once `unsent` is flushed.
     pub const SHUTDOWN_AFTER_FLUSH: u8 = 1 << 3;
+    /// The server has sent a flight: from here records may be encrypted.
+    pub const SPOKE: u8 = 1 << 4;
 }
 
 /// One connection's TLS state.
@@ -176,6 +178,9 @@ impl TlsSession {
         if start < cipher.len() {
             self.carry = cipher[start..].to_vec();
         }
+        if summary.wire_len > 0 {
+            self.flags |= flag::SPOKE;
+        }
         Ok(summary)
     }
 
@@ -201,8 +206,18 @@ impl TlsSession {
                 _ => break,
             }
         }
+        let failure = TlsFailure::of(error);
+        // rustls queues no alert for some errors of the record layer. Before the server's
+        // first flight nothing is encrypted, so a plaintext alert says why.
+        if wire_len == summary.wire_len && self.flags & flag::SPOKE == 0 {
+            let alert = plaintext_alert(failure.alert());
+            if let Some(room) = wire.get_mut(wire_len..wire_len + alert.len()) {
+                room.copy_from_slice(&alert);
+                wire_len += alert.len();
+            }
+        }
         ReadFailure {
-            failure: TlsFailure::of(error),
+            failure,
             detail: error.to_string(),
             wire_len,
         }
@@ -297,6 +312,21 @@ impl TlsSession {
     }
 }
 
+/// A fatal alert record in plaintext (RFC 8446 §6, RFC 5246 §7.2).
+fn plaintext_alert(description: rustls::AlertDescription) -> [u8; 7] {
+    const CONTENT_TYPE_ALERT: u8 = 21;
+    const LEVEL_FATAL: u8 = 2;
+    [
+        CONTENT_TYPE_ALERT,
+        3,
+        3,
+        0,
+        2,
+        LEVEL_FATAL,
+        u8::from(description),
+    ]
+}
+
 fn encode(
     data: &mut rustls::unbuffered::EncodeTlsData<'_, rustls::server::ServerConnectionData>,
     wire: &mut [u8],
@@ -312,4 +342,134 @@ fn encode(
         },
         wire_len: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(made.key_pair.serialize_der().into());
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![made.cert.der().clone()], key)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(made.cert.der().clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    /// Drives a session as the reactor does: ciphertext arrives `chunk` bytes at a time (the
+    /// carried record first), plaintext and bytes to transmit come out.
+    struct Driver {
+        session: TlsSession,
+        plain: Vec<u8>,
+    }
+
+    impl Driver {
+        fn feed(&mut self, bytes: &[u8], chunk: usize) -> Vec<u8> {
+            let mut to_client = Vec::new();
+            for piece in bytes.chunks(chunk) {
+                let mut cipher = vec![0u8; MAX_RECORD_BYTES + piece.len()];
+                let carried = self.session.take_carry(&mut cipher);
+                cipher[carried..carried + piece.len()].copy_from_slice(piece);
+                let len = carried + piece.len();
+                let mut plain = vec![0u8; len];
+                let mut wire = vec![0u8; WIRE_BUFFER_BYTES];
+                let summary = self
+                    .session
+                    .read(&mut cipher[..len], &mut plain, &mut wire)
+                    .unwrap();
+                self.plain.extend_from_slice(&plain[..summary.plain_len]);
+                to_client.extend_from_slice(&wire[..summary.wire_len]);
+            }
+            to_client
+        }
+    }
+
+    fn pump(client: &mut rustls::ClientConnection, driver: &mut Driver, chunk: usize) {
+        for _ in 0..6 {
+            let mut wire = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut wire).unwrap();
+            }
+            let back = driver.feed(&wire, chunk);
+            let mut back = back.as_slice();
+            while !back.is_empty() {
+                client.read_tls(&mut back).unwrap();
+                client.process_new_packets().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn records_split_at_every_byte_arrive_whole_and_an_idle_session_holds_no_buffer() {
+        let (server, client_config) = configs();
+        for chunk in [1, 7, 100, 1 << 20] {
+            let mut client = rustls::ClientConnection::new(
+                client_config.clone(),
+                "localhost".try_into().unwrap(),
+            )
+            .unwrap();
+            let mut driver = Driver {
+                session: TlsSession::new(server.clone()).unwrap(),
+                plain: Vec::new(),
+            };
+            pump(&mut client, &mut driver, chunk);
+            assert!(
+                !client.is_handshaking(),
+                "chunk {chunk}: the handshake finished"
+            );
+            assert!(driver.session.is_handshaken());
+            let message: Vec<u8> = (0..40_000u32).map(|i| i as u8).collect();
+            client.writer().write_all(&message).unwrap();
+            pump(&mut client, &mut driver, chunk);
+            assert_eq!(
+                driver.plain, message,
+                "chunk {chunk}: the plaintext arrived whole"
+            );
+            assert_eq!(driver.session.held_bytes(), 0, "idle: no buffer of its own");
+
+            // And back: records the client decrypts.
+            let mut wire = vec![0u8; WIRE_BUFFER_BYTES];
+            let n = driver.session.encrypt(b"pong", &mut wire).unwrap();
+            client.read_tls(&mut &wire[..n]).unwrap();
+            client.process_new_packets().unwrap();
+            let mut got = [0u8; 4];
+            client.reader().read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"pong");
+        }
+    }
+
+    #[test]
+    fn nothing_is_encrypted_before_the_handshake_and_garbage_fails_with_an_alert() {
+        let (server, _) = configs();
+        let mut session = TlsSession::new(server.clone()).unwrap();
+        let mut wire = vec![0u8; WIRE_BUFFER_BYTES];
+        assert_eq!(session.encrypt(b"early", &mut wire), None);
+
+        let mut garbage = *b"\x16\x03\x01\x00\x05hello";
+        let mut plain = [0u8; 16];
+        let failed = session
+            .read(&mut garbage, &mut plain, &mut wire)
+            .unwrap_err();
+        assert_eq!(failed.failure, TlsFailure::Protocol, "{}", failed.detail);
+        assert!(failed.wire_len > 0, "an alert goes back");
+        assert_eq!(wire[0], 21, "the record is an alert");
+
+        let mut session = TlsSession::new(server).unwrap();
+        let mut http = *b"GET / HTTP/1.1\r\n";
+        let failed = session.read(&mut http, &mut plain, &mut wire).unwrap_err();
+        assert_eq!(failed.failure, TlsFailure::PlainHttp);
+    }
 }
