@@ -336,7 +336,7 @@ mod tests {
         );
         // A name no certificate covers gets the default one (the client then judges it).
         assert_eq!(
-            served_certificate(config, &[main_der.clone()], "localhost"),
+            served_certificate(config, std::slice::from_ref(&main_der), "localhost"),
             main_der
         );
     }
