@@ -222,7 +222,7 @@ fn refuse(
     io.with_conn(key, |c, cfg, now, out| c.refuse(now, cfg, refusal, out));
 }
 
-fn unix_seconds() -> u64 {
+pub(super) fn unix_seconds() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

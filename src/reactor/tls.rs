@@ -17,6 +17,8 @@ use crate::sys::socket::{self as sys, IoResult};
 use crate::tls::session::PLAINTEXT_STEP_BYTES;
 use crate::tls::{ReadSummary, TlsFailure, TlsSession};
 
+use super::inbound::unix_seconds;
+
 /// TLS handshake failures are logged at most once per this many ticks (1 s) per core; the
 /// ones in between are counted and reported with the next line.
 const FAILURE_LOG_INTERVAL_TICKS: u32 = 10;
@@ -341,6 +343,13 @@ impl<A: App> Reactor<A> {
     /// address.
     fn tls_failed(&mut self, fd: RawFd, failure: TlsFailure, detail: &str) {
         self.io.stats.tls_failed(failure);
+        let peer = sys::peer_addr(fd);
+        if let Some(peer) = peer {
+            let message = format!("TLS handshake failed: {detail}; {}", failure.hint());
+            self.io
+                .gate
+                .note_tls_failure(peer.ip(), failure.label(), &message, unix_seconds());
+        }
         let log = &mut self.tls_failure_log;
         log.unlogged += 1;
         let now = self.io.now_tick;
@@ -350,7 +359,7 @@ impl<A: App> Reactor<A> {
         if !due {
             return;
         }
-        let client = sys::peer_addr(fd).map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        let client = peer.map_or_else(|| "unknown".to_string(), |a| a.to_string());
         tracing::info!(
             core = self.io.core,
             client = %client,
