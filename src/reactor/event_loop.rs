@@ -24,7 +24,7 @@ use crate::app::{App, CoreApp};
 use crate::protocol::connection::reached;
 use crate::stats::{CoreStats, SecondsHistogram};
 use crate::sys::eventfd;
-use crate::tls::session::MAX_RECORD_BYTES;
+use crate::tls::session::MAX_CARRY_BYTES;
 use crate::tls::{CoreTls, TlsShared};
 
 /// Timer resolution: every deadline is rounded up to the next tick.
@@ -116,9 +116,9 @@ impl<A: App> Reactor<A> {
             .recv_buffer_size
             .max(settings.conn.handshake.max_head_bytes * 2);
         if tls.is_some() {
-            // Ciphertext (a carried record and a read) decrypts into the room after a carried
+            // Ciphertext (carried records and a read) decrypts into the room after a carried
             // request head.
-            recv_size += MAX_RECORD_BYTES;
+            recv_size += MAX_CARRY_BYTES;
         }
         let (tls_accept, core_tls) = match tls {
             Some((listener, shared)) => (

@@ -17,6 +17,10 @@ use super::failure::{looks_like_http, TlsFailure};
 /// The largest TLS record on the wire: 16 KiB of plaintext plus the header, padding and tag
 /// allowance of RFC 8446 §5.2 (2^14 + 256 + 5).
 pub const MAX_RECORD_BYTES: usize = (1 << 14) + 256 + 5;
+/// Most ciphertext a session carries between reads: a handshake message may span records
+/// (rustls accepts messages up to 64 KiB) and is kept until it is whole; past this the client
+/// is not speaking TLS as any real client does and the handshake fails.
+pub const MAX_CARRY_BYTES: usize = (64 << 10) + MAX_RECORD_BYTES;
 /// Plaintext encrypted per step of [`TlsSession::encrypt`]: one full record, so what the
 /// kernel refuses and the session keeps is at most one record.
 pub const PLAINTEXT_STEP_BYTES: usize = 1 << 14;
@@ -174,6 +178,13 @@ impl TlsSession {
             if stop {
                 break;
             }
+        }
+        if cipher.len() - start > MAX_CARRY_BYTES {
+            return Err(ReadFailure {
+                failure: TlsFailure::Protocol,
+                detail: format!("more than {MAX_CARRY_BYTES} bytes of unfinished TLS records"),
+                wire_len: summary.wire_len,
+            });
         }
         if start < cipher.len() {
             self.carry = cipher[start..].to_vec();
@@ -449,6 +460,34 @@ mod tests {
             client.reader().read_exact(&mut got).unwrap();
             assert_eq!(&got, b"pong");
         }
+    }
+
+    #[test]
+    fn a_handshake_message_dribbled_one_byte_per_record_is_bounded() {
+        let (server, _) = configs();
+        let mut session = TlsSession::new(server).unwrap();
+        // A ClientHello header announcing 60,000 bytes, then one byte per record: 6 bytes of
+        // records per byte of message, so 60,000 bytes would need 360 KB carried.
+        let mut message = vec![1u8, 0, 0xEA, 0x60];
+        message.resize(60_004, 0);
+        let mut wire = vec![0u8; WIRE_BUFFER_BYTES];
+        let mut outcome = Ok(ReadSummary::default());
+        for chunk in message.chunks(4096) {
+            let mut records: Vec<u8> = chunk.iter().flat_map(|&b| [22, 3, 1, 0, 1, b]).collect();
+            let mut cipher = vec![0u8; MAX_CARRY_BYTES + records.len()];
+            let carried = session.take_carry(&mut cipher);
+            cipher[carried..carried + records.len()].copy_from_slice(&records);
+            records.clear();
+            let len = carried + chunk.len() * 6;
+            let mut plain = vec![0u8; len];
+            outcome = session.read(&mut cipher[..len], &mut plain, &mut wire);
+            if outcome.is_err() {
+                break;
+            }
+            assert!(session.held_bytes() <= MAX_CARRY_BYTES.next_power_of_two());
+        }
+        let failed = outcome.expect_err("refused before the message is whole");
+        assert_eq!(failed.failure, TlsFailure::Protocol, "{}", failed.detail);
     }
 
     #[test]
