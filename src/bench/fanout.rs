@@ -29,10 +29,8 @@ use std::time::{Duration, Instant};
 
 use super::receiver::Receiver;
 use super::CpuList;
-use crate::protocol::client_handshake::{
-    check_upgrade, client_key, parse_response, write_request, ClientRequest,
-};
-use crate::protocol::handshake::{accept_key, parse_request, write_accept, HandshakeLimits};
+use crate::protocol::client_handshake::parse_response;
+use crate::protocol::handshake::{parse_request, write_accept, HandshakeLimits};
 use crate::protocol::reader::{Event, Limits};
 use crate::sys::epoll::{event_parts, Epoll, NO_EVENT};
 use crate::sys::socket::{self, IoResult};
@@ -286,55 +284,14 @@ fn subscribe(
     path: &str,
     random: [u8; 16],
 ) -> Result<Sub, String> {
-    use socket2::{Domain, Socket, Type};
-    let sock =
-        Socket::new(Domain::for_address(server), Type::STREAM, None).map_err(|e| e.to_string())?;
-    if let Some(ip) = source {
-        sock.bind(&SocketAddr::new(ip, 0).into())
-            .map_err(|e| format!("bind {ip}: {e}"))?;
-    }
-    sock.connect(&server.into())
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = sock.set_tcp_nodelay(true);
-    let mut s: TcpStream = sock.into();
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let key = client_key(random);
     let host = server.to_string();
-    let mut request = Vec::new();
-    write_request(
-        &mut request,
-        &ClientRequest {
-            host: &host,
-            target: path,
-            key: &key,
-            ..ClientRequest::default()
-        },
-    );
-    s.write_all(&request).map_err(|e| e.to_string())?;
-    let mut answer = Vec::new();
-    let head_len = loop {
-        match parse_response(&answer) {
-            Ok(Some(response)) => {
-                let upgraded = check_upgrade(&response, &accept_key(&key), &[], &[])
-                    .map_err(|e| format!("upgrade failed: {e}"))?;
-                break upgraded.head_len;
-            }
-            Ok(None) => {}
-            Err(e) => return Err(format!("upgrade failed: {e}")),
-        }
-        let mut chunk = [0u8; 1024];
-        match s.read(&mut chunk) {
-            Ok(0) => return Err("connection closed during the upgrade".into()),
-            Ok(n) => answer.extend_from_slice(&chunk[..n]),
-            Err(e) => return Err(format!("reading the upgrade response: {e}")),
-        }
-    };
-    answer.drain(..head_len);
-    s.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let up =
+        super::blocking::upgrade(server, source, &host, path, random, Duration::from_secs(10))?;
+    up.stream.set_nonblocking(true).map_err(|e| e.to_string())?;
     Ok(Sub {
-        stream: s,
+        stream: up.stream,
         order: Order::default(),
-        early: answer,
+        early: up.early,
     })
 }
 

@@ -12,8 +12,10 @@
 //! [`runner`] coordinates threads and the run's timeline; [`report`] prints the result;
 //! [`procfs`] samples the server process; the raw-fd syscalls are [`crate::sys`]'s.
 
+pub mod blocking;
 pub mod cause;
 pub mod conn;
+pub mod echo_check;
 pub mod fanout;
 pub mod histogram;
 pub mod options;
@@ -40,10 +42,10 @@ Exit status: 0 when the run saw no error, 1 when errors were counted (see the su
 2 when the run could not start, 130 when interrupted by Ctrl-C.
 
 Examples:
-  ringws bench echo --url ws://127.0.0.1:9000/ --conns 100 --payload 20 --warmup 2 --duration 10
-  ringws bench echo --url ws://127.0.0.1:9000/ --conns 100 --rate 100000 --json
-  ringws bench idle --url ws://10.0.0.5:9000/ --conns 100000 --sources 10.0.0.2,10.0.0.3 --hold 30
-  ringws bench connect --url ws://127.0.0.1:9000/ --concurrency 64 --duration 10 --server-pid 4242
+  ringws bench echo --url ws://127.0.0.1:9001/ --conns 100 --payload 20 --warmup 2 --duration 10
+  ringws bench echo --url ws://127.0.0.1:9001/ --conns 100 --rate 100000 --json
+  ringws bench idle --url ws://10.0.0.5:9001/ --conns 100000 --sources 10.0.0.2,10.0.0.3 --hold 30
+  ringws bench connect --url ws://127.0.0.1:9001/ --concurrency 64 --duration 10 --server-pid 4242
   ringws bench fanout --listen 127.0.0.1:9001 --admin 127.0.0.1:9090 --subscribers 10000 --payload 16")]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -299,7 +301,7 @@ mod tests {
             "bench",
             "echo",
             "--url",
-            "ws://127.0.0.1:9000/",
+            "ws://127.0.0.1:9001/",
             "--conns",
             "7",
             "--payload",

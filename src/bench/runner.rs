@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::cause::ErrorCounts;
+use super::echo_check;
 use super::histogram::Histogram;
 use super::options::{
     validate_common, BenchError, CommonOptions, ConnectOptions, EchoOptions, IdleOptions,
@@ -56,12 +57,24 @@ pub fn run_echo(opts: &EchoOptions) -> Result<Report, BenchError> {
     let mode = Mode::Echo {
         paced: opts.rate.is_some(),
     };
-    let plan = make_plan(
-        common,
-        mode,
-        make_payload(opts.payload_bytes, opts.text),
+    let payload = make_payload(opts.payload_bytes, opts.text);
+    let plan = make_plan(common, mode, payload.clone(), opcode)?;
+    // A server that does not echo is named before the run, not counted as mismatches. When the
+    // check cannot connect or upgrade, the run counts and reports why.
+    let checked = echo_check::check(
+        plan.addr,
+        &plan.host_header,
+        &plan.target,
+        &payload,
         opcode,
-    )?;
+        common.timeout,
+    );
+    if let Ok(Some(problem)) = checked {
+        return Err(BenchError::NotEcho {
+            url: common.url.clone(),
+            problem,
+        });
+    }
     let threads = split_threads(common, opts.conns as u64, opts.rate);
     let server = ServerProbe::new(common.server_pid)?;
     let mut progress = Progress::new(common.progress, "echo");

@@ -111,7 +111,7 @@ pub fn run(args: DoctorArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let key = client_key(probe::random_bytes());
+    let key = client_key(crate::sys::process::random_bytes());
     let request = request::build(&request::RequestSpec {
         target: &target.target,
         host_header: &target.host_header,

@@ -200,3 +200,20 @@ pub fn trim_free_memory() {
         libc::malloc_trim(0);
     }
 }
+
+/// Random bytes for keys, masks and ping payloads (unpredictable, not secret).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    let from_kernel = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if from_kernel.is_err() {
+        // std's hasher keys are seeded randomly per process; enough for a diagnostic's key.
+        use std::hash::{BuildHasher as _, Hasher as _};
+        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_usize(i);
+            chunk.copy_from_slice(&hasher.finish().to_ne_bytes()[..chunk.len()]);
+        }
+    }
+    bytes
+}
