@@ -316,9 +316,9 @@ fn bad_size_and_duration_flags_are_refused_by_name() {
             .contains("--max-frame-size: \"12XB\" is not a size (examples: 16MiB, 64KiB, 1000000)"),
         "{message}"
     );
-    let message = refused(&["--handshake-timeout", "10"]);
+    let message = refused(&["--handshake-timeout", "10 parsecs"]);
     assert!(
-        message.contains("--handshake-timeout: \"10\" is not a duration"),
+        message.contains("--handshake-timeout: \"10 parsecs\" is not a duration"),
         "{message}"
     );
     let message = refused(&["--close-timeout", "0s"]);

@@ -15,7 +15,9 @@ Examples:
   ringws serve --listen 127.0.0.1:9001 --app echo --cores 2
   ringws serve --config ringws.toml --max-message-size 1MiB
   ringws serve --config ringws.toml --print-config
-  ringws bench --help
+  ringws bench echo --url ws://127.0.0.1:9001/ --conns 100 --duration 10
+  ringws bench fanout --url ws://127.0.0.1:9001/ws --subscribers 1000
+  ringws doctor ws://127.0.0.1:9001/ --timeout 2
 
 Run `ringws <COMMAND> --help` for every option of a command.";
 
@@ -31,7 +33,7 @@ struct Cli {
 enum Command {
     /// Run the WebSocket server until SIGINT or SIGTERM.
     Serve(Box<ServeArgs>),
-    /// Generate load against a WebSocket server (echo, idle and connect modes).
+    /// Generate load against a WebSocket server (modes: echo, idle, connect, fanout).
     Bench(crate::bench::BenchArgs),
     /// Check whether this machine can hold N connections, and how to fix what cannot.
     Check(crate::check::CheckArgs),

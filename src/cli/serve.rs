@@ -12,7 +12,8 @@ Config file keys are the flag names with underscores, for example:
   handshake_timeout = \"5s\"
   cores = 4
 Sizes: 512 (bytes), 64KiB, 16MiB, 1GiB, 1MB (decimal); a TOML integer is a number of bytes.
-Durations: 500ms, 10s, 1m 30s.
+Durations: a number of seconds (10, 2.5) or with a unit (500ms, 10s, 1m 30s); a TOML
+  number is seconds too.
 Booleans: true, false, on, off (flags and file alike; a TOML true or false too); a boolean
   flag alone means true (--takeover).
 Log filters: a level (trace, debug, info, warn, error, off) or directives such as

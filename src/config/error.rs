@@ -90,7 +90,7 @@ pub enum ConfigError {
 pub enum ValueError {
     #[error("{value} is not a size (examples: 16MiB, 64KiB, 1000000)")]
     NotASize { value: String },
-    #[error("{value} is not a duration (examples: 10s, 500ms, 1m 30s)")]
+    #[error("{value} is not a duration (examples: 10 or 2.5 seconds, 10s, 500ms, 1m 30s)")]
     NotADuration { value: String },
     #[error("{value} is not a whole number")]
     NotANumber { value: String },
@@ -136,5 +136,5 @@ pub enum SizeError {
 
 /// Why [`parse_duration`](super::parse_duration) refused a text.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("not a duration: {0} (examples: 10s, 500ms, 1m 30s)")]
+#[error("not a duration: {0} (examples: 10 or 2.5 seconds, 10s, 500ms, 1m 30s)")]
 pub struct DurationError(pub(super) String);

@@ -25,8 +25,8 @@ use std::time::Duration;
 pub use self::error::{ConfigError, DurationError, Setting, SizeError, ValueError};
 pub use self::file::settings_from_toml;
 pub use self::value::{
-    check_log_filter, format_duration, format_size, parse_duration, parse_size, RawValue,
-    BOOLEAN_WORDS, LOG_LEVELS, MAX_SIZE_TEXT_LEN, MAX_TIMEOUT,
+    check_log_filter, format_duration, format_size, parse_duration, parse_duration_arg, parse_size,
+    RawValue, BOOLEAN_WORDS, LOG_LEVELS, MAX_SIZE_TEXT_LEN, MAX_TIMEOUT,
 };
 pub use crate::policy::AuthMode;
 
