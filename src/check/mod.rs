@@ -91,7 +91,8 @@ pub fn run(args: CheckArgs) -> i32 {
                     .map_or("/sys".into(), |p| p.display().to_string()),
             ),
         };
-        print!("{}", report::human(&plan, &source, &checks));
+        let columns = report::output_columns();
+        print!("{}", report::human(&plan, &source, &checks, columns));
     }
     if report::tally(&checks).fail > 0 {
         EXIT_FAIL
