@@ -19,7 +19,10 @@ Booleans: true, false, on, off (flags and file alike; a TOML true or false too);
 Log filters: a level (trace, debug, info, warn, error, off) or directives such as
   info,ringws::handshake=debug.
 
-`ringws serve --print-config > ringws.toml` writes a complete config file to start from.";
+`ringws serve --print-config > ringws.toml` writes a complete config file to start from
+(portable: cores = \"all\" stands for every CPU available), and
+`ringws serve --config ringws.toml --check-config` checks it, and the files it names, without
+starting.";
 
 /// Arguments of `ringws serve`.
 #[derive(Debug, clap::Args)]
@@ -31,6 +34,11 @@ pub struct ServeArgs {
     /// Print the effective configuration as TOML and exit without starting the server.
     #[arg(long)]
     pub print_config: bool,
+    /// Check the configuration completely and exit without starting the server: every value,
+    /// and the files it names (auth_tokens_file, jwt_secret_file or RINGWS_JWT_SECRET,
+    /// publish_tokens_file). Exit code 0 when it is valid, 2 with the reason when not.
+    #[arg(long, conflicts_with = "print_config")]
+    pub check_config: bool,
     #[command(flatten)]
     pub settings: Settings,
 }
@@ -51,6 +59,24 @@ pub fn run(args: ServeArgs) -> i32 {
     if args.print_config {
         print!("{}", config.to_toml());
         return 0;
+    }
+    if args.check_config {
+        return match crate::server::check_config(&config) {
+            Ok(()) => {
+                let source = args
+                    .config
+                    .as_ref()
+                    .map_or("the defaults and flags".into(), |p| p.display().to_string());
+                println!(
+                    "ringws: the configuration is valid ({source}): app={}, listen {}, admin {}",
+                    format!("{:?}", config.app).to_lowercase(),
+                    config.listen,
+                    config.admin_listen.map_or("off".into(), |a| a.to_string())
+                );
+                0
+            }
+            Err(err) => fail(&err, super::EXIT_USAGE),
+        };
     }
     if let Err(err) = super::logging::init(&config.log) {
         return fail(&err, super::EXIT_USAGE);

@@ -430,9 +430,26 @@ where
 /// A number of reactor threads: at least one, at most the CPUs this process may run on.
 pub(crate) fn cores() -> Kind<usize> {
     let available = super::available_cores();
-    number(
+    let Kind { parse, .. } = number::<usize>(
         move |n| (1..=available as u64).contains(&n),
-        format!("between 1 and {available}, the number of CPUs available to ringws"),
+        format!("between 1 and {available}, the number of CPUs available to ringws, or \"all\""),
+    );
+    Kind::new(
+        move |raw| {
+            if raw.is_text(&["all"]) {
+                Ok(available)
+            } else {
+                parse(raw)
+            }
+        },
+        // "all" rather than this machine's count, so that a printed config moves to another.
+        move |&n| {
+            if n == available {
+                Value::String("all".into())
+            } else {
+                print_count(&n)
+            }
+        },
     )
 }
 
