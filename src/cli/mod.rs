@@ -1,5 +1,7 @@
-//! The `ringws` command line: `serve` and `bench`.
+//! The `ringws` command line: `serve`, `bench`, `check`, `doctor`, and the shell completions
+//! and manual pages generated from it.
 
+mod generate;
 mod logging;
 mod serve;
 
@@ -39,6 +41,17 @@ enum Command {
     Check(crate::check::CheckArgs),
     /// Check a WebSocket endpoint step by step, as a browser would connect, and explain what fails.
     Doctor(crate::doctor::DoctorArgs),
+    /// Print a shell completion script: `ringws completions bash > /etc/bash_completion.d/ringws`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: generate::Shell,
+    },
+    /// Print the manual page (roff) of ringws, or of one command: `ringws man serve | man -l -`.
+    Man {
+        /// A command whose page to print (serve, bench, check, doctor); without it, ringws(1).
+        command: Option<String>,
+    },
 }
 
 /// Parses arguments, runs the subcommand, returns the exit code.
@@ -56,6 +69,8 @@ pub fn main() -> i32 {
         Command::Bench(args) => crate::bench::run(args),
         Command::Check(args) => crate::check::run(args),
         Command::Doctor(args) => crate::doctor::run(args),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man { command } => generate::man(command.as_deref()),
     }
 }
 
