@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 47] = [
+const DEFAULTS: [(&str, &str); 48] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("takeover", "false"),
@@ -37,6 +37,7 @@ const DEFAULTS: [(&str, &str); 47] = [
     ("ring_entries", "4096"),
     ("recv_buffer_size", "64KiB"),
     ("log", "info"),
+    ("log_format", "text"),
     ("allowed_origins", "[]"),
     ("allow_missing_origin", "true"),
     ("subprotocols", "[]"),

@@ -78,7 +78,7 @@ pub fn run(args: ServeArgs) -> i32 {
             Err(err) => fail(&err, super::EXIT_USAGE),
         };
     }
-    if let Err(err) = super::logging::init(&config.log) {
+    if let Err(err) = super::logging::init(&config.log, config.log_format) {
         return fail(&err, super::EXIT_USAGE);
     }
     match crate::server::run(config) {

@@ -32,8 +32,8 @@ pub use crate::policy::AuthMode;
 
 use self::key::{serve_or_library_default, settings, Key};
 use self::value::{
-    address, app, auth, boolean, cidr, cores, count, list, log_filter, optional, optional_timeout,
-    origin, path, power_of_two, size, subprotocol, text, timeout,
+    address, app, auth, boolean, cidr, cores, count, list, log_filter, log_format, optional,
+    optional_timeout, origin, path, power_of_two, size, subprotocol, text, timeout,
 };
 use crate::policy::subprotocol::MAX_SUBPROTOCOLS;
 use crate::policy::{Cidr, OriginPattern, PolicySettings, JWT_SECRET_ENV};
@@ -46,6 +46,28 @@ pub enum AppKind {
     Pubsub,
     /// Sends every message back.
     Echo,
+}
+
+/// How `ringws serve` writes its log lines (to stderr).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line of text per event, for people.
+    Text,
+    /// One JSON object per line, for log shippers: `timestamp`, `level`, `target`, `message`
+    /// and the event's own fields (`client`, `reason`, `status`, ...).
+    Json,
+}
+
+impl LogFormat {
+    pub const ALL: [LogFormat; 2] = [LogFormat::Text, LogFormat::Json];
+
+    /// The name the flag and the config file use.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 /// Bounds of `max_frame_size` and `max_message_size`. Below 125 bytes a legal control frame
@@ -178,6 +200,9 @@ settings! {
     /// Log filter in tracing's EnvFilter syntax, e.g. warn or ringws=debug; RUST_LOG, when set,
     /// wins.
     log: String = "info".into(), "FILTER", log_filter();
+    /// Log line format: text, or json for one JSON object per line (timestamp, level, target,
+    /// message and the event's fields, such as client and reason of a refused handshake).
+    log_format: LogFormat = LogFormat::Text, "FORMAT", log_format();
     /// An origin whose pages may connect: https://app.example.com, http://localhost:8080, or
     /// *.example.com for every subdomain (not example.com itself); repeat the flag for more.
     /// Empty allows any origin.

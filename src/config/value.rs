@@ -12,7 +12,7 @@ use clap::ValueEnum as _;
 use toml::Value;
 
 use super::error::{DurationError, SizeError, ValueError};
-use super::AppKind;
+use super::{AppKind, LogFormat};
 use crate::policy::subprotocol;
 use crate::policy::{AuthMode, Cidr, OriginPattern};
 
@@ -197,12 +197,30 @@ pub(crate) fn app() -> Kind<AppKind> {
 
 /// An auth mode, by name.
 pub(crate) fn auth() -> Kind<AuthMode> {
-    let choices = AuthMode::ALL.map(|mode| (mode.name().to_owned(), mode));
-    one_of(
+    named(
         "an auth mode such as \"token\"",
-        choices.into(),
+        AuthMode::ALL.map(|mode| (mode.name(), mode)),
         |value, available| ValueError::NotAnAuthMode { value, available },
     )
+}
+
+/// A log line format, by name.
+pub(crate) fn log_format() -> Kind<LogFormat> {
+    named(
+        "a log format such as \"json\"",
+        LogFormat::ALL.map(|format| (format.name(), format)),
+        |value, available| ValueError::NotALogFormat { value, available },
+    )
+}
+
+/// [`one_of`] for a fixed list of named choices.
+fn named<T: Copy + PartialEq + Send + Sync + 'static, const N: usize>(
+    expected: &'static str,
+    choices: [(&'static str, T); N],
+    refused: fn(String, String) -> ValueError,
+) -> Kind<T> {
+    let choices = choices.map(|(name, choice)| (name.to_owned(), choice));
+    one_of(expected, choices.into(), refused)
 }
 
 /// One of `choices`, by its name in any case. A refusal quotes the value as written and lists
