@@ -84,6 +84,24 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     }
 }
 
+/// Checks what [`run`] reads before it binds, without binding or starting anything: the TLS
+/// files (`tls_cert`, `tls_key`, `tls_sni_certs`, `tls_client_ca`: readable, a key that belongs
+/// to its certificate), the policy's files and secret (`auth_tokens_file`, `jwt_secret_file` or
+/// the environment's secret) and the app's (`publish_tokens_file`). The values themselves were
+/// checked when the configuration was loaded.
+pub fn check_config(config: &Config) -> Result<(), ServerError> {
+    crate::config::check_listeners(config)?;
+    if let Some(files) = config.tls_files()? {
+        let loaded = tls::load(&files).map_err(ServerError::Tls)?;
+        warn_if_expiring(&loaded.summary);
+    }
+    Policy::load(&config.policy_settings())?;
+    if config.app == AppKind::Pubsub {
+        crate::app::pubsub::PubSub::from_config(config)?;
+    }
+    Ok(())
+}
+
 /// A running server, for embedding ringws as a library (and for tests).
 pub struct Server {
     addr: SocketAddr,

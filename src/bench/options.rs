@@ -93,6 +93,14 @@ pub enum BenchError {
     ServerPid { pid: u32, source: std::io::Error },
     #[error("cannot set up the event loop: {0}")]
     Setup(std::io::Error),
+    #[error(
+        "the server at {url} does not echo: {problem}. Is it running `ringws serve --app echo`? \
+         (The default app, pubsub, answers with JSON errors; `ringws bench fanout` measures it)"
+    )]
+    NotEcho {
+        url: String,
+        problem: super::echo_check::NotEcho,
+    },
 }
 
 pub(crate) fn validate_common(common: &CommonOptions) -> Result<(), BenchError> {

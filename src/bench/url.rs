@@ -22,7 +22,7 @@ pub enum UrlError {
          the ws:// address it forwards to) or directly against ringws"
     )]
     TlsUnsupported,
-    #[error("{0:?} is not a ws:// URL: expected ws://HOST:PORT/PATH, e.g. ws://127.0.0.1:9000/")]
+    #[error("{0:?} is not a ws:// URL: expected ws://HOST:PORT/PATH, e.g. ws://127.0.0.1:9001/")]
     BadScheme(String),
     #[error("{0:?} has no host: expected ws://HOST:PORT/PATH")]
     MissingHost(String),

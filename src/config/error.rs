@@ -102,7 +102,7 @@ pub enum ConfigError {
 pub enum ValueError {
     #[error("{value} is not a size (examples: 16MiB, 64KiB, 1000000)")]
     NotASize { value: String },
-    #[error("{value} is not a duration (examples: 10s, 500ms, 1m 30s)")]
+    #[error("{value} is not a duration (examples: 10 or 2.5 seconds, 10s, 500ms, 1m 30s)")]
     NotADuration { value: String },
     #[error("{value} is not a whole number")]
     NotANumber { value: String },
@@ -126,6 +126,8 @@ pub enum ValueError {
     NotABool { value: String },
     #[error("{value} is not an auth mode (available: {available})")]
     NotAnAuthMode { value: String, available: String },
+    #[error("{value} is not a log format (available: {available})")]
+    NotALogFormat { value: String, available: String },
     #[error("{value} is listed twice")]
     Duplicate { value: String },
     #[error("more than {max} entries")]
@@ -150,5 +152,5 @@ pub enum SizeError {
 
 /// Why [`parse_duration`](super::parse_duration) refused a text.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("not a duration: {0} (examples: 10s, 500ms, 1m 30s)")]
+#[error("not a duration: {0} (examples: 10 or 2.5 seconds, 10s, 500ms, 1m 30s)")]
 pub struct DurationError(pub(super) String);

@@ -25,15 +25,15 @@ use std::time::Duration;
 pub use self::error::{ConfigError, DurationError, Setting, SizeError, ValueError};
 pub use self::file::settings_from_toml;
 pub use self::value::{
-    check_log_filter, format_duration, format_size, parse_duration, parse_size, RawValue,
-    BOOLEAN_WORDS, LOG_LEVELS, MAX_SIZE_TEXT_LEN, MAX_TIMEOUT,
+    check_log_filter, format_duration, format_size, parse_duration, parse_duration_arg, parse_size,
+    RawValue, BOOLEAN_WORDS, LOG_LEVELS, MAX_SIZE_TEXT_LEN, MAX_TIMEOUT,
 };
 pub use crate::policy::AuthMode;
 
 use self::key::{serve_or_library_default, settings, Key};
 use self::value::{
-    address, app, auth, boolean, cert_key_pair, cidr, cores, count, list, log_filter, optional,
-    optional_timeout, origin, path, power_of_two, size, subprotocol, text, timeout,
+    address, app, auth, boolean, cert_key_pair, cidr, cores, count, list, log_filter, log_format,
+    optional, optional_timeout, origin, path, power_of_two, size, subprotocol, text, timeout,
 };
 use crate::policy::subprotocol::MAX_SUBPROTOCOLS;
 use crate::policy::{Cidr, OriginPattern, PolicySettings, JWT_SECRET_ENV};
@@ -46,6 +46,28 @@ pub enum AppKind {
     Pubsub,
     /// Sends every message back.
     Echo,
+}
+
+/// How `ringws serve` writes its log lines (to stderr).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line of text per event, for people.
+    Text,
+    /// One JSON object per line, for log shippers: `timestamp`, `level`, `target`, `message`
+    /// and the event's own fields (`client`, `reason`, `status`, ...).
+    Json,
+}
+
+impl LogFormat {
+    pub const ALL: [LogFormat; 2] = [LogFormat::Text, LogFormat::Json];
+
+    /// The name the flag and the config file use.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 /// Bounds of `max_frame_size` and `max_message_size`. Below 125 bytes a legal control frame
@@ -192,6 +214,9 @@ settings! {
     /// Log filter in tracing's EnvFilter syntax, e.g. warn or ringws=debug; RUST_LOG, when set,
     /// wins.
     log: String = "info".into(), "FILTER", log_filter();
+    /// Log line format: text, or json for one JSON object per line (timestamp, level, target,
+    /// message and the event's fields, such as client and reason of a refused handshake).
+    log_format: LogFormat = LogFormat::Text, "FORMAT", log_format();
     /// An origin whose pages may connect: https://app.example.com, http://localhost:8080, or
     /// *.example.com for every subdomain (not example.com itself); repeat the flag for more.
     /// Empty allows any origin.

@@ -146,7 +146,7 @@ fn upgrade<'a, A: App>(
         refuse(
             io,
             key,
-            &Refusal::new(RefusalReason::NotFound),
+            &Refusal::not_found(app.websocket_paths()),
             None,
             Some(request),
             head,

@@ -40,6 +40,19 @@ pub fn stderr_is_tty() -> bool {
     unsafe { libc::isatty(libc::STDERR_FILENO) == 1 }
 }
 
+/// The width in columns of the terminal stdout is, or `None` when stdout is not a terminal.
+pub fn stdout_terminal_columns() -> Option<usize> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into `size`, which lives for the call.
+    let done = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
+    (done == 0 && size.ws_col > 0).then_some(usize::from(size.ws_col))
+}
+
 /// Clock ticks per second, the unit of utime/stime in /proc/PID/stat.
 pub fn clock_ticks_per_s() -> u64 {
     // SAFETY: sysconf has no memory effects.
@@ -200,4 +213,21 @@ pub fn trim_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Random bytes for keys, masks and ping payloads (unpredictable, not secret).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    let from_kernel = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if from_kernel.is_err() {
+        // std's hasher keys are seeded randomly per process; enough for a diagnostic's key.
+        use std::hash::{BuildHasher as _, Hasher as _};
+        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_usize(i);
+            chunk.copy_from_slice(&hasher.finish().to_ne_bytes()[..chunk.len()]);
+        }
+    }
+    bytes
 }
