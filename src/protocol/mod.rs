@@ -9,6 +9,7 @@ pub mod connection;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
+pub mod proxy_header;
 pub mod reader;
 pub mod refusal;
 pub mod utf8;
