@@ -18,6 +18,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, Prometheu
 use crate::admin::{AdminClose, AdminStats};
 use crate::config::Config;
 use crate::protocol::{MessageKind, RefusalReason};
+use crate::reactor::proxy::PROXY_REFUSAL_REASONS;
 use crate::stats::{close_code_label, CoreStats, SecondsHistogram, COUNTED_CLOSE_CODES};
 use crate::tls::{TlsShared, TLS_FAILURES};
 
@@ -117,6 +118,9 @@ impl Exporter {
         }
         for (core, s) in stats.iter().enumerate() {
             e.register_core(core, s);
+            if config.proxy_protocol {
+                e.register_core_proxy(core, s);
+            }
             if tls.is_some() {
                 e.register_core_tls(core, s);
             }
@@ -216,6 +220,24 @@ impl Exporter {
             vec![Label::new("result", "failed")],
             Box::new(move || t.reload_failures.load(Ordering::Relaxed)),
         );
+    }
+
+    fn register_core_proxy(&mut self, core: usize, s: &Arc<CoreStats>) {
+        let c = s.clone();
+        self.counter(
+            "ringws_proxy_protocol_headers_total",
+            vec![core_label(core)],
+            Box::new(move || c.proxy_headers.get()),
+        );
+        for (reason, label) in PROXY_REFUSAL_REASONS.iter().enumerate() {
+            let c = s.clone();
+            let labels = vec![core_label(core), Label::new("reason", *label)];
+            self.counter(
+                "ringws_proxy_protocol_refusals_total",
+                labels,
+                Box::new(move || c.proxy_refusal_count(reason)),
+            );
+        }
     }
 
     fn register_core_tls(&mut self, core: usize, s: &Arc<CoreStats>) {

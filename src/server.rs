@@ -170,6 +170,9 @@ impl Server {
             memory_budget_bytes: config.memory_budget / config.cores as u64,
             recv_buffer_size: config.recv_buffer_size,
             ring_entries: config.ring_entries,
+            proxy_trusted: config
+                .proxy_protocol
+                .then(|| config.trusted_proxies.clone()),
         };
 
         let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());

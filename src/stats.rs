@@ -4,6 +4,7 @@
 //! relaxed load and store on the core's own cache lines (no locked instruction). Readers on other
 //! threads (the metrics exporter, the exit summary) load them relaxed.
 
+use crate::reactor::proxy::PROXY_REFUSAL_REASONS;
 use crate::tls::{TlsFailure, TLS_FAILURES};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -118,6 +119,10 @@ pub struct CoreStats {
     pub memory_sheds_inbound: Counter,
     pub memory_sheds_outbound: Counter,
     pub backpressured_connections: Gauge,
+    /// PROXY protocol headers read, and connections refused before one, by
+    /// [`PROXY_REFUSAL_REASONS`] index.
+    pub proxy_headers: Counter,
+    proxy_refusals: [Counter; PROXY_REFUSAL_REASONS.len()],
     /// TLS handshakes finished, and failed by [`TlsFailure`].
     pub tls_handshakes: Counter,
     tls_failures: [Counter; TLS_FAILURES.len()],
@@ -128,6 +133,12 @@ pub struct CoreStats {
 }
 
 impl CoreStats {
+    pub fn proxy_refused(&self, reason: usize) {
+        self.proxy_refusals[reason].inc();
+    }
+    pub fn proxy_refusal_count(&self, reason: usize) -> u64 {
+        self.proxy_refusals[reason].get()
+    }
     pub fn tls_failed(&self, failure: TlsFailure) {
         self.tls_failures[failure as usize].inc();
     }

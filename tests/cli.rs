@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 53] = [
+const DEFAULTS: [(&str, &str); 54] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("tls_listen", "off"),
@@ -56,6 +56,7 @@ const DEFAULTS: [(&str, &str); 53] = [
     ("handshake_burst_per_ip", "20"),
     ("handshake_rate_table_size", "4096"),
     ("trusted_proxies", "[]"),
+    ("proxy_protocol", "false"),
     ("debug_handshakes", "false"),
     ("publish_tokens_file", "off"),
     ("allow_client_publish", "false"),
@@ -716,8 +717,14 @@ fn every_boolean_setting_reads_true_false_on_and_off_as_flag_and_key() {
             "{key} prints as a boolean"
         );
     }
-    // require_subprotocol = true needs a subprotocol to require.
-    let needs = ["--subprotocols", "chat.v1"];
+    // require_subprotocol = true needs a subprotocol to require; proxy_protocol = true a
+    // trusted proxy.
+    let needs = [
+        "--subprotocols",
+        "chat.v1",
+        "--trusted-proxies",
+        "10.0.0.0/8",
+    ];
     for key in booleans {
         for (word, value) in [
             ("true", true),
@@ -738,7 +745,10 @@ fn every_boolean_setting_reads_true_false_on_and_off_as_flag_and_key() {
 
             let path = config_file(
                 &format!("bool-{key}-{word}"),
-                &format!("{key} = \"{word}\"\nsubprotocols = [\"chat.v1\"]\n"),
+                &format!(
+                    "{key} = \"{word}\"\nsubprotocols = [\"chat.v1\"]\n\
+                     trusted_proxies = [\"10.0.0.0/8\"]\n"
+                ),
             );
             let config = effective_config(&["--config", path.to_str().unwrap()]);
             assert_eq!(

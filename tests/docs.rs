@@ -354,7 +354,7 @@ fn every_config_key_in_the_docs_is_a_setting_and_its_values_are_accepted() {
 
 #[test]
 fn every_metric_name_in_the_docs_is_served_on_metrics() {
-    // With the wss listener on, so its series are served too.
+    // With the wss listener and the PROXY protocol on, so their series are served too.
     let dir = std::env::temp_dir().join(format!("ringws-docs-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
@@ -370,6 +370,10 @@ fn every_metric_name_in_the_docs_is_served_on_metrics() {
         cert.to_str().unwrap(),
         "--tls-key",
         key.to_str().unwrap(),
+        "--proxy-protocol",
+        "on",
+        "--trusted-proxies",
+        "127.0.0.2/32",
     ]);
     let admin = server.admin.expect("the admin listener");
     let (status, exposition) = common::admin_get(admin, "/metrics");

@@ -92,6 +92,13 @@ pub enum ConfigError {
         listen: std::net::SocketAddr,
         tls: std::net::SocketAddr,
     },
+    /// PROXY headers taken from anyone would let any client claim any address.
+    #[error(
+        "proxy_protocol needs trusted_proxies: the load balancers whose PROXY headers are \
+         believed (--trusted-proxies 10.0.0.0/8, repeatable); from any other address a \
+         connection is refused"
+    )]
+    ProxyProtocolUntrusted,
     /// tls_listen without a certificate, or a certificate with nothing to serve it.
     #[error("{0}")]
     Tls(String),

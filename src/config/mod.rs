@@ -255,6 +255,11 @@ settings! {
     /// A proxy address or CIDR block (10.0.0.0/8, ::1) whose X-Forwarded-For or Forwarded
     /// header names the client; repeat the flag for more.
     trusted_proxies: Vec<Cidr> = Vec::new(), "CIDR", list(MAX_LIST_LEN, cidr());
+    /// Every connection on listen and tls_listen starts with a PROXY protocol header (v1 or v2,
+    /// as HAProxy's send-proxy and cloud load balancers write it) from an address in
+    /// trusted_proxies; its source address is the client's. Connections from other addresses,
+    /// or without a valid header, are closed and counted.
+    proxy_protocol: bool = false, "BOOL", boolean();
     /// Keep each core's last refused handshakes and serve them as JSON at
     /// /debug/handshakes on the admin listener.
     debug_handshakes: bool = false, "BOOL", boolean();
@@ -421,6 +426,9 @@ pub fn check_listeners(config: &Config) -> Result<(), ConfigError> {
                 return Err(ConfigError::SamePort { listen, admin });
             }
         }
+    }
+    if config.proxy_protocol && config.trusted_proxies.is_empty() {
+        return Err(ConfigError::ProxyProtocolUntrusted);
     }
     if let Some(tls) = config.tls_listen {
         if addresses_overlap(config.listen, tls) {

@@ -22,6 +22,20 @@ impl Exporter {
             g,
         );
         d(
+            "ringws_proxy_protocol_headers_total",
+            None,
+            "PROXY protocol headers read (proxy_protocol), each naming a client or none.",
+            c,
+        );
+        d(
+            "ringws_proxy_protocol_refusals_total",
+            None,
+            "Connections reset before a PROXY protocol header was read, by reason (untrusted: \
+             the peer is not in trusted_proxies; missing, too_long, malformed, bad_address, \
+             bad_port, unsupported).",
+            c,
+        );
+        d(
             "ringws_tls_handshakes_total",
             None,
             "TLS handshakes finished on the wss listener (full and resumed).",

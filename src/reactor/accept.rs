@@ -159,6 +159,9 @@ impl<A: App> Reactor<A> {
             generation,
             conn,
         }) as u32;
+        if self.io.settings.proxy_trusted.is_some() {
+            self.io.await_proxy_header(key);
+        }
         if let Some(session) = session {
             let tls = &mut self.io.tls;
             if tls.len() <= key as usize {

@@ -25,7 +25,9 @@ use crate::stats::{CoreStats, SecondsHistogram};
 use crate::sys::socket::{self as sys, IoResult};
 use crate::tls::{self, TlsFailure, TlsSession};
 
+use super::proxy::Proxied;
 use super::tls::tls_shutdown_write;
+use crate::policy::Cidr;
 
 /// Frames up to this size are joined (header + payload) in the core's scratch buffer and sent
 /// with `send(2)`: cheaper in the kernel than `sendmsg(2)` with two iovecs (no msghdr or iovec
@@ -44,6 +46,8 @@ pub struct CoreSettings {
     pub memory_budget_bytes: u64,
     pub recv_buffer_size: usize,
     pub ring_entries: u32,
+    /// `proxy_protocol`: the load balancers whose PROXY headers are believed (None: off).
+    pub proxy_trusted: Option<Vec<Cidr>>,
 }
 
 /// One socket and its connection: 32 bytes, the slab entry of an idle connection.
@@ -104,6 +108,8 @@ pub struct Io {
     /// The core's TLS buffers: records out (handshake flights, encrypted frames) and the
     /// plaintext of a frame gathered for one record.
     pub(super) tls_buffers: TlsBuffers,
+    /// With `proxy_protocol`: each connection's PROXY header state, by slot key.
+    pub(super) proxied: Vec<Proxied>,
 }
 
 /// The core's shared TLS output buffers (empty without a TLS listener).
@@ -159,6 +165,7 @@ impl Io {
             join_buf: vec![0u8; JOIN_FRAME_MAX_BYTES].into_boxed_slice(),
             tls: Vec::new(),
             tls_buffers: TlsBuffers::new(tls),
+            proxied: Vec::new(),
         }
     }
 
@@ -273,6 +280,9 @@ impl Io {
             debug_assert!(slot.conn.is_released());
             let token = |op| ring::token(op, key, slot.generation);
             self.ring.push(ring::cancel(token(Op::Readable)));
+            if let Some(state) = self.proxied.get_mut(key as usize) {
+                *state = Proxied::Off;
+            }
             let session = self.tls.get_mut(key as usize).and_then(Option::take);
             let tls_armed = session.as_ref().is_some_and(|s| s.writable_armed());
             if slot.conn.awaits_writable() || tls_armed {

@@ -16,6 +16,7 @@ use super::admin::AdminSide;
 use super::conns::{CoreSettings, Io, OpenConnections};
 use super::gate::Gate;
 use super::listener::Listener;
+use super::proxy::RefusalLog;
 use super::ring::{self, Completion, Op, Ring};
 use super::timer_wheel::TimerWheel;
 use super::tls::FailureLog;
@@ -48,6 +49,7 @@ pub struct Reactor<A: App> {
     pub(super) tls_accept: Option<AcceptState>,
     pub(super) core_tls: Option<CoreTls>,
     pub(super) tls_failure_log: FailureLog,
+    pub(super) proxy_refusal_log: RefusalLog,
     /// Generation of the next accepted connection (both listeners).
     pub(super) next_generation: u32,
     wake_fd: RawFd,
@@ -148,6 +150,7 @@ impl<A: App> Reactor<A> {
             tls_accept,
             core_tls,
             tls_failure_log: FailureLog::default(),
+            proxy_refusal_log: RefusalLog::default(),
             next_generation: 0,
             wake_fd,
             shared,

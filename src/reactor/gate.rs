@@ -49,18 +49,20 @@ impl Gate {
 
     /// Decides a request that parsed: the rate limit first (cheapest, and it must hold even for
     /// requests the policy would refuse), then the policy. On refusal, also returns the client
-    /// address when it was looked up.
+    /// address when it was looked up. `proxied`: the client a PROXY protocol header named,
+    /// which stands for the socket's peer.
     pub fn admit<'a>(
         &mut self,
         request: &UpgradeRequest<'a>,
         fd: RawFd,
+        proxied: Option<IpAddr>,
         now_ms: u64,
         now_unix_s: u64,
     ) -> Result<Accepted<'a>, (Refusal, Option<IpAddr>)> {
-        let peer = if self.needs_peer {
-            peer_ip(fd)
-        } else {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        let peer = match proxied {
+            Some(client) => client,
+            None if self.needs_peer => peer_ip(fd),
+            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         };
         // The client a trusted proxy names, else the peer: what the limiter, the refusal log and
         // the debug view all use.

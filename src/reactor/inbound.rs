@@ -18,6 +18,9 @@ pub(super) const MAX_READS_PER_EVENT: usize = 4;
 impl<A: App> Reactor<A> {
     /// Reads what the socket has and feeds it to its connection.
     pub(super) fn on_readable(&mut self, key: u32) {
+        if self.io.awaits_proxy_header(key) && !self.read_proxy_header(key) {
+            return; // not yet, or refused
+        }
         if self.io.tls.get(key as usize).is_some_and(Option::is_some) {
             return self.on_readable_tls(key);
         }
@@ -164,7 +167,8 @@ fn upgrade<'a, A: App>(
         refuse(io, key, &refusal, None, Some(request), head);
         return None;
     }
-    let accepted = match io.gate.admit(request, fd, now_ms, unix_seconds()) {
+    let proxied = io.proxied_client(key);
+    let accepted = match io.gate.admit(request, fd, proxied, now_ms, unix_seconds()) {
         Ok(accepted) => accepted,
         Err((refusal, client)) => {
             io.open.release();
@@ -208,6 +212,7 @@ fn refuse(
 ) {
     io.stats.refused(refusal.reason);
     let fd = io.conns[key as usize].fd;
+    let client = client.or(io.proxied_client(key));
     let now_ms = io.now_tick as u64 * super::event_loop::TICK.as_millis() as u64;
     io.gate.note_refusal(
         io.core,

@@ -6,6 +6,7 @@
 //! - [`conns`]: the slot table (socket + connection), effects into syscalls, the app's `Ctx`;
 //! - [`accept`]: new sockets, accept errors and back-off;
 //! - [`inbound`]: reads, the upgrade decision, messages to the app;
+//! - [`proxy`]: the PROXY protocol header before a connection's own bytes (`proxy_protocol`);
 //! - [`deadlines`]: the timer wheel's expiries and the drain;
 //! - [`budget`]: the memory budget: refusing upgrades near it, shedding past it;
 //! - [`timer_wheel`]: the core's deadlines;
@@ -25,6 +26,7 @@ pub mod event_loop;
 pub mod gate;
 pub mod inbound;
 pub mod listener;
+pub mod proxy;
 pub mod ring;
 pub mod timer_wheel;
 pub mod tls;

@@ -69,6 +69,21 @@ pub fn peek(fd: RawFd, buf: &mut [u8]) -> usize {
     usize::try_from(n).unwrap_or(0)
 }
 
+/// `recv(2)` with MSG_PEEK on a non-blocking socket: copies what is waiting into `buf` without
+/// consuming it, telling an empty socket (`WouldBlock`) from a closed one (`Eof`).
+pub fn peek_waiting(fd: RawFd, buf: &mut [u8]) -> IoResult {
+    // SAFETY: `buf` is a writable buffer of `buf.len()` bytes for the whole call.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    classify(n)
+}
+
 /// `send(2)` of `buf` without SIGPIPE. `buf` must not be empty.
 pub fn send(fd: RawFd, buf: &[u8]) -> IoResult {
     debug_assert!(!buf.is_empty());
