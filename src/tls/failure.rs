@@ -83,15 +83,19 @@ impl TlsFailure {
         }
     }
 
-    /// The alert that tells the client, when the server sends one itself.
-    pub fn alert(self) -> AlertDescription {
+    /// The alert that tells the client why, when the server sends one itself; none for a
+    /// failure the client announced with its own alert.
+    pub fn alert(self) -> Option<AlertDescription> {
         match self {
-            TlsFailure::NoCommonVersion => AlertDescription::ProtocolVersion,
-            TlsFailure::NoCommonCipher => AlertDescription::HandshakeFailure,
-            TlsFailure::NoCommonAlpn => AlertDescription::NoApplicationProtocol,
-            TlsFailure::ClientCertificate => AlertDescription::CertificateRequired,
-            TlsFailure::Protocol | TlsFailure::PlainHttp => AlertDescription::DecodeError,
-            _ => AlertDescription::InternalError,
+            TlsFailure::NoCommonVersion => Some(AlertDescription::ProtocolVersion),
+            TlsFailure::NoCommonCipher => Some(AlertDescription::HandshakeFailure),
+            TlsFailure::NoCommonAlpn => Some(AlertDescription::NoApplicationProtocol),
+            TlsFailure::ClientCertificate => Some(AlertDescription::CertificateRequired),
+            TlsFailure::Protocol => Some(AlertDescription::DecodeError),
+            TlsFailure::PlainHttp
+            | TlsFailure::CertificateRejected
+            | TlsFailure::ClientAlert
+            | TlsFailure::Timeout => None,
         }
     }
 

@@ -134,8 +134,7 @@ impl TlsSession {
             let state = match status.state {
                 Ok(state) => state,
                 Err(error) => {
-                    start += discard;
-                    return Err(self.failed(&error, &mut cipher[start..], wire, summary));
+                    return Err(self.failed(&error, wire, summary));
                 }
             };
             let mut stop = false;
@@ -195,33 +194,21 @@ impl TlsSession {
         Ok(summary)
     }
 
-    /// After an error rustls queues an alert: encode it for the peer.
+    /// The failure, with an alert for the peer where one can be sent. rustls is not entered
+    /// again after an error (its queued alert would come with the next records deframed, which
+    /// can fail again), so before the server's first flight, while nothing is encrypted, the
+    /// alert is written here in plaintext; after it, the connection just closes.
     fn failed(
         &mut self,
         error: &rustls::Error,
-        cipher: &mut [u8],
         wire: &mut [u8],
         summary: ReadSummary,
     ) -> ReadFailure {
         let mut wire_len = summary.wire_len;
-        // Bounded: an alert is one record; the loop ends at the first state that is not one.
-        for _ in 0..4 {
-            let status = self.conn.process_tls_records(cipher);
-            match status.state {
-                Ok(ConnectionState::EncodeTlsData(mut data)) => {
-                    if let Ok(n) = encode(&mut data, &mut wire[wire_len..]) {
-                        wire_len += n;
-                    }
-                }
-                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
-                _ => break,
-            }
-        }
         let failure = TlsFailure::of(error);
-        // rustls queues no alert for some errors of the record layer. Before the server's
-        // first flight nothing is encrypted, so a plaintext alert says why.
-        if wire_len == summary.wire_len && self.flags & flag::SPOKE == 0 {
-            let alert = plaintext_alert(failure.alert());
+        let unencrypted = self.flags & flag::SPOKE == 0 && summary.wire_len == 0;
+        if let Some(description) = failure.alert().filter(|_| unencrypted) {
+            let alert = plaintext_alert(description);
             if let Some(room) = wire.get_mut(wire_len..wire_len + alert.len()) {
                 room.copy_from_slice(&alert);
                 wire_len += alert.len();
