@@ -13,6 +13,7 @@ use super::options::{
 use super::procfs::{self, ProcSample};
 use super::report::{thousands, Latency, Report, SendLag};
 use super::shared::{Shared, Stage};
+use super::tls::TlsClient;
 use super::url;
 use super::worker::{Mode, RunPlan, ThreadPlan, ThreadStats, Worker};
 use crate::protocol::frame::Opcode;
@@ -253,6 +254,7 @@ fn make_plan(
         )));
     }
     let timeout_ns = common.timeout.as_nanos().min(u128::from(u64::MAX / 4)) as u64;
+    let tls = TlsClient::for_url(&url, &common.tls)?;
     Ok(RunPlan {
         mode,
         addr,
@@ -263,6 +265,7 @@ fn make_plan(
         close_timeout_ns: timeout_ns.min(MAX_CLOSE_WAIT.as_nanos() as u64),
         payload,
         opcode,
+        tls,
     })
 }
 
