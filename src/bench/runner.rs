@@ -359,6 +359,8 @@ struct Run {
     handshakes_total: u64,
     handshakes_measured: u64,
     open_at_stop: u64,
+    /// wss:// only: handshakes that resumed a TLS session (counted like `handshakes`).
+    tls_resumed: Option<u64>,
     notes: Vec<String>,
 }
 
@@ -415,6 +417,7 @@ fn execute(
         handshakes_total: 0,
         handshakes_measured: 0,
         open_at_stop: 0,
+        tls_resumed: plan.tls.as_ref().map(|_| 0),
         notes: Vec::new(),
     };
     for stats in stats {
@@ -426,6 +429,9 @@ fn execute(
         run.handshakes_total += stats.handshakes;
         run.handshakes_measured += stats.handshakes_measured;
         run.open_at_stop += stats.open_at_stop;
+        if let Some(resumed) = &mut run.tls_resumed {
+            *resumed += stats.tls_resumed;
+        }
         run.notes.extend(stats.pin_error);
     }
     Ok(run)
@@ -517,6 +523,7 @@ fn base_report(
         errors_total: run.errors.total(),
         interrupted: run.timeline.interrupted,
         server_pid: common.server_pid,
+        tls_resumed: run.tls_resumed,
         notes,
         ..Report::default()
     }

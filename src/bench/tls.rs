@@ -7,19 +7,23 @@
 //! `read_tls`, plaintext comes out of `reader()`, plaintext goes in with `writer()`, records go
 //! out with `write_tls`.
 
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::Resumption;
+use rustls::client::{
+    ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
+};
 use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    ClientConfig, ClientConnection, DigitallySignedStruct, NamedGroup, RootCertStore,
+    SignatureScheme,
 };
 
 use super::cause::TlsCause;
@@ -70,9 +74,11 @@ impl TlsClient {
             builder.with_root_certificates(roots).with_no_client_auth()
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        if !opts.resume {
-            config.resumption = Resumption::disabled();
-        }
+        config.resumption = if opts.resume {
+            Resumption::store(Arc::new(Sessions::default()))
+        } else {
+            Resumption::disabled()
+        };
         let server_name = ServerName::try_from(url.host.clone()).map_err(|_| {
             BenchError::Tls(format!(
                 "{:?} is neither a DNS name nor an IP address TLS can verify",
@@ -174,6 +180,66 @@ fn system_roots() -> Result<RootCertStore, BenchError> {
         )));
     }
     Ok(roots)
+}
+
+/// Most TLS 1.3 tickets kept for resumption. rustls's own store keeps 8 per server: with tens
+/// of handshakes in flight, the tickets of one batch of finished handshakes overflow it and most
+/// new connections would find none; a run needs one ticket per connection it opens.
+const MAX_TICKETS: usize = 4096;
+
+/// The sessions a run can resume. A run talks to one server, so the server name is not a key.
+#[derive(Debug, Default)]
+struct Sessions(Mutex<SessionState>);
+
+#[derive(Debug, Default)]
+struct SessionState {
+    kx_hint: Option<NamedGroup>,
+    tls12: Option<Tls12ClientSessionValue>,
+    /// Single-use tickets, oldest first.
+    tls13: VecDeque<Tls13ClientSessionValue>,
+}
+
+impl Sessions {
+    fn state(&self) -> std::sync::MutexGuard<'_, SessionState> {
+        // A panic elsewhere cannot leave the state half-changed: every edit is one assignment.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl ClientSessionStore for Sessions {
+    fn set_kx_hint(&self, _: ServerName<'static>, group: NamedGroup) {
+        self.state().kx_hint = Some(group);
+    }
+
+    fn kx_hint(&self, _: &ServerName<'_>) -> Option<NamedGroup> {
+        self.state().kx_hint
+    }
+
+    fn set_tls12_session(&self, _: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.state().tls12 = Some(value);
+    }
+
+    fn tls12_session(&self, _: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.state().tls12.clone()
+    }
+
+    fn remove_tls12_session(&self, _: &ServerName<'static>) {
+        self.state().tls12 = None;
+    }
+
+    fn insert_tls13_ticket(&self, _: ServerName<'static>, value: Tls13ClientSessionValue) {
+        let mut state = self.state();
+        if state.tls13.len() == MAX_TICKETS {
+            state.tls13.pop_front();
+        }
+        state.tls13.push_back(value);
+    }
+
+    fn take_tls13_ticket(&self, _: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        self.state().tls13.pop_back()
+    }
 }
 
 /// `--insecure`: any certificate chain is accepted, but the handshake signature is still

@@ -104,6 +104,8 @@ pub struct ThreadStats {
     /// Handshakes completed, all stages / inside the measured window.
     pub handshakes: u64,
     pub handshakes_measured: u64,
+    /// wss://: handshakes that resumed a TLS session (in connect mode: inside the window).
+    pub tls_resumed: u64,
     /// Connections left open when the stop began (idle: connections that survived the hold).
     pub open_at_stop: u64,
     /// Open loop, measured window: how late each message was handed to the kernel, in ns.

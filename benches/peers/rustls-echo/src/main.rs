@@ -1,37 +1,50 @@
-//! wss echo server: tokio-tungstenite 0.30 (defaults) over tokio-rustls, with rustls 0.23 on the
-//! `ring` crypto provider, the same TLS library and provider as ringws. One tokio current_thread
-//! runtime, TCP_NODELAY, TLS 1.3 and 1.2, ALPN `http/1.1`, stateless session tickets (rustls's
-//! ring `Ticketer`, so resumption keeps no per-session server memory); every text and binary
-//! message sent back; tungstenite answers pings and closes itself.
+//! wss echo server: fastwebsockets 0.10 configured as benches/peers/fastwebsockets-echo (hyper 1
+//! performs the upgrade, `FragmentCollector`, auto-pong and auto-close, one tokio current_thread
+//! runtime, TCP_NODELAY), over tokio-rustls with rustls 0.23 on the `ring` crypto provider, the
+//! same TLS library and provider as ringws: TLS 1.3 and 1.2, ALPN `http/1.1`, stateless session
+//! tickets (rustls's ring `Ticketer`, so resumption keeps no per-session server memory).
+//!
+//! fastwebsockets rather than tokio-tungstenite: tungstenite's default 128 KiB read buffer per
+//! connection (133 KB of idle memory per plain ws:// connection here) would hide the TLS cost.
 //!
 //! Usage: rustls-echo 127.0.0.1:9443 CERT_CHAIN.pem KEY.pem
 
 use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
+use fastwebsockets::{upgrade, FragmentCollector, OpCode, WebSocketError};
+use http_body_util::Empty;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
 use rustls::crypto::ring::{default_provider, Ticketer};
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::tungstenite::{Error, Message};
 
-async fn echo(acceptor: TlsAcceptor, stream: TcpStream) -> Result<(), Error> {
-    let tls = acceptor.accept(stream).await?;
-    let mut ws = tokio_tungstenite::accept_async(tls).await?;
-    while let Some(message) = ws.next().await {
-        match message? {
-            message @ (Message::Text(_) | Message::Binary(_)) => ws.send(message).await?,
-            Message::Close(_) => {
-                // tungstenite has queued the close reply; flush it.
-                ws.flush().await?;
-                return Ok(());
-            }
+async fn echo(upgrade: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
+    let mut ws = FragmentCollector::new(upgrade.await?);
+    loop {
+        let frame = ws.read_frame().await?;
+        match frame.opcode {
+            OpCode::Close => return Ok(()),
+            OpCode::Text | OpCode::Binary => ws.write_frame(frame).await?,
             _ => {}
         }
     }
-    Ok(())
+}
+
+async fn upgrade_request(
+    mut request: Request<Incoming>,
+) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+    let (response, upgrade) = upgrade::upgrade(&mut request)?;
+    tokio::spawn(async move {
+        // Errors here are the peer's doing (reset, protocol error): nothing to report.
+        let _ = tokio::task::unconstrained(echo(upgrade)).await;
+    });
+    Ok(response)
 }
 
 fn server_config(cert_path: &str, key_path: &str) -> Result<ServerConfig, String> {
@@ -70,9 +83,10 @@ fn main() {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
-        let listener = TcpListener::bind(&addr)
-            .await
-            .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
+        let listener = TcpListener::bind(&addr).await.unwrap_or_else(|e| {
+            eprintln!("rustls-echo: cannot listen on {addr}: {e}");
+            std::process::exit(2);
+        });
         println!("rustls-echo listening on wss://{addr}");
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -83,8 +97,15 @@ fn main() {
             let _ = stream.set_nodelay(true);
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                // Errors here are the peer's doing (reset, bad handshake): nothing to report.
-                let _ = echo(acceptor, stream).await;
+                // A failed handshake is the client's doing: nothing to report.
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let io = hyper_util::rt::TokioIo::new(tls);
+                let _ = http1::Builder::new()
+                    .serve_connection(io, service_fn(upgrade_request))
+                    .with_upgrades()
+                    .await;
             });
         }
     });
