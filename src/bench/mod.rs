@@ -81,19 +81,6 @@ pub struct CommonArgs {
     /// over TLS (1.3 or 1.2, rustls; the port defaults to 443).
     #[arg(long, value_name = "URL")]
     pub url: String,
-    /// wss://: trust the CA certificates in this PEM file instead of the system's roots.
-    #[arg(long, value_name = "PATH")]
-    pub ca_file: Option<std::path::PathBuf>,
-    /// wss://: accept any server certificate (its handshake signature is still checked), for
-    /// test servers with self-signed certificates. Never measure a real deployment with it.
-    #[arg(long)]
-    pub insecure: bool,
-    /// wss://: "on" shares one TLS client configuration across connections, so new
-    /// connections resume earlier sessions with the server's tickets; "off" makes every
-    /// connection a full handshake (to measure its cost with `connect`).
-    #[arg(long, default_value = "on", value_name = "on|off", value_parser = parse_on_off,
-          action = clap::ArgAction::Set)]
-    pub tls_resume: bool,
     /// Event-loop threads; connections, concurrency and --rate are split evenly between them.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
@@ -115,6 +102,20 @@ pub struct CommonArgs {
     /// Print one JSON object on stdout instead of the summary (fields: see `bench::Report`).
     #[arg(long)]
     pub json: bool,
+    /// wss://: trust the CA certificates in this PEM file instead of the system's roots.
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// wss://: accept any server certificate (its handshake signature is still checked), for
+    /// test servers with self-signed certificates. Never measure a real deployment with it.
+    #[arg(long)]
+    pub insecure: bool,
+    /// wss://: "on" shares one TLS client configuration across connections, so new
+    /// connections resume earlier sessions with the server's tickets; "off" makes every
+    /// connection a full handshake (to measure its cost with `connect`). The report counts
+    /// the handshakes that resumed (tls_resumed).
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = parse_on_off,
+          action = clap::ArgAction::Set)]
+    pub tls_resume: bool,
 }
 
 #[derive(Debug, clap::Args)]
