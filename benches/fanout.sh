@@ -67,15 +67,15 @@ for n in $NS; do
                 done
                 if [[ $target == ringws ]]; then
                     taskset -c "$SERVER_CPU" "$BIN" serve --app pubsub --cores 1 \
-                        --listen "$WS" --admin-listen "$ADMIN" --max-connections 19900 \
+                        --url "ws://$WS/ws" --admin-listen "$ADMIN" --max-connections 19900 \
                         --ping-interval 1h --log warn >/dev/null 2>&1 &
                 else
                     taskset -c "$SERVER_CPU" "$BIN" bench fanout-floor \
-                        --listen "$WS" --admin "$ADMIN" --pin-cpu "$SERVER_CPU" >/dev/null 2>&1 &
+                        --url "ws://$WS/ws" --admin "$ADMIN" --pin-cpu "$SERVER_CPU" >/dev/null 2>&1 &
                 fi
                 server_pid=$!
                 wait_ready
-                line=$("$BIN" bench fanout --label "$target" --listen "$WS" --admin "$ADMIN" \
+                line=$("$BIN" bench fanout --label "$target" --url "ws://$WS/ws" --admin "$ADMIN" \
                     --subscribers "$n" --payload "$payload" --publishes "$PUBLISHES" \
                     --burst "$BURST" --threads 1 --pin-cpu "$CLIENT_CPU" \
                     --sources "$SOURCES" --json)

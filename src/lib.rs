@@ -9,6 +9,7 @@
 //! - [`server`]: starts the per-core reactors from a [`config::Config`].
 //! - [`config`]: every setting, its default and its bound.
 //! - [`bench`]: the load generator behind `ringws bench`.
+//! - [`tls`]: wss: the rustls configuration from PEM files and the per-connection TLS session.
 //! - [`sys`]: every unsafe libc call, behind safe functions.
 
 pub mod admin;
@@ -25,3 +26,4 @@ pub mod reactor;
 pub mod server;
 pub mod stats;
 pub mod sys;
+pub mod tls;

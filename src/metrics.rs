@@ -9,6 +9,7 @@
 //! histograms keep every raw sample until a scrape, so a server nobody scraped would grow with
 //! each handshake.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
@@ -18,6 +19,7 @@ use crate::admin::{AdminClose, AdminStats};
 use crate::config::Config;
 use crate::protocol::{MessageKind, RefusalReason};
 use crate::stats::{close_code_label, CoreStats, SecondsHistogram, COUNTED_CLOSE_CODES};
+use crate::tls::{TlsShared, TLS_FAILURES};
 
 mod describe;
 mod render;
@@ -83,7 +85,12 @@ fn core_label(core: usize) -> Label {
 
 impl Exporter {
     /// Registers every series for `stats` (one entry per core) and the effective limits.
-    pub fn new(config: &Config, stats: &[Arc<CoreStats>], app_series: Vec<AppSeries>) -> Exporter {
+    pub fn new(
+        config: &Config,
+        stats: &[Arc<CoreStats>],
+        app_series: Vec<AppSeries>,
+        tls: Option<Arc<TlsShared>>,
+    ) -> Exporter {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         let mut e = Exporter {
@@ -105,8 +112,14 @@ impl Exporter {
         e.describe();
         e.register_limits(config, stats.len());
         e.register_admin();
+        if let Some(tls) = &tls {
+            e.register_tls(tls);
+        }
         for (core, s) in stats.iter().enumerate() {
             e.register_core(core, s);
+            if tls.is_some() {
+                e.register_core_tls(core, s);
+            }
             e.handshake_duration
                 .push(Arc::new(SecondsHistogram::new(&HANDSHAKE_BUCKETS_SECONDS)));
             e.fanout_latency
@@ -181,6 +194,46 @@ impl Exporter {
     fn gauge(&mut self, name: &'static str, labels: Vec<Label>, read: Read) {
         let g = self.recorder.register_gauge(&key(name, labels), &meta());
         self.series.push(Series::Gauge(g, read));
+    }
+
+    /// The wss series: handshakes by core and failure reason, the certificate's expiry, reloads.
+    fn register_tls(&mut self, tls: &Arc<TlsShared>) {
+        let t = tls.clone();
+        self.gauge(
+            "ringws_tls_certificate_expiry_timestamp_seconds",
+            vec![],
+            Box::new(move || t.not_after_unix_s.load(Ordering::Relaxed)),
+        );
+        let t = tls.clone();
+        self.counter(
+            "ringws_tls_reloads_total",
+            vec![Label::new("result", "ok")],
+            Box::new(move || t.reloads.load(Ordering::Relaxed)),
+        );
+        let t = tls.clone();
+        self.counter(
+            "ringws_tls_reloads_total",
+            vec![Label::new("result", "failed")],
+            Box::new(move || t.reload_failures.load(Ordering::Relaxed)),
+        );
+    }
+
+    fn register_core_tls(&mut self, core: usize, s: &Arc<CoreStats>) {
+        let c = s.clone();
+        self.counter(
+            "ringws_tls_handshakes_total",
+            vec![core_label(core)],
+            Box::new(move || c.tls_handshakes.get()),
+        );
+        for failure in TLS_FAILURES {
+            let c = s.clone();
+            let labels = vec![core_label(core), Label::new("reason", failure.label())];
+            self.counter(
+                "ringws_tls_handshake_failures_total",
+                labels,
+                Box::new(move || c.tls_failure_count(failure)),
+            );
+        }
     }
 
     fn register_limits(&mut self, config: &Config, cores: usize) {
@@ -432,7 +485,7 @@ mod tests {
             gauge: false,
             read: Box::new(|| 42),
         }];
-        let e = Exporter::new(&Config::default(), &stats, series);
+        let e = Exporter::new(&Config::default(), &stats, series, None);
         e.handshake_duration(0).record(0.0003);
         let text = e.render();
         assert!(

@@ -25,11 +25,14 @@ use crate::reactor::listener::{tcp_user_timeout, Listener};
 use crate::reactor::Shared;
 use crate::stats::CoreStats;
 use crate::sys::{eventfd, process, socket};
+use crate::tls::{self, TlsError, TlsShared};
 use ports::Role;
 
 /// Why the server could not start or stopped abnormally. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    #[error("tls_listen: {0}")]
+    Tls(#[source] TlsError),
     #[error(
         "io_uring is blocked (io_uring_setup: permission denied). A container seccomp profile \
          (Docker's and containerd's defaults block io_uring) or the sysctl kernel.io_uring_disabled \
@@ -81,6 +84,24 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     }
 }
 
+/// Checks what [`run`] reads before it binds, without binding or starting anything: the TLS
+/// files (`tls_cert`, `tls_key`, `tls_sni_certs`, `tls_client_ca`: readable, a key that belongs
+/// to its certificate), the policy's files and secret (`auth_tokens_file`, `jwt_secret_file` or
+/// the environment's secret) and the app's (`publish_tokens_file`). The values themselves were
+/// checked when the configuration was loaded.
+pub fn check_config(config: &Config) -> Result<(), ServerError> {
+    crate::config::check_listeners(config)?;
+    if let Some(files) = config.tls_files()? {
+        let loaded = tls::load(&files).map_err(ServerError::Tls)?;
+        warn_if_expiring(&loaded.summary);
+    }
+    Policy::load(&config.policy_settings())?;
+    if config.app == AppKind::Pubsub {
+        crate::app::pubsub::PubSub::from_config(config)?;
+    }
+    Ok(())
+}
+
 /// A running server, for embedding ringws as a library (and for tests).
 pub struct Server {
     addr: SocketAddr,
@@ -89,13 +110,19 @@ pub struct Server {
     wake_fds: Vec<RawFd>,
     threads: Vec<JoinHandle<Result<(), ServerError>>>,
     stats: Vec<Arc<CoreStats>>,
+    /// The wss listener's address and the TLS configuration the cores share.
+    tls: Option<(SocketAddr, Arc<TlsShared>)>,
 }
 
 impl Server {
     /// Binds the listeners and starts one reactor per core; returns once every core is ready.
     pub fn start<A: App>(config: &Config, app: A) -> Result<Server, ServerError> {
         crate::config::check_listeners(config)?;
-        let (listeners, admin_listener) = bind_all(config)?;
+        let tls_loaded = match config.tls_files()? {
+            Some(files) => Some(tls::load(&files).map_err(ServerError::Tls)?),
+            None => None,
+        };
+        let (listeners, admin_listener, tls_listeners) = bind_all(config)?;
         check_fd_limit(config);
         // Buffers of 128 KiB or more go back to the system when freed (glibc's starting threshold,
         // held there instead of rising with every large free).
@@ -149,7 +176,16 @@ impl Server {
         let stats: Vec<Arc<CoreStats>> = (0..listeners.len())
             .map(|_| Arc::new(CoreStats::default()))
             .collect();
-        let exporter = Arc::new(Exporter::new(config, &stats, app.metrics()));
+        let tls_shared = tls_loaded.as_ref().map(|loaded| {
+            warn_if_expiring(&loaded.summary);
+            Arc::new(TlsShared::new(loaded))
+        });
+        let exporter = Arc::new(Exporter::new(
+            config,
+            &stats,
+            app.metrics(),
+            tls_shared.clone(),
+        ));
         let policy = Arc::new(Policy::load(&config.policy_settings())?);
         let debug_rings: Option<Arc<Vec<_>>> = config.debug_handshakes.then(|| {
             Arc::new(
@@ -169,7 +205,18 @@ impl Server {
             wake_fds: Vec::new(),
             threads: Vec::new(),
             stats: stats.clone(),
+            tls: None,
         };
+        if let (Some(listener), Some(shared)) = (tls_listeners.first(), &tls_shared) {
+            let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+                addr: listener_addr_or(config.tls_listen),
+                role: Role::TlsListen,
+                source,
+                hint: "",
+            })?;
+            server.tls = Some((addr, shared.clone()));
+        }
+        let mut tls_listeners = tls_listeners.into_iter();
         for _ in 0..listeners.len() {
             server
                 .wake_fds
@@ -179,6 +226,7 @@ impl Server {
         for (core, listener) in listeners.into_iter().enumerate() {
             let wake_fd = server.wake_fds[core];
             let stats = stats[core].clone();
+            let tls = tls_listeners.next().zip(tls_shared.clone());
             let gate = Gate::new(
                 policy.clone(),
                 // SO_REUSEPORT spreads one address's connections over the cores, so each core
@@ -213,6 +261,7 @@ impl Server {
                     let parts = CoreParts {
                         core,
                         listener,
+                        tls,
                         wake_fd,
                         shared,
                         stats,
@@ -257,6 +306,41 @@ impl Server {
     /// The admin listener's address, if it is on.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
+    }
+
+    /// The wss listener's address (the real port when `tls_listen` asked for port 0).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// Reads the TLS files again: new handshakes use them, connections keep theirs. A file
+    /// that cannot be used keeps the configuration in use, and the error says why.
+    pub fn reload_tls(&self, config: &Config) -> Result<(), ServerError> {
+        let (Some((_, shared)), Some(files)) = (&self.tls, config.tls_files()?) else {
+            return Ok(());
+        };
+        match tls::load(&files) {
+            Ok(loaded) => {
+                shared.replace(&loaded);
+                shared
+                    .reloads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(
+                    subject = %loaded.summary.subject,
+                    names = %loaded.summary.names.join(","),
+                    expires = %humantime::format_rfc3339_seconds(unix_time(loaded.summary.not_after_unix_s)),
+                    "TLS certificate reloaded: new handshakes use it, open connections keep theirs"
+                );
+                warn_if_expiring(&loaded.summary);
+                Ok(())
+            }
+            Err(e) => {
+                shared
+                    .reload_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(ServerError::Tls(e))
+            }
+        }
     }
 
     pub fn cores(&self) -> usize {
@@ -334,10 +418,20 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
             admin_routes.join(", ")
         );
     }
+    // After the admin line, which tools that read the banner expect right after the first.
+    if let Some(tls) = server.tls_addr() {
+        println!("ringws listening on wss://{tls}");
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
     loop {
         if let Some(sig) = process::wait_for_stop_signal(Duration::from_millis(500)) {
+            if sig == libc::SIGHUP {
+                if let Err(e) = server.reload_tls(&config) {
+                    tracing::warn!("SIGHUP: {e}; the certificate loaded before stays in use");
+                }
+                continue;
+            }
             log_drain_start(sig, server.connections_open(), config.drain_timeout);
             break;
         }
@@ -350,6 +444,9 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
     server.stop();
     while !server.all_cores_finished() {
         if let Some(sig) = process::wait_for_stop_signal(Duration::from_millis(50)) {
+            if sig == libc::SIGHUP {
+                continue; // nothing to reload while stopping
+            }
             tracing::warn!(
                 "{} received again: exiting at once, without waiting for the {} left",
                 signal_name(sig),
@@ -452,13 +549,54 @@ fn log_summary(stats: &[Arc<CoreStats>], uptime: Duration) {
     }
 }
 
+/// Certificates that expire within this many days are warned about at start and on reload.
+const CERTIFICATE_WARN_DAYS: i64 = 14;
+
+fn unix_time(seconds: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64)
+}
+
+/// Warns when the certificate expires within [`CERTIFICATE_WARN_DAYS`] or is not yet valid.
+fn warn_if_expiring(summary: &tls::CertificateSummary) {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let days = summary.days_left(now);
+    let expires = humantime::format_rfc3339_seconds(unix_time(summary.not_after_unix_s));
+    if days < 0 {
+        tracing::warn!(
+            "the TLS certificate ({}) expired on {expires}: clients refuse it",
+            summary.subject
+        );
+    } else if days < CERTIFICATE_WARN_DAYS {
+        tracing::warn!(
+            "the TLS certificate ({}) expires in {days} days ({expires})",
+            summary.subject
+        );
+    }
+    if summary.not_before_unix_s > now {
+        let from = humantime::format_rfc3339_seconds(unix_time(summary.not_before_unix_s));
+        tracing::warn!(
+            "the TLS certificate ({}) is not valid before {from}: clients refuse it until then",
+            summary.subject
+        );
+    }
+}
+
+fn listener_addr_or(addr: Option<SocketAddr>) -> SocketAddr {
+    addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
 /// Binds the WebSocket listeners (one per core) and the admin listener, here so that a taken
 /// port fails the start, not a thread. A port another process listens on is refused unless
 /// `takeover` asks to share it (see [`ports`]).
-fn bind_all(config: &Config) -> Result<(Vec<Listener>, Option<Listener>), ServerError> {
+type Bound = (Vec<Listener>, Option<Listener>, Vec<Listener>);
+
+fn bind_all(config: &Config) -> Result<Bound, ServerError> {
     let takeover = config.takeover;
     let _lock = (!takeover).then(ports::BindLock::acquire);
     let claims = std::iter::once((config.listen, Role::Listen))
+        .chain(config.tls_listen.map(|addr| (addr, Role::TlsListen)))
         .chain(config.admin_listen.map(|addr| (addr, Role::Admin)));
     let mut shared = Vec::new();
     for (addr, role) in claims {
@@ -476,26 +614,11 @@ fn bind_all(config: &Config) -> Result<(Vec<Listener>, Option<Listener>), Server
         }
         shared.push((addr, role, holders));
     }
-    let mut addr = config.listen;
-    let mut listeners = Vec::with_capacity(config.cores);
-    let user_timeout = tcp_user_timeout(
-        config.ping_interval,
-        config.pong_timeout,
-        config.write_stall_timeout,
-    );
-    for _ in 0..config.cores {
-        let listener = Listener::bind(addr, config.backlog, config.defer_accept)
-            .map_err(|e| bind_error(addr, Role::Listen, takeover, e))?;
-        listener
-            .set_user_timeout(user_timeout)
-            .map_err(|e| bind_error(addr, Role::Listen, takeover, e))?;
-        if addr.port() == 0 {
-            // Port 0: the first core picks a port; the others join it.
-            let local = listener.local_addr();
-            addr = local.map_err(|e| bind_error(addr, Role::Listen, takeover, e))?;
-        }
-        listeners.push(listener);
-    }
+    let listeners = bind_per_core(config, config.listen, Role::Listen)?;
+    let tls_listeners = match config.tls_listen {
+        Some(addr) => bind_per_core(config, addr, Role::TlsListen)?,
+        None => Vec::new(),
+    };
     let admin = config.admin_listen.map(|addr| {
         Listener::bind(addr, 128, None).map_err(|e| bind_error(addr, Role::Admin, takeover, e))
     });
@@ -508,7 +631,36 @@ fn bind_all(config: &Config) -> Result<(Vec<Listener>, Option<Listener>), Server
             ports::describe(&holders)
         );
     }
-    Ok((listeners, admin))
+    Ok((listeners, admin, tls_listeners))
+}
+
+/// One SO_REUSEPORT listener on `addr` per core.
+fn bind_per_core(
+    config: &Config,
+    mut addr: SocketAddr,
+    role: Role,
+) -> Result<Vec<Listener>, ServerError> {
+    let takeover = config.takeover;
+    let user_timeout = tcp_user_timeout(
+        config.ping_interval,
+        config.pong_timeout,
+        config.write_stall_timeout,
+    );
+    let mut listeners = Vec::with_capacity(config.cores);
+    for _ in 0..config.cores {
+        let listener = Listener::bind(addr, config.backlog, config.defer_accept)
+            .map_err(|e| bind_error(addr, role, takeover, e))?;
+        listener
+            .set_user_timeout(user_timeout)
+            .map_err(|e| bind_error(addr, role, takeover, e))?;
+        if addr.port() == 0 {
+            // Port 0: the first core picks a port; the others join it.
+            let local = listener.local_addr();
+            addr = local.map_err(|e| bind_error(addr, role, takeover, e))?;
+        }
+        listeners.push(listener);
+    }
+    Ok(listeners)
 }
 
 fn bind_error(addr: SocketAddr, role: Role, takeover: bool, source: io::Error) -> ServerError {

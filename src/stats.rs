@@ -4,6 +4,7 @@
 //! relaxed load and store on the core's own cache lines (no locked instruction). Readers on other
 //! threads (the metrics exporter, the exit summary) load them relaxed.
 
+use crate::tls::{TlsFailure, TLS_FAILURES};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::protocol::{MessageKind, RefusalReason};
@@ -117,6 +118,9 @@ pub struct CoreStats {
     pub memory_sheds_inbound: Counter,
     pub memory_sheds_outbound: Counter,
     pub backpressured_connections: Gauge,
+    /// TLS handshakes finished, and failed by [`TlsFailure`].
+    pub tls_handshakes: Counter,
+    tls_failures: [Counter; TLS_FAILURES.len()],
     /// io_uring activity.
     pub ring_submissions: Gauge,
     pub ring_completions: Gauge,
@@ -124,6 +128,12 @@ pub struct CoreStats {
 }
 
 impl CoreStats {
+    pub fn tls_failed(&self, failure: TlsFailure) {
+        self.tls_failures[failure as usize].inc();
+    }
+    pub fn tls_failure_count(&self, failure: TlsFailure) -> u64 {
+        self.tls_failures[failure as usize].get()
+    }
     #[inline]
     pub fn refused(&self, reason: RefusalReason) {
         self.refused[reason as usize].inc();

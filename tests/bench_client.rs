@@ -195,9 +195,10 @@ fn echo_counts_verified_messages_latency_and_server_cpu() {
     );
     assert!(report.server_cpu_us_per_op.is_some() && report.server_rss_bytes_delta.is_some());
     assert!(report.generator_cpu > 0.0 && report.send_lag_us.is_none());
-    // Every connection was closed with a close frame.
+    // Every connection was closed with a close frame: the 4 of the run and the one that checked
+    // first that the server echoes.
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(seen.close_frames.load(Ordering::Relaxed), 4);
+    assert_eq!(seen.close_frames.load(Ordering::Relaxed), 5);
 }
 
 #[test]

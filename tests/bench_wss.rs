@@ -1,6 +1,7 @@
-//! `ringws bench` over wss:// through a small TLS relay (rustls, blocking threads) in front of a
-//! plain ringws: echo and connect with and without session resumption, and each TLS failure
-//! counted under its cause (unknown issuer, name mismatch, expired certificate, a plain port).
+//! `ringws bench` over wss://: against ringws's own wss listener, and through a small TLS relay
+//! (rustls, blocking threads) in front of a plain ringws: echo and connect with and without
+//! session resumption, and each TLS failure counted under its cause (unknown issuer, name
+//! mismatch, expired certificate, a plain port).
 //!
 //! The certificates come from benches/tls-certs.sh, which needs `bash` and `openssl` (Debian:
 //! `apt-get install openssl`); without openssl the tests fail, unless RINGWS_SKIP_PROXY_TESTS=1.
@@ -19,7 +20,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection};
 
-use common::proxy::{tools, Scratch};
+use common::proxy::{free_port, tools, Scratch};
 use common::ServerProcess;
 
 /// Test certificates in a scratch directory (see benches/tls-certs.sh for the files).
@@ -206,4 +207,49 @@ fn tls_failures_are_counted_by_cause() {
         "{:?}",
         plain.errors
     );
+}
+
+#[test]
+fn echo_and_connect_against_ringws_serving_wss() {
+    let Some(certs) = certificates("wss-ringws") else {
+        return;
+    };
+    let port = free_port();
+    let tls_listen = format!("127.0.0.1:{port}");
+    let chain = certs.0.join("server-chain.pem");
+    let key = certs.0.join("server.key");
+    let _server = ServerProcess::start(&[
+        "--tls-listen",
+        &tls_listen,
+        "--tls-cert",
+        chain.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    for _ in 0..100 {
+        if TcpStream::connect(&tls_listen).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ca = certs.0.join("ca.pem");
+    let url = format!("wss://localhost:{port}/");
+    let echo = run_echo(&EchoOptions {
+        common: common(url.clone(), Some(&ca)),
+        conns: 4,
+        payload_bytes: 16 * 1024,
+        text: true,
+        warmup: Duration::from_millis(100),
+        duration: Duration::from_millis(500),
+        rate: None,
+    })
+    .unwrap();
+    assert_eq!(echo.errors_total, 0, "{:?}", echo.errors);
+    assert!(echo.messages > 0);
+    let resumed = connect(url.clone(), Some(&ca), true);
+    assert_eq!(resumed.errors_total, 0, "{:?}", resumed.errors);
+    assert_eq!(resumed.tls_resumed, Some(resumed.handshakes));
+    let full = connect(url, Some(&ca), false);
+    assert_eq!(full.errors_total, 0, "{:?}", full.errors);
+    assert_eq!(full.tls_resumed, Some(0));
 }

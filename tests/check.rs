@@ -92,8 +92,20 @@ impl FakeHost {
 }
 
 fn check(host: &FakeHost, name: &str, connections: u64, extra: &[&str]) -> Output {
+    check_in_columns(host, name, connections, extra, "100")
+}
+
+/// `ringws check` with `COLUMNS` set to `columns`.
+fn check_in_columns(
+    host: &FakeHost,
+    name: &str,
+    connections: u64,
+    extra: &[&str],
+    columns: &str,
+) -> Output {
     let (proc_root, sys_root) = host.write(name);
     let output = Command::new(env!("CARGO_BIN_EXE_ringws"))
+        .env("COLUMNS", columns)
         .arg("check")
         .args(["--connections", &connections.to_string()])
         .arg("--proc-root")
@@ -111,11 +123,20 @@ fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("utf-8")
 }
 
-/// The table row of `name`.
-fn row<'a>(text: &'a str, name: &str) -> &'a str {
-    text.lines()
-        .find(|line| line.split_whitespace().next() == Some(name))
-        .unwrap_or_else(|| panic!("no row {name} in:\n{text}"))
+/// The table row of `name` with the lines under it (its wrapped cells and its fix), each ended
+/// by a newline.
+fn row(text: &str, name: &str) -> String {
+    let mut lines = text
+        .lines()
+        .skip_while(|line| line.split_whitespace().next() != Some(name));
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("no row {name} in:\n{text}"));
+    let under = lines.take_while(|line| line.starts_with(' '));
+    std::iter::once(first)
+        .chain(under)
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 #[test]
@@ -142,9 +163,9 @@ fn short_queues_warn_with_the_fix_line() {
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
     let somaxconn = row(&text, "net.core.somaxconn");
-    assert!(somaxconn.contains(" warn "), "{somaxconn}");
+    assert!(somaxconn.contains(" warn\n"), "{somaxconn}");
     assert!(
-        somaxconn.ends_with("net.core.somaxconn = 16384  # deploy/sysctl/ringws-100k.conf"),
+        somaxconn.ends_with("net.core.somaxconn = 16384  # deploy/sysctl/ringws-100k.conf\n"),
         "{somaxconn}"
     );
     assert!(
@@ -169,16 +190,42 @@ fn a_low_fd_limit_fails_and_names_the_unit_file() {
     assert_eq!(output.status.code(), Some(1), "{text}");
     let nofile = row(&text, "RLIMIT_NOFILE");
     assert!(nofile.contains("soft 1024, hard 20000"), "{nofile}");
-    assert!(nofile.contains(" fail "), "{nofile}");
+    assert!(nofile.contains(" fail\n"), "{nofile}");
     assert!(
-        nofile.ends_with("LimitNOFILE=1100000  # deploy/systemd/ringws.service"),
+        nofile.ends_with("LimitNOFILE=1100000  # deploy/systemd/ringws.service\n"),
         "{nofile}"
     );
     assert!(
-        row(&text, "fs.nr_open").ends_with("fs.nr_open = 1100000  # deploy/sysctl/ringws-1m.conf"),
+        row(&text, "fs.nr_open")
+            .ends_with("fs.nr_open = 1100000  # deploy/sysctl/ringws-1m.conf\n"),
         "{text}"
     );
     assert!(text.contains("fix the fails first"), "{text}");
+}
+
+#[test]
+fn every_line_fits_the_terminal_width() {
+    let host = FakeHost {
+        nofile: ("1024", "20000"),
+        syn_backlog: "512",
+        ..FakeHost::default()
+    };
+    for columns in [80, 60] {
+        let output = check_in_columns(&host, "width", 1_000_000, &[], &columns.to_string());
+        let text = stdout(&output);
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= columns,
+                "{} characters, over {columns}: {line:?}\n{text}",
+                line.chars().count()
+            );
+        }
+        // The fix still reads whole under its row.
+        assert!(
+            row(&text, "RLIMIT_NOFILE").contains("    fix: LimitNOFILE=1100000"),
+            "{text}"
+        );
+    }
 }
 
 #[test]
@@ -191,20 +238,20 @@ fn memory_and_io_uring_failures() {
     let output = check(&host, "memory", 1_000_000, &["--cores", "2"]);
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
-    assert!(row(&text, "memory").contains(" fail "), "{text}");
+    assert!(row(&text, "memory").contains(" fail\n"), "{text}");
     assert!(
-        row(&text, "memory").ends_with("# deploy/systemd/ringws.toml"),
+        row(&text, "memory").ends_with("# deploy/systemd/ringws.toml\n"),
         "{text}"
     );
     assert!(
         row(&text, "kernel.io_uring_disabled")
-            .ends_with("kernel.io_uring_disabled = 0  # deploy/sysctl/ringws-1m.conf"),
+            .ends_with("kernel.io_uring_disabled = 0  # deploy/sysctl/ringws-1m.conf\n"),
         "{text}"
     );
     // Tight memory points at the low-memory profile for socket buffers... only when they are
     // larger than its defaults; these fake ones (16 KiB) are.
     assert!(
-        row(&text, "net.ipv4.tcp_rmem").ends_with("# deploy/sysctl/ringws-lowmem.conf"),
+        row(&text, "net.ipv4.tcp_rmem").ends_with("# deploy/sysctl/ringws-lowmem.conf\n"),
         "{text}"
     );
 }

@@ -8,9 +8,14 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 47] = [
+const DEFAULTS: [(&str, &str); 53] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
+    ("tls_listen", "off"),
+    ("tls_cert", "off"),
+    ("tls_key", "off"),
+    ("tls_sni_certs", "[]"),
+    ("tls_client_ca", "off"),
     ("takeover", "false"),
     ("app", "pubsub"),
     ("cores", "all available"),
@@ -37,6 +42,7 @@ const DEFAULTS: [(&str, &str); 47] = [
     ("ring_entries", "4096"),
     ("recv_buffer_size", "64KiB"),
     ("log", "info"),
+    ("log_format", "text"),
     ("allowed_origins", "[]"),
     ("allow_missing_origin", "true"),
     ("subprotocols", "[]"),
@@ -184,12 +190,9 @@ fn version_prints_the_package_version() {
 fn print_config_shows_the_defaults() {
     let config = effective_config(&[]);
     assert_eq!(config.len(), DEFAULTS.len(), "{config:?}");
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
     for (key, default) in DEFAULTS {
         let expected = match key {
-            "cores" => cores.to_string(),
+            "cores" => "all".to_owned(),
             "memory_budget" => ringws::config::format_size(ringws::config::default_memory_budget()),
             _ => default.to_owned(),
         };
@@ -316,9 +319,9 @@ fn bad_size_and_duration_flags_are_refused_by_name() {
             .contains("--max-frame-size: \"12XB\" is not a size (examples: 16MiB, 64KiB, 1000000)"),
         "{message}"
     );
-    let message = refused(&["--handshake-timeout", "10"]);
+    let message = refused(&["--handshake-timeout", "10 parsecs"]);
     assert!(
-        message.contains("--handshake-timeout: \"10\" is not a duration"),
+        message.contains("--handshake-timeout: \"10 parsecs\" is not a duration"),
         "{message}"
     );
     let message = refused(&["--close-timeout", "0s"]);
@@ -336,6 +339,90 @@ fn bad_size_and_duration_flags_are_refused_by_name() {
         message.contains("--recv-buffer-size: \"1KiB\" is out of range"),
         "{message}"
     );
+}
+
+#[test]
+fn print_config_is_portable_with_cores_all() {
+    let printed = stdout(&ringws(&["serve", "--print-config"]));
+    assert!(printed.contains("\ncores = \"all\"\n"), "{printed}");
+    let path = config_file("cores-all", "cores = \"all\"\n");
+    let config = effective_config(&["--config", path.to_str().unwrap()]);
+    assert_eq!(string(&config, "cores"), "all");
+    assert_eq!(
+        string(&effective_config(&["--cores", "all"]), "cores"),
+        "all"
+    );
+}
+
+/// Runs `ringws serve --check-config ARGS`: exit code and what it printed (stdout, stderr).
+fn check_config(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = common::output_within(
+        Command::new(env!("CARGO_BIN_EXE_ringws"))
+            .args(["serve", "--check-config"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("RINGWS_JWT_SECRET")
+            .envs(env.iter().copied()),
+        std::time::Duration::from_secs(10),
+    );
+    (out.status.code(), stdout(&out) + &stderr(&out))
+}
+
+#[test]
+fn check_config_reads_the_files_the_config_names_without_starting() {
+    let tokens = config_file("check-tokens", "alice:secret-token-1\n");
+    let secret = config_file("check-secret", "0123456789abcdef0123456789abcdef\n");
+    let short_secret = config_file("check-short-secret", "short\n");
+    let missing = "/nonexistent/ringws/tokens";
+    let valid = config_file(
+        "check-valid",
+        &format!(
+            "auth = \"token\"\nauth_tokens_file = \"{}\"\npublish_tokens_file = \"{}\"\n\
+             cores = \"all\"\n",
+            tokens.display(),
+            tokens.display()
+        ),
+    );
+    let (code, said) = check_config(&["--config", valid.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("the configuration is valid"), "{said}");
+    assert!(said.contains("app=pubsub"), "{said}");
+    // The port may be taken: nothing is bound.
+    let (code, said) = check_config(&["--listen", "127.0.0.1:1"], &[]);
+    assert_eq!(code, Some(0), "{said}");
+
+    let secret_file = secret.to_str().unwrap();
+    let refusals: [(&[&str], &str); 5] = [
+        (
+            &["--auth", "token", "--auth-tokens-file", missing],
+            "cannot read auth_tokens_file /nonexistent/ringws/tokens",
+        ),
+        (
+            &[
+                "--auth",
+                "jwt",
+                "--jwt-secret-file",
+                short_secret.to_str().unwrap(),
+            ],
+            "jwt_secret_file",
+        ),
+        (&["--auth", "jwt"], "RINGWS_JWT_SECRET"),
+        (
+            &["--publish-tokens-file", missing],
+            "cannot read publish_tokens_file /nonexistent/ringws/tokens",
+        ),
+        (&["--handshake-timeout", "soon"], "--handshake-timeout"),
+    ];
+    for (args, needle) in refusals {
+        let (code, said) = check_config(args, &[]);
+        assert_eq!(code, Some(2), "{args:?}: {said}");
+        assert!(
+            said.contains(needle),
+            "{args:?}: {needle:?} missing from {said}"
+        );
+    }
+    let (code, said) = check_config(&["--auth", "jwt", "--jwt-secret-file", secret_file], &[]);
+    assert_eq!(code, Some(0), "{said}");
 }
 
 #[test]

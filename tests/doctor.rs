@@ -137,6 +137,24 @@ fn ringws_refusal_reason_is_quoted() {
 }
 
 #[test]
+fn a_404_from_pubsub_names_the_paths_it_serves() {
+    let server = start_ringws();
+    let target = format!("ws://{}/chat?topic=news", server.addr);
+    let run = doctor(&[&target]);
+    let example = format!("ws://{}/ws?topic=news", server.addr);
+    assert_run(
+        &run,
+        4,
+        &[
+            "HTTP 404",
+            "The app serves no WebSocket at /chat; it serves /ws and /",
+            &example,
+        ],
+    );
+    assert!(!run.stdout.contains("echo app"), "{}", run.stdout);
+}
+
+#[test]
 fn wss_url_on_a_plain_port() {
     let server = start_ringws();
     let run = doctor(&[&format!("wss://{}/", server.addr)]);

@@ -114,6 +114,11 @@ pub trait App: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Does this app serve WebSocket upgrades on `path`? Others get 404.
     fn serves_path(&self, path: &str) -> bool;
+    /// The paths [`App::serves_path`] accepts, when they can be listed: the 404 answer names
+    /// them, and `ringws doctor` reads them from it. Default: none listed.
+    fn websocket_paths(&self) -> &[&str] {
+        &[]
+    }
     /// Makes the per-core part, called on the core's own thread.
     fn new_core(&self, core: usize) -> Self::Core;
     /// Answers admin-listener requests the server does not handle itself (`/metrics` and

@@ -12,10 +12,13 @@
 //! [`runner`] coordinates threads and the run's timeline; [`report`] prints the result;
 //! [`procfs`] samples the server process; the raw-fd syscalls are [`crate::sys`]'s.
 
+pub mod blocking;
 pub mod cause;
 pub mod conn;
+pub mod echo_check;
 pub mod fanout;
 pub mod histogram;
+pub mod live;
 pub mod options;
 pub mod procfs;
 pub mod receiver;
@@ -29,6 +32,8 @@ pub mod worker;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::config::parse_duration_arg;
+
 pub use cause::Cause;
 pub use options::{
     BenchError, CommonOptions, ConnectOptions, EchoOptions, IdleOptions, TlsOptions,
@@ -39,17 +44,20 @@ pub use runner::{run_connect, run_echo, run_idle};
 /// Arguments of `ringws bench` (a clap subcommand tree owned by this module).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
+Durations: a number of seconds (10, 2.5) or with a unit (500ms, 1m 30s), as in every ringws \
+command and the config file.
+
 Exit status: 0 when the run saw no error, 1 when errors were counted (see the summary), \
 2 when the run could not start, 130 when interrupted by Ctrl-C.
 
 Examples:
-  ringws bench echo --url ws://127.0.0.1:9000/ --conns 100 --payload 20 --warmup 2 --duration 10
-  ringws bench echo --url ws://127.0.0.1:9000/ --conns 100 --rate 100000 --json
-  ringws bench idle --url ws://10.0.0.5:9000/ --conns 100000 --sources 10.0.0.2,10.0.0.3 --hold 30
-  ringws bench connect --url ws://127.0.0.1:9000/ --concurrency 64 --duration 10 --server-pid 4242
+  ringws bench echo --url ws://127.0.0.1:9001/ --conns 100 --payload 20 --warmup 2 --duration 10
+  ringws bench echo --url ws://127.0.0.1:9001/ --conns 100 --rate 100000 --json
+  ringws bench idle --url ws://10.0.0.5:9001/ --conns 100000 --sources 10.0.0.2,10.0.0.3 --hold 30
+  ringws bench connect --url ws://127.0.0.1:9001/ --concurrency 64 --duration 10 --server-pid 4242
   ringws bench echo --url wss://127.0.0.1:9443/ --ca-file certs/ca.pem --conns 100 --payload 1024
   ringws bench connect --url wss://localhost:9443/ --insecure --tls-resume off --server-pid 4242
-  ringws bench fanout --listen 127.0.0.1:9001 --admin 127.0.0.1:9090 --subscribers 10000 --payload 16")]
+  ringws bench fanout --url ws://127.0.0.1:9001/ws --admin 127.0.0.1:9090 --subscribers 10000 --payload 16")]
 pub struct BenchArgs {
     #[command(subcommand)]
     pub mode: BenchMode,
@@ -92,14 +100,15 @@ pub struct CommonArgs {
     /// 127.0.0.1,127.0.0.2.
     #[arg(long, value_name = "ADDRS", value_delimiter = ',')]
     pub sources: Vec<IpAddr>,
-    /// Limit for each connect, handshake, echo and close handshake ("10", "2.5", "500ms").
-    #[arg(long, default_value = "10", value_name = "S", value_parser = parse_seconds)]
+    /// Limit for each connect, handshake, echo and close handshake.
+    #[arg(long, default_value = "10", value_name = "DURATION", value_parser = parse_duration_arg)]
     pub timeout: Duration,
     /// Sample this server process (/proc/PID): CPU per operation, anonymous RSS growth (per
     /// connection).
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
-    /// Print one JSON object on stdout instead of the summary (fields: see `bench::Report`).
+    /// Print one JSON object on stdout instead of the summary (mode, url, opened, messages,
+    /// msgs_per_s, latency_us {p50, p99, p999, max, mean}, errors by cause, errors_total, ...).
     #[arg(long)]
     pub json: bool,
     /// wss://: trust the CA certificates in this PEM file instead of the system's roots.
@@ -131,11 +140,11 @@ pub struct EchoArgs {
     /// Send text messages (ASCII) instead of binary.
     #[arg(long)]
     pub text: bool,
-    /// Seconds of load before the measured window (excluded from all figures).
-    #[arg(long, default_value = "2", value_name = "S", value_parser = parse_seconds)]
+    /// Load before the measured window (excluded from all figures).
+    #[arg(long, default_value = "2", value_name = "DURATION", value_parser = parse_duration_arg)]
     pub warmup: Duration,
-    /// Seconds of the measured window.
-    #[arg(long, default_value = "10", value_name = "S", value_parser = parse_seconds)]
+    /// Length of the measured window.
+    #[arg(long, default_value = "10", value_name = "DURATION", value_parser = parse_duration_arg)]
     pub duration: Duration,
     /// Open loop: send R msgs/s in total on a fixed schedule, whatever the echoes do (latency
     /// counts from when each message was due, so a stalled server cannot hide its queue).
@@ -155,14 +164,14 @@ pub struct IdleArgs {
     /// Connections to open and hold.
     #[arg(long, value_name = "N")]
     pub conns: usize,
-    /// Seconds to hold the connections once all are open.
-    #[arg(long, default_value = "10", value_name = "S", value_parser = parse_seconds)]
+    /// How long to hold the connections once all are open.
+    #[arg(long, default_value = "10", value_name = "DURATION", value_parser = parse_duration_arg)]
     pub hold: Duration,
     /// Most connections being opened at once.
     #[arg(long, default_value_t = 512, value_name = "K")]
     pub concurrency: usize,
     /// Stop starting connections after this long (those not attempted count as open_timeout).
-    #[arg(long, default_value = "120", value_name = "S", value_parser = parse_seconds)]
+    #[arg(long, default_value = "120", value_name = "DURATION", value_parser = parse_duration_arg)]
     pub open_timeout: Duration,
 }
 
@@ -173,11 +182,11 @@ pub struct ConnectArgs {
     /// Connections in flight at once.
     #[arg(long, default_value_t = 64, value_name = "K")]
     pub concurrency: usize,
-    /// Seconds of churn before the measured window.
-    #[arg(long, default_value = "0", value_name = "S", value_parser = parse_seconds)]
+    /// Churn before the measured window.
+    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = parse_duration_arg)]
     pub warmup: Duration,
-    /// Seconds of the measured window.
-    #[arg(long, default_value = "10", value_name = "S", value_parser = parse_seconds)]
+    /// Length of the measured window.
+    #[arg(long, default_value = "10", value_name = "DURATION", value_parser = parse_duration_arg)]
     pub duration: Duration,
 }
 
@@ -203,16 +212,6 @@ pub fn parse_cpu_list(list: &str) -> Result<CpuList, String> {
         }
     }
     Ok(CpuList(cpus))
-}
-
-/// Parses seconds ("10", "2.5") or a duration with a unit ("500ms", "1m").
-pub fn parse_seconds(text: &str) -> Result<Duration, String> {
-    if let Ok(secs) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("{text:?} is not a valid number of seconds"));
-    }
-    humantime::parse_duration(text)
-        .map_err(|err| format!("{text:?}: {err} (use seconds, e.g. 10 or 2.5, or 500ms)"))
 }
 
 /// Parses a switch with the words every ringws boolean takes: on, off, true, false (any case).
@@ -320,19 +319,12 @@ mod tests {
     }
 
     #[test]
-    fn parses_durations() {
-        assert_eq!(parse_seconds("2.5"), Ok(Duration::from_millis(2500)));
-        assert_eq!(parse_seconds("500ms"), Ok(Duration::from_millis(500)));
-        assert!(parse_seconds("-1").is_err());
-    }
-
-    #[test]
     fn parses_an_echo_command_line() {
         let cli = Cli::try_parse_from([
             "bench",
             "echo",
             "--url",
-            "ws://127.0.0.1:9000/",
+            "ws://127.0.0.1:9001/",
             "--conns",
             "7",
             "--payload",

@@ -121,6 +121,14 @@ pub enum BenchError {
     Setup(std::io::Error),
     #[error("{0}")]
     Tls(String),
+    #[error(
+        "the server at {url} does not echo: {problem}. Is it running `ringws serve --app echo`? \
+         (The default app, pubsub, answers with JSON errors; `ringws bench fanout` measures it)"
+    )]
+    NotEcho {
+        url: String,
+        problem: super::echo_check::NotEcho,
+    },
 }
 
 pub(crate) fn validate_common(common: &CommonOptions) -> Result<(), BenchError> {

@@ -1,12 +1,13 @@
 //! The coordinator: splits a run over threads, drives its timeline (open, warm up, measure,
 //! stop), samples the server, prints live progress and assembles the report.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::cause::ErrorCounts;
+use super::echo_check;
 use super::histogram::Histogram;
+use super::live::LiveLine;
 use super::options::{
     validate_common, BenchError, CommonOptions, ConnectOptions, EchoOptions, IdleOptions,
 };
@@ -57,12 +58,28 @@ pub fn run_echo(opts: &EchoOptions) -> Result<Report, BenchError> {
     let mode = Mode::Echo {
         paced: opts.rate.is_some(),
     };
-    let plan = make_plan(
-        common,
-        mode,
-        make_payload(opts.payload_bytes, opts.text),
-        opcode,
-    )?;
+    let payload = make_payload(opts.payload_bytes, opts.text);
+    let plan = make_plan(common, mode, payload.clone(), opcode)?;
+    // A server that does not echo is named before the run, not counted as mismatches. When the
+    // check cannot connect or upgrade, the run counts and reports why. Its blocking connection
+    // speaks ws:// only: over wss:// the run's own byte-for-byte check is the one made.
+    let checked = match plan.tls {
+        Some(_) => Ok(None),
+        None => echo_check::check(
+            plan.addr,
+            &plan.host_header,
+            &plan.target,
+            &payload,
+            opcode,
+            common.timeout,
+        ),
+    };
+    if let Ok(Some(problem)) = checked {
+        return Err(BenchError::NotEcho {
+            url: common.url.clone(),
+            problem,
+        });
+    }
     let threads = split_threads(common, opts.conns as u64, opts.rate);
     let server = ServerProbe::new(common.server_pid)?;
     let mut progress = Progress::new(common.progress, "echo");
@@ -582,36 +599,28 @@ impl ServerProbe {
 
 /// Live progress on stderr, once per second.
 struct Progress {
-    enabled: bool,
+    line: LiveLine,
     mode: &'static str,
-    started: Instant,
-    last_print: Instant,
     last_messages: u64,
     last_handshakes: u64,
-    printed: bool,
 }
 
 impl Progress {
     fn new(enabled: bool, mode: &'static str) -> Progress {
-        let now = Instant::now();
         Progress {
-            enabled,
+            line: LiveLine::new(enabled),
             mode,
-            started: now,
-            last_print: now,
             last_messages: 0,
             last_handshakes: 0,
-            printed: false,
         }
     }
 
     fn tick(&mut self, shared: &Shared) {
-        let elapsed = self.last_print.elapsed();
-        if !self.enabled || elapsed < Duration::from_secs(1) {
+        if !self.line.due() {
             return;
         }
         let totals = shared.totals();
-        let secs = elapsed.as_secs_f64();
+        let secs = self.line.since_last().as_secs_f64();
         let rate = match self.mode {
             "echo" => format!(
                 "{} msgs/s",
@@ -627,27 +636,20 @@ impl Progress {
             Stage::Measure => " [measuring]",
             Stage::Stop => " [stopping]",
         };
-        let mut stderr = std::io::stderr().lock();
-        let _ = write!(
-            stderr,
-            "\r\x1b[2K{} {:>6.1}s  open {}  {}  errors {}{stage}",
+        self.line.show(&format!(
+            "{} {:>6.1}s  open {}  {}  errors {}{stage}",
             self.mode,
-            self.started.elapsed().as_secs_f64(),
+            self.line.seconds(),
             thousands(totals.open),
             rate,
             thousands(totals.errors),
-        );
-        let _ = stderr.flush();
-        self.printed = true;
-        self.last_print = Instant::now();
+        ));
         self.last_messages = totals.messages;
         self.last_handshakes = totals.handshakes;
     }
 
     fn finish(&mut self) {
-        if self.printed {
-            eprintln!();
-        }
+        self.line.finish();
     }
 }
 

@@ -21,7 +21,7 @@ pub struct WsUrl {
 pub enum UrlError {
     #[error(
         "{0:?} is not a ws:// or wss:// URL: expected ws://HOST:PORT/PATH or \
-         wss://HOST:PORT/PATH, e.g. ws://127.0.0.1:9000/"
+         wss://HOST:PORT/PATH, e.g. ws://127.0.0.1:9001/"
     )]
     BadScheme(String),
     #[error("{0:?} has no host: expected ws://HOST:PORT/PATH")]

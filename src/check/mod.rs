@@ -44,7 +44,7 @@ pub struct CheckArgs {
     /// Reactor cores you plan to run (ringws serve --cores). [default: all available]
     #[arg(long, value_name = "C", value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub cores: Option<u64>,
-    /// Print one JSON object instead of the table.
+    /// Print one JSON object on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
     /// Read a copy of /proc from DIR (RLIMIT_NOFILE from DIR/self/limits); skips the io_uring
@@ -91,7 +91,8 @@ pub fn run(args: CheckArgs) -> i32 {
                     .map_or("/sys".into(), |p| p.display().to_string()),
             ),
         };
-        print!("{}", report::human(&plan, &source, &checks));
+        let columns = report::output_columns();
+        print!("{}", report::human(&plan, &source, &checks, columns));
     }
     if report::tally(&checks).fail > 0 {
         EXIT_FAIL

@@ -2,7 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::check_log_filter;
+use crate::config::{check_log_filter, LogFormat};
 
 /// Why logging could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -13,20 +13,31 @@ pub enum LoggingError {
     Init(String),
 }
 
-/// Installs the global subscriber. RUST_LOG, when set and not empty, overrides `log_filter`
-/// (already checked by config loading) and is checked the same way.
-pub fn init(log_filter: &str) -> Result<(), LoggingError> {
+/// Installs the global subscriber, writing `format` lines. RUST_LOG, when set and not empty,
+/// overrides `log_filter` (already checked by config loading) and is checked the same way.
+pub fn init(log_filter: &str, format: LogFormat) -> Result<(), LoggingError> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(value) if !value.trim().is_empty() => check_log_filter(&value)
             .and_then(|()| EnvFilter::try_new(&value).map_err(|err| err.to_string()))
             .map_err(|reason| LoggingError::BadEnvFilter { value, reason })?,
         _ => EnvFilter::try_new(log_filter).map_err(|err| LoggingError::Init(err.to_string()))?,
     };
-    tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    let installed = match format {
         // Colour only on a terminal: logs piped to files and journald stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init()
-        .map_err(|err| LoggingError::Init(err.to_string()))
+        LogFormat::Text => lines
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        // One object per line: timestamp, level, target, message and the event's fields at the
+        // top level (no span lists, so the names stay the same from line to line).
+        LogFormat::Json => lines
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
+    installed.map_err(|err| LoggingError::Init(err.to_string()))
 }

@@ -83,6 +83,18 @@ pub enum ConfigError {
         listen: std::net::SocketAddr,
         admin: std::net::SocketAddr,
     },
+    /// The plain and TLS WebSocket listeners on one port.
+    #[error(
+        "listen ({listen}) and tls_listen ({tls}) are on the same port: connections would \
+         alternate between ws:// and wss://. Give each a port of its own (--listen, --tls-listen)"
+    )]
+    SameTlsPort {
+        listen: std::net::SocketAddr,
+        tls: std::net::SocketAddr,
+    },
+    /// tls_listen without a certificate, or a certificate with nothing to serve it.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// What is wrong with one value. `value` is shown as written (strings quoted).
@@ -90,7 +102,7 @@ pub enum ConfigError {
 pub enum ValueError {
     #[error("{value} is not a size (examples: 16MiB, 64KiB, 1000000)")]
     NotASize { value: String },
-    #[error("{value} is not a duration (examples: 10s, 500ms, 1m 30s)")]
+    #[error("{value} is not a duration (examples: 10 or 2.5 seconds, 10s, 500ms, 1m 30s)")]
     NotADuration { value: String },
     #[error("{value} is not a whole number")]
     NotANumber { value: String },
@@ -108,10 +120,14 @@ pub enum ValueError {
     NotASubprotocol { value: String, reason: String },
     #[error("{value} is not a trusted proxy: {reason}")]
     NotACidr { value: String, reason: String },
+    #[error("{value} is not a certificate and key: {reason}")]
+    NotACertKeyPair { value: String, reason: String },
     #[error("{value} is not a boolean: write true, false, on or off")]
     NotABool { value: String },
     #[error("{value} is not an auth mode (available: {available})")]
     NotAnAuthMode { value: String, available: String },
+    #[error("{value} is not a log format (available: {available})")]
+    NotALogFormat { value: String, available: String },
     #[error("{value} is listed twice")]
     Duplicate { value: String },
     #[error("more than {max} entries")]
@@ -136,5 +152,5 @@ pub enum SizeError {
 
 /// Why [`parse_duration`](super::parse_duration) refused a text.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("not a duration: {0} (examples: 10s, 500ms, 1m 30s)")]
+#[error("not a duration: {0} (examples: 10 or 2.5 seconds, 10s, 500ms, 1m 30s)")]
 pub struct DurationError(pub(super) String);

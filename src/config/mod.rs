@@ -25,15 +25,15 @@ use std::time::Duration;
 pub use self::error::{ConfigError, DurationError, Setting, SizeError, ValueError};
 pub use self::file::settings_from_toml;
 pub use self::value::{
-    check_log_filter, format_duration, format_size, parse_duration, parse_size, RawValue,
-    BOOLEAN_WORDS, LOG_LEVELS, MAX_SIZE_TEXT_LEN, MAX_TIMEOUT,
+    check_log_filter, format_duration, format_size, parse_duration, parse_duration_arg, parse_size,
+    RawValue, BOOLEAN_WORDS, LOG_LEVELS, MAX_SIZE_TEXT_LEN, MAX_TIMEOUT,
 };
 pub use crate::policy::AuthMode;
 
 use self::key::{serve_or_library_default, settings, Key};
 use self::value::{
-    address, app, auth, boolean, cidr, cores, count, list, log_filter, optional, optional_timeout,
-    origin, path, power_of_two, size, subprotocol, text, timeout,
+    address, app, auth, boolean, cert_key_pair, cidr, cores, count, list, log_filter, log_format,
+    optional, optional_timeout, origin, path, power_of_two, size, subprotocol, text, timeout,
 };
 use crate::policy::subprotocol::MAX_SUBPROTOCOLS;
 use crate::policy::{Cidr, OriginPattern, PolicySettings, JWT_SECRET_ENV};
@@ -46,6 +46,28 @@ pub enum AppKind {
     Pubsub,
     /// Sends every message back.
     Echo,
+}
+
+/// How `ringws serve` writes its log lines (to stderr).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line of text per event, for people.
+    Text,
+    /// One JSON object per line, for log shippers: `timestamp`, `level`, `target`, `message`
+    /// and the event's own fields (`client`, `reason`, `status`, ...).
+    Json,
+}
+
+impl LogFormat {
+    pub const ALL: [LogFormat; 2] = [LogFormat::Text, LogFormat::Json];
+
+    /// The name the flag and the config file use.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 /// Bounds of `max_frame_size` and `max_message_size`. Below 125 bytes a legal control frame
@@ -102,6 +124,20 @@ settings! {
     /// Off in the library's default: a program embedding ringws opens it by setting it.
     admin_listen: Option<SocketAddr> = None,
         serve Some(SocketAddr::from(([127, 0, 0, 1], 9090))), "ADDR", optional(address());
+    /// Address of the wss:// (TLS) WebSocket listener, beside `listen` ("off": none). Needs
+    /// tls_cert and tls_key; see docs/tls.md.
+    tls_listen: Option<SocketAddr> = None, "ADDR", optional(address());
+    /// Certificate chain for tls_listen (PEM): the server's certificate first, then its
+    /// intermediates. Re-read on SIGHUP.
+    tls_cert: Option<PathBuf> = None, "FILE", optional(path());
+    /// Private key of tls_cert (PEM: PKCS#8, PKCS#1 or SEC1). Re-read on SIGHUP.
+    tls_key: Option<PathBuf> = None, "FILE", optional(path());
+    /// Further certificates for tls_listen, each CERT_FILE:KEY_FILE (PEM), served to clients
+    /// that ask for one of its names by SNI; others get tls_cert. Re-read on SIGHUP.
+    tls_sni_certs: Vec<crate::tls::CertKeyPair> = Vec::new(), "CERT:KEY", list(MAX_LIST_LEN, cert_key_pair());
+    /// CA certificates (PEM) that sign client certificates: when set, every wss client must
+    /// present one (mTLS), and its subject's common name is the connection's identity.
+    tls_client_ca: Option<PathBuf> = None, "FILE", optional(path());
     /// Share the ports with the ringws already serving on them (SO_REUSEPORT), for a
     /// zero-downtime restart: start the new process with this, then stop the old one. Without
     /// it, a port in use is refused, naming the process that holds it.
@@ -178,6 +214,9 @@ settings! {
     /// Log filter in tracing's EnvFilter syntax, e.g. warn or ringws=debug; RUST_LOG, when set,
     /// wins.
     log: String = "info".into(), "FILTER", log_filter();
+    /// Log line format: text, or json for one JSON object per line (timestamp, level, target,
+    /// message and the event's fields, such as client and reason of a refused handshake).
+    log_format: LogFormat = LogFormat::Text, "FORMAT", log_format();
     /// An origin whose pages may connect: https://app.example.com, http://localhost:8080, or
     /// *.example.com for every subdomain (not example.com itself); repeat the flag for more.
     /// Empty allows any origin.
@@ -376,13 +415,22 @@ fn check_together(config: &Config, env_secret_set: bool) -> Result<(), ConfigErr
 /// [`addresses_overlap`]). [`load`] and [`Config::validate`] check it, and so does
 /// `Server::start` for configurations built in code.
 pub fn check_listeners(config: &Config) -> Result<(), ConfigError> {
-    match config.admin_listen {
-        Some(admin) if addresses_overlap(config.listen, admin) => Err(ConfigError::SamePort {
-            listen: config.listen,
-            admin,
-        }),
-        _ => Ok(()),
+    if let Some(admin) = config.admin_listen {
+        for listen in std::iter::once(config.listen).chain(config.tls_listen) {
+            if addresses_overlap(listen, admin) {
+                return Err(ConfigError::SamePort { listen, admin });
+            }
+        }
     }
+    if let Some(tls) = config.tls_listen {
+        if addresses_overlap(config.listen, tls) {
+            return Err(ConfigError::SameTlsPort {
+                listen: config.listen,
+                tls,
+            });
+        }
+    }
+    config.tls_files().map(|_| ())
 }
 
 /// True when listeners on `a` and `b` would take each other's connections: the same port (not 0,
@@ -400,6 +448,26 @@ pub fn addresses_overlap(a: SocketAddr, b: SocketAddr) -> bool {
 }
 
 impl Config {
+    /// The TLS files, when `tls_listen` is on; an error names what is missing.
+    pub fn tls_files(&self) -> Result<Option<crate::tls::TlsFiles>, ConfigError> {
+        let (Some(_), cert, key) = (self.tls_listen, &self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(Some(crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                sni: self.tls_sni_certs.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            })),
+            _ => Err(ConfigError::Tls(
+                "tls_listen needs a certificate and its key: set tls_cert and tls_key \
+                 (--tls-cert FILE --tls-key FILE), PEM files"
+                    .into(),
+            )),
+        }
+    }
+
     /// The configuration as a TOML config file: every key, sizes and durations written the way
     /// the parser reads them, so the output can be fed back with `--config`.
     pub fn to_toml(&self) -> String {

@@ -12,7 +12,7 @@ use clap::ValueEnum as _;
 use toml::Value;
 
 use super::error::{DurationError, SizeError, ValueError};
-use super::AppKind;
+use super::{AppKind, LogFormat};
 use crate::policy::subprotocol;
 use crate::policy::{AuthMode, Cidr, OriginPattern};
 
@@ -138,7 +138,7 @@ pub(crate) fn optional<T: 'static>(kind: Kind<T>) -> Kind<Option<T>> {
 
 /// A timeout that "off" (or "0s") switches off.
 pub(crate) fn optional_timeout() -> Kind<Option<Duration>> {
-    off_or(&["off", "0s"], timeout())
+    off_or(&["off", "0s", "0"], timeout())
 }
 
 fn off_or<T: 'static>(off: &'static [&'static str], kind: Kind<T>) -> Kind<Option<T>> {
@@ -197,12 +197,30 @@ pub(crate) fn app() -> Kind<AppKind> {
 
 /// An auth mode, by name.
 pub(crate) fn auth() -> Kind<AuthMode> {
-    let choices = AuthMode::ALL.map(|mode| (mode.name().to_owned(), mode));
-    one_of(
+    named(
         "an auth mode such as \"token\"",
-        choices.into(),
+        AuthMode::ALL.map(|mode| (mode.name(), mode)),
         |value, available| ValueError::NotAnAuthMode { value, available },
     )
+}
+
+/// A log line format, by name.
+pub(crate) fn log_format() -> Kind<LogFormat> {
+    named(
+        "a log format such as \"json\"",
+        LogFormat::ALL.map(|format| (format.name(), format)),
+        |value, available| ValueError::NotALogFormat { value, available },
+    )
+}
+
+/// [`one_of`] for a fixed list of named choices.
+fn named<T: Copy + PartialEq + Send + Sync + 'static, const N: usize>(
+    expected: &'static str,
+    choices: [(&'static str, T); N],
+    refused: fn(String, String) -> ValueError,
+) -> Kind<T> {
+    let choices = choices.map(|(name, choice)| (name.to_owned(), choice));
+    one_of(expected, choices.into(), refused)
 }
 
 /// One of `choices`, by its name in any case. A refusal quotes the value as written and lists
@@ -329,6 +347,13 @@ pub(crate) fn cidr() -> Kind<Cidr> {
     )
 }
 
+/// An entry of `tls_sni_certs`: `CERT_FILE:KEY_FILE`.
+pub(crate) fn cert_key_pair() -> Kind<crate::tls::CertKeyPair> {
+    checked_text("CERT_FILE:KEY_FILE", str::parse, |value, reason| {
+        ValueError::NotACertKeyPair { value, reason }
+    })
+}
+
 /// Text that `read` accepts, printed as it displays. A refusal quotes the value as written and
 /// gives `read`'s reason.
 fn checked_text<T: fmt::Display + 'static, E: fmt::Display + 'static>(
@@ -430,9 +455,26 @@ where
 /// A number of reactor threads: at least one, at most the CPUs this process may run on.
 pub(crate) fn cores() -> Kind<usize> {
     let available = super::available_cores();
-    number(
+    let Kind { parse, .. } = number::<usize>(
         move |n| (1..=available as u64).contains(&n),
-        format!("between 1 and {available}, the number of CPUs available to ringws"),
+        format!("between 1 and {available}, the number of CPUs available to ringws, or \"all\""),
+    );
+    Kind::new(
+        move |raw| {
+            if raw.is_text(&["all"]) {
+                Ok(available)
+            } else {
+                parse(raw)
+            }
+        },
+        // "all" rather than this machine's count, so that a printed config moves to another.
+        move |&n| {
+            if n == available {
+                Value::String("all".into())
+            } else {
+                print_count(&n)
+            }
+        },
     )
 }
 
@@ -457,12 +499,17 @@ fn print_count<T: TryInto<i64> + Copy>(&n: &T) -> Value {
     Value::Integer(n.try_into().unwrap_or(i64::MAX))
 }
 
-/// A duration with a unit, more than zero and at most [`MAX_TIMEOUT`].
+/// A duration (a number of seconds, or with a unit), more than zero and at most
+/// [`MAX_TIMEOUT`]. A TOML number is a number of seconds, as a bare number is on the command line.
 pub(crate) fn timeout() -> Kind<Duration> {
     Kind::new(
         |raw| {
-            let text = text_of(raw, "a duration with a unit such as \"10s\"")?;
-            let duration = parse_duration(text).map_err(|_| ValueError::NotADuration {
+            let text = match &raw.value {
+                Value::Integer(n) => n.to_string(),
+                Value::Float(x) => x.to_string(),
+                _ => text_of(raw, "a duration such as \"10s\" or a number of seconds")?.to_owned(),
+            };
+            let duration = parse_duration(&text).map_err(|_| ValueError::NotADuration {
                 value: raw.to_string(),
             })?;
             if duration.is_zero() || duration > MAX_TIMEOUT {
@@ -603,9 +650,23 @@ pub fn format_size(bytes: u64) -> String {
         .unwrap_or_else(|| bytes.to_string())
 }
 
-/// Parses a duration such as `10s`, `500ms`, `1m 30s`, `2h` (humantime syntax).
+/// Parses a duration: a bare number of seconds (`10`, `2.5`) or a duration with units such as
+/// `10s`, `500ms`, `1m 30s`, `2h` (humantime syntax). The one rule of every duration the
+/// command line and the config file take (`serve`, `bench`, `doctor`).
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    humantime::parse_duration(text.trim()).map_err(|err| DurationError(err.to_string()))
+    let text = text.trim();
+    if text.starts_with(|c: char| c.is_ascii_digit()) {
+        if let Ok(seconds) = text.parse::<f64>() {
+            return Duration::try_from_secs_f64(seconds)
+                .map_err(|_| DurationError(format!("{text:?} is too many seconds")));
+        }
+    }
+    humantime::parse_duration(text).map_err(|err| DurationError(err.to_string()))
+}
+
+/// [`parse_duration`] for a clap `value_parser`: the message names the text and the rule.
+pub fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|err| format!("{text:?} is {err}"))
 }
 
 /// Renders a duration the way [`parse_duration`] reads it: `10s`, `500ms`, `1m 30s`.
@@ -713,8 +774,14 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("30").is_err());
-        assert!(parse_duration("soon").is_err());
+        // A bare number is seconds, on the command line and in the file alike.
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration(" 2.5 "), Ok(Duration::from_millis(2500)));
+        for bad in ["-1", "soon", "10 parsecs", "", "1e400"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        let toml_number = RawValue::unplaced(Value::Integer(5));
+        assert_eq!((timeout().parse)(&toml_number), Ok(Duration::from_secs(5)));
         assert_eq!(format_duration(Duration::from_secs(10)), "10s");
         assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
         for duration in [

@@ -82,20 +82,21 @@ pub struct DoctorArgs {
     /// Offer no extensions (by default permessage-deflate is offered, as browsers do).
     #[arg(long)]
     pub no_extensions: bool,
-    /// Time limit of each step (DNS, connect, the answer, the pong, the close).
+    /// Time limit of each step (DNS, connect, the answer, the pong, the close): a number of
+    /// seconds or a duration with a unit (2, 2.5, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_timeout)]
     pub timeout: Duration,
     /// Print the request and response heads as sent and received (to stderr; tokens masked).
     #[arg(short, long)]
     pub verbose: bool,
-    /// Print one JSON object: {url, ok, exit_code, steps, status, response_headers, cause, fix,
-    /// pong_rtt_ms}.
+    /// Print one JSON object on stdout instead of the report (url, ok, exit_code, steps, status,
+    /// response_headers, cause, fix, pong_rtt_ms).
     #[arg(long)]
     pub json: bool,
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let timeout = crate::config::parse_duration(text).map_err(|err| err.to_string())?;
+    let timeout = crate::config::parse_duration_arg(text)?;
     if timeout.is_zero() || timeout > MAX_TIMEOUT {
         return Err(format!("{text:?} is out of range: from 1ms to 1h"));
     }
@@ -111,7 +112,7 @@ pub fn run(args: DoctorArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let key = client_key(probe::random_bytes());
+    let key = client_key(crate::sys::process::random_bytes());
     let request = request::build(&request::RequestSpec {
         target: &target.target,
         host_header: &target.host_header,
@@ -203,6 +204,7 @@ mod tests {
         assert!(parse_timeout("0s").is_err());
         assert!(parse_timeout("2h").is_err());
         assert!(parse_timeout("soon").is_err());
+        assert_eq!(parse_timeout("2"), Ok(Duration::from_secs(2)));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::protocol::frame::{append_client_frame, RESERVED_BITS};
 use crate::protocol::handshake::accept_key;
 use crate::protocol::reader::{Event, Limits, ProtocolError, Reader};
 use crate::protocol::{CloseCode, Opcode, Role};
+use crate::sys::process::random_bytes;
 
 /// Addresses of one host name tried in turn, like a browser falling back from IPv6 to IPv4.
 const MAX_ADDRESSES_TRIED: usize = 4;
@@ -642,23 +643,6 @@ fn is_reset(err: &io::Error) -> bool {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
     )
-}
-
-/// Random bytes for keys, masks and ping payloads (unpredictable, not secret).
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    let from_kernel =
-        std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if from_kernel.is_err() {
-        // std's hasher keys are seeded randomly per process; enough for a diagnostic's key.
-        use std::hash::{BuildHasher as _, Hasher as _};
-        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-            hasher.write_usize(i);
-            chunk.copy_from_slice(&hasher.finish().to_ne_bytes()[..chunk.len()]);
-        }
-    }
-    bytes
 }
 
 #[cfg(test)]

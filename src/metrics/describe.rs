@@ -22,6 +22,32 @@ impl Exporter {
             g,
         );
         d(
+            "ringws_tls_handshakes_total",
+            None,
+            "TLS handshakes finished on the wss listener (full and resumed).",
+            c,
+        );
+        d(
+            "ringws_tls_handshake_failures_total",
+            None,
+            "TLS handshakes that failed, by reason (plain_http, no_common_version, \
+             no_common_cipher, no_common_alpn, certificate_rejected, client_certificate, \
+             client_alert, timeout, protocol).",
+            c,
+        );
+        d(
+            "ringws_tls_certificate_expiry_timestamp_seconds",
+            Some(Unit::Seconds),
+            "When the served TLS certificate expires (its notAfter), in Unix seconds.",
+            g,
+        );
+        d(
+            "ringws_tls_reloads_total",
+            None,
+            "TLS certificate reloads (SIGHUP), by result: ok, or failed (the old one kept).",
+            c,
+        );
+        d(
             "ringws_connections_accepted_total",
             None,
             "TCP connections accepted.",

@@ -126,6 +126,7 @@ pub struct RefusalRecord {
     pub user_agent: Option<String>,
     pub x_forwarded_for: Option<String>,
     pub credentials: CredentialSeen,
+    /// The HTTP status answered; 0 for a TLS handshake that failed before any HTTP.
     pub status: u16,
     /// The metric label, e.g. `origin_not_allowed`.
     pub reason: &'static str,
@@ -187,12 +188,41 @@ impl DebugRing {
             reason: refusal.reason.label(),
             message: refusal.message().into_owned(),
         };
+        self.push(record);
+    }
+
+    fn push(&mut self, record: RefusalRecord) {
         if self.records.len() == self.capacity {
             self.records.pop_front();
         }
         self.records.push_back(record);
         self.recorded_total += 1;
         debug_assert!(self.records.len() <= self.capacity);
+    }
+
+    /// Keeps a failed TLS handshake: no request was read, so only the client, the reason
+    /// (a `ringws_tls_handshake_failures_total` label) and what rustls said.
+    pub fn record_tls(
+        &mut self,
+        now_unix_s: u64,
+        client: IpAddr,
+        reason: &'static str,
+        message: &str,
+    ) {
+        self.push(RefusalRecord {
+            time_unix_s: now_unix_s,
+            client,
+            method: None,
+            path: None,
+            origin: None,
+            protocols: None,
+            user_agent: None,
+            x_forwarded_for: None,
+            credentials: CredentialSeen::of(None, None),
+            status: 0,
+            reason,
+            message: one_line(message, MAX_RECORDED_HEADER_BYTES),
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -323,6 +353,23 @@ mod tests {
         let (path, headers) = RecordedHeaders::scan(b"\x16\x03\x01\x02\x00");
         assert_eq!(path, None);
         assert_eq!(headers.method, None);
+    }
+
+    #[test]
+    fn records_a_failed_tls_handshake_with_status_zero_and_one_bounded_line() {
+        let mut ring = DebugRing::with_capacity(2);
+        let long = format!("TLS handshake failed: {}\nsecond line", "x".repeat(5000));
+        ring.record_tls(7, peer(), "certificate_rejected", &long);
+        let record = ring.records().next().unwrap();
+        assert_eq!((record.status, record.reason), (0, "certificate_rejected"));
+        assert!(record.path.is_none() && record.method.is_none());
+        assert!(!record.message.contains('\n'));
+        assert!(
+            record.message.len() <= MAX_RECORDED_HEADER_BYTES + 4,
+            "{}",
+            record.message.len()
+        );
+        assert_eq!(ring.recorded_total(), 1);
     }
 
     #[test]

@@ -261,6 +261,15 @@ impl RefusalReason {
 /// Longest [`Refusal::detail`] kept, in bytes; longer details are cut at a character boundary.
 pub const MAX_DETAIL_BYTES: usize = 512;
 
+/// How a 404's detail starts when it lists the paths the app serves ([`Refusal::not_found`]).
+pub const SERVED_PATHS: &str = "the app serves ";
+
+/// The paths a 404's detail lists, read back from the line after the reason's message.
+pub fn served_paths(detail: &str) -> Option<Vec<&str>> {
+    let list = detail.strip_prefix(SERVED_PATHS)?;
+    Some(list.split(", ").filter(|p| p.starts_with('/')).collect())
+}
+
 /// The realm named in every `WWW-Authenticate` challenge.
 pub const AUTH_REALM: &str = "ringws";
 
@@ -305,6 +314,18 @@ impl Refusal {
             detail: Some(one_line(detail.as_ref(), MAX_DETAIL_BYTES)),
             ..Refusal::new(reason)
         }
+    }
+
+    /// 404 naming the paths the app upgrades on (`paths`; none named when empty), so that a
+    /// client (and `ringws doctor`) can tell which URL to use.
+    pub fn not_found(paths: &[&str]) -> Self {
+        if paths.is_empty() {
+            return Refusal::new(RefusalReason::NotFound);
+        }
+        Refusal::with_detail(
+            RefusalReason::NotFound,
+            format!("{SERVED_PATHS}{}", paths.join(", ")),
+        )
     }
 
     /// 429 with `Retry-After: retry_after_s` (at least 1).
@@ -593,6 +614,24 @@ mod tests {
         assert_eq!(refusal.detail, None);
         assert_eq!(refusal.message(), RefusalReason::NotFound.message());
         assert_eq!(refusal.headers(), None);
+    }
+
+    #[test]
+    fn a_404_names_the_paths_and_reads_back() {
+        let refusal = Refusal::not_found(&["/ws", "/"]);
+        assert_eq!(
+            refusal.message(),
+            "no WebSocket endpoint at this path: the app serves /ws, /"
+        );
+        assert_eq!(
+            served_paths("the app serves /ws, /"),
+            Some(vec!["/ws", "/"])
+        );
+        assert_eq!(served_paths("something else"), None);
+        assert_eq!(
+            Refusal::not_found(&[]),
+            Refusal::new(RefusalReason::NotFound)
+        );
     }
 
     #[test]

@@ -23,6 +23,9 @@ use crate::protocol::connection::{
 use crate::protocol::{CloseCode, MessageKind};
 use crate::stats::{CoreStats, SecondsHistogram};
 use crate::sys::socket::{self as sys, IoResult};
+use crate::tls::{self, TlsFailure, TlsSession};
+
+use super::tls::tls_shutdown_write;
 
 /// Frames up to this size are joined (header + payload) in the core's scratch buffer and sent
 /// with `send(2)`: cheaper in the kernel than `sendmsg(2)` with two iovecs (no msghdr or iovec
@@ -96,6 +99,34 @@ pub struct Io {
     pub gate: Gate,
     /// Where a small frame's header and payload are joined for one `send(2)`.
     join_buf: Box<[u8]>,
+    /// TLS sessions by slot key (`None` for plain connections; empty without a TLS listener).
+    pub tls: Vec<Option<Box<TlsSession>>>,
+    /// The core's TLS buffers: records out (handshake flights, encrypted frames) and the
+    /// plaintext of a frame gathered for one record.
+    pub(super) tls_buffers: TlsBuffers,
+}
+
+/// The core's shared TLS output buffers (empty without a TLS listener).
+pub struct TlsBuffers {
+    pub wire: Box<[u8]>,
+    pub plain: Box<[u8]>,
+}
+
+impl TlsBuffers {
+    pub fn new(tls: bool) -> TlsBuffers {
+        let (wire, plain) = if tls {
+            (
+                tls::session::WIRE_BUFFER_BYTES,
+                tls::session::PLAINTEXT_STEP_BYTES,
+            )
+        } else {
+            (0, 0)
+        };
+        TlsBuffers {
+            wire: vec![0u8; wire].into_boxed_slice(),
+            plain: vec![0u8; plain].into_boxed_slice(),
+        }
+    }
 }
 
 impl Io {
@@ -109,6 +140,7 @@ impl Io {
         open: Arc<OpenConnections>,
         fanout_latency: Arc<SecondsHistogram>,
         gate: Gate,
+        tls: bool,
     ) -> Io {
         Io {
             core,
@@ -125,6 +157,8 @@ impl Io {
             fanout_latency,
             gate,
             join_buf: vec![0u8; JOIN_FRAME_MAX_BYTES].into_boxed_slice(),
+            tls: Vec::new(),
+            tls_buffers: TlsBuffers::new(tls),
         }
     }
 
@@ -151,16 +185,29 @@ impl Io {
         f: impl FnOnce(&mut Connection, &connection::Settings, Tick, &mut SocketOutput<'_>) -> R,
     ) -> R {
         let slot = &mut self.conns[key as usize];
+        let session = self
+            .tls
+            .get_mut(key as usize)
+            .and_then(|s| s.as_deref_mut());
+        let tls_held_before = session.as_ref().map_or(0, |s| s.held_bytes());
         let mut out = SocketOutput {
             fd: slot.fd,
             core: self.core,
             join_buf: &mut self.join_buf,
             stats: &self.stats,
             draining: self.drain_deadline.is_some(),
+            tls: session.map(|session| TlsOutput {
+                session,
+                buffers: &mut self.tls_buffers,
+            }),
         };
         let r = f(&mut slot.conn, &self.settings.conn, self.now_tick, &mut out);
+        let is_tls = out.tls.is_some();
         if slot.conn.has_effects() {
             self.settle(key);
+        }
+        if is_tls {
+            self.after_tls_output(key, tls_held_before);
         }
         r
     }
@@ -181,12 +228,20 @@ impl Io {
             return;
         }
         let (fd, generation) = (slot.fd, slot.generation);
-        if effects.want_writable() {
+        let session = self
+            .tls
+            .get_mut(key as usize)
+            .and_then(|s| s.as_deref_mut());
+        // A session flushing its records has the one writability poll armed already.
+        if effects.want_writable() && !session.as_ref().is_some_and(|s| s.writable_armed()) {
             let token = ring::token(Op::Writable, key, generation);
             self.ring.push(ring::poll_writable(fd, token));
         }
         if effects.shutdown_write() {
-            sys::shutdown_write(fd);
+            match session {
+                Some(session) => tls_shutdown_write(fd, session, &mut self.tls_buffers),
+                None => sys::shutdown_write(fd),
+            }
         }
         if effects.left_open() {
             let (initiator, code) = slot.conn.end().expect("a connection that left knows how");
@@ -218,8 +273,14 @@ impl Io {
             debug_assert!(slot.conn.is_released());
             let token = |op| ring::token(op, key, slot.generation);
             self.ring.push(ring::cancel(token(Op::Readable)));
-            if slot.conn.awaits_writable() {
+            let session = self.tls.get_mut(key as usize).and_then(Option::take);
+            let tls_armed = session.as_ref().is_some_and(|s| s.writable_armed());
+            if slot.conn.awaits_writable() || tls_armed {
                 self.ring.push(ring::cancel(token(Op::Writable)));
+            }
+            if let Some(session) = session {
+                let held = &self.stats.memory_held_bytes;
+                held.set(held.get().saturating_sub(session.held_bytes() as u64));
             }
             self.wheel.cancel(key);
             if slot.conn.release_kind() == ReleaseKind::Abortive {
@@ -230,17 +291,28 @@ impl Io {
     }
 }
 
-/// A connection's [`Output`]: its socket, written at once, and the core's counters.
+/// A connection's [`Output`]: its socket, written at once (through its TLS session on a wss
+/// connection), and the core's counters.
 pub struct SocketOutput<'a> {
-    fd: RawFd,
-    core: usize,
+    pub(super) fd: RawFd,
+    pub(super) core: usize,
     join_buf: &'a mut [u8],
-    stats: &'a CoreStats,
+    pub(super) stats: &'a CoreStats,
     draining: bool,
+    pub(super) tls: Option<TlsOutput<'a>>,
+}
+
+/// A wss connection's session and the core's TLS buffers, for the duration of one call.
+pub struct TlsOutput<'a> {
+    pub session: &'a mut TlsSession,
+    pub buffers: &'a mut TlsBuffers,
 }
 
 impl Output for SocketOutput<'_> {
     fn transmit(&mut self, head: &[u8], body: &[u8]) -> Result<usize, TransportError> {
+        if self.tls.is_some() {
+            return self.transmit_tls(head, body);
+        }
         let total = head.len() + body.len();
         let result = if !body.is_empty() && total <= self.join_buf.len() {
             self.join_buf[..head.len()].copy_from_slice(head);
@@ -265,7 +337,16 @@ impl Output for SocketOutput<'_> {
     fn note(&mut self, note: Note) {
         let s = self.stats;
         match note {
-            Note::HandshakeTimeout => s.handshake_timeouts.inc(),
+            Note::HandshakeTimeout => {
+                s.handshake_timeouts.inc();
+                if self
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| !t.session.is_handshaken())
+                {
+                    s.tls_failed(TlsFailure::Timeout);
+                }
+            }
             Note::PingSent => s.heartbeat_pings_sent.inc(),
             Note::HeartbeatTimeout => s.heartbeat_timeouts.inc(),
             Note::IdleTimeout => s.idle_timeouts.inc(),

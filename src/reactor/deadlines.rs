@@ -28,6 +28,9 @@ impl<A: App> Reactor<A> {
         let io = &mut self.io;
         io.drain_deadline = Some(io.now_tick.wrapping_add(io.settings.drain_timeout_ticks));
         self.accept.close(&mut io.ring);
+        if let Some(tls_accept) = self.tls_accept.as_mut() {
+            tls_accept.close(&mut io.ring);
+        }
         let keys: Vec<u32> = io.conns.iter().map(|(k, _)| k as u32).collect();
         tracing::debug!(core = io.core, connections = keys.len(), "draining");
         let deadline = io.drain_deadline.expect("set above");

@@ -18,11 +18,14 @@ use super::gate::Gate;
 use super::listener::Listener;
 use super::ring::{self, Completion, Op, Ring};
 use super::timer_wheel::TimerWheel;
+use super::tls::FailureLog;
 use super::Shared;
 use crate::app::{App, CoreApp};
 use crate::protocol::connection::reached;
 use crate::stats::{CoreStats, SecondsHistogram};
 use crate::sys::eventfd;
+use crate::tls::session::MAX_CARRY_BYTES;
+use crate::tls::{CoreTls, TlsShared};
 
 /// Timer resolution: every deadline is rounded up to the next tick.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -41,10 +44,19 @@ pub struct Reactor<A: App> {
     pub(super) app: Arc<A>,
     pub(super) core_app: A::Core,
     pub(super) accept: AcceptState,
+    /// The TLS listener's accepts (`tls_listen`), and the configuration of new sessions.
+    pub(super) tls_accept: Option<AcceptState>,
+    pub(super) core_tls: Option<CoreTls>,
+    pub(super) tls_failure_log: FailureLog,
+    /// Generation of the next accepted connection (both listeners).
+    pub(super) next_generation: u32,
     wake_fd: RawFd,
     shared: Arc<Shared>,
     /// The core's one receive buffer, shared by all its connections.
     pub(super) recv_buf: Box<[u8]>,
+    /// Ciphertext read from wss connections, decrypted from here into `recv_buf` (empty
+    /// without a TLS listener).
+    pub(super) tls_in: Box<[u8]>,
     completions: Vec<Completion>,
     pub(super) expired: Vec<u32>,
     /// Sockets that filled the receive buffer: read again after the others had a turn.
@@ -65,6 +77,8 @@ pub struct Reactor<A: App> {
 pub struct CoreParts {
     pub core: usize,
     pub listener: Listener,
+    /// The core's `tls_listen` listener and the server's TLS configuration.
+    pub tls: Option<(Listener, Arc<TlsShared>)>,
     pub wake_fd: RawFd,
     pub shared: Arc<Shared>,
     pub stats: Arc<CoreStats>,
@@ -89,6 +103,7 @@ impl<A: App> Reactor<A> {
         let CoreParts {
             core,
             listener,
+            tls,
             wake_fd,
             shared,
             stats,
@@ -97,9 +112,21 @@ impl<A: App> Reactor<A> {
         tracing::debug!(core, mode = ?ring.mode, "io_uring ready");
         // A request head that straddles reads is re-parsed from the start of the buffer, so the
         // buffer must hold the largest head plus a read.
-        let recv_size = settings
+        let mut recv_size = settings
             .recv_buffer_size
             .max(settings.conn.handshake.max_head_bytes * 2);
+        if tls.is_some() {
+            // Ciphertext (carried records and a read) decrypts into the room after a carried
+            // request head.
+            recv_size += MAX_CARRY_BYTES;
+        }
+        let (tls_accept, core_tls) = match tls {
+            Some((listener, shared)) => (
+                Some(AcceptState::new(listener, true)),
+                Some(CoreTls::new(shared)),
+            ),
+            None => (None, None),
+        };
         let core_app = app.new_core(core);
         let open: Arc<OpenConnections> = shared.open.clone();
         Ok(Reactor {
@@ -112,10 +139,16 @@ impl<A: App> Reactor<A> {
                 open,
                 observers.fanout_latency,
                 observers.gate,
+                core_tls.is_some(),
             ),
             app,
             core_app,
-            accept: AcceptState::new(listener),
+            accept: AcceptState::new(listener, false),
+            tls_in: vec![0u8; if core_tls.is_some() { recv_size } else { 0 }].into_boxed_slice(),
+            tls_accept,
+            core_tls,
+            tls_failure_log: FailureLog::default(),
+            next_generation: 0,
             wake_fd,
             shared,
             recv_buf: vec![0u8; recv_size].into_boxed_slice(),
@@ -134,6 +167,9 @@ impl<A: App> Reactor<A> {
     /// Runs until the server stops and this core's connections are drained.
     pub fn run(&mut self) -> std::io::Result<()> {
         self.accept.arm(&mut self.io.ring);
+        if let Some(tls_accept) = &self.tls_accept {
+            tls_accept.arm(&mut self.io.ring);
+        }
         if let Some(admin) = &self.admin {
             admin.arm_accept(&mut self.io.ring);
         }
@@ -167,6 +203,9 @@ impl<A: App> Reactor<A> {
             self.enforce_budget();
             self.accept
                 .rearm_if_due(&mut self.io.ring, self.io.now_tick);
+            if let Some(tls_accept) = self.tls_accept.as_mut() {
+                tls_accept.rearm_if_due(&mut self.io.ring, self.io.now_tick);
+            }
             self.end_pass();
             if let Some(admin) = self.admin.as_mut() {
                 admin.expire(&mut self.io.ring);
@@ -218,7 +257,7 @@ impl<A: App> Reactor<A> {
             return;
         };
         match op {
-            Op::Accept => self.on_accept(c),
+            Op::Accept => self.on_accept(c, key == 1),
             Op::Wake => {
                 eventfd::eventfd_drain(self.wake_fd);
                 if !c.more() {
@@ -245,8 +284,7 @@ impl<A: App> Reactor<A> {
             }
             Op::Writable => {
                 if self.io.current(key, generation) {
-                    self.io
-                        .with_conn(key, |conn, _, _, out| conn.on_writable(out));
+                    self.io.on_writable(key);
                 }
             }
             Op::Cancel => {}

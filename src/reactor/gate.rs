@@ -109,4 +109,19 @@ impl Gate {
             }
         }
     }
+
+    /// Keeps a failed TLS handshake in the debug ring, when it is on.
+    pub fn note_tls_failure(
+        &self,
+        client: IpAddr,
+        reason: &'static str,
+        message: &str,
+        now_unix_s: u64,
+    ) {
+        if let Some(ring) = &self.debug {
+            if let Ok(mut ring) = ring.lock() {
+                ring.record_tls(now_unix_s, client, reason, message);
+            }
+        }
+    }
 }

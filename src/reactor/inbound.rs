@@ -13,11 +13,14 @@ use crate::protocol::{Reader, Refusal, RefusalReason};
 use crate::sys::socket::{self as sys, IoResult};
 
 /// Receive rounds per readiness event before other connections get their turn.
-const MAX_READS_PER_EVENT: usize = 4;
+pub(super) const MAX_READS_PER_EVENT: usize = 4;
 
 impl<A: App> Reactor<A> {
     /// Reads what the socket has and feeds it to its connection.
     pub(super) fn on_readable(&mut self, key: u32) {
+        if self.io.tls.get(key as usize).is_some_and(Option::is_some) {
+            return self.on_readable_tls(key);
+        }
         for _ in 0..MAX_READS_PER_EVENT {
             let slot = &mut self.io.conns[key as usize];
             if slot.conn.is_released() {
@@ -58,7 +61,7 @@ impl<A: App> Reactor<A> {
     }
 
     /// Feeds `recv_buf[..len]` to the connection until it needs more; returns the bytes used.
-    fn receive(&mut self, key: u32, reader: &mut Reader, len: usize) -> usize {
+    pub(super) fn receive(&mut self, key: u32, reader: &mut Reader, len: usize) -> usize {
         let generation = self.io.conns[key as usize].generation;
         let id = ConnId { key, generation };
         let mut pos = 0;
@@ -143,7 +146,7 @@ fn upgrade<'a, A: App>(
         refuse(
             io,
             key,
-            &Refusal::new(RefusalReason::NotFound),
+            &Refusal::not_found(app.websocket_paths()),
             None,
             Some(request),
             head,
@@ -182,9 +185,14 @@ fn upgrade<'a, A: App>(
         return None;
     }
     io.stats.handshakes_completed.inc();
+    // A client certificate (mTLS) names the connection when no token did.
+    let subject = accepted.subject.or_else(|| {
+        let session = io.tls.get(key as usize)?.as_ref()?;
+        session.client_identity()
+    });
     Some(Opened {
         protocol: accepted.protocol,
-        subject: accepted.subject,
+        subject,
         client_ip: (!accepted.client_ip.is_unspecified()).then_some(accepted.client_ip),
     })
 }
@@ -214,7 +222,7 @@ fn refuse(
     io.with_conn(key, |c, cfg, now, out| c.refuse(now, cfg, refusal, out));
 }
 
-fn unix_seconds() -> u64 {
+pub(super) fn unix_seconds() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

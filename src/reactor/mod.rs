@@ -9,6 +9,7 @@
 //! - [`deadlines`]: the timer wheel's expiries and the drain;
 //! - [`budget`]: the memory budget: refusing upgrades near it, shedding past it;
 //! - [`timer_wheel`]: the core's deadlines;
+//! - [`tls`]: wss connections: reads through their TLS session, records out, flushing;
 //! - [`event_loop`]: one pass of the loop, dispatching completions;
 //! - [`gate`]: the handshake gate (policy, per-address rate limit, refusal log);
 //! - [`admin`]: the admin listener's sockets (core 0).
@@ -26,6 +27,7 @@ pub mod inbound;
 pub mod listener;
 pub mod ring;
 pub mod timer_wheel;
+pub mod tls;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

@@ -42,6 +42,8 @@ pub enum Role {
     Listen,
     /// `admin_listen`: the admin listener.
     Admin,
+    /// `tls_listen`: the wss listener.
+    TlsListen,
 }
 
 impl Role {
@@ -49,6 +51,7 @@ impl Role {
         match self {
             Role::Listen => "--listen",
             Role::Admin => "--admin-listen",
+            Role::TlsListen => "--tls-listen",
         }
     }
 
@@ -56,6 +59,7 @@ impl Role {
         match self {
             Role::Listen => "listen",
             Role::Admin => "admin_listen",
+            Role::TlsListen => "tls_listen",
         }
     }
 }

@@ -40,6 +40,19 @@ pub fn stderr_is_tty() -> bool {
     unsafe { libc::isatty(libc::STDERR_FILENO) == 1 }
 }
 
+/// The width in columns of the terminal stdout is, or `None` when stdout is not a terminal.
+pub fn stdout_terminal_columns() -> Option<usize> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into `size`, which lives for the call.
+    let done = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
+    (done == 0 && size.ws_col > 0).then_some(usize::from(size.ws_col))
+}
+
 /// Clock ticks per second, the unit of utime/stime in /proc/PID/stat.
 pub fn clock_ticks_per_s() -> u64 {
     // SAFETY: sysconf has no memory effects.
@@ -155,19 +168,20 @@ fn stop_sigset() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         set
     }
 }
 
-/// Blocks SIGINT and SIGTERM for the calling thread (and the threads it spawns afterwards), so
-/// that only [`wait_for_stop_signal`] receives them.
+/// Blocks SIGINT, SIGTERM and SIGHUP (reload) for the calling thread (and the threads it
+/// spawns afterwards), so that only [`wait_for_stop_signal`] receives them.
 pub fn block_stop_signals() {
     let set = stop_sigset();
     // SAFETY: blocks signals for this thread (inherited by threads spawned after it).
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 }
 
-/// Waits up to `timeout` for SIGINT/SIGTERM; returns the signal number.
+/// Waits up to `timeout` for SIGINT, SIGTERM or SIGHUP; returns the signal number.
 pub fn wait_for_stop_signal(timeout: Duration) -> Option<i32> {
     let set = stop_sigset();
     let ts = libc::timespec {
@@ -199,4 +213,21 @@ pub fn trim_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Random bytes for keys, masks and ping payloads (unpredictable, not secret).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    let from_kernel = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if from_kernel.is_err() {
+        // std's hasher keys are seeded randomly per process; enough for a diagnostic's key.
+        use std::hash::{BuildHasher as _, Hasher as _};
+        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_usize(i);
+            chunk.copy_from_slice(&hasher.finish().to_ne_bytes()[..chunk.len()]);
+        }
+    }
+    bytes
 }

@@ -617,7 +617,7 @@ fn lines(text: &str, keep_logs: bool) -> Vec<String> {
 pub fn normalize(line: &str) -> String {
     static RULES: std::sync::LazyLock<Vec<(Regex, &str)>> = std::sync::LazyLock::new(|| {
         vec![
-            (Regex::new(r"\d+\.\d+ (ms|µs)").unwrap(), "#.## $1"),
+            (Regex::new(r"\b\d+(\.\d+)? (ms|µs)").unwrap(), "#.## $2"),
             (
                 Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").unwrap(),
                 "<time>",

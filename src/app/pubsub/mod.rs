@@ -25,6 +25,8 @@ use crate::protocol::{CloseCode, MessageKind};
 use control::{ControlError, Request};
 use topics::{Registry, Subscribed, TooManySubscriptions, Unsubscribed};
 
+/// The paths clients subscribe on.
+const WEBSOCKET_PATHS: &[&str] = &["/ws", "/"];
 /// Most publishes one core delivers per wake before letting its other work run.
 pub const MAX_PUBLISHES_PER_WAKE: usize = 256;
 /// Most subscriber writes per wake (a publish is always finished once started), so a core with
@@ -120,7 +122,11 @@ impl App for PubSub {
 
     /// `/ws` (as in `ws://host/ws?topic=a`) and `/`, so plain clients work unchanged.
     fn serves_path(&self, path: &str) -> bool {
-        path == "/ws" || path == "/"
+        WEBSOCKET_PATHS.contains(&path)
+    }
+
+    fn websocket_paths(&self) -> &[&str] {
+        WEBSOCKET_PATHS
     }
 
     fn new_core(&self, core: usize) -> PubSubCore {

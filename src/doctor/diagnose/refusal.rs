@@ -3,6 +3,7 @@
 
 use super::{diagnosis, tls_port_untestable, Context, Diagnosis, FIND_THE_HOP, PROXY_FIX};
 use crate::doctor::response::Response;
+use crate::protocol::refusal::served_paths;
 use crate::protocol::RefusalReason;
 
 /// The ringws refusal whose one-line message starts the body (ringws may append ": " and a
@@ -279,6 +280,37 @@ fn path_of(target: &str) -> &str {
     target.split('?').next().unwrap_or(target)
 }
 
+/// A 404: the paths the app serves, when its answer lists them ([`served_paths`]).
+fn not_found(ctx: &Context, quoted: &str, line: &str) -> Diagnosis {
+    const PROXY_PATHS: &str = "behind a proxy, check its location rules (nginx rewrites the \
+                               path when proxy_pass ends with a URI such as `http://ringws/`)";
+    let path = path_of(&ctx.target);
+    let served = line
+        .strip_prefix(RefusalReason::NotFound.message())
+        .and_then(|rest| rest.strip_prefix(": "))
+        .and_then(served_paths)
+        .filter(|paths| !paths.is_empty());
+    match served {
+        Some(paths) => diagnosis(
+            format!(
+                "{quoted}. The app serves no WebSocket at {path}; it serves {}",
+                paths.join(" and ")
+            ),
+            format!(
+                "use one of those paths in the URL (e.g. {}://{}{}{}); {PROXY_PATHS}",
+                if ctx.tls_url { "wss" } else { "ws" },
+                ctx.authority,
+                paths[0],
+                &ctx.target[path.len()..]
+            ),
+        ),
+        None => diagnosis(
+            format!("{quoted}. The app serves no WebSocket at {path}"),
+            format!("check the path in the URL against the paths the app serves; {PROXY_PATHS}"),
+        ),
+    }
+}
+
 fn retry_after(response: &Response) -> String {
     response
         .header("Retry-After")
@@ -406,12 +438,7 @@ fn ringws_refusal(
             format!("{quoted}. doctor sends no body, so a proxy added Content-Length or Transfer-Encoding (or a --header did)"),
             FIND_THE_HOP,
         ),
-        NotFound => diagnosis(
-            format!("{quoted}. The app serves no WebSocket at {}", path_of(&ctx.target)),
-            "check the path in the URL against the app's path (the echo app serves every path); \
-             behind a proxy, check its location rules (nginx rewrites the path when proxy_pass \
-             ends with a URI such as `http://ringws/`)",
-        ),
+        NotFound => not_found(ctx, &quoted, line),
         ServerFull => diagnosis(
             format!("{quoted}{}", retry_after(response)),
             "retry after the delay with backoff; if it persists, raise max_connections or add \

@@ -508,6 +508,11 @@ impl Connection {
         self.release(Initiator::Abnormal, ReleaseKind::Graceful, out);
     }
 
+    /// The layer under the frames (TLS) failed: nothing more can be read or written.
+    pub fn fail_transport(&mut self, out: &mut impl Output) {
+        self.release(Initiator::Abnormal, ReleaseKind::Graceful, out);
+    }
+
     /// Starts the close handshake: close frame out, then the peer has the close timeout to
     /// answer. A no-op unless open.
     pub fn close(

@@ -1,7 +1,7 @@
 //! `ringws bench fanout`: N subscribers of one topic, one publisher; and
 //! `ringws bench fanout-floor`, the floor to compare it with.
 //!
-//! The client connects N subscribers to `ws://LISTEN/ws?topic=T`, waits until
+//! The client connects N subscribers to `--url` with `?topic=T` added (`ws://127.0.0.1:9001/ws?topic=T`), waits until
 //! `GET /topics/T` on the admin address counts them, then publishes with `POST /publish/T`:
 //!
 //! - fan-out latency: one publish at a time, from just before the request is sent to the moment
@@ -9,7 +9,7 @@
 //! - throughput: `--burst` publishes back to back; deliveries per second until every subscriber
 //!   has read all of them.
 //!
-//! The floor ([`run_floor`]) answers the same two requests with the least work possible: it
+//! The floor ([`floor::run_floor`]) answers the same two requests with the least work possible: it
 //! accepts the connections (a plain 101), and for each publish writes the frame to every socket
 //! in a plain loop of blocking `send(2)` calls, on one pinned thread. The same client measures
 //! both, so the difference is what ringws adds to the kernel's sends.
@@ -21,18 +21,21 @@
 //! pinned with `--pin-cpu`), one read buffer per thread.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::receiver::Receiver;
-use super::CpuList;
-use crate::protocol::client_handshake::{
-    check_upgrade, client_key, parse_response, write_request, ClientRequest,
-};
-use crate::protocol::handshake::{accept_key, parse_request, write_accept, HandshakeLimits};
+mod floor;
+
+pub use floor::{run_floor, FloorArgs};
+
+use crate::bench::live::LiveLine;
+use crate::bench::receiver::Receiver;
+use crate::bench::report::thousands;
+use crate::bench::CpuList;
+use crate::protocol::client_handshake::parse_response;
 use crate::protocol::reader::{Event, Limits};
 use crate::sys::epoll::{event_parts, Epoll, NO_EVENT};
 use crate::sys::socket::{self, IoResult};
@@ -42,10 +45,12 @@ pub struct FanoutArgs {
     /// Name of the server in the report (e.g. ringws, floor).
     #[arg(long, default_value = "ringws", value_name = "NAME")]
     pub label: String,
-    /// The WebSocket listener subscribers connect to.
-    #[arg(long, default_value = "127.0.0.1:9001", value_name = "ADDR")]
-    pub listen: SocketAddr,
-    /// The admin listener, where publishes are POSTed.
+    /// Server to subscribe to: ws://HOST[:PORT][/PATH], as for the other modes; each subscriber
+    /// adds ?topic=TOPIC to it.
+    #[arg(long, default_value = "ws://127.0.0.1:9001/ws", value_name = "URL")]
+    pub url: String,
+    /// The server's admin listener (HOST:PORT), where publishes are POSTed
+    /// (`ringws serve --admin-listen`).
     #[arg(long, default_value = "127.0.0.1:9090", value_name = "ADDR")]
     pub admin: SocketAddr,
     /// Topic to subscribe to and publish on.
@@ -71,13 +76,14 @@ pub struct FanoutArgs {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
     /// Pin receiver thread i to the i-th CPU of LIST.
-    #[arg(long, value_name = "LIST", value_parser = super::parse_cpu_list)]
+    #[arg(long, value_name = "LIST", value_parser = crate::bench::parse_cpu_list)]
     pub pin_cpu: Option<CpuList>,
     /// Local addresses to connect from, round-robin (about 28k connections each), e.g.
     /// 127.0.0.1,127.0.0.2.
     #[arg(long, value_name = "ADDRS", value_delimiter = ',')]
     pub sources: Vec<IpAddr>,
-    /// Print one JSON object instead of the summary.
+    /// Print one JSON object on stdout instead of the summary (target, subscribers, latency_us
+    /// {p50, p99, max}, deliveries_per_s, errors, ...).
     #[arg(long)]
     pub json: bool,
 }
@@ -108,20 +114,40 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
     if a.payload < 8 {
         return Err("--payload must be at least 8 bytes (the sequence number)".into());
     }
+    let url = crate::bench::url::parse(&a.url).map_err(|e| e.to_string())?;
+    if url.tls {
+        return Err(format!(
+            "{}: bench fanout speaks ws:// only; point it at the server's plain listener",
+            a.url
+        ));
+    }
+    let server = url
+        .resolve(a.sources.first().map(|s| s.is_ipv6()))
+        .map_err(|e| format!("cannot resolve {}: {e}", url.host))?;
+    let separator = if url.target.contains('?') { '&' } else { '?' };
+    let path = format!("{}{separator}topic={}", url.target, a.topic);
+    let mut live = LiveLine::new(crate::sys::process::stderr_is_tty());
     let total_msgs = a.publishes + a.burst;
     let threads = a.threads.max(1);
     // Connect every subscriber (blocking, one at a time), then hand them to the receivers.
     let started = Instant::now();
-    let path = format!("/ws?topic={}", a.topic);
     // Keys only need to differ between connections and runs.
     let seed = u128::from(std::process::id()) << 64 | started.elapsed().as_nanos();
     let mut per_thread: Vec<Vec<Sub>> = (0..threads).map(|_| Vec::new()).collect();
     for i in 0..a.subscribers {
         let source = (!a.sources.is_empty()).then(|| a.sources[i % a.sources.len()]);
         let random = (seed ^ (i as u128).rotate_left(32)).to_le_bytes();
-        let s = subscribe(a.listen, source, &path, random)
+        let s = subscribe(server, &url.host_header, source, &path, random)
             .map_err(|e| format!("subscriber {i}: {e}"))?;
         per_thread[i % threads].push(s);
+        if i == 0 || live.due() {
+            live.show(&format!(
+                "fanout {:>6.1}s  subscribers {}/{} connected",
+                live.seconds(),
+                thousands(i as u64 + 1),
+                thousands(a.subscribers as u64)
+            ));
+        }
     }
     let connect_s = started.elapsed().as_secs_f64();
     wait_for_subscribers(a.admin, &a.topic, a.subscribers)?;
@@ -183,6 +209,15 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
     let before = server_counters(a.admin);
     let mut latencies_us = Vec::with_capacity(a.publishes);
     for seq in 0..a.publishes {
+        if seq == 0 || live.due() {
+            live.show(&format!(
+                "fanout {:>6.1}s  latency: publish {}/{}  errors {}",
+                live.seconds(),
+                seq + 1,
+                a.publishes,
+                progress.errors.load(Ordering::Relaxed)
+            ));
+        }
         let t0 = ns(Instant::now());
         publish(seq)?;
         let done = wait_all(seq, Duration::from_secs(30))?;
@@ -195,8 +230,18 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
     }
     let mut done = t0;
     for seq in a.publishes..total_msgs {
+        if seq == a.publishes || live.due() {
+            live.show(&format!(
+                "fanout {:>6.1}s  burst: {}/{} delivered everywhere  errors {}",
+                live.seconds(),
+                seq - a.publishes,
+                a.burst,
+                progress.errors.load(Ordering::Relaxed)
+            ));
+        }
         done = done.max(wait_all(seq, Duration::from_secs(60))?);
     }
+    live.finish();
     let burst_s = (done - t0) as f64 / 1e9;
     let after = server_counters(a.admin);
     progress.stop.store(true, Ordering::Release);
@@ -259,14 +304,14 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
             a.subscribers, a.payload
         );
         println!(
-            "  1 publish -> all subscribers: p50 {:.0} us, p99 {:.0} us, max {:.0} us ({} samples)",
+            "  1 publish -> all subscribers: p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs ({} samples)",
             q(0.5),
             q(0.99),
             q(1.0),
             latencies_us.len()
         );
         if let Some(m) = server_mean_us {
-            println!("  server side (publish accepted -> last write), mean: {m:.0} us");
+            println!("  server side (publish accepted -> last write), mean: {m:.0} µs");
         }
         let per: Vec<String> = per_core.iter().map(|d| format!("{d:.0}")).collect();
         println!(
@@ -282,77 +327,25 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
 /// Opens one subscriber: connect (from `source`), upgrade, check the 101.
 fn subscribe(
     server: SocketAddr,
+    host: &str,
     source: Option<IpAddr>,
     path: &str,
     random: [u8; 16],
 ) -> Result<Sub, String> {
-    use socket2::{Domain, Socket, Type};
-    let sock =
-        Socket::new(Domain::for_address(server), Type::STREAM, None).map_err(|e| e.to_string())?;
-    if let Some(ip) = source {
-        sock.bind(&SocketAddr::new(ip, 0).into())
-            .map_err(|e| format!("bind {ip}: {e}"))?;
-    }
-    sock.connect(&server.into())
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = sock.set_tcp_nodelay(true);
-    let mut s: TcpStream = sock.into();
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let key = client_key(random);
-    let host = server.to_string();
-    let mut request = Vec::new();
-    write_request(
-        &mut request,
-        &ClientRequest {
-            host: &host,
-            target: path,
-            key: &key,
-            ..ClientRequest::default()
-        },
-    );
-    s.write_all(&request).map_err(|e| e.to_string())?;
-    let mut answer = Vec::new();
-    let head_len = loop {
-        match parse_response(&answer) {
-            Ok(Some(response)) => {
-                let upgraded = check_upgrade(&response, &accept_key(&key), &[], &[])
-                    .map_err(|e| format!("upgrade failed: {e}"))?;
-                break upgraded.head_len;
-            }
-            Ok(None) => {}
-            Err(e) => return Err(format!("upgrade failed: {e}")),
-        }
-        let mut chunk = [0u8; 1024];
-        match s.read(&mut chunk) {
-            Ok(0) => return Err("connection closed during the upgrade".into()),
-            Ok(n) => answer.extend_from_slice(&chunk[..n]),
-            Err(e) => return Err(format!("reading the upgrade response: {e}")),
-        }
-    };
-    answer.drain(..head_len);
-    s.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let up = crate::bench::blocking::upgrade(
+        server,
+        source,
+        host,
+        path,
+        random,
+        Duration::from_secs(10),
+    )?;
+    up.stream.set_nonblocking(true).map_err(|e| e.to_string())?;
     Ok(Sub {
-        stream: s,
+        stream: up.stream,
         order: Order::default(),
-        early: answer,
+        early: up.early,
     })
-}
-
-/// The floor reads a request head byte by byte up to its end (nothing beyond it is consumed).
-fn read_request_head(s: &mut TcpStream) -> Result<Vec<u8>, String> {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match s.read(&mut b) {
-            Ok(1) => head.push(b[0]),
-            Ok(_) => return Err("connection closed during the request".into()),
-            Err(e) => return Err(format!("reading the request: {e}")),
-        }
-        if head.len() > 8192 {
-            return Err("request head too large".into());
-        }
-    }
-    Ok(head)
 }
 
 /// One HTTP request to the admin listener; the whole answer.
@@ -569,104 +562,6 @@ fn receive(
             }
         }
     }
-}
-
-#[derive(Debug, clap::Args)]
-pub struct FloorArgs {
-    /// Where subscribers connect.
-    #[arg(long, default_value = "127.0.0.1:9001", value_name = "ADDR")]
-    pub listen: SocketAddr,
-    /// Where publishes are POSTed (and /topics asked).
-    #[arg(long, default_value = "127.0.0.1:9090", value_name = "ADDR")]
-    pub admin: SocketAddr,
-    /// Pin the sending thread to this CPU (compare with the ringws core it stands for).
-    #[arg(long, value_name = "CPU")]
-    pub pin_cpu: Option<usize>,
-}
-
-/// The floor: accepts WebSocket clients with a plain 101 (on a helper thread), then on the
-/// pinned main thread answers `GET /topics/..` with the number of clients and, for each
-/// `POST /publish/..`, frames the body once and writes it to every client with a plain loop of
-/// blocking `send(2)` calls. Runs until killed.
-pub fn run_floor(a: &FloorArgs) -> i32 {
-    match floor(a) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("ringws bench fanout-floor: error: {e}");
-            2
-        }
-    }
-}
-
-fn floor(a: &FloorArgs) -> Result<(), String> {
-    let ws = TcpListener::bind(a.listen).map_err(|e| format!("bind {}: {e}", a.listen))?;
-    let admin = TcpListener::bind(a.admin).map_err(|e| format!("bind {}: {e}", a.admin))?;
-    let clients: Arc<std::sync::Mutex<Vec<TcpStream>>> = Arc::default();
-    let acc = clients.clone();
-    std::thread::spawn(move || {
-        for conn in ws.incoming() {
-            let Ok(mut s) = conn else { continue };
-            let _ = s.set_nodelay(true);
-            let Ok(head) = read_request_head(&mut s) else {
-                continue;
-            };
-            let Ok(Some(request)) = parse_request(&head, &HandshakeLimits::default()) else {
-                continue;
-            };
-            let mut answer = Vec::new();
-            write_accept(&mut answer, request.key, None);
-            let _ = s.write_all(&answer);
-            acc.lock().unwrap().push(s);
-        }
-    });
-    if let Some(cpu) = a.pin_cpu {
-        core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
-    }
-    println!("fanout-floor on ws://{} and http://{}", a.listen, a.admin);
-    let _ = std::io::stdout().flush();
-    for conn in admin.incoming() {
-        let Ok(mut s) = conn else { continue };
-        let _ = s.set_nodelay(true);
-        let Ok(head) = read_request_head(&mut s) else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&head);
-        let len: usize = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0);
-        let mut body = vec![0u8; len];
-        if s.read_exact(&mut body).is_err() {
-            continue;
-        }
-        let clients = clients.lock().unwrap();
-        if head.starts_with("POST /publish/") {
-            let frame = crate::app::PreparedFrame::new(crate::protocol::MessageKind::Binary, &body);
-            let bytes = frame.bytes();
-            for c in clients.iter() {
-                let fd = c.as_raw_fd();
-                let mut off = 0;
-                while off < bytes.len() {
-                    match socket::send(fd, &bytes[off..]) {
-                        IoResult::Done(n) => off += n,
-                        _ => break,
-                    }
-                }
-            }
-        }
-        let answer = format!("{{\"subscribers\":{}}}\n", clients.len());
-        drop(clients);
-        let _ = write!(
-            s,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-            answer.len()
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]
