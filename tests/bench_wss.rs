@@ -130,6 +130,37 @@ fn connect(url: String, ca: Option<&Path>, resume: bool) -> Report {
     .unwrap()
 }
 
+/// Echo, then connect with resumption (every handshake after the warm-up resumes), then
+/// without (none does): all without an error.
+fn echo_and_connect(url: String, ca: &Path, payload_bytes: usize) {
+    let echo = run_echo(&EchoOptions {
+        common: common(url.clone(), Some(ca)),
+        conns: 4,
+        payload_bytes,
+        text: false,
+        warmup: Duration::from_millis(100),
+        duration: Duration::from_millis(500),
+        rate: None,
+    })
+    .unwrap();
+    assert_eq!(echo.errors_total, 0, "{:?}", echo.errors);
+    assert!(echo.messages > 0);
+
+    let resumed = connect(url.clone(), Some(ca), true);
+    assert_eq!(resumed.errors_total, 0, "{:?}", resumed.errors);
+    assert!(resumed.handshakes > 0);
+    assert_eq!(
+        resumed.tls_resumed,
+        Some(resumed.handshakes),
+        "after the warm-up, all resume"
+    );
+
+    let full = connect(url, Some(ca), false);
+    assert_eq!(full.errors_total, 0, "{:?}", full.errors);
+    assert!(full.handshakes > 0);
+    assert_eq!(full.tls_resumed, Some(0));
+}
+
 #[test]
 fn echo_and_connect_over_wss_resume_sessions_when_asked() {
     let Some(certs) = certificates("wss-ok") else {
@@ -140,32 +171,7 @@ fn echo_and_connect_over_wss_resume_sessions_when_asked() {
     let ca = certs.0.join("ca.pem");
     let url = format!("wss://127.0.0.1:{}/", relay.port());
 
-    let echo = run_echo(&EchoOptions {
-        common: common(url.clone(), Some(&ca)),
-        conns: 4,
-        payload_bytes: 1024,
-        text: false,
-        warmup: Duration::from_millis(100),
-        duration: Duration::from_millis(500),
-        rate: None,
-    })
-    .unwrap();
-    assert_eq!(echo.errors_total, 0, "{:?}", echo.errors);
-    assert!(echo.messages > 0);
-
-    let resumed = connect(url.clone(), Some(&ca), true);
-    assert_eq!(resumed.errors_total, 0, "{:?}", resumed.errors);
-    assert!(resumed.handshakes > 0);
-    assert_eq!(
-        resumed.tls_resumed,
-        Some(resumed.handshakes),
-        "after the warm-up, all resume"
-    );
-
-    let full = connect(url, Some(&ca), false);
-    assert_eq!(full.errors_total, 0, "{:?}", full.errors);
-    assert!(full.handshakes > 0);
-    assert_eq!(full.tls_resumed, Some(0));
+    echo_and_connect(url, &ca, 1024);
 }
 
 #[test]
@@ -234,22 +240,5 @@ fn echo_and_connect_against_ringws_serving_wss() {
     }
     let ca = certs.0.join("ca.pem");
     let url = format!("wss://localhost:{port}/");
-    let echo = run_echo(&EchoOptions {
-        common: common(url.clone(), Some(&ca)),
-        conns: 4,
-        payload_bytes: 16 * 1024,
-        text: true,
-        warmup: Duration::from_millis(100),
-        duration: Duration::from_millis(500),
-        rate: None,
-    })
-    .unwrap();
-    assert_eq!(echo.errors_total, 0, "{:?}", echo.errors);
-    assert!(echo.messages > 0);
-    let resumed = connect(url.clone(), Some(&ca), true);
-    assert_eq!(resumed.errors_total, 0, "{:?}", resumed.errors);
-    assert_eq!(resumed.tls_resumed, Some(resumed.handshakes));
-    let full = connect(url, Some(&ca), false);
-    assert_eq!(full.errors_total, 0, "{:?}", full.errors);
-    assert_eq!(full.tls_resumed, Some(0));
+    echo_and_connect(url, &ca, 16 * 1024);
 }
