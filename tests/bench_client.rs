@@ -352,9 +352,13 @@ fn connect_errors_are_counted_by_errno() {
 
 #[test]
 fn bad_urls_are_refused_before_any_load() {
-    let err = run_echo(&echo_options("wss://127.0.0.1:1/", 1, 1)).unwrap_err();
+    let err = run_echo(&echo_options("https://127.0.0.1:1/", 1, 1)).unwrap_err();
     assert!(matches!(err, BenchError::Url(_)));
-    assert!(err.to_string().contains("TLS terminator"), "{err}");
+    assert!(err.to_string().contains("wss://"), "{err}");
+    let mut missing_ca = echo_options("wss://127.0.0.1:1/", 1, 1);
+    missing_ca.common.tls.ca_file = Some("/nonexistent/ca.pem".into());
+    let err = run_echo(&missing_ca).unwrap_err();
+    assert!(err.to_string().contains("--ca-file /nonexistent"), "{err}");
     assert!(matches!(
         run_echo(&echo_options("http://x/", 1, 1)),
         Err(BenchError::Url(_))

@@ -1,6 +1,7 @@
 //! One client connection of the load generator, and the frames it sends (built once, masked
 //! with the connection's fixed key).
 
+use rustls::ClientConnection;
 use socket2::Socket;
 
 use super::receiver::Receiver;
@@ -56,6 +57,8 @@ pub struct Conn {
     pub rx: Receiver,
     /// A response head split across reads (empty otherwise; freed after the handshake).
     pub head: Vec<u8>,
+    /// wss://: the TLS session the bytes above pass through (None for ws://).
+    pub tls: Option<Box<ClientConnection>>,
 }
 
 impl Conn {
@@ -80,12 +83,45 @@ impl Conn {
             upgraded: false,
             rx: Receiver::new(limits),
             head: Vec::new(),
+            tls: None,
         }
     }
 
     /// True when a write is pending.
     pub fn wants_write(&self) -> bool {
         self.frame_pos > 0 || self.out_pos < self.out.len() || self.frames_due > 0
+    }
+
+    /// The next bytes to send, and whether they are echo-frame bytes; None when nothing is due.
+    /// A started echo frame finishes first; control frames go between echo frames.
+    pub fn next_bytes(&self) -> Option<(&[u8], bool)> {
+        if self.frame_pos > 0 {
+            Some((&self.frame[self.frame_pos..], true))
+        } else if self.out_pos < self.out.len() {
+            Some((&self.out[self.out_pos..], false))
+        } else if self.frames_due > 0 {
+            Some((&self.frame[..], true))
+        } else {
+            None
+        }
+    }
+
+    /// Marks `n` bytes of what [`Conn::next_bytes`] gave as sent.
+    pub fn advance(&mut self, n: usize, is_frame: bool) {
+        if is_frame {
+            self.frame_pos += n;
+            if self.frame_pos == self.frame.len() {
+                self.frame_pos = 0;
+                self.frames_due -= 1;
+            }
+        } else {
+            self.out_pos += n;
+            if self.out_pos == self.out.len() {
+                // Freed, not kept: idle connections then hold no write buffer at all.
+                self.out = Vec::new();
+                self.out_pos = 0;
+            }
+        }
     }
 
     /// Queues a masked control frame (pong or close) behind any frame already started.

@@ -25,6 +25,7 @@ pub mod receiver;
 pub mod report;
 pub mod runner;
 pub mod shared;
+pub mod tls;
 pub mod url;
 pub mod worker;
 
@@ -34,7 +35,9 @@ use std::time::Duration;
 use crate::config::parse_duration_arg;
 
 pub use cause::Cause;
-pub use options::{BenchError, CommonOptions, ConnectOptions, EchoOptions, IdleOptions};
+pub use options::{
+    BenchError, CommonOptions, ConnectOptions, EchoOptions, IdleOptions, TlsOptions,
+};
 pub use report::{Latency, Report};
 pub use runner::{run_connect, run_echo, run_idle};
 
@@ -52,6 +55,8 @@ Examples:
   ringws bench echo --url ws://127.0.0.1:9001/ --conns 100 --rate 100000 --json
   ringws bench idle --url ws://10.0.0.5:9001/ --conns 100000 --sources 10.0.0.2,10.0.0.3 --hold 30
   ringws bench connect --url ws://127.0.0.1:9001/ --concurrency 64 --duration 10 --server-pid 4242
+  ringws bench echo --url wss://127.0.0.1:9443/ --ca-file certs/ca.pem --conns 100 --payload 1024
+  ringws bench connect --url wss://localhost:9443/ --insecure --tls-resume off --server-pid 4242
   ringws bench fanout --url ws://127.0.0.1:9001/ws --admin 127.0.0.1:9090 --subscribers 10000 --payload 16")]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -80,8 +85,8 @@ pub enum BenchMode {
 
 #[derive(Debug, clap::Args)]
 pub struct CommonArgs {
-    /// Server to load: ws://HOST[:PORT][/PATH]. Plain ws:// only: measure TLS deployments behind
-    /// their terminator.
+    /// Server to load: ws://HOST[:PORT][/PATH], or wss://HOST[:PORT][/PATH] for WebSocket
+    /// over TLS (1.3 or 1.2, rustls; the port defaults to 443).
     #[arg(long, value_name = "URL")]
     pub url: String,
     /// Event-loop threads; connections, concurrency and --rate are split evenly between them.
@@ -106,6 +111,20 @@ pub struct CommonArgs {
     /// msgs_per_s, latency_us {p50, p99, p999, max, mean}, errors by cause, errors_total, ...).
     #[arg(long)]
     pub json: bool,
+    /// wss://: trust the CA certificates in this PEM file instead of the system's roots.
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// wss://: accept any server certificate (its handshake signature is still checked), for
+    /// test servers with self-signed certificates. Never measure a real deployment with it.
+    #[arg(long)]
+    pub insecure: bool,
+    /// wss://: "on" shares one TLS client configuration across connections, so new
+    /// connections resume earlier sessions with the server's tickets; "off" makes every
+    /// connection a full handshake (to measure its cost with `connect`). The report counts
+    /// the handshakes that resumed (tls_resumed).
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = parse_on_off,
+          action = clap::ArgAction::Set)]
+    pub tls_resume: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -195,9 +214,23 @@ pub fn parse_cpu_list(list: &str) -> Result<CpuList, String> {
     Ok(CpuList(cpus))
 }
 
+/// Parses a switch with the words every ringws boolean takes: on, off, true, false (any case).
+pub fn parse_on_off(text: &str) -> Result<bool, String> {
+    crate::config::BOOLEAN_WORDS
+        .iter()
+        .find(|(word, _)| word.eq_ignore_ascii_case(text.trim()))
+        .map(|&(_, on)| on)
+        .ok_or_else(|| format!("{text:?}: use on or off"))
+}
+
 fn common_options(args: &CommonArgs, concurrency: usize) -> CommonOptions {
     CommonOptions {
         url: args.url.clone(),
+        tls: TlsOptions {
+            ca_file: args.ca_file.clone(),
+            insecure: args.insecure,
+            resume: args.tls_resume,
+        },
         threads: args.threads,
         pin_cpus: args.pin_cpu.clone().map(|l| l.0).unwrap_or_default(),
         sources: args.sources.clone(),
@@ -317,5 +350,30 @@ mod tests {
         assert_eq!(echo.common.pin_cpu, Some(CpuList(vec![1, 2])));
         assert_eq!(echo.warmup, Duration::from_secs(2));
         assert!(echo.common.json);
+        assert!(echo.common.tls_resume, "resumption is on by default");
+        assert!(!echo.common.insecure && echo.common.ca_file.is_none());
+    }
+
+    #[test]
+    fn parses_the_wss_flags() {
+        let connect = |extra: &[&str]| {
+            let mut args = vec!["bench", "connect", "--url", "wss://localhost:9443/"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).map(|cli| cli.bench.mode) {
+                Ok(BenchMode::Connect(connect)) => Ok(common_options(&connect.common, 1)),
+                Ok(_) => panic!("not connect"),
+                Err(err) => Err(err),
+            }
+        };
+        let opts = connect(&["--ca-file", "/tmp/ca.pem", "--tls-resume", "off"]).unwrap();
+        assert_eq!(opts.url, "wss://localhost:9443/");
+        assert_eq!(opts.tls.ca_file, Some("/tmp/ca.pem".into()));
+        assert!(!opts.tls.resume && !opts.tls.insecure);
+        let opts = connect(&["--insecure", "--tls-resume", "ON"]).unwrap();
+        assert!(opts.tls.insecure && opts.tls.resume);
+        assert!(connect(&["--tls-resume", "sometimes"]).is_err());
+        let both = connect(&["--insecure", "--ca-file", "ca.pem"]).unwrap();
+        let err = options::validate_common(&both).unwrap_err();
+        assert!(err.to_string().contains("exclude each other"), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! What a run is asked to do, per mode, and why it could not start.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::url::UrlError;
@@ -8,8 +9,10 @@ use super::url::UrlError;
 /// Settings shared by every mode.
 #[derive(Clone, Debug)]
 pub struct CommonOptions {
-    /// `ws://HOST:PORT/PATH`.
+    /// `ws://HOST:PORT/PATH` or `wss://HOST:PORT/PATH`.
     pub url: String,
+    /// How wss:// connections verify the server and resume sessions (unused for ws://).
+    pub tls: TlsOptions,
     /// Event-loop threads (each owns its connections outright).
     pub threads: usize,
     /// CPUs to pin the threads to, round-robin; empty: no pinning.
@@ -30,6 +33,7 @@ impl CommonOptions {
     pub fn new(url: impl Into<String>) -> CommonOptions {
         CommonOptions {
             url: url.into(),
+            tls: TlsOptions::default(),
             threads: 1,
             pin_cpus: Vec::new(),
             sources: Vec::new(),
@@ -37,6 +41,28 @@ impl CommonOptions {
             timeout: Duration::from_secs(10),
             server_pid: None,
             progress: false,
+        }
+    }
+}
+
+/// The TLS side of a wss:// run.
+#[derive(Clone, Debug)]
+pub struct TlsOptions {
+    /// Trust these PEM certificates as roots instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate (signatures are still checked); for self-signed tests.
+    pub insecure: bool,
+    /// One client configuration shared by every connection, so connections resume sessions
+    /// with the server's tickets; false: every connection makes a full handshake.
+    pub resume: bool,
+}
+
+impl Default for TlsOptions {
+    fn default() -> TlsOptions {
+        TlsOptions {
+            ca_file: None,
+            insecure: false,
+            resume: true,
         }
     }
 }
@@ -93,6 +119,8 @@ pub enum BenchError {
     ServerPid { pid: u32, source: std::io::Error },
     #[error("cannot set up the event loop: {0}")]
     Setup(std::io::Error),
+    #[error("{0}")]
+    Tls(String),
     #[error(
         "the server at {url} does not echo: {problem}. Is it running `ringws serve --app echo`? \
          (The default app, pubsub, answers with JSON errors; `ringws bench fanout` measures it)"
@@ -117,6 +145,14 @@ pub(crate) fn validate_common(common: &CommonOptions) -> Result<(), BenchError> 
     }
     if common.timeout.is_zero() {
         return Err(BenchError::Invalid("--timeout must be positive".into()));
+    }
+    let tls = &common.tls;
+    if tls.insecure && tls.ca_file.is_some() {
+        return Err(BenchError::Invalid(
+            "--insecure and --ca-file exclude each other: --insecure trusts any certificate, \
+             --ca-file only those its CAs signed"
+                .into(),
+        ));
     }
     let families: Vec<bool> = common.sources.iter().map(IpAddr::is_ipv6).collect();
     if families.windows(2).any(|w| w[0] != w[1]) {

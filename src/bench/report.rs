@@ -58,6 +58,8 @@ const LAG_WARN_US: f64 = 100.0;
 ///   as a fraction of its threads' capacity; near 1.0 means the generator may be the
 ///   bottleneck: add `--threads`.
 /// - `interrupted`: Ctrl-C ended the run early.
+/// - wss:// only: `tls_resumed`, how many of `handshakes` (idle, echo: of `opened`) resumed a
+///   TLS session instead of a full handshake (0 with `--tls-resume off`).
 /// - With `--server-pid` only: `server_pid`; `server_cpu_us_per_op`: server user+system CPU µs
 ///   per operation (echo: per message in the window; connect: per handshake in the window;
 ///   idle: per handshake while opening); `server_rss_bytes_delta`: RssAnon change (echo: before
@@ -88,6 +90,8 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     pub errors_total: u64,
     pub interrupted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_resumed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -255,6 +259,13 @@ impl Report {
             thousands(self.handshakes_per_s.round() as u64)
         );
         self.write_latency(s, "handshake");
+        if let Some(resumed) = self.tls_resumed {
+            let _ = writeln!(
+                s,
+                "  tls           {} of the handshakes resumed a session",
+                thousands(resumed)
+            );
+        }
     }
 
     fn write_latency(&self, s: &mut String, what: &str) {

@@ -14,6 +14,7 @@ use super::options::{
 use super::procfs::{self, ProcSample};
 use super::report::{thousands, Latency, Report, SendLag};
 use super::shared::{Shared, Stage};
+use super::tls::TlsClient;
 use super::url;
 use super::worker::{Mode, RunPlan, ThreadPlan, ThreadStats, Worker};
 use crate::protocol::frame::Opcode;
@@ -60,15 +61,19 @@ pub fn run_echo(opts: &EchoOptions) -> Result<Report, BenchError> {
     let payload = make_payload(opts.payload_bytes, opts.text);
     let plan = make_plan(common, mode, payload.clone(), opcode)?;
     // A server that does not echo is named before the run, not counted as mismatches. When the
-    // check cannot connect or upgrade, the run counts and reports why.
-    let checked = echo_check::check(
-        plan.addr,
-        &plan.host_header,
-        &plan.target,
-        &payload,
-        opcode,
-        common.timeout,
-    );
+    // check cannot connect or upgrade, the run counts and reports why. Its blocking connection
+    // speaks ws:// only: over wss:// the run's own byte-for-byte check is the one made.
+    let checked = match plan.tls {
+        Some(_) => Ok(None),
+        None => echo_check::check(
+            plan.addr,
+            &plan.host_header,
+            &plan.target,
+            &payload,
+            opcode,
+            common.timeout,
+        ),
+    };
     if let Ok(Some(problem)) = checked {
         return Err(BenchError::NotEcho {
             url: common.url.clone(),
@@ -266,6 +271,7 @@ fn make_plan(
         )));
     }
     let timeout_ns = common.timeout.as_nanos().min(u128::from(u64::MAX / 4)) as u64;
+    let tls = TlsClient::for_url(&url, &common.tls)?;
     Ok(RunPlan {
         mode,
         addr,
@@ -276,6 +282,7 @@ fn make_plan(
         close_timeout_ns: timeout_ns.min(MAX_CLOSE_WAIT.as_nanos() as u64),
         payload,
         opcode,
+        tls,
     })
 }
 
@@ -369,6 +376,8 @@ struct Run {
     handshakes_total: u64,
     handshakes_measured: u64,
     open_at_stop: u64,
+    /// wss:// only: handshakes that resumed a TLS session (counted like `handshakes`).
+    tls_resumed: Option<u64>,
     notes: Vec<String>,
 }
 
@@ -425,6 +434,7 @@ fn execute(
         handshakes_total: 0,
         handshakes_measured: 0,
         open_at_stop: 0,
+        tls_resumed: plan.tls.as_ref().map(|_| 0),
         notes: Vec::new(),
     };
     for stats in stats {
@@ -436,6 +446,9 @@ fn execute(
         run.handshakes_total += stats.handshakes;
         run.handshakes_measured += stats.handshakes_measured;
         run.open_at_stop += stats.open_at_stop;
+        if let Some(resumed) = &mut run.tls_resumed {
+            *resumed += stats.tls_resumed;
+        }
         run.notes.extend(stats.pin_error);
     }
     Ok(run)
@@ -527,6 +540,7 @@ fn base_report(
         errors_total: run.errors.total(),
         interrupted: run.timeline.interrupted,
         server_pid: common.server_pid,
+        tls_resumed: run.tls_resumed,
         notes,
         ..Report::default()
     }

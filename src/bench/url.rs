@@ -1,28 +1,28 @@
-//! `ws://HOST[:PORT][/PATH][?QUERY]` parsing for the load generator.
+//! `ws://` and `wss://HOST[:PORT][/PATH][?QUERY]` parsing for the load generator.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
-/// A parsed `ws://` URL.
+/// A parsed `ws://` or `wss://` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WsUrl {
+    /// `wss://`: the connection runs TLS under the WebSocket.
+    pub tls: bool,
     /// Host as written, without IPv6 brackets.
     pub host: String,
     pub port: u16,
     /// Request target: path plus `?query`, always starting with '/'.
     pub target: String,
-    /// Value of the `Host` header: host as written (brackets kept) plus `:port` when not 80.
+    /// Value of the `Host` header: host as written (brackets kept) plus `:port` when not the
+    /// scheme's default (80 for ws://, 443 for wss://).
     pub host_header: String,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
     #[error(
-        "wss:// is not supported: the load generator speaks plain ws:// only, so it never \
-         measures TLS instead of the server. Benchmark behind the TLS terminator (point --url at \
-         the ws:// address it forwards to) or directly against ringws"
+        "{0:?} is not a ws:// or wss:// URL: expected ws://HOST:PORT/PATH or \
+         wss://HOST:PORT/PATH, e.g. ws://127.0.0.1:9001/"
     )]
-    TlsUnsupported,
-    #[error("{0:?} is not a ws:// URL: expected ws://HOST:PORT/PATH, e.g. ws://127.0.0.1:9001/")]
     BadScheme(String),
     #[error("{0:?} has no host: expected ws://HOST:PORT/PATH")]
     MissingHost(String),
@@ -36,7 +36,8 @@ pub enum UrlError {
     BadCharacter(String),
 }
 
-/// Parses a `ws://` URL. The scheme is case-insensitive; the port defaults to 80, the path to "/".
+/// Parses a `ws://` or `wss://` URL. The scheme is case-insensitive; the port defaults to 80
+/// (443 for wss://), the path to "/".
 pub fn parse(url: &str) -> Result<WsUrl, UrlError> {
     if url.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(UrlError::BadCharacter(url.to_owned()));
@@ -44,12 +45,11 @@ pub fn parse(url: &str) -> Result<WsUrl, UrlError> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(UrlError::BadScheme(url.to_owned()));
     };
-    if scheme.eq_ignore_ascii_case("wss") || scheme.eq_ignore_ascii_case("https") {
-        return Err(UrlError::TlsUnsupported);
-    }
-    if !scheme.eq_ignore_ascii_case("ws") {
+    let tls = scheme.eq_ignore_ascii_case("wss");
+    if !tls && !scheme.eq_ignore_ascii_case("ws") {
         return Err(UrlError::BadScheme(url.to_owned()));
     }
+    let default_port = if tls { 443 } else { 80 };
     if rest.contains('#') {
         return Err(UrlError::Fragment(url.to_owned()));
     }
@@ -58,7 +58,7 @@ pub fn parse(url: &str) -> Result<WsUrl, UrlError> {
     if authority.contains('@') {
         return Err(UrlError::UserInfo(url.to_owned()));
     }
-    let (host_part, port) = split_host_port(authority, url)?;
+    let (host_part, port) = split_host_port(authority, url, default_port)?;
     let host = host_part.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(UrlError::MissingHost(url.to_owned()));
@@ -68,12 +68,13 @@ pub fn parse(url: &str) -> Result<WsUrl, UrlError> {
         Some('?') => format!("/{target}"),
         Some(_) => target.to_owned(),
     };
-    let host_header = if port == 80 {
+    let host_header = if port == default_port {
         host_part.to_owned()
     } else {
         format!("{host_part}:{port}")
     };
     Ok(WsUrl {
+        tls,
         host: host.to_owned(),
         port,
         target,
@@ -82,7 +83,11 @@ pub fn parse(url: &str) -> Result<WsUrl, UrlError> {
 }
 
 /// Splits `host[:port]` or `[v6][:port]`; returns the host as written and the port.
-fn split_host_port<'a>(authority: &'a str, url: &str) -> Result<(&'a str, u16), UrlError> {
+fn split_host_port<'a>(
+    authority: &'a str,
+    url: &str,
+    default_port: u16,
+) -> Result<(&'a str, u16), UrlError> {
     let (host, port) = if authority.starts_with('[') {
         let Some(close) = authority.find(']') else {
             return Err(UrlError::MissingHost(url.to_owned()));
@@ -100,7 +105,7 @@ fn split_host_port<'a>(authority: &'a str, url: &str) -> Result<(&'a str, u16), 
         }
     };
     let port = match port {
-        None => 80,
+        None => default_port,
         Some(digits) => match digits.parse::<u16>() {
             Ok(port) if port != 0 && digits.bytes().all(|b| b.is_ascii_digit()) => port,
             _ => return Err(UrlError::BadPort(url.to_owned())),
@@ -151,10 +156,26 @@ mod tests {
     }
 
     #[test]
-    fn rejects_tls_and_other_schemes_with_a_reason() {
-        let err = parse("wss://example.com/").unwrap_err();
-        assert_eq!(err, UrlError::TlsUnsupported);
-        assert!(err.to_string().contains("TLS terminator"));
+    fn parses_wss_with_port_443_by_default() {
+        let url = parse("WSS://example.com/chat").unwrap();
+        assert!(url.tls);
+        assert_eq!((url.port, url.target.as_str()), (443, "/chat"));
+        assert_eq!(url.host_header, "example.com");
+        let url = parse("wss://127.0.0.1:9443").unwrap();
+        assert_eq!(
+            (url.port, url.host_header.as_str()),
+            (9443, "127.0.0.1:9443")
+        );
+        assert_eq!(parse("wss://h:80/").unwrap().host_header, "h:80");
+        assert_eq!(parse("ws://h:443/").unwrap().host_header, "h:443");
+        assert!(!parse("ws://h/").unwrap().tls);
+    }
+
+    #[test]
+    fn rejects_other_schemes_with_a_reason() {
+        let err = parse("https://h/").unwrap_err();
+        assert!(matches!(err, UrlError::BadScheme(_)));
+        assert!(err.to_string().contains("wss://HOST"), "{err}");
         assert!(matches!(parse("http://h/"), Err(UrlError::BadScheme(_))));
         assert!(matches!(
             parse("127.0.0.1:9000"),

@@ -12,6 +12,7 @@ use super::conn::{Conn, ConnState};
 use super::histogram::Histogram;
 use super::runner::MAX_PAYLOAD_BYTES;
 use super::shared::{Shared, Stage};
+use super::tls::TlsClient;
 use crate::protocol::client_handshake::{client_key, write_request, ClientRequest};
 use crate::protocol::frame::Opcode;
 use crate::protocol::handshake::accept_key;
@@ -22,11 +23,15 @@ use crate::sys::socket::{self as sock, IoResult};
 
 mod inbound;
 mod slots;
+mod tls;
 
 use slots::Slots;
 
 /// The per-thread receive buffer shared by all of the thread's sockets.
 const RECV_BUFFER_BYTES: usize = 256 * 1024;
+/// wss://: the per-thread buffer decrypted bytes are read into (rustls hands them out in
+/// pieces of at most one record's worth per call anyway).
+const PLAINTEXT_BUFFER_BYTES: usize = 64 * 1024;
 /// Events taken from epoll per wait.
 const EVENTS_PER_WAIT: usize = 1024;
 /// Longest sleep in epoll, so stage changes are seen promptly.
@@ -69,6 +74,8 @@ pub struct RunPlan {
     /// The echo message and its opcode (empty in other modes).
     pub payload: Vec<u8>,
     pub opcode: Opcode,
+    /// wss://: the run's TLS client configuration (None for ws://).
+    pub tls: Option<TlsClient>,
 }
 
 /// One thread's share of a run.
@@ -97,6 +104,8 @@ pub struct ThreadStats {
     /// Handshakes completed, all stages / inside the measured window.
     pub handshakes: u64,
     pub handshakes_measured: u64,
+    /// wss://: handshakes that resumed a TLS session (in connect mode: inside the window).
+    pub tls_resumed: u64,
     /// Connections left open when the stop began (idle: connections that survived the hold).
     pub open_at_stop: u64,
     /// Open loop, measured window: how late each message was handed to the kernel, in ns.
@@ -145,6 +154,8 @@ pub struct Worker<'a> {
     shared: &'a Shared,
     epoll: Epoll,
     buf: Box<[u8]>,
+    /// wss:// only: where decrypted bytes land (empty for ws://).
+    plaintext: Box<[u8]>,
     slots: Slots,
     rng: Rng,
     stats: ThreadStats,
@@ -174,6 +185,10 @@ impl<'a> Worker<'a> {
             shared,
             epoll,
             buf: vec![0u8; RECV_BUFFER_BYTES].into_boxed_slice(),
+            plaintext: match plan.tls {
+                Some(_) => vec![0u8; PLAINTEXT_BUFFER_BYTES].into_boxed_slice(),
+                None => Box::default(),
+            },
             slots: Slots::default(),
             rng: Rng(seed),
             stats: ThreadStats::default(),
@@ -412,6 +427,12 @@ impl<'a> Worker<'a> {
         let Some(conn) = self.slots.get(token) else {
             return;
         };
+        if let Some(tls) = &self.plan.tls {
+            match tls.connect() {
+                Ok(session) => conn.tls = Some(session),
+                Err(err) => return self.fail_tls(token, &err),
+            }
+        }
         conn.state = ConnState::Handshaking;
         conn.deadline_ns = now + self.plan.timeout_ns;
         conn.accept = accept_key(&key);
@@ -436,34 +457,13 @@ impl<'a> Worker<'a> {
         if conn.write_blocked {
             return true;
         }
+        if conn.tls.is_some() {
+            return self.flush_tls(token);
+        }
         let fd = conn.socket.as_raw_fd();
-        loop {
-            // A started echo frame finishes first; control frames go between echo frames.
-            let (bytes, is_frame) = if conn.frame_pos > 0 {
-                (&conn.frame[conn.frame_pos..], true)
-            } else if conn.out_pos < conn.out.len() {
-                (&conn.out[conn.out_pos..], false)
-            } else if conn.frames_due > 0 {
-                (&conn.frame[..], true)
-            } else {
-                return true;
-            };
+        while let Some((bytes, is_frame)) = conn.next_bytes() {
             match sock::send(fd, bytes) {
-                IoResult::Done(n) if is_frame => {
-                    conn.frame_pos += n;
-                    if conn.frame_pos == conn.frame.len() {
-                        conn.frame_pos = 0;
-                        conn.frames_due -= 1;
-                    }
-                }
-                IoResult::Done(n) => {
-                    conn.out_pos += n;
-                    if conn.out_pos == conn.out.len() {
-                        // Freed, not kept: idle connections then hold no write buffer at all.
-                        conn.out = Vec::new();
-                        conn.out_pos = 0;
-                    }
-                }
+                IoResult::Done(n) => conn.advance(n, is_frame),
                 IoResult::WouldBlock | IoResult::Eof => {
                     conn.write_blocked = true;
                     return true;
@@ -474,6 +474,7 @@ impl<'a> Worker<'a> {
                 }
             }
         }
+        true
     }
 
     /// Reads until the socket is drained. `peer_closed`: the event reported the peer's FIN, so
@@ -485,7 +486,12 @@ impl<'a> Worker<'a> {
         while let Some(conn) = self.slots.get(token) {
             match sock::recv(conn.socket.as_raw_fd(), &mut buf) {
                 IoResult::Done(n) => {
-                    if !self.on_bytes(token, &mut buf[..n], now) {
+                    let more = if conn.tls.is_some() {
+                        self.on_tls_bytes(token, &buf[..n], now)
+                    } else {
+                        self.on_bytes(token, &mut buf[..n], now)
+                    };
+                    if !more {
                         break;
                     }
                     // A short read drained the socket; with edge triggering, new data or a FIN

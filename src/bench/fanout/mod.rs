@@ -115,6 +115,12 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         return Err("--payload must be at least 8 bytes (the sequence number)".into());
     }
     let url = crate::bench::url::parse(&a.url).map_err(|e| e.to_string())?;
+    if url.tls {
+        return Err(format!(
+            "{}: bench fanout speaks ws:// only; point it at the server's plain listener",
+            a.url
+        ));
+    }
     let server = url
         .resolve(a.sources.first().map(|s| s.is_ipv6()))
         .map_err(|e| format!("cannot resolve {}: {e}", url.host))?;

@@ -91,6 +91,11 @@ impl Worker<'_> {
         if measuring {
             self.stats.handshakes_measured += 1;
         }
+        let resumed = conn.tls.as_ref().and_then(|tls| tls.handshake_kind())
+            == Some(rustls::HandshakeKind::Resumed);
+        if resumed && (measuring || mode != Mode::Connect) {
+            self.stats.tls_resumed += 1;
+        }
         if self.stopping || mode == Mode::Connect {
             return self.begin_close(token, now);
         }
