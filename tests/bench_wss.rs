@@ -122,10 +122,12 @@ fn connect(url: String, ca: Option<&Path>, resume: bool) -> Report {
     let mut common = common(url, ca);
     common.concurrency = 4;
     common.tls.resume = resume;
+    // Long enough for handshakes of the debug build on a loaded machine (a full one takes
+    // tens of milliseconds there).
     run_connect(&ConnectOptions {
         common,
-        warmup: Duration::from_millis(200),
-        duration: Duration::from_millis(500),
+        warmup: Duration::from_millis(500),
+        duration: Duration::from_secs(2),
     })
     .unwrap()
 }
