@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::protocol::client_handshake::{ResponseError, UpgradeError};
+pub use crate::tls::client::TlsCause;
 
 /// One cause of failure. `Display` gives the stable label used in reports and JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,95 +51,6 @@ pub enum Cause {
     OpenTimeout,
     /// wss://: the TLS handshake or a TLS record failed.
     Tls(TlsCause),
-}
-
-/// Why a wss:// connection's TLS failed. Labels are `tls:` and the name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TlsCause {
-    /// The chain leads to no trusted root: self-signed, a private CA not given with `--ca-file`,
-    /// or a public CA's leaf sent without its intermediate.
-    UnknownIssuer,
-    /// The certificate does not cover the URL's host.
-    NameMismatch,
-    Expired,
-    NotYetValid,
-    /// Any other rejected certificate (bad signature, revoked, wrong usage, unparseable).
-    BadCertificate,
-    /// The server ended the handshake with this TLS alert (e.g. 40 handshake_failure).
-    Alert(u8),
-    /// No TLS version or cipher suite in common.
-    NoCommonVersionOrCipher,
-    /// The answer is not TLS at all: the port speaks plain HTTP (a ws:// port).
-    NotTls,
-    /// Anything else the server did wrong at the TLS layer.
-    Protocol,
-}
-
-impl fmt::Display for TlsCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match *self {
-            TlsCause::UnknownIssuer => "unknown_issuer",
-            TlsCause::NameMismatch => "name_mismatch",
-            TlsCause::Expired => "expired",
-            TlsCause::NotYetValid => "not_yet_valid",
-            TlsCause::BadCertificate => "bad_certificate",
-            TlsCause::Alert(code) => return write!(f, "alert_{}", alert_name(code)),
-            TlsCause::NoCommonVersionOrCipher => "no_common_version_or_cipher",
-            TlsCause::NotTls => "not_tls",
-            TlsCause::Protocol => "protocol_error",
-        };
-        f.write_str(name)
-    }
-}
-
-/// RFC 8446 §6 names of the alerts a server sends during a handshake; the number otherwise.
-fn alert_name(code: u8) -> String {
-    let name = match code {
-        10 => "unexpected_message",
-        20 => "bad_record_mac",
-        40 => "handshake_failure",
-        42 => "bad_certificate",
-        43 => "unsupported_certificate",
-        45 => "certificate_expired",
-        46 => "certificate_unknown",
-        47 => "illegal_parameter",
-        48 => "unknown_ca",
-        49 => "access_denied",
-        50 => "decode_error",
-        51 => "decrypt_error",
-        70 => "protocol_version",
-        71 => "insufficient_security",
-        80 => "internal_error",
-        109 => "missing_extension",
-        110 => "unsupported_extension",
-        112 => "unrecognized_name",
-        116 => "certificate_required",
-        120 => "no_application_protocol",
-        _ => return code.to_string(),
-    };
-    name.to_owned()
-}
-
-impl From<&rustls::Error> for TlsCause {
-    fn from(error: &rustls::Error) -> TlsCause {
-        use rustls::{CertificateError as Cert, Error, InvalidMessage};
-        match error {
-            Error::InvalidCertificate(cert) => match cert {
-                Cert::UnknownIssuer => TlsCause::UnknownIssuer,
-                Cert::NotValidForName | Cert::NotValidForNameContext { .. } => {
-                    TlsCause::NameMismatch
-                }
-                Cert::Expired | Cert::ExpiredContext { .. } => TlsCause::Expired,
-                Cert::NotValidYet | Cert::NotValidYetContext { .. } => TlsCause::NotYetValid,
-                _ => TlsCause::BadCertificate,
-            },
-            Error::AlertReceived(alert) => TlsCause::Alert(u8::from(*alert)),
-            Error::PeerIncompatible(_) => TlsCause::NoCommonVersionOrCipher,
-            Error::InvalidMessage(InvalidMessage::InvalidContentType)
-            | Error::InvalidMessage(InvalidMessage::UnknownProtocolVersion) => TlsCause::NotTls,
-            _ => TlsCause::Protocol,
-        }
-    }
 }
 
 impl fmt::Display for Cause {

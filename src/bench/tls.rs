@@ -1,4 +1,5 @@
-//! wss:// for the load generator: the rustls client configuration a run shares, the adapter
+//! wss:// for the load generator: the rustls client configuration a run shares (built by
+//! `crate::tls::client`, which doctor uses too), the adapter
 //! through which rustls reads and writes a non-blocking socket, and the one-time explanation of
 //! a TLS failure.
 //!
@@ -10,26 +11,20 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{
     ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
 };
-use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, NamedGroup, RootCertStore,
-    SignatureScheme,
-};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, NamedGroup};
 
 use super::cause::TlsCause;
 use super::options::{BenchError, TlsOptions};
 use super::url::WsUrl;
 use crate::sys::socket::{self as sock, IoResult};
+use crate::tls::client;
 
 /// What every wss:// connection of a run is made from.
 pub struct TlsClient {
@@ -57,34 +52,20 @@ impl TlsClient {
     /// Builds the run's client configuration: roots from `--ca-file`, the system's, or none
     /// with `--insecure`; TLS 1.3 and 1.2; ALPN `http/1.1`; session resumption unless off.
     pub fn new(url: &WsUrl, opts: &TlsOptions) -> Result<TlsClient, BenchError> {
-        let provider = Arc::new(ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(rustls::ALL_VERSIONS)
-            .map_err(|err| BenchError::Tls(format!("cannot set up TLS: {err}")))?;
-        let mut config = if opts.insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-                .with_no_client_auth()
-        } else {
-            let roots = match &opts.ca_file {
-                Some(path) => roots_from_file(path)?,
-                None => system_roots()?,
-            };
-            builder.with_root_certificates(roots).with_no_client_auth()
+        let trust = client::Trust {
+            ca_file: opts.ca_file.as_deref(),
+            insecure: opts.insecure,
         };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let provider = client::provider();
+        let mut config = client::verifier(trust, &provider, false)
+            .and_then(|verifier| client::config(verifier, provider))
+            .map_err(BenchError::Tls)?;
         config.resumption = if opts.resume {
             Resumption::store(Arc::new(Sessions::default()))
         } else {
             Resumption::disabled()
         };
-        let server_name = ServerName::try_from(url.host.clone()).map_err(|_| {
-            BenchError::Tls(format!(
-                "{:?} is neither a DNS name nor an IP address TLS can verify",
-                url.host
-            ))
-        })?;
+        let server_name = client::server_name(&url.host).map_err(BenchError::Tls)?;
         Ok(TlsClient {
             config: Arc::new(config),
             server_name,
@@ -104,11 +85,7 @@ impl TlsClient {
         if self.explained.swap(true, Ordering::Relaxed) {
             return;
         }
-        let name = match &self.server_name {
-            ServerName::DnsName(name) => name.as_ref().to_owned(),
-            ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
-            other => format!("{other:?}"),
-        };
+        let name = client::server_name_text(&self.server_name);
         eprintln!(
             "ringws bench: TLS with {name} failed: {error}. {}",
             hint(TlsCause::from(error))
@@ -146,40 +123,6 @@ pub fn hint(cause: TlsCause) -> &'static str {
         }
         TlsCause::Protocol => "The server broke the TLS protocol",
     }
-}
-
-fn roots_from_file(path: &Path) -> Result<RootCertStore, BenchError> {
-    let shown = path.display();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect())
-        .map_err(|err| BenchError::Tls(format!("--ca-file {shown}: {err}")))?;
-    let mut roots = RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(BenchError::Tls(format!(
-            "--ca-file {shown} holds no usable CERTIFICATE block: give the PEM file of the CA \
-             that signed the server's certificate"
-        )));
-    }
-    Ok(roots)
-}
-
-fn system_roots() -> Result<RootCertStore, BenchError> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        let why = found
-            .errors
-            .first()
-            .map(|err| format!(" ({err})"))
-            .unwrap_or_default();
-        return Err(BenchError::Tls(format!(
-            "no system root certificates found{why}: install the ca-certificates package, or \
-             give the server's CA with --ca-file PATH (--insecure for a self-signed test server)"
-        )));
-    }
-    Ok(roots)
 }
 
 /// Most TLS 1.3 tickets kept for resumption. rustls's own store keeps 8 per server: with tens
@@ -239,56 +182,6 @@ impl ClientSessionStore for Sessions {
 
     fn take_tls13_ticket(&self, _: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
         self.state().tls13.pop_back()
-    }
-}
-
-/// `--insecure`: any certificate chain is accepted, but the handshake signature is still
-/// checked, so the TLS work the server does is the same as with verification.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -9,6 +9,7 @@
 //! 3 KiB, see docs/benchmarks.md), nothing more.
 
 pub mod certificate;
+pub mod client;
 pub mod failure;
 pub mod files;
 pub mod session;
