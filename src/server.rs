@@ -331,7 +331,7 @@ impl Server {
                 tracing::info!(
                     subject = %loaded.summary.subject,
                     names = %loaded.summary.names.join(","),
-                    expires = %humantime::format_rfc3339_seconds(unix_time(loaded.summary.not_after_unix_s)),
+                    expires = %loaded.summary.not_after_text(),
                     "TLS certificate reloaded: new handshakes use it, open connections keep theirs"
                 );
                 warn_if_expiring(&loaded.summary);
@@ -552,36 +552,28 @@ fn log_summary(stats: &[Arc<CoreStats>], uptime: Duration) {
     }
 }
 
-/// Certificates that expire within this many days are warned about at start and on reload.
-const CERTIFICATE_WARN_DAYS: i64 = 14;
-
-fn unix_time(seconds: i64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64)
-}
-
-/// Warns when the certificate expires within [`CERTIFICATE_WARN_DAYS`] or is not yet valid.
+/// Warns when the certificate expires within [`tls::certificate::CERTIFICATE_WARN_DAYS`] or is
+/// not yet valid.
 fn warn_if_expiring(summary: &tls::CertificateSummary) {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = tls::certificate::now_unix_s();
     let days = summary.days_left(now);
-    let expires = humantime::format_rfc3339_seconds(unix_time(summary.not_after_unix_s));
+    let expires = summary.not_after_text();
     if days < 0 {
         tracing::warn!(
             "the TLS certificate ({}) expired on {expires}: clients refuse it",
             summary.subject
         );
-    } else if days < CERTIFICATE_WARN_DAYS {
+    } else if days < tls::certificate::CERTIFICATE_WARN_DAYS {
         tracing::warn!(
             "the TLS certificate ({}) expires in {days} days ({expires})",
             summary.subject
         );
     }
     if summary.not_before_unix_s > now {
-        let from = humantime::format_rfc3339_seconds(unix_time(summary.not_before_unix_s));
         tracing::warn!(
-            "the TLS certificate ({}) is not valid before {from}: clients refuse it until then",
-            summary.subject
+            "the TLS certificate ({}) is not valid before {}: clients refuse it until then",
+            summary.subject,
+            summary.not_before_text()
         );
     }
 }

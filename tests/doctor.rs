@@ -158,7 +158,11 @@ fn a_404_from_pubsub_names_the_paths_it_serves() {
 fn wss_url_on_a_plain_port() {
     let server = start_ringws();
     let run = doctor(&[&format!("wss://{}/", server.addr)]);
-    assert_run(&run, 4, &["plain HTTP, not TLS", "ws://"]);
+    assert_run(
+        &run,
+        4,
+        &["✘ tls", "in plain HTTP", "\"HTTP/1.1 400", "ws://"],
+    );
 }
 
 #[test]
@@ -234,7 +238,7 @@ fn tls_only_port() {
     let run = doctor(&[&url(addr)]);
     assert_run(&run, 4, &["TLS alert", "expects TLS", "wss://"]);
     let run = doctor(&[&format!("wss://{addr}/")]);
-    assert_run(&run, 4, &["speaks TLS", "does not implement TLS"]);
+    assert_run(&run, 4, &["✘ tls", "no TLS version", "TLS 1.3 and 1.2"]);
 }
 
 #[test]

@@ -5,8 +5,10 @@ use super::response::Response;
 use crate::protocol::client_handshake::{UpgradeError, MAX_RESPONSE_HEAD_BYTES};
 
 mod refusal;
+mod tls;
 
 use refusal::answer;
+pub(super) use tls::{TlsProblem, TlsSeen};
 
 /// Exit code: the endpoint upgraded, answered a ping and closed cleanly.
 pub const EXIT_OK: i32 = 0;
@@ -22,7 +24,7 @@ pub const EXIT_WEBSOCKET: i32 = 5;
 /// What the rules need to know about the attempt besides the observation.
 #[derive(Clone, Debug, Default)]
 pub struct Context {
-    /// The URL was `wss://` (doctor still speaks plain HTTP: it has no TLS).
+    /// The URL was `wss://`: the upgrade ran over TLS.
     pub tls_url: bool,
     /// `host:port`.
     pub authority: String,
@@ -118,6 +120,8 @@ pub enum Observation {
     BadClose {
         detail: String,
     },
+    /// wss://: the TLS handshake failed.
+    Tls(Box<TlsSeen>),
 }
 
 impl Observation {
@@ -131,7 +135,8 @@ impl Observation {
             | NotHttp { .. }
             | ResponseTooLarge
             | Answer { .. }
-            | BadUpgrade(_) => EXIT_HANDSHAKE,
+            | BadUpgrade(_)
+            | Tls(_) => EXIT_HANDSHAKE,
             ClosedAfterUpgrade { .. }
             | DroppedAfterUpgrade { .. }
             | NoPong { .. }
@@ -188,9 +193,7 @@ pub fn diagnose(ctx: &Context, observation: &Observation) -> Diagnosis {
              use the IP address",
         ),
         Connect { addr, failure } => connect_failure(ctx, addr, failure),
-        NoAnswer if ctx.tls_url => {
-            tls_port_untestable(ctx, &format!("sent nothing back within {}", ctx.timeout()))
-        }
+        Tls(seen) => tls::tls(ctx, seen),
         NoAnswer => diagnosis(
             format!(
                 "{authority} accepted the TCP connection but did not answer the upgrade request \
@@ -201,14 +204,6 @@ pub fn diagnose(ctx: &Context, observation: &Observation) -> Diagnosis {
             "check the server's load and logs; behind a proxy, run doctor against ringws's own \
              listen address; raise --timeout to see whether the answer is only slow",
         ),
-        ClosedWithoutAnswer { reset } if ctx.tls_url => {
-            let how = if *reset {
-                "reset the connection"
-            } else {
-                "closed the connection"
-            };
-            tls_port_untestable(ctx, &format!("{how} without a byte"))
-        }
         ClosedWithoutAnswer { reset } => {
             let how = if *reset { "reset" } else { "closed" };
             diagnosis(
@@ -226,9 +221,6 @@ pub fn diagnose(ctx: &Context, observation: &Observation) -> Diagnosis {
             )
         }
         NotHttp { prefix } => match tls_record(prefix) {
-            Some(kind) if ctx.tls_url => {
-                tls_port_untestable(ctx, &format!("answered with a TLS {kind} record"))
-            }
             Some(kind) => diagnosis(
                 format!(
                     "{authority} answered with a TLS {kind} record ({}): the port expects TLS, \
@@ -236,9 +228,8 @@ pub fn diagnose(ctx: &Context, observation: &Observation) -> Diagnosis {
                     hex(prefix)
                 ),
                 format!(
-                    "use wss://{authority}{}. ringws itself never speaks TLS: this port is a TLS \
-                     terminator (nginx, HAProxy, a load balancer) in front of it; to test ringws \
-                     directly, point doctor at the plain ws:// address the terminator forwards to",
+                    "use wss://{authority}{} (ringws serves wss:// on its tls_listen port, or a \
+                     TLS terminator in front of it does)",
                     ctx.target
                 ),
             ),
@@ -373,23 +364,6 @@ fn connect_failure(ctx: &Context, addr: &str, failure: &ConnectFailure) -> Diagn
 }
 
 /// `wss://`, and the port looks like TLS: doctor can go no further.
-fn tls_port_untestable(ctx: &Context, what: &str) -> Diagnosis {
-    let authority = &ctx.authority;
-    diagnosis(
-        format!(
-            "{authority} {what} when doctor sent plain HTTP: it speaks TLS, as wss:// expects. \
-             doctor does not implement TLS, so it cannot check the WebSocket upgrade behind it"
-        ),
-        format!(
-            "run doctor against the plain ws:// address the TLS terminator forwards to (ringws's \
-             listen address, e.g. ws://127.0.0.1:9001{}), and test the TLS side with a TLS-capable \
-             client: `python3 -m websockets wss://{authority}{}` or `openssl s_client -connect \
-             {authority}`",
-            ctx.target, ctx.target
-        ),
-    )
-}
-
 /// The record type's name when `prefix` starts like a TLS record (type 20..=23, version 3.x).
 fn tls_record(prefix: &[u8]) -> Option<&'static str> {
     match prefix {
@@ -572,13 +546,6 @@ mod tests {
         }
     }
 
-    fn tls_ctx() -> Context {
-        Context {
-            tls_url: true,
-            ..ctx()
-        }
-    }
-
     fn response(status: u16, reason: &str, headers: &[(&str, &str)]) -> Response {
         Response {
             status,
@@ -703,33 +670,6 @@ mod tests {
             "<html><head><title>400 The plain HTTP request was sent to HTTPS port</title>",
         );
         assert_mentions(&diagnose(&ctx(), &nginx), &["expects TLS", "use wss://"]);
-    }
-
-    #[test]
-    fn wss_urls_on_tls_and_plain_ports() {
-        let alert = Observation::NotHttp {
-            prefix: vec![0x15, 0x03, 0x01, 0x00, 0x02],
-        };
-        for observation in [alert, Observation::ClosedWithoutAnswer { reset: true }] {
-            let d = diagnose(&tls_ctx(), &observation);
-            assert_mentions(
-                &d,
-                &[
-                    "speaks TLS",
-                    "does not implement TLS",
-                    "python3 -m websockets wss://",
-                ],
-            );
-        }
-        let d = diagnose(&tls_ctx(), &answer(101, "Switching Protocols", &[], ""));
-        assert_mentions(
-            &d,
-            &[
-                "plain HTTP, not TLS",
-                "ws://example.com:9001/chat",
-                "TLS terminator",
-            ],
-        );
     }
 
     #[test]

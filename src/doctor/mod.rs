@@ -4,6 +4,8 @@
 //! - `target.rs` parses the URL; `request.rs` builds the upgrade request;
 //! - `probe.rs` does the socket work (blocking std sockets, a timeout on every step), with the
 //!   protocol core's client handshake checks and client frame reader;
+//! - `tls.rs` is the TLS step of a wss:// URL (rustls over the blocking socket, with the TLS
+//!   client `ringws bench` uses too, `crate::tls::client`);
 //! - `response.rs` keeps the answer's head and a refusal's body;
 //! - `diagnose.rs` turns the first failure into a cause and a fix (pure, unit-tested);
 //! - `report.rs` prints the steps or the JSON object.
@@ -14,6 +16,7 @@ mod report;
 mod request;
 mod response;
 mod target;
+mod tls;
 
 use std::time::Duration;
 
@@ -28,19 +31,18 @@ pub use diagnose::{
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 const AFTER_HELP: &str = "\
-Steps: resolve the host; connect; send the upgrade request (with --origin, --protocol, --token
+Steps: resolve the host; connect; for wss://, the TLS handshake (the version, cipher suite, ALPN
+and the certificate's subject, issuer, names and expiry are shown; the chain is checked against
+the system's roots, or --ca-file); send the upgrade request (with --origin, --protocol, --token
 and --header as given, and permessage-deflate offered like a browser); verify the 101 answer
 (Upgrade, Connection, Sec-WebSocket-Accept, the negotiated subprotocol and extensions); send a
 masked ping and time the pong; close with 1000 and wait for the server's close and its TCP close.
 On a failure, doctor names the most likely cause and the fix.
 
-wss:// URLs are accepted for diagnosis: doctor has no TLS, so it sends plain HTTP and tells
-whether the port speaks TLS (then test the plain ws:// address the terminator forwards to) or
-plain HTTP (then wss:// cannot work there).
-
 Examples:
   ringws doctor ws://127.0.0.1:9001/
   ringws doctor wss://chat.example.com/ws --origin https://app.example.com --protocol chat.v1
+  ringws doctor wss://127.0.0.1:9443/ --ca-file test-ca.pem
   ringws doctor ws://10.0.0.5:9001/ --token \"$TOKEN\" --token-in-query -v
   ringws doctor ws://127.0.0.1:9001/ --header 'Sec-WebSocket-Version: 8'   # a header replaced
   ringws doctor ws://127.0.0.1:9001/ --json | jq .cause
@@ -49,9 +51,10 @@ Exit codes:
   0  the endpoint upgraded, answered the ping and closed cleanly
   2  usage error or bad URL
   3  cannot connect: DNS failure, connection refused, timeout, unreachable
-  4  connected, but the upgrade was refused or invalid (non-101, wrong Sec-WebSocket-Accept,
-     a subprotocol or extension not offered, a TLS or non-HTTP port), or a wss:// port that
-     doctor cannot check without TLS
+  4  connected, but the TLS handshake failed (certificate expired, not trusted, missing its
+     intermediate or for another name; no common TLS version; plain HTTP on the port; ALPN
+     without http/1.1), or the upgrade was refused or invalid (non-101, wrong
+     Sec-WebSocket-Accept, a subprotocol or extension not offered, a TLS or non-HTTP port)
   5  upgraded, then the WebSocket misbehaved: closed after the 101, no pong, bad close
 
 docs/troubleshooting.md explains each symptom and fix.";
@@ -60,7 +63,7 @@ docs/troubleshooting.md explains each symptom and fix.";
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct DoctorArgs {
-    /// The endpoint: ws://HOST[:PORT]/PATH (wss:// is diagnosed without TLS; see below).
+    /// The endpoint: ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH.
     #[arg(value_name = "URL")]
     pub url: String,
     /// Send `Origin: ORIGIN`, as a browser does for the page that opens the WebSocket.
@@ -86,6 +89,13 @@ pub struct DoctorArgs {
     /// seconds or a duration with a unit (2, 2.5, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_timeout)]
     pub timeout: Duration,
+    /// wss://: trust the CA certificates in this PEM file instead of the system's roots.
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// wss://: accept any certificate (the handshake is still checked); shows the certificate
+    /// without judging it.
+    #[arg(long)]
+    pub insecure: bool,
     /// Print the request and response heads as sent and received (to stderr; tokens masked).
     #[arg(short, long)]
     pub verbose: bool,
@@ -111,6 +121,22 @@ pub fn run(args: DoctorArgs) -> i32 {
             eprintln!("ringws doctor: {err}");
             return EXIT_USAGE;
         }
+    };
+    let tls = match target.scheme {
+        target::Scheme::Wss => {
+            match tls::TlsPlan::new(&target.host, args.ca_file.as_deref(), args.insecure) {
+                Ok(plan) => Some(plan),
+                Err(err) => {
+                    eprintln!("ringws doctor: {err}");
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        target::Scheme::Ws if args.ca_file.is_some() || args.insecure => {
+            eprintln!("ringws doctor: --ca-file and --insecure apply to wss:// URLs only");
+            return EXIT_USAGE;
+        }
+        target::Scheme::Ws => None,
     };
     let key = client_key(crate::sys::process::random_bytes());
     let request = request::build(&request::RequestSpec {
@@ -158,6 +184,7 @@ pub fn run(args: DoctorArgs) -> i32 {
         target: &target,
         request: &request,
         timeout: args.timeout,
+        tls: tls.as_ref(),
     };
     let outcome = probe::run(&plan, &mut print_head);
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use super::diagnose::{ConnectFailure, Observation};
 use super::request::Request;
 use super::response::{self, Response};
-use super::target::{Scheme, Target};
+use super::target::Target;
+use super::tls::{self, Stream, TlsPlan};
 use crate::protocol::client_handshake::{check_upgrade, parse_response, ResponseError};
 use crate::protocol::frame::{append_client_frame, RESERVED_BITS};
 use crate::protocol::handshake::accept_key;
@@ -40,6 +41,8 @@ pub struct Plan<'a> {
     pub request: &'a Request,
     /// Each step's own limit.
     pub timeout: Duration,
+    /// wss://: how to speak TLS after connecting.
+    pub tls: Option<&'a TlsPlan>,
 }
 
 /// Which head `on_head` is given.
@@ -123,7 +126,15 @@ fn probe(
 
     let started = Instant::now();
     let connected = connect(&addrs, timeout);
-    let mut stream = out.record("connect".to_owned(), started, connected)?;
+    let tcp = out.record("connect".to_owned(), started, connected)?;
+    let mut stream = match plan.tls {
+        Some(tls) => {
+            let started = Instant::now();
+            let handshake = tls::handshake(tls, tcp, timeout);
+            out.record("tls".to_owned(), started, handshake)?
+        }
+        None => Stream::Plain(tcp),
+    };
 
     let started = Instant::now();
     let upgraded = upgrade(plan, &mut stream, on_head, out);
@@ -155,7 +166,7 @@ enum Received {
     Close { code: Option<u16>, reason: String },
 }
 
-type StepResult<T> = Result<(T, String), (Observation, String)>;
+pub(super) type StepResult<T> = Result<(T, String), (Observation, String)>;
 
 fn resolve(host: &str, port: u16, timeout: Duration) -> StepResult<Vec<SocketAddr>> {
     if let Ok(ip) = host.parse::<IpAddr>() {
@@ -272,7 +283,7 @@ fn failure_text(failure: &ConnectFailure) -> String {
 /// already received after the head (frames).
 fn upgrade(
     plan: &Plan<'_>,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     on_head: &mut dyn FnMut(Head, &[u8]),
     out: &mut Outcome,
 ) -> StepResult<Session> {
@@ -338,7 +349,7 @@ fn upgrade(
     let response = Response::from_head(&head);
     out.response = Some(response.clone());
     let status = format!("{} {}", response.status, response.reason);
-    if response.status != 101 || plan.target.scheme == Scheme::Wss {
+    if response.status != 101 {
         let body = read_body(stream, &response, &buf[response.head_len..], deadline);
         let detail = match response.header("Content-Type") {
             Some(content_type) => format!("HTTP {status} ({content_type})"),
@@ -387,7 +398,7 @@ fn not_http(buf: &[u8]) -> Observation {
 
 /// Reads as much of a refusal's body as doctor keeps, waiting at most [`BODY_WAIT`].
 fn read_body(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     response: &Response,
     already: &[u8],
     deadline: Instant,
@@ -409,7 +420,7 @@ fn control_frame(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
     frame
 }
 
-fn ping(stream: &mut TcpStream, session: &mut Session, timeout: Duration) -> StepResult<Duration> {
+fn ping(stream: &mut Stream, session: &mut Session, timeout: Duration) -> StepResult<Duration> {
     let payload: [u8; PING_PAYLOAD_BYTES] = random_bytes();
     let sent = Instant::now();
     if let Err(err) = stream.write_all(&control_frame(Opcode::Ping, &payload)) {
@@ -476,7 +487,7 @@ fn closed_by_server(code: Option<u16>, reason: String) -> (Observation, String) 
     (Observation::ClosedAfterUpgrade { code, reason }, detail)
 }
 
-fn close(stream: &mut TcpStream, session: &mut Session, timeout: Duration) -> StepResult<()> {
+fn close(stream: &mut Stream, session: &mut Session, timeout: Duration) -> StepResult<()> {
     let frame = control_frame(Opcode::Close, &CloseCode::NORMAL.0.to_be_bytes());
     if let Err(err) = stream.write_all(&frame) {
         return Err(io_failure("sending the close frame", err));
@@ -603,7 +614,7 @@ enum Read {
 }
 
 /// One `read(2)` appended to `buf`, bounded by `deadline`.
-fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Read {
+fn read_some(stream: &mut Stream, buf: &mut Vec<u8>, deadline: Instant) -> Read {
     let mut chunk = [0u8; 16 * 1024];
     loop {
         let now = Instant::now();
@@ -612,7 +623,7 @@ fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Re
         }
         // A zero read timeout means "block forever" to the OS, so never pass one.
         let left = (deadline - now).max(Duration::from_millis(1));
-        if let Err(err) = stream.set_read_timeout(Some(left)) {
+        if let Err(err) = stream.tcp().set_read_timeout(Some(left)) {
             return Read::Error(err);
         }
         return match stream.read(&mut chunk) {
@@ -622,6 +633,8 @@ fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Re
                 Read::Data
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            // TLS: the server closed TCP without a close_notify alert.
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => Read::Eof,
             Err(err)
                 if matches!(
                     err.kind(),

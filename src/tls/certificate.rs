@@ -51,10 +51,37 @@ impl CertificateSummary {
         })
     }
 
+    /// `notBefore` as RFC 3339 (`2026-01-02T00:00:00Z`).
+    pub fn not_before_text(&self) -> String {
+        rfc3339(self.not_before_unix_s)
+    }
+
+    /// `notAfter` as RFC 3339.
+    pub fn not_after_text(&self) -> String {
+        rfc3339(self.not_after_unix_s)
+    }
+
     /// Whole days from `now_unix_s` until it expires (negative once expired).
     pub fn days_left(&self, now_unix_s: i64) -> i64 {
         (self.not_after_unix_s - now_unix_s).div_euclid(86_400)
     }
+}
+
+/// Certificates that expire within this many days are warned about (server start and reload,
+/// `ringws check`, `ringws doctor`).
+pub const CERTIFICATE_WARN_DAYS: i64 = 14;
+
+/// Seconds since the Unix epoch, now.
+pub fn now_unix_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn rfc3339(unix_s: i64) -> String {
+    let at =
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(unix_s.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 /// The identity a client certificate gives its connection: its subject's common name, or the

@@ -1,7 +1,7 @@
 //! Explaining an HTTP answer that is not a 101: a ringws refusal (its own reasons, each with its
 //! fix), a proxy's or another server's answer, and what the body says.
 
-use super::{diagnosis, tls_port_untestable, Context, Diagnosis, FIND_THE_HOP, PROXY_FIX};
+use super::{diagnosis, Context, Diagnosis, FIND_THE_HOP, PROXY_FIX};
 use crate::doctor::response::Response;
 use crate::protocol::refusal::served_paths;
 use crate::protocol::RefusalReason;
@@ -89,28 +89,6 @@ fn status_line(response: &Response) -> String {
 
 pub(super) fn answer(ctx: &Context, response: &Response, body: &[u8]) -> Diagnosis {
     let authority = &ctx.authority;
-    if ctx.tls_url {
-        if says_https_port(response, body) {
-            return tls_port_untestable(
-                ctx,
-                "answered \"plain HTTP request was sent to HTTPS port\"",
-            );
-        }
-        return diagnosis(
-            format!(
-                "{authority} answered doctor's plain-text request with {}: it speaks plain \
-                 HTTP, not TLS, so a client connecting with wss:// fails its TLS handshake \
-                 there (a browser reports close code 1006 and no status)",
-                status_line(response)
-            ),
-            format!(
-                "connect with ws://{authority}{}, or put a TLS terminator in front that serves \
-                 wss:// and forwards plain ws:// to ringws (deploy/nginx/ringws.conf, \
-                 deploy/haproxy/ringws.cfg)",
-                ctx.target
-            ),
-        );
-    }
     if says_https_port(response, body) {
         return diagnosis(
             format!(
