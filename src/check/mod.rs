@@ -2,6 +2,7 @@
 //!
 //! - `facts.rs` reads the machine (or a copy of its /proc and /sys) into a `SystemFacts`;
 //! - `rules.rs` judges those facts against a plan with pure functions, one per setting;
+//! - `tls.rs` judges the certificate and key files (`tls_cert`, `tls_key`);
 //! - `profile.rs` holds the values of the deploy/ files the fix lines point at;
 //! - `report.rs` prints the table or the JSON.
 
@@ -9,6 +10,7 @@ mod facts;
 mod profile;
 mod report;
 mod rules;
+mod tls;
 
 use std::path::PathBuf;
 
@@ -29,6 +31,7 @@ const EXAMPLES: &str = "\
 Examples:
   ringws check --connections 1000000
   ringws check --connections 100000 --cores 4 --json
+  ringws check --connections 100000 --config ringws.toml   # also tls_cert and tls_key
 
 Each fix line names the file in deploy/ it belongs in; docs/tuning.md walks through them.
 Exit code: 0 when every check passes or warns, 1 when any fails.";
@@ -51,9 +54,39 @@ pub struct CheckArgs {
     /// probe, which can only test this machine.
     #[arg(long, value_name = "DIR")]
     pub proc_root: Option<PathBuf>,
+    /// Also check the certificate and key files (tls_cert, tls_key) of this config file: the
+    /// key matches, the chain is complete, days to expiry.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Check this certificate chain (PEM) instead of the config file's tls_cert.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Read a copy of /sys from DIR (cores from DIR/devices/system/cpu/online).
     #[arg(long, value_name = "DIR")]
     pub sys_root: Option<PathBuf>,
+}
+
+/// The certificate and key to check: the flags, else the config file's tls_cert and tls_key.
+fn tls_files(args: &CheckArgs) -> Result<Option<(PathBuf, PathBuf)>, String> {
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        return Ok(Some((cert.clone(), key.clone())));
+    }
+    let Some(path) = &args.config else {
+        return Ok(None);
+    };
+    let config = crate::config::load(Some(path), &crate::config::Settings::default())
+        .map_err(|err| err.to_string())?;
+    match (config.tls_cert, config.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some((cert, key))),
+        (None, None) => Ok(None),
+        _ => Err(format!(
+            "{}: tls_cert and tls_key go together: set both",
+            path.display()
+        )),
+    }
 }
 
 /// Runs `ringws check`; returns the exit code.
@@ -74,7 +107,19 @@ pub fn run(args: CheckArgs) -> i32 {
         cores: args.cores.map_or(facts.cores, |c| c as usize),
         recv_buffer_size_bytes: crate::config::Config::default().recv_buffer_size as u64,
     };
-    let checks = evaluate(&facts, &plan);
+    let mut checks = evaluate(&facts, &plan);
+    match tls_files(&args) {
+        Ok(Some((cert, key))) => checks.extend(tls::check_tls(
+            &cert,
+            &key,
+            crate::tls::certificate::now_unix_s(),
+        )),
+        Ok(None) => {}
+        Err(err) => {
+            eprintln!("ringws check: {err}");
+            return EXIT_USAGE;
+        }
+    }
     if args.json {
         let value = report::json(&plan, memory_estimate_bytes(&plan), &checks);
         println!("{value:#}");

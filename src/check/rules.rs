@@ -133,7 +133,11 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: &'static str, current: impl Into<String>, needed: impl Into<String>) -> Check {
+    pub(super) fn new(
+        name: &'static str,
+        current: impl Into<String>,
+        needed: impl Into<String>,
+    ) -> Check {
         Check {
             name,
             current: current.into(),
@@ -144,7 +148,18 @@ impl Check {
         }
     }
 
-    fn with(mut self, status: Status, fix: Option<String>, why: impl Into<String>) -> Check {
+    /// The same row with another CURRENT value.
+    pub(super) fn showing(mut self, current: impl Into<String>) -> Check {
+        self.current = current.into();
+        self
+    }
+
+    pub(super) fn with(
+        mut self,
+        status: Status,
+        fix: Option<String>,
+        why: impl Into<String>,
+    ) -> Check {
         self.status = status;
         self.fix = if status == Status::Pass { None } else { fix };
         self.why = why.into();
