@@ -11,47 +11,24 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ringws::bench::{run_connect, run_echo, CommonOptions, ConnectOptions, EchoOptions, Report};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ServerConfig, ServerConnection};
+use rustls::ServerConnection;
 
-use common::proxy::{free_port, tools, Scratch};
+use common::proxy::{free_port, Scratch};
 use common::ServerProcess;
 
 /// Test certificates in a scratch directory (see benches/tls-certs.sh for the files).
 fn certificates(name: &str) -> Option<Scratch> {
-    tools(["openssl"], "`ringws bench` over wss://")?;
-    let scratch = Scratch::new(name);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/tls-certs.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .arg(&scratch.0)
-        .status()
-        .expect("run bash");
-    assert!(status.success(), "benches/tls-certs.sh failed");
-    Some(scratch)
+    common::tls::certificates(name, false, "`ringws bench` over wss://")
 }
 
 /// Accepts TLS with `cert` on an ephemeral port and relays each connection's plaintext to
 /// `backend` and back, one thread per direction.
 fn start_relay(dir: &Path, cert: &str, backend: SocketAddr) -> SocketAddr {
-    let certs = CertificateDer::pem_file_iter(dir.join(cert))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
+    let mut config = common::tls::server_config(dir, cert);
     config.ticketer = rustls::crypto::ring::Ticketer::new().unwrap();
     let config = Arc::new(config);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
