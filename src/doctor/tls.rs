@@ -173,16 +173,24 @@ pub fn handshake(
 
 /// One line about a certificate: subject, issuer, names, expiry, chain length.
 pub fn describe(summary: &CertificateSummary) -> String {
-    let days = summary.days_left(crate::tls::certificate::now_unix_s());
+    let left_s = summary.not_after_unix_s - crate::tls::certificate::now_unix_s();
+    let expiry = if left_s < 0 {
+        format!("expired {}", summary.not_after_text())
+    } else {
+        // To the nearest day: a certificate issued for 30 days shows 30 on its first day.
+        let days = (left_s + SECONDS_PER_DAY / 2) / SECONDS_PER_DAY;
+        format!("expires {} (in {days} days)", summary.not_after_text())
+    };
     format!(
-        "certificate {} issued by {}, for {}, expires {} ({days} days), chain of {}",
+        "certificate {} issued by {}, for {}, {expiry}, chain of {}",
         summary.subject,
         summary.issuer,
         summary.names.join(", "),
-        summary.not_after_text(),
         summary.chain_len
     )
 }
+
+const SECONDS_PER_DAY: i64 = 86_400;
 
 fn io_failure(err: io::Error) -> TlsProblem {
     if let Some(tls) = err

@@ -26,7 +26,13 @@ pub enum TlsProblem {
 impl fmt::Display for TlsProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TlsProblem::Rustls(err) => write!(f, "{err}"),
+            // rustls's own text carries times that change every run; the cause's label does not.
+            TlsProblem::Rustls(err) => match TlsCause::from(err) {
+                TlsCause::Alert(code) => write!(f, "the server sent alert {}", alert_name(code)),
+                TlsCause::Protocol | TlsCause::NoCommonVersionOrCipher => write!(f, "{err}"),
+                TlsCause::NotTls => f.write_str("the answer is not TLS"),
+                cause => write!(f, "certificate refused: {cause}"),
+            },
             TlsProblem::AlpnSelected(p) => write!(f, "the server selected ALPN {p:?}"),
             TlsProblem::Closed { reset: false } => f.write_str("closed during the handshake"),
             TlsProblem::Closed { reset: true } => f.write_str("reset during the handshake"),
@@ -128,14 +134,18 @@ pub(super) fn tls(ctx: &Context, seen: &TlsSeen) -> Diagnosis {
             "check the clock of this machine and of the machine that issued it; or wait until \
              that date",
         ),
-        (TlsCause::UnknownIssuer, Some(cert)) if cert.self_signed => diagnosis(
-            format!(
-                "the certificate of {authority} ({}) is self-signed: no CA vouches for it",
-                cert.subject
-            ),
-            "use a certificate from a public CA (e.g. Let's Encrypt) for browsers; for a test \
+        // webpki refuses a self-signed certificate with CA:true (openssl req -x509's default)
+        // as a CA used as an end entity before it looks for an issuer: self-signed all the same.
+        (TlsCause::UnknownIssuer | TlsCause::BadCertificate, Some(cert)) if cert.self_signed => {
+            diagnosis(
+                format!(
+                    "the certificate of {authority} ({}) is self-signed: no CA vouches for it",
+                    cert.subject
+                ),
+                "use a certificate from a public CA (e.g. Let's Encrypt) for browsers; for a test \
              server, trust it with --ca-file CERT.pem (or --insecure)",
-        ),
+            )
+        }
         (TlsCause::UnknownIssuer, Some(cert)) if cert.chain_len == 1 => diagnosis(
             format!(
                 "{authority} sent only its own certificate ({}), issued by {}, which is not a \
