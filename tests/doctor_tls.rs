@@ -1,6 +1,6 @@
 //! `ringws doctor wss://...` against ringws serving wss:// with test certificates (made by
 //! benches/tls-certs.sh at test time), and against small servers for what ringws does not do
-//! (TLS 1.1 only, ALPN h2 only): each TLS failure class named with its fix and exit code 4, and
+//! (`openssl s_server` offering TLS 1.1 only, or ALPN h2 only): each TLS failure class named with its fix and exit code 4, and
 //! the happy path. Also `ringws check`'s rows for the same certificate files.
 //!
 //! Needs `bash` and `openssl` (Debian: `apt-get install openssl`); without openssl the tests
@@ -8,17 +8,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::Duration;
-
-use rustls::ServerConnection;
+use std::time::{Duration, Instant};
 
 use common::doctor::{assert_run, doctor};
-use common::proxy::Scratch;
+use common::proxy::{free_port, Scratch};
 
 /// Test certificates with an intermediate CA (see benches/tls-certs.sh for the files).
 fn certificates(name: &str) -> Option<Scratch> {
@@ -231,31 +228,69 @@ fn plain_http_port() {
     );
 }
 
-/// A server that reads the ClientHello and answers with one fatal alert record.
-fn alerting_server(alert: u8) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let mut hello = [0u8; 512];
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = stream.read(&mut hello);
-            let _ = stream.write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, alert]);
+/// `openssl s_server` with the test chain and `args`, on a free port; killed when dropped.
+struct OpensslServer {
+    child: Child,
+    port: u16,
+}
+
+impl OpensslServer {
+    fn start(dir: &Path, args: &[&str]) -> OpensslServer {
+        let port = free_port();
+        let child = Command::new("openssl")
+            .args([
+                "s_server",
+                "-quiet",
+                "-accept",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("-cert")
+            .arg(dir.join("server-chain.pem"))
+            .arg("-key")
+            .arg(dir.join("server.key"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start openssl s_server");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "openssl s_server does not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
-    });
-    addr
+        OpensslServer { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("wss://localhost:{}/", self.port)
+    }
+}
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]
 fn no_common_tls_version() {
-    // What a TLS 1.0/1.1-only server answers a client offering 1.2 and 1.3: protocol_version.
-    let addr = alerting_server(70);
-    let run = doctor(&[&format!("wss://{addr}/")]);
+    let Some(certs) = certificates("doctor-tls-version") else {
+        return;
+    };
+    // TLS 1.1 only (allowed at security level 0): the alert protocol_version.
+    let server = OpensslServer::start(&certs.0, &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"]);
+    let run = doctor(&[&server.url(), "--ca-file", &path(&certs.0, "ca.pem")]);
     assert_run(
         &run,
         4,
         &[
             "✘ tls",
+            "alert protocol_version",
             "no TLS version",
             "TLS 1.3 and 1.2",
             "enable TLS 1.2",
@@ -263,42 +298,19 @@ fn no_common_tls_version() {
     );
 }
 
-/// A rustls server whose only ALPN protocol is h2 (as an HTTP/2-only endpoint is set up).
-fn h2_only_server(dir: &Path) -> SocketAddr {
-    let mut config = common::tls::server_config(dir, "server-chain.pem");
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let config = Arc::new(config);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let mut conn = ServerConnection::new(config.clone()).unwrap();
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            while conn.is_handshaking() {
-                if conn.complete_io(&mut stream).is_err() {
-                    // Send the alert rustls queued for the failure.
-                    let _ = conn.write_tls(&mut stream);
-                    break;
-                }
-            }
-        }
-    });
-    addr
-}
-
 #[test]
 fn alpn_h2_only() {
     let Some(certs) = certificates("doctor-tls-alpn") else {
         return;
     };
-    let addr = h2_only_server(&certs.0);
-    let url = format!("wss://localhost:{}/", addr.port());
-    let run = doctor(&[&url, "--ca-file", &path(&certs.0, "ca.pem")]);
+    let server = OpensslServer::start(&certs.0, &["-alpn", "h2"]);
+    let run = doctor(&[&server.url(), "--ca-file", &path(&certs.0, "ca.pem")]);
     assert_run(
         &run,
         4,
         &[
             "✘ tls",
+            "alert no_application_protocol",
             "refused ALPN http/1.1",
             "only h2",
             "alpn h2,http/1.1",
