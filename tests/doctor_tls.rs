@@ -113,6 +113,13 @@ fn happy_path_shows_the_tls_step_and_the_certificate() {
             "✔ close",
         ],
     );
+    let run = doctor(&[&server.url(), "--ca-file", &ca, "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let tls = &json["tls"];
+    assert_eq!(tls["version"], "TLSv1.3", "{json:#}");
+    assert_eq!(tls["alpn"], "http/1.1", "{json:#}");
+    assert_eq!(tls["certificate"]["chain_len"], 2, "{json:#}");
+    assert_eq!(tls["certificate"]["subject"], "CN=localhost", "{json:#}");
     // --insecure shows a certificate no root vouches for and goes on.
     let run = doctor(&[&server.url(), "--insecure"]);
     assert_run(&run, 0, &["✔ tls", "✔ close"]);
@@ -128,7 +135,8 @@ fn expired_certificate() {
         return;
     };
     let server = WssServer::start(&certs.0, "expired.pem");
-    let run = doctor(&[&server.url(), "--ca-file", &path(&certs.0, "ca.pem")]);
+    let ca = path(&certs.0, "ca.pem");
+    let run = doctor(&[&server.url(), "--ca-file", &ca]);
     assert_run(
         &run,
         4,
@@ -138,6 +146,12 @@ fn expired_certificate() {
             "renew the certificate",
         ],
     );
+    // The refused certificate is in the JSON too.
+    let run = doctor(&[&server.url(), "--ca-file", &ca, "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let certificate = &json["tls"]["certificate"];
+    assert_eq!(certificate["not_after"], "2020-01-02T00:00:00Z", "{json:#}");
+    assert_eq!(json["exit_code"], 4, "{json:#}");
 }
 
 #[test]

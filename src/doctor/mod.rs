@@ -100,7 +100,8 @@ pub struct DoctorArgs {
     #[arg(short, long)]
     pub verbose: bool,
     /// Print one JSON object on stdout instead of the report (url, ok, exit_code, steps, status,
-    /// response_headers, cause, fix, pong_rtt_ms).
+    /// response_headers, cause, fix, pong_rtt_ms, and for wss:// tls: version, cipher_suite, alpn,
+    /// certificate).
     #[arg(long)]
     pub json: bool,
 }

@@ -11,7 +11,7 @@ use super::diagnose::{ConnectFailure, Observation};
 use super::request::Request;
 use super::response::{self, Response};
 use super::target::Target;
-use super::tls::{self, Stream, TlsPlan};
+use super::tls::{self, Stream, TlsInfo, TlsPlan};
 use crate::protocol::client_handshake::{check_upgrade, parse_response, ResponseError};
 use crate::protocol::frame::{append_client_frame, RESERVED_BITS};
 use crate::protocol::handshake::accept_key;
@@ -69,6 +69,8 @@ pub struct Outcome {
     /// The first failure; `None` when every step passed.
     pub failure: Option<Observation>,
     pub pong_rtt: Option<Duration>,
+    /// wss://: what the TLS step negotiated and the certificate the server sent.
+    pub tls: Option<TlsInfo>,
 }
 
 impl Outcome {
@@ -130,7 +132,7 @@ fn probe(
     let mut stream = match plan.tls {
         Some(tls) => {
             let started = Instant::now();
-            let handshake = tls::handshake(tls, tcp, timeout);
+            let handshake = tls::handshake(tls, tcp, timeout, &mut out.tls);
             out.record("tls".to_owned(), started, handshake)?
         }
         None => Stream::Plain(tcp),

@@ -99,6 +99,27 @@ pub fn json(
         "cause": diagnosis.map(|d| sentence(&d.cause)),
         "fix": diagnosis.map(|d| sentence(&d.fix)),
         "pong_rtt_ms": outcome.pong_rtt.map(ms),
+        "tls": outcome.tls.as_ref().map(tls_json),
+    })
+}
+
+fn tls_json(tls: &super::tls::TlsInfo) -> serde_json::Value {
+    let certificate = tls.certificate.as_ref().map(|c| {
+        serde_json::json!({
+            "subject": c.subject,
+            "issuer": c.issuer,
+            "names": c.names,
+            "not_before": c.not_before_text(),
+            "not_after": c.not_after_text(),
+            "chain_len": c.chain_len,
+            "self_signed": c.self_signed,
+        })
+    });
+    serde_json::json!({
+        "version": tls.version,
+        "cipher_suite": tls.cipher_suite,
+        "alpn": tls.alpn,
+        "certificate": certificate,
     })
 }
 

@@ -19,6 +19,16 @@ use crate::tls::CertificateSummary;
 /// Bytes of the server's first answer kept (enough for `HTTP/1.1 400 Bad Request`).
 const FIRST_BYTES: usize = 64;
 
+/// What the TLS step learned, for `--json`: what was negotiated (after a handshake) and the
+/// server's certificate (also when it was refused).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    pub version: Option<String>,
+    pub cipher_suite: Option<String>,
+    pub alpn: Option<String>,
+    pub certificate: Option<CertificateSummary>,
+}
+
 /// How doctor speaks TLS to one server.
 pub struct TlsPlan {
     config: Arc<ClientConfig>,
@@ -107,23 +117,65 @@ impl Write for Stream {
 }
 
 /// Runs the TLS handshake over `tcp` within `timeout`; the step's detail names the version,
-/// cipher suite, ALPN and certificate.
+/// cipher suite, ALPN and certificate, and `info` keeps them.
 pub fn handshake(
     plan: &TlsPlan,
     tcp: TcpStream,
     timeout: Duration,
+    info: &mut Option<TlsInfo>,
 ) -> Result<(Stream, String), (Observation, String)> {
+    let result = run_handshake(plan, tcp, timeout);
+    let mut learned = match &result {
+        Ok(tls) => TlsInfo {
+            version: tls
+                .conn
+                .protocol_version()
+                .and_then(|v| v.as_str())
+                .map(|v| v.replace('_', ".")),
+            cipher_suite: tls
+                .conn
+                .negotiated_cipher_suite()
+                .and_then(|s| s.suite().as_str())
+                .map(str::to_owned),
+            alpn: tls
+                .conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+            certificate: None,
+        },
+        Err(_) => TlsInfo::default(),
+    };
+    learned.certificate = CertificateSummary::of_chain(&plan.verifier.chain()).ok();
+    let detail = format!(
+        "{}, {}, ALPN {}",
+        learned.version.as_deref().unwrap_or("TLS"),
+        learned.cipher_suite.as_deref().unwrap_or("unknown suite"),
+        learned.alpn.as_deref().unwrap_or("none"),
+    );
+    let detail = match &learned.certificate {
+        Some(summary) => format!("{detail}; {}", describe(summary)),
+        None => detail,
+    };
+    *info = Some(learned);
+    result.map(|tls| (Stream::Tls(tls), detail))
+}
+
+fn run_handshake(
+    plan: &TlsPlan,
+    tcp: TcpStream,
+    timeout: Duration,
+) -> Result<Box<StreamOwned<ClientConnection, Recorded>>, (Observation, String)> {
     let conn = match ClientConnection::new(plan.config.clone(), plan.server_name.clone()) {
         Ok(conn) => conn,
         Err(err) => return Err(failed(plan, &[], TlsProblem::Rustls(err))),
     };
-    let mut tls = StreamOwned::new(
+    let mut tls = Box::new(StreamOwned::new(
         conn,
         Recorded {
             tcp,
             first: Vec::new(),
         },
-    );
+    ));
     let deadline = Instant::now() + timeout;
     while tls.conn.is_handshaking() {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -131,18 +183,18 @@ pub fn handshake(
             return Err(failed(plan, &tls.sock.first, TlsProblem::TimedOut));
         }
         if let Err(err) = tls.sock.tcp.set_read_timeout(Some(left)) {
-            return Err(failed(
-                plan,
-                &tls.sock.first,
-                TlsProblem::Io(err.to_string()),
-            ));
+            let problem = TlsProblem::Io(err.to_string());
+            return Err(failed(plan, &tls.sock.first, problem));
         }
         if let Err(err) = tls.conn.complete_io(&mut tls.sock) {
             return Err(failed(plan, &tls.sock.first, io_failure(err)));
         }
     }
-    let alpn = tls.conn.alpn_protocol().map(<[u8]>::to_vec);
-    if let Some(other) = alpn.as_deref().filter(|p| *p != client::ALPN_HTTP11) {
+    if let Some(other) = tls
+        .conn
+        .alpn_protocol()
+        .filter(|p| *p != client::ALPN_HTTP11)
+    {
         let other = String::from_utf8_lossy(other).into_owned();
         return Err(failed(
             plan,
@@ -150,25 +202,7 @@ pub fn handshake(
             TlsProblem::AlpnSelected(other),
         ));
     }
-    let mut detail = format!(
-        "{}, {}, ALPN {}",
-        tls.conn
-            .protocol_version()
-            .and_then(|v| v.as_str())
-            .unwrap_or("TLS")
-            .replace('_', "."),
-        tls.conn
-            .negotiated_cipher_suite()
-            .and_then(|s| s.suite().as_str())
-            .unwrap_or("unknown suite"),
-        alpn.map_or("none".to_owned(), |p| String::from_utf8_lossy(&p)
-            .into_owned())
-    );
-    if let Ok(summary) = CertificateSummary::of_chain(&plan.verifier.chain()) {
-        detail.push_str("; ");
-        detail.push_str(&describe(&summary));
-    }
-    Ok((Stream::Tls(Box::new(tls)), detail))
+    Ok(tls)
 }
 
 /// One line about a certificate: subject, issuer, names, expiry, chain length.
