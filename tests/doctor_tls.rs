@@ -417,6 +417,19 @@ fn check_judges_the_certificate_files() {
         "{bad}"
     );
 
+    // The intermediate first: the order is broken.
+    let mut reversed = std::fs::read(dir.join("intermediate.pem")).unwrap();
+    reversed.extend(std::fs::read(dir.join("server.pem")).unwrap());
+    std::fs::write(dir.join("reversed.pem"), reversed).unwrap();
+    write_config("reversed.pem", "server.key");
+    let (code, out_of_order) = check(&["--config", config.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out_of_order}");
+    assert_eq!(
+        row(&out_of_order, "tls chain")[1..],
+        ["broken after #1", "leaf + intermediates", "fail"]
+    );
+    assert!(out_of_order.contains("the leaf first"), "{out_of_order}");
+
     write_config("self-signed.pem", "server.key");
     let (_, own) = check(&["--config", config.to_str().unwrap()]);
     assert_eq!(

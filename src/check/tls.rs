@@ -32,7 +32,7 @@ pub fn check_tls(cert: &Path, key: &Path, now_unix_s: i64) -> Vec<Check> {
 }
 
 fn unreadable(cert: &Path, why: String) -> Check {
-    Check::new("tls_cert", "unreadable", "a PEM certificate chain").with(
+    Check::new("tls chain", "unreadable", "leaf + intermediates").with(
         Status::Fail,
         Some(format!(
             "tls_cert = \"{}\" must name the PEM chain file",
@@ -185,6 +185,13 @@ mod tests {
         assert_eq!(
             check_expiry(&summary(now + 3 * 86_400), now).status,
             Status::Warn
+        );
+        let mut early = summary(now + 60 * 86_400);
+        early.not_before_unix_s = now + 1;
+        let early = check_expiry(&early, now);
+        assert_eq!(
+            (early.status, early.current.as_str()),
+            (Status::Fail, "not yet valid")
         );
         let fine = check_expiry(&summary(now + 60 * 86_400), now);
         assert_eq!(

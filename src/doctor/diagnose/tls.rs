@@ -281,6 +281,9 @@ mod tests {
         assert!(missing.contains("tls_cert"), "{missing}");
         let unknown = bad(C::UnknownIssuer, summary(false, 2));
         assert!(unknown.contains("no trusted root"), "{unknown}");
+        let early = bad(C::NotValidYet, summary(false, 2));
+        assert!(early.contains("not valid before 2020-01-01"), "{early}");
+        assert!(early.contains("clock"), "{early}");
         let name = bad(C::NotValidForName, summary(false, 2));
         assert!(name.contains("it covers localhost, 127.0.0.1"), "{name}");
     }
