@@ -181,5 +181,5 @@ fn doctor_against_a_tls_only_port() {
     );
     // wss:// to the same port: the handshake runs, and the certificate is named self-signed.
     let run = doctor(&[&format!("wss://127.0.0.1:{port}/")]);
-    assert_run(&run, 4, &["✘ tls", "is self-signed"], &proxy);
+    assert_run(&run, 4, &["✘ tls", "is self-signed", "CA:FALSE"], &proxy);
 }

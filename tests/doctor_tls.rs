@@ -332,6 +332,33 @@ fn alpn_h2_only() {
     );
 }
 
+#[test]
+fn handshake_timeout_and_close() {
+    // Accepts and never answers the ClientHello; then one that closes at once.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("wss://{}/", silent.local_addr().unwrap());
+    let run = doctor(&[&url, "--timeout", "300ms"]);
+    assert_run(
+        &run,
+        4,
+        &["✘ tls", "did not finish the TLS handshake within 300 ms"],
+    );
+    drop(silent);
+    let closing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closing.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in closing.incoming().map_while(Result::ok) {
+            drop(stream);
+        }
+    });
+    let run = doctor(&[&format!("wss://{addr}/")]);
+    assert_run(
+        &run,
+        4,
+        &["✘ tls", "during the TLS handshake", "check its log"],
+    );
+}
+
 fn check(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ringws"))
         .args(["check", "--connections", "1000"])

@@ -134,18 +134,27 @@ pub(super) fn tls(ctx: &Context, seen: &TlsSeen) -> Diagnosis {
             "check the clock of this machine and of the machine that issued it; or wait until \
              that date",
         ),
-        // webpki refuses a self-signed certificate with CA:true (openssl req -x509's default)
-        // as a CA used as an end entity before it looks for an issuer: self-signed all the same.
-        (TlsCause::UnknownIssuer | TlsCause::BadCertificate, Some(cert)) if cert.self_signed => {
-            diagnosis(
-                format!(
-                    "the certificate of {authority} ({}) is self-signed: no CA vouches for it",
-                    cert.subject
-                ),
-                "use a certificate from a public CA (e.g. Let's Encrypt) for browsers; for a test \
+        (TlsCause::UnknownIssuer, Some(cert)) if cert.self_signed => diagnosis(
+            format!(
+                "the certificate of {authority} ({}) is self-signed: no CA vouches for it",
+                cert.subject
+            ),
+            "use a certificate from a public CA (e.g. Let's Encrypt) for browsers; for a test \
              server, trust it with --ca-file CERT.pem (or --insecure)",
-            )
-        }
+        ),
+        // webpki refuses a self-signed certificate marked CA:TRUE (openssl req -x509's default)
+        // as a CA used as a server certificate, trusted or not.
+        (TlsCause::BadCertificate, Some(cert)) if cert.self_signed => diagnosis(
+            format!(
+                "the certificate of {authority} ({}) is self-signed and refused as a server \
+                 certificate ({error}): it is marked as a CA (basicConstraints CA:TRUE), which \
+                 TLS clients do not accept for a server even when they trust it",
+                cert.subject
+            ),
+            "reissue it as a server certificate (basicConstraints CA:FALSE, the host in \
+             subjectAltName; benches/tls-certs.sh shows the openssl commands), or use a \
+             certificate from a public CA; --insecure skips the check",
+        ),
         (TlsCause::UnknownIssuer, Some(cert)) if cert.chain_len == 1 => diagnosis(
             format!(
                 "{authority} sent only its own certificate ({}), issued by {}, which is not a \
