@@ -14,6 +14,7 @@
 #   intermediate.pem, .key      with --intermediate only: the CA that signs the leaf
 #   wrong-name.pem              same key, valid only for wrong-name.invalid (name mismatch)
 #   expired.pem                 same key and names, valid from 2020-01-01 to 2020-01-02
+#   not-yet-valid.pem           same key and names, valid from 2099-01-01 to 2099-01-02
 #   self-signed.pem             same key and names, signed by itself (unknown issuer)
 # Settings (environment): KEY=ec (P-256, the default) or KEY=rsa (2048 bits); DAYS=30.
 set -euo pipefail
@@ -133,6 +134,10 @@ openssl ca -batch -config "$WORK/ca.cnf" -in "$WORK/server.csr" -out "$WORK/expi
     -startdate 20200101000000Z -enddate 20200102000000Z \
     -extfile "$WORK/ext.cnf" -extensions server -notext 2>/dev/null
 openssl x509 -in "$WORK/expired.pem" -out expired.pem
+openssl ca -batch -config "$WORK/ca.cnf" -in "$WORK/server.csr" -out "$WORK/not-yet-valid.pem" \
+    -startdate 20990101000000Z -enddate 20990102000000Z \
+    -extfile "$WORK/ext.cnf" -extensions server -notext 2>/dev/null
+openssl x509 -in "$WORK/not-yet-valid.pem" -out not-yet-valid.pem
 chmod 600 ./*.key
 rm -f ca.srl
 echo "test certificates in $PWD (key: $KEY$( ((INTERMEDIATE)) && echo ", with an intermediate CA"))" >&2

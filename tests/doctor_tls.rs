@@ -154,16 +154,36 @@ fn expired_certificate() {
     assert_eq!(json["exit_code"], 4, "{json:#}");
 }
 
-#[test]
-fn self_signed_certificate() {
-    let Some(certs) = certificates("doctor-tls-self-signed") else {
+/// Doctor against ringws serving `cert` (test CA given with --ca-file): refused with exit 4,
+/// the output mentioning each of `mentions`.
+fn refused_with(name: &str, cert: &str, mentions: &[&str]) {
+    let Some(certs) = certificates(name) else {
         return;
     };
-    let server = WssServer::start(&certs.0, "self-signed.pem");
+    let server = WssServer::start(&certs.0, cert);
     let run = doctor(&[&server.url(), "--ca-file", &path(&certs.0, "ca.pem")]);
-    assert_run(
-        &run,
-        4,
+    assert_run(&run, 4, mentions);
+}
+
+#[test]
+fn not_yet_valid_certificate() {
+    refused_with(
+        "doctor-tls-not-yet-valid",
+        "not-yet-valid.pem",
+        &[
+            "✘ tls",
+            "certificate refused: not_yet_valid",
+            "is not valid before 2099-01-01T00:00:00Z",
+            "clock",
+        ],
+    );
+}
+
+#[test]
+fn self_signed_certificate() {
+    refused_with(
+        "doctor-tls-self-signed",
+        "self-signed.pem",
         &["✘ tls", "is self-signed", "--ca-file", "public CA"],
     );
 }
