@@ -27,36 +27,12 @@ const HANDSHAKES: &str = "ringws_tls_handshakes_total";
 const RELOADS: &str = "ringws_tls_reloads_total";
 const EXPIRY: &str = "ringws_tls_certificate_expiry_timestamp_seconds";
 
-/// A test CA (`ca`) and a server certificate it signs for localhost and 127.0.0.1
-/// (`server`, serial 0x1001).
-fn server_pki(name: &str) -> Pki {
-    let pki = Pki::new(name);
-    pki.root_ca("ca", "ringws test CA");
-    pki.issue(
-        "server",
-        "ringws test server",
-        "ca",
-        Role::Server,
-        0x1001,
-        Validity::Days(30),
-    );
-    pki
-}
-
 /// `ringws serve --app echo --cores 1` with a wss listener serving `<cert>.pem`/`<cert>.key`
 /// of `pki`, and `extra` flags.
 fn serve(pki: &Pki, cert: &str, extra: &[&str]) -> ServerProcess {
-    let (cert, key) = (pki.cert(cert), pki.key(cert));
-    let mut args = vec![
-        "--cores",
-        "1",
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ];
+    let flags = pki.serve_flags(cert);
+    let mut args = vec!["--cores", "1"];
+    args.extend(flags.iter().map(String::as_str));
     args.extend_from_slice(extra);
     let server = ServerProcess::start(&args);
     assert!(server.tls.is_some(), "no `ringws listening on wss://` line");
@@ -172,8 +148,9 @@ fn python_handshake(
     python(PY_HANDSHAKE, &args)
 }
 
-/// What [`PY_ECHO`] prints when all three messages came back unchanged over TLS 1.3.
-const PY_ECHOED: &str = "tls TLSv1.3\necho text 14 True\necho binary 4 True\n\
+/// What [`PY_ECHO`] and [`NODE_ECHO`] print when all three messages came back unchanged over
+/// TLS 1.3.
+const ECHOED: &str = "tls TLSv1.3\necho text 14 True\necho binary 4 True\n\
                          echo binary 1048576 True\nclosed 1000\n";
 
 fn wss_url(server: &ServerProcess, host: &str) -> String {
@@ -182,11 +159,11 @@ fn wss_url(server: &ServerProcess, host: &str) -> String {
 
 #[test]
 fn python_websockets_echoes_text_binary_and_a_mebibyte_over_wss() {
-    let pki = server_pki("python");
+    let pki = Pki::with_server("python");
     let server = serve(&pki, "server", &[]);
     for host in ["localhost", "127.0.0.1"] {
         let out = python_echo(&wss_url(&server, host), &pki.cert("ca"), None);
-        assert_eq!(out, PY_ECHOED, "to {host}");
+        assert_eq!(out, ECHOED, "to {host}");
     }
     let admin = server.admin.unwrap();
     wait_metric(admin, HANDSHAKES, "core=", 2.0);
@@ -198,7 +175,7 @@ fn python_websockets_echoes_text_binary_and_a_mebibyte_over_wss() {
 
 #[test]
 fn a_client_that_does_not_trust_the_certificate_counts_as_certificate_rejected() {
-    let pki = server_pki("distrust");
+    let pki = Pki::with_server("distrust");
     let server = serve(&pki, "server", &[]);
     // The system's CAs only: the test CA is not among them.
     let out = python_handshake(&server, None, None);
@@ -235,7 +212,7 @@ fn the_chain_in_tls_cert_reaches_clients_that_trust_only_the_root() {
 
     let server = serve(&pki, "chain", &[]);
     let out = python_echo(&wss_url(&server, "localhost"), &pki.cert("root"), None);
-    assert_eq!(out, PY_ECHOED);
+    assert_eq!(out, ECHOED);
     let s_client = s_client(server.tls.unwrap(), &pki.cert("root"), &["-showcerts"]);
     assert!(
         s_client.contains("Verify return code: 0 (ok)"),
@@ -256,7 +233,7 @@ fn the_chain_in_tls_cert_reaches_clients_that_trust_only_the_root() {
 
 #[test]
 fn an_expired_certificate_is_refused_by_clients_and_its_end_is_the_gauge() {
-    let pki = server_pki("expired");
+    let pki = Pki::with_server("expired");
     pki.issue(
         "expired",
         "ringws expired server",
@@ -285,6 +262,91 @@ fn an_expired_certificate_is_refused_by_clients_and_its_end_is_the_gauge() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Node `ws`
+
+/// Where `npm` installs `ws` for these tests (once; later runs reuse it).
+fn node_ws_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("node-ws")
+}
+
+/// The `ws` package's directory, installed with npm on first use; `None` (the test skips, and
+/// says why) when npm is not installed.
+fn node_ws() -> Option<std::path::PathBuf> {
+    let dir = node_ws_dir();
+    let module = dir.join("node_modules").join("ws");
+    if module.join("package.json").is_file() {
+        return Some(module);
+    }
+    if Command::new("npm").arg("--version").output().is_err() {
+        eprintln!(
+            "skipping the Node ws client: npm is not installed (`apt-get install -y npm`, or run \
+             `bash .ci/test` as root)"
+        );
+        return None;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut npm = Command::new("npm");
+    npm.args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .arg("ws@8");
+    let out = output_within(&mut npm, Duration::from_secs(180));
+    assert!(
+        out.status.success() && module.is_dir(),
+        "npm install ws@8 into {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(module)
+}
+
+/// Node's `ws` client: connects to `url` trusting the CA file, sends text, binary and a 1 MiB
+/// binary message, and prints what came back (the same lines as [`PY_ECHO`]).
+const NODE_ECHO: &str = r#"
+const [wsModule, url, ca] = process.argv.slice(1);
+const WebSocket = require(wsModule);
+const ws = new WebSocket(url, { ca: require("fs").readFileSync(ca) });
+const messages = ["hello over wss", Buffer.from([0, 1, 2, 255]),
+                  Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => i % 256))];
+let i = 0;
+ws.on("open", () => {
+  console.log("tls", ws._socket.getProtocol());
+  ws.send(messages[0]);
+});
+ws.on("message", (data, isBinary) => {
+  const sent = messages[i];
+  const same = isBinary ? Buffer.isBuffer(sent) && data.equals(sent) : data.toString() === sent;
+  console.log("echo", isBinary ? "binary" : "text", data.length, same ? "True" : "False");
+  i += 1;
+  if (i < messages.length) ws.send(messages[i]); else ws.close(1000);
+});
+ws.on("close", (code) => console.log("closed", code));
+ws.on("error", (e) => { console.log("error", e.message); process.exitCode = 1; });
+"#;
+
+#[test]
+fn node_ws_echoes_text_binary_and_a_mebibyte_over_wss() {
+    let Some(module) = node_ws() else {
+        return;
+    };
+    let pki = Pki::with_server("node");
+    let server = serve(&pki, "server", &[]);
+    let mut node = Command::new("node");
+    node.args(["-e", NODE_ECHO])
+        .arg(&module)
+        .arg(wss_url(&server, "localhost"))
+        .arg(pki.cert("ca"));
+    let out = output_within(&mut node, Duration::from_secs(30));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout, ECHOED);
+    wait_metric(server.admin.unwrap(), HANDSHAKES, "core=", 1.0);
+}
+
+// ---------------------------------------------------------------------------------------------
 // openssl s_client
 
 /// `openssl s_client` to `addr` as `localhost`, trusting `ca`, with `extra` flags and nothing on
@@ -307,7 +369,7 @@ fn s_client(addr: SocketAddr, ca: &Path, extra: &[&str]) -> String {
 
 #[test]
 fn openssl_s_client_negotiates_tls13_and_alpn_http11() {
-    let pki = server_pki("s-client");
+    let pki = Pki::with_server("s-client");
     let server = serve(&pki, "server", &[]);
     let out = s_client(
         server.tls.unwrap(),
@@ -326,7 +388,7 @@ fn openssl_s_client_negotiates_tls13_and_alpn_http11() {
 
 #[test]
 fn a_tls11_only_client_is_refused_as_no_common_version() {
-    let pki = server_pki("tls11");
+    let pki = Pki::with_server("tls11");
     let server = serve(&pki, "server", &[]);
     // SECLEVEL=0: OpenSSL 3 refuses to offer TLS 1.1 at all otherwise.
     let out = s_client(
@@ -344,7 +406,7 @@ fn a_tls11_only_client_is_refused_as_no_common_version() {
 
 #[test]
 fn an_h2_only_client_is_refused_as_no_common_alpn() {
-    let pki = server_pki("alpn");
+    let pki = Pki::with_server("alpn");
     let server = serve(&pki, "server", &[]);
     let out = s_client(server.tls.unwrap(), &pki.cert("ca"), &["-alpn", "h2"]);
     assert!(out.contains("alert no application protocol"), "{out}");
@@ -356,7 +418,7 @@ fn an_h2_only_client_is_refused_as_no_common_alpn() {
 
 #[test]
 fn plain_http_to_the_tls_port_gets_400_naming_wss() {
-    let pki = server_pki("plain");
+    let pki = Pki::with_server("plain");
     let server = serve(&pki, "server", &[]);
     let answer = exchange(server.tls.unwrap(), upgrade_request("/").as_bytes());
     assert_eq!(answer.status, 400, "{}", answer.head);
@@ -370,7 +432,7 @@ fn plain_http_to_the_tls_port_gets_400_naming_wss() {
 
 #[test]
 fn a_silent_client_meets_the_handshake_timeout() {
-    let pki = server_pki("silent");
+    let pki = Pki::with_server("silent");
     let server = serve(&pki, "server", &["--handshake-timeout", "300ms"]);
     let mut silent = connect(server.tls.unwrap());
     let started = std::time::Instant::now();
@@ -410,7 +472,7 @@ fn client_pki(pki: &Pki) {
 
 #[test]
 fn mtls_serves_a_client_certificate_from_the_ca_and_refuses_the_rest() {
-    let pki = server_pki("mtls");
+    let pki = Pki::with_server("mtls");
     client_pki(&pki);
     let client_ca = pki.cert("client-ca");
     let server = serve(
@@ -422,7 +484,7 @@ fn mtls_serves_a_client_certificate_from_the_ca_and_refuses_the_rest() {
     let ca = pki.cert("ca");
 
     let out = python_echo(&url, &ca, Some((&pki.cert("alice"), &pki.key("alice"))));
-    assert_eq!(out, PY_ECHOED);
+    assert_eq!(out, ECHOED);
 
     // No certificate: TLS 1.3 lets the client finish first, then the server's alert arrives.
     let out = python_handshake(&server, Some(&ca), None);
@@ -444,7 +506,7 @@ fn mtls_serves_a_client_certificate_from_the_ca_and_refuses_the_rest() {
 
 #[test]
 fn a_wss_subscriber_gets_what_the_admin_api_publishes() {
-    let pki = server_pki("pubsub");
+    let pki = Pki::with_server("pubsub");
     let server = serve(&pki, "server", &["--app", "pubsub"]);
     let config = client_config(&pki.cert("ca"), None);
     let mut subscriber = wss_connect(server.tls.unwrap(), config, "/ws?topic=news");
@@ -517,7 +579,7 @@ fn not_after_unix(pki: &Pki, name: &str) -> f64 {
 
 #[test]
 fn sighup_serves_a_new_certificate_to_new_handshakes_and_keeps_open_connections() {
-    let pki = server_pki("reload");
+    let pki = Pki::with_server("reload");
     pki.issue(
         "renewed",
         "ringws renewed server",
@@ -562,7 +624,7 @@ fn sighup_serves_a_new_certificate_to_new_handshakes_and_keeps_open_connections(
 
 #[test]
 fn a_broken_certificate_on_sighup_keeps_the_one_in_use() {
-    let pki = server_pki("broken");
+    let pki = Pki::with_server("broken");
     install(&pki, "server");
     let server = serve(&pki, "live", &[]);
     let admin = server.admin.unwrap();
@@ -636,7 +698,7 @@ fn refused_with_files(cert: &Path, key: &Path, message: &str) {
 
 #[test]
 fn a_key_that_does_not_belong_to_the_certificate_names_both_files() {
-    let pki = server_pki("mismatch");
+    let pki = Pki::with_server("mismatch");
     pki.root_ca("other", "another key");
     let (cert, key) = (pki.cert("server"), pki.key("other"));
     let message = format!(
@@ -649,7 +711,7 @@ fn a_key_that_does_not_belong_to_the_certificate_names_both_files() {
 
 #[test]
 fn a_missing_file_is_named() {
-    let pki = server_pki("missing");
+    let pki = Pki::with_server("missing");
     let nowhere = pki.path("nowhere.pem");
     let message = format!("cannot read {}", nowhere.display());
     refused_with_files(&nowhere, &pki.key("server"), &message);

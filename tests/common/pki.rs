@@ -61,6 +61,36 @@ impl Pki {
         }
     }
 
+    /// A test CA (`ca`) and a server certificate it signs for localhost and 127.0.0.1
+    /// (`server`, common name `ringws test server`, serial 0x1001).
+    pub fn with_server(name: &str) -> Pki {
+        let pki = Pki::new(name);
+        pki.root_ca("ca", "ringws test CA");
+        pki.issue(
+            "server",
+            "ringws test server",
+            "ca",
+            Role::Server,
+            0x1001,
+            Validity::Days(30),
+        );
+        pki
+    }
+
+    /// The flags of `ringws serve` for a wss listener on a free port serving the certificate
+    /// `name` and its key.
+    pub fn serve_flags(&self, name: &str) -> Vec<String> {
+        let (cert, key) = (self.cert(name), self.key(name));
+        vec![
+            "--tls-listen".into(),
+            "127.0.0.1:0".into(),
+            "--tls-cert".into(),
+            cert.to_str().unwrap().into(),
+            "--tls-key".into(),
+            key.to_str().unwrap().into(),
+        ]
+    }
+
     pub fn dir(&self) -> &Path {
         &self.scratch.0
     }
