@@ -354,7 +354,12 @@ fn every_config_key_in_the_docs_is_a_setting_and_its_values_are_accepted() {
 
 #[test]
 fn every_metric_name_in_the_docs_is_served_on_metrics() {
-    let server = common::ServerProcess::start(&["--app", "pubsub"]);
+    // With a wss listener, so the TLS families are served too.
+    let pki = common::pki::Pki::with_server("docs-metrics");
+    let mut args = vec!["--app", "pubsub"];
+    let tls = pki.serve_flags("server");
+    args.extend(tls.iter().map(String::as_str));
+    let server = common::ServerProcess::start(&args);
     let admin = server.admin.expect("the admin listener");
     let (status, exposition) = common::admin_get(admin, "/metrics");
     assert_eq!(status, 200);
