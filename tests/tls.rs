@@ -187,6 +187,30 @@ fn a_client_that_does_not_trust_the_certificate_counts_as_certificate_rejected()
     assert_one_failure(&server, "certificate_rejected");
 }
 
+/// Python's asyncio refuses the certificate without sending an alert: it hangs up.
+const PY_ASYNCIO_DISTRUST: &str = r#"
+import asyncio, sys, websockets
+async def main():
+    try:
+        await asyncio.wait_for(websockets.connect(sys.argv[1]), 10)
+        print("connected")
+    except Exception as e:
+        print("refused", type(e).__name__, e)
+asyncio.run(main())
+"#;
+
+#[test]
+fn a_client_that_hangs_up_mid_handshake_counts_as_client_closed() {
+    let pki = Pki::with_server("hang-up");
+    let server = serve(&pki, "server", &[]);
+    // A TCP probe (connect, then close with nothing sent) is no failed handshake.
+    drop(connect(server.tls.unwrap()));
+    let url = wss_url(&server, "localhost");
+    let out = python(PY_ASYNCIO_DISTRUST, &[url.as_ref()]);
+    assert!(out.starts_with("refused SSLCertVerificationError"), "{out}");
+    assert_one_failure(&server, "client_closed");
+}
+
 #[test]
 fn the_chain_in_tls_cert_reaches_clients_that_trust_only_the_root() {
     let pki = Pki::new("chain");

@@ -81,6 +81,11 @@ impl TlsSession {
         self.flags & flag::HANDSHAKEN != 0
     }
 
+    /// The client's first bytes arrived: a handshake began.
+    pub fn is_started(&self) -> bool {
+        self.flags & flag::STARTED != 0
+    }
+
     /// Bytes this session holds in buffers of its own (the memory budget counts them).
     pub fn held_bytes(&self) -> usize {
         self.carry.capacity() + self.unsent.capacity()
