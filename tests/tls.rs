@@ -433,6 +433,18 @@ fn a_wss_subscriber_gets_what_the_admin_api_publishes() {
 // ---------------------------------------------------------------------------------------------
 // SIGHUP
 
+/// The certificate a renewal brings: `renewed`, same CA, another name, serial and end.
+fn issue_renewed(pki: &Pki) {
+    pki.issue(
+        "renewed",
+        "ringws renewed server",
+        "ca",
+        Role::Server,
+        0x1002,
+        Validity::Days(60),
+    );
+}
+
 /// Copies `<from>.pem`/`<from>.key` over the files the server reads, `live.pem`/`live.key`.
 fn install(pki: &Pki, from: &str) {
     std::fs::copy(pki.cert(from), pki.cert("live")).unwrap();
@@ -477,14 +489,7 @@ fn not_after_unix(pki: &Pki, name: &str) -> f64 {
 #[test]
 fn sighup_serves_a_new_certificate_to_new_handshakes_and_keeps_open_connections() {
     let pki = Pki::with_server("reload");
-    pki.issue(
-        "renewed",
-        "ringws renewed server",
-        "ca",
-        Role::Server,
-        0x1002,
-        Validity::Days(60),
-    );
+    issue_renewed(&pki);
     install(&pki, "server");
     let server = serve(&pki, "live", &[]);
     let admin = server.admin.unwrap();
@@ -520,7 +525,7 @@ fn sighup_serves_a_new_certificate_to_new_handshakes_and_keeps_open_connections(
 }
 
 #[test]
-fn a_broken_certificate_on_sighup_keeps_the_one_in_use() {
+fn a_broken_or_mismatched_certificate_on_sighup_keeps_the_one_in_use() {
     let pki = Pki::with_server("broken");
     install(&pki, "server");
     let server = serve(&pki, "live", &[]);
@@ -540,9 +545,31 @@ fn a_broken_certificate_on_sighup_keeps_the_one_in_use() {
     assert_eq!(round_trip(&mut after, 0x1, b"new"), (0x1, b"new".to_vec()));
     assert_eq!(round_trip(&mut before, 0x1, b"old"), (0x1, b"old".to_vec()));
     assert_eq!(metric_sum(admin, EXPIRY), expiry);
+
+    // A renewed certificate beside the old key (the key file not copied yet): refused too.
+    issue_renewed(&pki);
+    std::fs::copy(pki.cert("renewed"), pki.cert("live")).unwrap();
+    server.signal(libc::SIGHUP);
+    wait_reloads(&server, "failed", 2.0);
+    assert_eq!(served_subject(&server, &pki), "CN = ringws test server");
+    assert_eq!(
+        round_trip(&mut before, 0x1, b"still"),
+        (0x1, b"still".to_vec())
+    );
+    assert_eq!(metric_sum(admin, EXPIRY), expiry);
     let (_, log) = server.stop();
+    let live = (pki.cert("live"), pki.key("live"));
+    let mismatch = format!(
+        "the key in {} does not belong to the certificate in {}",
+        live.1.display(),
+        live.0.display()
+    );
     assert!(
-        log.contains("the certificate loaded before stays in use") && log.contains("live.pem"),
+        log.matches("the certificate loaded before stays in use")
+            .count()
+            == 2
+            && log.contains("live.pem")
+            && log.contains(&mismatch),
         "{log}"
     );
 }
