@@ -11,6 +11,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -22,8 +23,8 @@ use common::clients::{
 use common::pki::{Pki, Role, Validity};
 use common::wss::{client_config, peer_leaf, round_trip, wss_connect};
 use common::{
-    closed_by_server, connect, exchange, metric_labelled, metric_sum, output_within, refused_start,
-    upgrade_request, wait_metric, ServerProcess,
+    closed_by_server, connect, exchange, is_reset, metric_labelled, metric_sum, output_within,
+    refused_start, upgrade_request, wait_metric, ServerProcess,
 };
 use ringws::app::{App, ConnId, CoreApp, Ctx, OpenInfo};
 use ringws::protocol::MessageKind;
@@ -273,6 +274,32 @@ fn plain_http_to_the_tls_port_gets_400_naming_wss() {
         answer.body
     );
     assert_one_failure(&server, "plain_http");
+}
+
+/// Bytes that are neither TLS nor HTTP (an SSH client on the wrong port) get one fatal alert and
+/// the close, and the core goes on serving: the failed bytes are not handed to rustls again.
+#[test]
+fn bytes_that_are_neither_tls_nor_http_get_one_alert_and_the_server_keeps_serving() {
+    let pki = Pki::with_server("garbage");
+    let server = serve(&pki, "server", &[]);
+    let mut ssh = connect(server.tls.unwrap());
+    ssh.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    if let Err(e) = ssh.read_to_end(&mut answer) {
+        assert!(is_reset(&e), "no close: {e}");
+    }
+    // One record: alert (21), TLS 1.2 record version, length 2, level fatal (2), a description.
+    assert_eq!(answer.len(), 7, "{answer:02x?}");
+    assert_eq!(
+        (answer[0], &answer[3..6]),
+        (21, &[0u8, 2, 2][..]),
+        "{answer:02x?}"
+    );
+    assert_one_failure(&server, "protocol");
+    let config = client_config(&pki.cert("ca"), None);
+    let mut after = wss_connect(server.tls.unwrap(), config, "/");
+    assert_eq!(round_trip(&mut after, 0x1, b"up"), (0x1, b"up".to_vec()));
 }
 
 #[test]

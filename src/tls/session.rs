@@ -132,10 +132,7 @@ impl TlsSession {
             let discard = status.discard;
             let state = match status.state {
                 Ok(state) => state,
-                Err(error) => {
-                    start += discard;
-                    return Err(self.failed(&error, &mut cipher[start..], wire, summary));
-                }
+                Err(error) => return Err(self.failed(&error, wire, summary)),
             };
             let mut stop = false;
             match state {
@@ -184,18 +181,19 @@ impl TlsSession {
         Ok(summary)
     }
 
-    /// After an error rustls queues an alert: encode it for the peer.
+    /// After an error rustls queues an alert: encode it for the peer. The bytes that failed are
+    /// not given back: rustls would fail on them again and try a second fatal alert, which a
+    /// debug assertion of rustls forbids (the reactor thread of a debug build panicked).
     fn failed(
         &mut self,
         error: &rustls::Error,
-        cipher: &mut [u8],
         wire: &mut [u8],
         summary: ReadSummary,
     ) -> ReadFailure {
         let mut wire_len = summary.wire_len;
         // Bounded: an alert is one record; the loop ends at the first state that is not one.
         for _ in 0..4 {
-            let status = self.conn.process_tls_records(cipher);
+            let status = self.conn.process_tls_records(&mut []);
             match status.state {
                 Ok(ConnectionState::EncodeTlsData(mut data)) => {
                     if let Ok(n) = encode(&mut data, &mut wire[wire_len..]) {
