@@ -46,7 +46,7 @@ impl Exporter {
             None,
             "TLS handshakes that failed, by reason (plain_http, no_common_version, \
              no_common_cipher, no_common_alpn, certificate_rejected, client_certificate, \
-             client_alert, timeout, protocol).",
+             client_alert, client_closed, timeout, protocol).",
             c,
         );
         d(
