@@ -215,7 +215,11 @@ impl TlsSession {
         let mut wire_len = summary.wire_len;
         // An error of the record layer is met again by the next deframing, which would queue
         // a second alert: one chunk only. After an error of the handshake (rustls keeps it as
-        // its state), deframing again stops at that state: every queued chunk.
+        // its state), every queued chunk (a ServerHello, then the alert). Once they are out,
+        // the probe that finds none deframes the records after the failed one; a malformed one
+        // makes rustls queue a second fatal alert, which is never sent (the session is dropped)
+        // but which rustls asserts against in debug builds: Cargo.toml turns rustls's debug
+        // assertions off in the dev profile, and the fuzz target runs with `-O`.
         let record_layer = matches!(
             error,
             rustls::Error::InvalidMessage(_)
@@ -477,6 +481,31 @@ mod tests {
             client.reader().read_exact(&mut got).unwrap();
             assert_eq!(&got, b"pong");
         }
+    }
+
+    /// Input the fuzz target found: a handshake error, then malformed records in the same read
+    /// (its first byte is the read size). The session fails with an alert and nothing panics.
+    #[test]
+    fn malformed_records_after_a_handshake_error_fail_the_session_once() {
+        let data = include_bytes!("regressions/records-after-a-handshake-error.bin");
+        let (server, _) = configs();
+        let (&cut, input) = data.split_first().unwrap();
+        let mut session = TlsSession::new(server).unwrap();
+        let mut wire = vec![0u8; WIRE_BUFFER_BYTES];
+        let mut failed = None;
+        for piece in input.chunks(usize::from(cut).max(1)) {
+            let mut cipher = vec![0u8; MAX_CARRY_BYTES + piece.len()];
+            let carried = session.take_carry(&mut cipher);
+            cipher[carried..carried + piece.len()].copy_from_slice(piece);
+            let len = carried + piece.len();
+            let mut plain = vec![0u8; len];
+            if let Err(failure) = session.read(&mut cipher[..len], &mut plain, &mut wire) {
+                failed = Some(failure);
+                break;
+            }
+        }
+        let failed = failed.expect("the session fails");
+        assert!(failed.wire_len > 0, "an alert goes back: {}", failed.detail);
     }
 
     #[test]
