@@ -20,6 +20,7 @@ use crate::app::{ConnId, Ctx, PreparedFrame};
 use crate::protocol::connection::{
     self, Connection, Note, Output, ReleaseKind, Tick, TransportError,
 };
+use crate::protocol::reader::INFLATED_TOO_BIG;
 use crate::protocol::{CloseCode, MessageKind};
 use crate::stats::{CoreStats, SecondsHistogram};
 use crate::sys::socket::{self as sys, IoResult};
@@ -296,6 +297,9 @@ impl Output for SocketOutput<'_> {
             Note::RateLimited => s.rate_limit_closes.inc(),
             Note::ProtocolError(err) => {
                 s.protocol_errors.inc();
+                if err == INFLATED_TOO_BIG {
+                    s.deflate_inflate_limit_closes.inc();
+                }
                 tracing::debug!(core = self.core, "protocol error: {err}");
             }
             Note::TransportFailed => {}
@@ -332,6 +336,29 @@ impl Output for SocketOutput<'_> {
             Note::QueueEnded => s
                 .backpressured_connections
                 .set(s.backpressured_connections.get().saturating_sub(1)),
+            Note::DeflateNegotiated => s.deflate_connections.set(s.deflate_connections.get() + 1),
+            Note::DeflateEnded => s
+                .deflate_connections
+                .set(s.deflate_connections.get().saturating_sub(1)),
+            Note::Compressed {
+                sent,
+                compressed,
+                uncompressed,
+            } => {
+                let (wire, plain) = if sent {
+                    (
+                        &s.deflate_sent_compressed_bytes,
+                        &s.deflate_sent_uncompressed_bytes,
+                    )
+                } else {
+                    (
+                        &s.deflate_received_compressed_bytes,
+                        &s.deflate_received_inflated_bytes,
+                    )
+                };
+                wire.add(compressed as u64);
+                plain.add(uncompressed as u64);
+            }
         }
     }
 
