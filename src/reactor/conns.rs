@@ -394,8 +394,18 @@ impl Ctx for Io {
         let Some(key) = self.slot_of(conn) else {
             return false;
         };
-        let bytes = frame.bytes();
-        let sent = self.with_conn(key, |c, cfg, now, out| c.send_encoded(now, cfg, bytes, out));
+        let sent = self.with_conn(key, |c, cfg, now, out| {
+            let (bytes, compressed) = frame.bytes_for(c.negotiated(), &cfg.compression);
+            let sent = c.send_encoded(now, cfg, bytes, out);
+            if let (true, Some(compressed)) = (sent, compressed) {
+                out.note(Note::Compressed {
+                    sent: true,
+                    compressed,
+                    uncompressed: frame.payload_len(),
+                });
+            }
+            sent
+        });
         if sent {
             self.stats.message_sent(frame.kind(), frame.payload_len());
         }
