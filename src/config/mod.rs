@@ -89,8 +89,8 @@ pub const TOPIC_LENGTH: RangeInclusive<u64> = 1..=1024;
 pub const CONTROL_MESSAGE_BYTES: RangeInclusive<u64> = 64..=1 << 30;
 /// Bounds of `compression_min_size`.
 pub const COMPRESSION_MIN_SIZE_BYTES: RangeInclusive<u64> = 0..=1 << 30;
-/// Bounds of `compression_level` (libdeflate's levels; 0 would store, not compress).
-pub const COMPRESSION_LEVEL: RangeInclusive<u64> = 1..=12;
+/// Bounds of `compression_level` (zlib's levels; 0 would store, not compress).
+pub const COMPRESSION_LEVEL: RangeInclusive<u64> = 1..=9;
 /// Most entries of `allowed_origins` and of `trusted_proxies`.
 pub const MAX_LIST_LEN: usize = 1024;
 
@@ -172,7 +172,7 @@ settings! {
     compression: bool = false, "BOOL", boolean();
     /// With compression on, messages shorter than this go out uncompressed, from 0 to 1GiB.
     compression_min_size: usize = 256, "SIZE", size(COMPRESSION_MIN_SIZE_BYTES);
-    /// Compression level, from 1 (fastest) to 12 (smallest output).
+    /// Compression level, from 1 (fastest) to 9 (smallest output).
     compression_level: u8 = 1, "N", count(COMPRESSION_LEVEL);
     /// Queue of not-yet-accepted connections passed to listen(2), from 1 to 65535.
     backlog: i32 = 4096, "N", count(BACKLOG);

@@ -2,15 +2,19 @@
 //! core), with their scratch buffers. Messages are compressed and inflated whole and on their
 //! own (no context takeover), so nothing survives a message and a connection holds nothing.
 //!
-//! The implementation is libdeflate (through `libdeflater`): on the JSON corpus it compresses
-//! and inflates faster than zlib-rs (docs/benchmarks.md). It works on whole buffers only, which
-//! suits whole messages; the one consequence is that a DEFLATE stream must end with a final
-//! block, so every compressed message ends with one (RFC 7692 §7.2.3.3 allows it) and an
-//! inflated one is given an empty final block after the `00 00 ff ff` the sender removed.
+//! Compressing is zlib-rs's (through `flate2`), with a sync flush: the message ends with the
+//! empty stored block `00 00 ff ff`, removed before sending (RFC 7692 §7.2.1), which is what
+//! every peer expects. (libdeflate compresses faster, but only into streams that end with a
+//! final block; RFC 7692 §7.2.3.3 allows those, yet some peers stall on them, so it is not used
+//! to send.) Inflating is libdeflate's (through `libdeflater`), the faster of the two on the
+//! JSON corpus (docs/benchmarks.md): it works on whole buffers, which suits whole messages, and
+//! stops as soon as its output buffer is full, which bounds it. A received message is given the
+//! `00 00 ff ff` back and then an empty final block, which libdeflate needs to see the end.
 
 use std::cell::RefCell;
 
-use libdeflater::{CompressionLvl, Compressor, DecompressionError, Decompressor};
+use flate2::{Compress, FlushCompress, Status};
+use libdeflater::{DecompressionError, Decompressor};
 
 /// Appended to a received message before inflating it: the empty stored block the sender
 /// removed (RFC 7692 §7.2.2), then an empty final block, which libdeflate needs to see the end.
@@ -36,9 +40,12 @@ pub enum InflateError {
     Corrupt,
 }
 
+/// What a sync flush ends with; removed from every compressed message.
+const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
 struct Codec {
     /// The compressor and the level it was made for (made on first use).
-    compressor: Option<(i32, Compressor)>,
+    compressor: Option<(u8, Compress)>,
     decompressor: Decompressor,
     /// Compressed output, kept at its largest length so it needs no zeroing per message.
     deflated: Vec<u8>,
@@ -58,28 +65,32 @@ thread_local! {
     });
 }
 
-/// Compresses `payload` as one raw DEFLATE stream at `level` (1..=12) and calls `f` with the
+/// Compresses `payload` as one raw DEFLATE stream at `level` (1..=9) and calls `f` with the
 /// result, or with `None` when compressing does not make it smaller (the message then goes out
 /// as it is). The compressed bytes live in this thread's scratch buffer during `f` only.
 pub fn with_compressed<R>(payload: &[u8], level: u8, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
     let (n, deflated) = CODEC.with(|codec| {
         let mut codec = codec.borrow_mut();
         let codec = &mut *codec;
-        let level = i32::from(level);
         if codec.compressor.as_ref().is_none_or(|(l, _)| *l != level) {
-            let lvl = CompressionLvl::new(level).unwrap_or_default();
-            codec.compressor = Some((level, Compressor::new(lvl)));
+            let level = flate2::Compression::new(u32::from(level.clamp(1, 9)));
+            codec.compressor = Some((level.level() as u8, Compress::new(level, false)));
         }
         let (_, compressor) = codec.compressor.as_mut().expect("made above");
-        // Not worth more than the payload: an output that would not fit is not taken.
-        let room = payload.len().saturating_sub(1);
-        let bound = compressor.deflate_compress_bound(payload.len()).min(room);
-        if codec.deflated.len() < bound {
-            codec.deflated.resize(bound, 0);
+        // Worth it only if smaller than the payload: room for that and the sync flush's tail.
+        let room = payload.len() - payload.len().min(1) + SYNC_TAIL.len();
+        if codec.deflated.len() < room {
+            codec.deflated.resize(room, 0);
         }
-        let n = compressor
-            .deflate_compress(payload, &mut codec.deflated[..bound])
-            .unwrap_or(0);
+        compressor.reset();
+        let status = compressor.compress(payload, &mut codec.deflated[..room], FlushCompress::Sync);
+        let whole = compressor.total_in() == payload.len() as u64;
+        let out = compressor.total_out() as usize;
+        let done = matches!(status, Ok(Status::Ok)) && whole && out < room;
+        let n = match codec.deflated[..out].strip_suffix(&SYNC_TAIL) {
+            Some(body) if done && !payload.is_empty() => body.len(),
+            _ => 0,
+        };
         (n, std::mem::take(&mut codec.deflated))
     });
     let result = f((n > 0).then(|| &deflated[..n]));

@@ -20,7 +20,7 @@ pub struct Compression {
     pub enabled: bool,
     /// Messages shorter than this go out uncompressed.
     pub min_size: usize,
-    /// The compressor's level, 1 (fastest) to 12 (smallest).
+    /// The compressor's level, 1 (fastest) to 9 (smallest).
     pub level: u8,
 }
 
