@@ -3,6 +3,10 @@
 //! permessage-deflate on every WebSocket, so the allowed case also shows that declining the
 //! extension works with a browser, and `?token=` shows the browser form of authentication.
 //!
+//! With `--compression on`, a page sends a 2 KiB JSON message: `ws.extensions` shows
+//! permessage-deflate, the echo comes back intact, and the server's counters show it was
+//! compressed both ways.
+//!
 //! Needs Debian's chromium at /usr/bin/chromium (`apt-get install -y chromium`); without it the
 //! test fails, unless RINGWS_SKIP_BROWSER_TESTS=1.
 
@@ -30,6 +34,23 @@ const ws = new WebSocket(url, ["chat.v1"]);
 ws.onopen = () => ws.send("hi");
 ws.onmessage = (e) => {
   document.title = "echo:" + e.data + "|" + ws.protocol + "|" + ws.extensions;
+  ws.close(1000);
+};
+ws.onclose = (e) => {
+  if (!document.title.startsWith("echo:")) document.title = "closed:" + e.code;
+};
+</script></body></html>
+"#;
+
+/// The compression page: sends a 2 KiB JSON text, shows `echo:<same>|<extensions>`.
+const DEFLATE_PAGE: &str = r#"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>pending</title></head><body><script>
+const url = new URL(location.href).searchParams.get("ws");
+const ws = new WebSocket(url);
+const msg = JSON.stringify(Array.from({length: 60}, (_, i) => ({id: i, text: "hello " + i})));
+ws.onopen = () => ws.send(msg);
+ws.onmessage = (e) => {
+  document.title = "echo:" + (e.data === msg) + "|" + ws.extensions;
   ws.close(1000);
 };
 ws.onclose = (e) => {
@@ -79,6 +100,8 @@ fn serve_page(mut stream: TcpStream) {
     }
     let (status, body) = if head.starts_with(b"GET /page") {
         ("200 OK", PAGE)
+    } else if head.starts_with(b"GET /deflate") {
+        ("200 OK", DEFLATE_PAGE)
     } else {
         ("404 Not Found", "")
     };
@@ -142,7 +165,13 @@ fn title_of(
     ws_url: &str,
 ) -> String {
     let profile = scratch.0.join(run);
-    let url = format!("http://{page}/page?ws={}", encode(ws_url));
+    // A run named `deflate...` loads the compression page.
+    let path = if run.starts_with("deflate") {
+        "deflate"
+    } else {
+        "page"
+    };
+    let url = format!("http://{page}/{path}?ws={}", encode(ws_url));
     let mut child = Command::new(chromium)
         .args([
             "--headless",
@@ -295,4 +324,28 @@ fn chromium_connects_from_an_allowed_origin_and_is_refused_from_another() {
     assert_eq!(auth["origin"], allowed_origin);
     assert_eq!(auth["status"], 401);
     assert_eq!(auth["credentials"], "query_token");
+}
+
+#[test]
+fn chromium_negotiates_deflate_and_a_compressed_message_round_trips() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("ringws-deflate-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&scratch.0);
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let page = page_server();
+    let server = ServerProcess::start(&["--compression", "on", "--compression-min-size", "100"]);
+    let ws_url = format!("ws://{}/", server.addr);
+    let (title, _) = settled_title_of(chromium, &scratch, "deflate", page, &ws_url);
+    assert_eq!(
+        title,
+        "echo:true|permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+    );
+    let admin = server.admin.unwrap();
+    let inflated = common::metric_sum(admin, "ringws_deflate_received_inflated_bytes_total");
+    let sent = common::metric_sum(admin, "ringws_deflate_sent_compressed_bytes_total");
+    assert!(inflated > 1000.0 && sent > 0.0, "{inflated} {sent}");
+    server.stop();
 }
