@@ -45,6 +45,26 @@ ws.onclose = (e) => {
 </script></body></html>
 "#;
 
+/// The compression page: sends a ~1.7 KB JSON message (compressible, over the server's
+/// compression_min_size) and shows `echo:<intact>|<extensions>`, or `closed:<code>`; then reports
+/// the title like [`PAGE`].
+const DEFLATE_PAGE: &str = r#"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>pending</title></head><body><script>
+const url = new URL(location.href).searchParams.get("ws");
+const ws = new WebSocket(url);
+const msg = JSON.stringify(Array.from({length: 60}, (_, i) => ({id: i, text: "hello " + i})));
+ws.onopen = () => ws.send(msg);
+ws.onmessage = (e) => {
+  document.title = "echo:" + (e.data === msg) + "|" + ws.extensions;
+  ws.close(1000);
+};
+ws.onclose = (e) => {
+  if (!document.title.startsWith("echo:")) document.title = "closed:" + e.code;
+  fetch("/report?" + encodeURIComponent(document.title));
+};
+</script></body></html>
+"#;
+
 /// /usr/bin/chromium, or None when the run asked to skip; panics with install advice otherwise.
 fn chromium() -> Option<&'static Path> {
     let path = Path::new(CHROMIUM);
@@ -92,6 +112,8 @@ fn serve_page(mut stream: TcpStream, reports: mpsc::Sender<String>) {
     }
     let (status, body) = if head.starts_with(b"GET /page") {
         ("200 OK", PAGE)
+    } else if head.starts_with(b"GET /deflate") {
+        ("200 OK", DEFLATE_PAGE)
     } else {
         ("404 Not Found", "")
     };
@@ -170,7 +192,13 @@ fn launch(
     flags: &[&str],
 ) -> (Child, String) {
     let profile = scratch.0.join(run);
-    let url = format!("http://{page}/page?ws={}", encode(ws_url));
+    // A run named `deflate...` loads the compression page.
+    let path = if run.starts_with("deflate") {
+        "deflate"
+    } else {
+        "page"
+    };
+    let url = format!("http://{page}/{path}?ws={}", encode(ws_url));
     let child = Command::new(chromium)
         .args([
             "--headless",
@@ -397,4 +425,34 @@ fn chromium_opens_wss_and_gets_the_echo() {
     assert_eq!(title, "closed:1006");
     let rejected = "reason=\"certificate_rejected\"";
     wait_metric(admin, "ringws_tls_handshake_failures_total", rejected, 1.0);
+}
+
+/// Chromium offers permessage-deflate; with compression on, ringws accepts it, and a
+/// compressible message goes both ways compressed and comes back intact.
+#[test]
+fn chromium_negotiates_deflate_and_a_compressed_message_round_trips() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let scratch = Scratch::new("deflate-profiles");
+    let server = ServerProcess::start(&["--compression", "on", "--compression-min-size", "100"]);
+    let ws_url = format!("ws://{}/", server.addr);
+    let (page, reports) = page_server();
+    let title = reported_title(
+        chromium,
+        &scratch,
+        "deflate",
+        (page, &reports),
+        &ws_url,
+        &[],
+    );
+    assert_eq!(
+        title,
+        "echo:true|permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+    );
+    let admin = server.admin.unwrap();
+    let inflated = metric_sum(admin, "ringws_deflate_received_inflated_bytes_total");
+    let sent = metric_sum(admin, "ringws_deflate_sent_compressed_bytes_total");
+    assert!(inflated > 1000.0 && sent > 0.0, "{inflated} {sent}");
+    server.stop();
 }

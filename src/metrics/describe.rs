@@ -230,6 +230,42 @@ impl Exporter {
             g,
         );
         d(
+            "ringws_deflate_connections",
+            None,
+            "Connections that negotiated permessage-deflate.",
+            g,
+        );
+        d(
+            "ringws_deflate_received_compressed_bytes_total",
+            None,
+            "Payload bytes of compressed messages received, as they arrived.",
+            c,
+        );
+        d(
+            "ringws_deflate_received_inflated_bytes_total",
+            None,
+            "Payload bytes of compressed messages received, once inflated.",
+            c,
+        );
+        d(
+            "ringws_deflate_sent_uncompressed_bytes_total",
+            None,
+            "Payload bytes of messages sent compressed, before compressing.",
+            c,
+        );
+        d(
+            "ringws_deflate_sent_compressed_bytes_total",
+            None,
+            "Payload bytes of messages sent compressed, as sent.",
+            c,
+        );
+        d(
+            "ringws_deflate_inflate_limit_closes_total",
+            None,
+            "Connections closed with 1009 for a compressed message inflating past max_message_size.",
+            c,
+        );
+        d(
             "ringws_io_uring_submissions_total",
             None,
             "io_uring submission queue entries submitted.",
