@@ -42,6 +42,7 @@ fn settings() -> Settings {
         max_outbound_bytes: 128 << 20,
         message_rate_milli_per_tick: 0,
         message_burst: 0,
+        compression: Default::default(),
     }
 }
 

@@ -364,6 +364,32 @@ impl Exporter {
             "ringws_backpressured_connections",
             backpressured_connections
         );
+        per_core!(gauge, "ringws_deflate_connections", deflate_connections);
+        per_core!(
+            counter,
+            "ringws_deflate_received_compressed_bytes_total",
+            deflate_received_compressed_bytes
+        );
+        per_core!(
+            counter,
+            "ringws_deflate_received_inflated_bytes_total",
+            deflate_received_inflated_bytes
+        );
+        per_core!(
+            counter,
+            "ringws_deflate_sent_uncompressed_bytes_total",
+            deflate_sent_uncompressed_bytes
+        );
+        per_core!(
+            counter,
+            "ringws_deflate_sent_compressed_bytes_total",
+            deflate_sent_compressed_bytes
+        );
+        per_core!(
+            counter,
+            "ringws_deflate_inflate_limit_closes_total",
+            deflate_inflate_limit_closes
+        );
         per_core!(
             counter,
             "ringws_io_uring_submissions_total",

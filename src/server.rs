@@ -16,6 +16,7 @@ use crate::config::{AppKind, Config};
 use crate::metrics::Exporter;
 use crate::policy::{DebugRing, HandshakeRateLimiter, Policy};
 use crate::protocol::connection;
+use crate::protocol::deflate::Compression;
 use crate::protocol::{HandshakeLimits, Limits, RefusalReason};
 use crate::reactor::admin::AdminSide;
 use crate::reactor::conns::CoreSettings;
@@ -163,6 +164,11 @@ impl Server {
                 message_rate_milli_per_tick: u64::from(config.message_rate)
                     * TICK.as_millis() as u64,
                 message_burst: config.message_burst,
+                compression: Compression {
+                    enabled: config.compression,
+                    min_size: config.compression_min_size,
+                    level: config.compression_level,
+                },
             },
             drain_timeout_ticks: ticks(config.drain_timeout),
             max_connections: config.max_connections,

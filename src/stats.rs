@@ -126,6 +126,15 @@ pub struct CoreStats {
     /// TLS handshakes finished, and failed by [`TlsFailure`].
     pub tls_handshakes: Counter,
     tls_failures: [Counter; TLS_FAILURES.len()],
+    /// permessage-deflate: connections that negotiated it; bytes of compressed messages
+    /// received (on the wire, inflated) and sent (before, after compressing); connections
+    /// closed with 1009 for a message inflating past max_message_size.
+    pub deflate_connections: Gauge,
+    pub deflate_received_compressed_bytes: Counter,
+    pub deflate_received_inflated_bytes: Counter,
+    pub deflate_sent_uncompressed_bytes: Counter,
+    pub deflate_sent_compressed_bytes: Counter,
+    pub deflate_inflate_limit_closes: Counter,
     /// io_uring activity.
     pub ring_submissions: Gauge,
     pub ring_completions: Gauge,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 54] = [
+const DEFAULTS: [(&str, &str); 57] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("tls_listen", "off"),
@@ -37,6 +37,9 @@ const DEFAULTS: [(&str, &str); 54] = [
     ("max_outbound_buffer", "1MiB"),
     ("message_rate", "0"),
     ("message_burst", "100"),
+    ("compression", "false"),
+    ("compression_min_size", "256"),
+    ("compression_level", "1"),
     ("backlog", "4096"),
     ("defer_accept", "1s"),
     ("ring_entries", "4096"),

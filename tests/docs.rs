@@ -354,27 +354,19 @@ fn every_config_key_in_the_docs_is_a_setting_and_its_values_are_accepted() {
 
 #[test]
 fn every_metric_name_in_the_docs_is_served_on_metrics() {
-    // With the wss listener and the PROXY protocol on, so their series are served too.
-    let dir = std::env::temp_dir().join(format!("ringws-docs-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, pair.cert.pem()).unwrap();
-    std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
-    let server = common::ServerProcess::start(&[
+    // With a wss listener and the PROXY protocol on, so their families are served too.
+    let pki = common::pki::Pki::with_server("docs-metrics");
+    let mut args = vec![
         "--app",
         "pubsub",
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
         "--proxy-protocol",
         "on",
         "--trusted-proxies",
         "127.0.0.2/32",
-    ]);
+    ];
+    let tls = pki.serve_flags("server");
+    args.extend(tls.iter().map(String::as_str));
+    let server = common::ServerProcess::start(&args);
     let admin = server.admin.expect("the admin listener");
     let (status, exposition) = common::admin_get(admin, "/metrics");
     assert_eq!(status, 200);

@@ -213,6 +213,7 @@ impl Driver {
             max_outbound_bytes: if select & 0x20 != 0 { 700 } else { 4096 },
             message_rate_milli_per_tick: if select & 0x40 != 0 { 500 } else { 0 },
             message_burst: 3,
+            compression: Default::default(),
         };
         // Start anywhere on the wrapping clock, often just before it wraps or changes sign.
         let clock = bytes.byte();
@@ -557,7 +558,7 @@ impl Driver {
                     write_accept(&mut answer, &key, None);
                     self.head = Some((answer, true));
                     self.accepted = true;
-                    let opened = self.conn.accept(now, &key, None, &mut self.out);
+                    let opened = self.conn.accept(now, &self.cfg, &request, None, &mut self.out);
                     assert_eq!(opened, !self.conn.is_released());
                     if opened && self.draining {
                         self.conn.shut_down(now, now.wrapping_add(80), &self.cfg, &mut self.out);

@@ -2,6 +2,12 @@
 //! session as the reactor drives it: every read must end in a summary or a failure, the
 //! plaintext must fit the room the reactor gives (never longer than the ciphertext), the
 //! carried bytes must stay within MAX_CARRY_BYTES, and nothing may panic.
+//!
+//! Run with `-O` (release, as ringws ships): rustls asserts in debug builds that a connection
+//! queues at most one fatal alert, and a failed session may make it queue a second one on
+//! crafted input (never sent; see `TlsSession::failed`).
+//!
+//!     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -O tls_session
 
 #![no_main]
 

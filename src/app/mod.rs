@@ -7,16 +7,25 @@
 pub mod echo;
 pub mod pubsub;
 
-use crate::protocol::frame::{encode_server_header, MAX_HEADER_LEN};
+use std::sync::OnceLock;
+
+use crate::protocol::deflate::{codec, Compression, Negotiated};
+use crate::protocol::frame::{encode_server_header, MAX_HEADER_LEN, RSV1_BIT};
 use crate::protocol::{CloseCode, MessageKind};
 
 /// A message framed once, to be written as-is to many connections (pub/sub fan-out): the same
-/// bytes go to every subscriber, with no per-subscriber encoding.
+/// bytes go to every subscriber, with no per-subscriber encoding. For subscribers that
+/// negotiated permessage-deflate it is compressed at most once, on first use, and that
+/// compressed frame is shared the same way (by every core: the hub shares one `PreparedFrame`).
 #[derive(Clone, Debug)]
 pub struct PreparedFrame {
     bytes: bytes::Bytes,
     kind: MessageKind,
     payload_len: usize,
+    /// The compressed frame, made by the first subscriber that needs it; `None` inside when
+    /// compressing does not make the message smaller.
+    /// With the compressed payload's length.
+    compressed: OnceLock<Option<(bytes::Bytes, usize)>>,
 }
 
 impl PreparedFrame {
@@ -30,7 +39,35 @@ impl PreparedFrame {
             bytes: bytes.into(),
             kind,
             payload_len: payload.len(),
+            compressed: OnceLock::new(),
         }
+    }
+
+    /// The frame for a connection that negotiated `deflate`, and the compressed payload's size
+    /// when it is the compressed one.
+    pub fn bytes_for(&self, deflate: Negotiated, cfg: &Compression) -> (&[u8], Option<usize>) {
+        if deflate.compresses(cfg, self.payload_len) {
+            let compressed = self.compressed.get_or_init(|| self.compress(cfg.level));
+            if let Some((frame, payload_len)) = compressed {
+                return (frame, Some(*payload_len));
+            }
+        }
+        (&self.bytes, None)
+    }
+
+    fn compress(&self, level: u8) -> Option<(bytes::Bytes, usize)> {
+        let payload = &self.bytes[self.bytes.len() - self.payload_len..];
+        codec::with_compressed(payload, level, |compressed| {
+            let compressed = compressed?;
+            let mut header = [0u8; MAX_HEADER_LEN];
+            let opcode = self.kind.opcode();
+            let n = encode_server_header(&mut header, true, opcode, compressed.len() as u64);
+            header[0] |= RSV1_BIT;
+            let mut frame = Vec::with_capacity(n + compressed.len());
+            frame.extend_from_slice(&header[..n]);
+            frame.extend_from_slice(compressed);
+            Some((frame.into(), compressed.len()))
+        })
     }
     /// The whole frame (header and payload).
     pub fn bytes(&self) -> &[u8] {
@@ -157,5 +194,39 @@ pub trait CoreApp {
     /// true if work is left: the reactor calls again in its next iteration without sleeping.
     fn on_wake(&mut self, _ctx: &mut dyn Ctx) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prepared_frame_is_compressed_once_for_every_deflate_subscriber() {
+        let cfg = Compression {
+            enabled: true,
+            min_size: 100,
+            level: 1,
+        };
+        let payload = br#"{"topic":"prices","bid":101.25,"ask":101.5}"#.repeat(20);
+        let frame = PreparedFrame::new(MessageKind::Text, &payload);
+        let (plain, none) = frame.bytes_for(Negotiated::NONE, &cfg);
+        assert_eq!((plain, none), (frame.bytes(), None));
+        let (first, len) = frame.bytes_for(Negotiated(15), &cfg);
+        let (again, _) = frame.bytes_for(Negotiated(15), &cfg);
+        assert_eq!(
+            first.as_ptr(),
+            again.as_ptr(),
+            "the same bytes, compressed once"
+        );
+        assert_eq!(first[0], 0x80 | RSV1_BIT | 0x1);
+        let len = len.unwrap();
+        assert!(len < payload.len() / 4);
+        let inflated = codec::inflate(&first[first.len() - len..], 1 << 20).unwrap();
+        assert_eq!(inflated, payload);
+        // A window too small for the message, or a short message: the plain frame.
+        assert_eq!(frame.bytes_for(Negotiated(9), &cfg).0, frame.bytes());
+        let short = PreparedFrame::new(MessageKind::Text, b"hi");
+        assert_eq!(short.bytes_for(Negotiated(15), &cfg).0, short.bytes());
     }
 }

@@ -109,6 +109,10 @@ pub const TOPIC_LENGTH: RangeInclusive<u64> = 1..=1024;
 /// Bounds of `max_control_message_size`: a subscribe with a short topic fits in 64 bytes; past
 /// 1 GiB the limit no longer protects anything.
 pub const CONTROL_MESSAGE_BYTES: RangeInclusive<u64> = 64..=1 << 30;
+/// Bounds of `compression_min_size`.
+pub const COMPRESSION_MIN_SIZE_BYTES: RangeInclusive<u64> = 0..=1 << 30;
+/// Bounds of `compression_level` (zlib's levels; 0 would store, not compress).
+pub const COMPRESSION_LEVEL: RangeInclusive<u64> = 1..=9;
 /// Most entries of `allowed_origins` and of `trusted_proxies`.
 pub const MAX_LIST_LEN: usize = 1024;
 
@@ -198,6 +202,14 @@ settings! {
     message_rate: u32 = 0, "N", count(MESSAGE_RATE);
     /// Burst allowance of the per-connection message rate limit, from 1 to 1000000.
     message_burst: u32 = 100, "N", count(MESSAGE_BURST);
+    /// Accept a client's permessage-deflate offer (RFC 7692): messages of at least
+    /// compression_min_size go out compressed, and compressed messages are accepted. Costs no
+    /// memory per connection; costs CPU per message (see docs/compression.md).
+    compression: bool = false, "BOOL", boolean();
+    /// With compression on, messages shorter than this go out uncompressed, from 0 to 1GiB.
+    compression_min_size: usize = 256, "SIZE", size(COMPRESSION_MIN_SIZE_BYTES);
+    /// Compression level, from 1 (fastest) to 9 (smallest output).
+    compression_level: u8 = 1, "N", count(COMPRESSION_LEVEL);
     /// Queue of not-yet-accepted connections passed to listen(2), from 1 to 65535.
     backlog: i32 = 4096, "N", count(BACKLOG);
     /// Hand a connection to ringws with its first bytes, not on the bare TCP ACK (one wake-up

@@ -288,8 +288,8 @@ pub fn diagnose(ctx: &Context, observation: &Observation) -> Diagnosis {
             "the server accepted permessage-deflate, which doctor offers as browsers do, and sent \
              a compressed message before answering; doctor does not decompress, so it cannot \
              check the rest of the session",
-            "run doctor again with --no-extensions. (ringws never accepts permessage-deflate: if \
-             ringws is behind this address, something in front of it answered the upgrade.)",
+            "run doctor again with --no-extensions. (ringws accepts permessage-deflate only with \
+             compression = true.)",
         ),
         BadFrame { detail } => diagnosis(
             format!("{detail}; a browser fails the connection (close code 1002 or 1006)"),

@@ -46,7 +46,7 @@ impl Exporter {
             None,
             "TLS handshakes that failed, by reason (plain_http, no_common_version, \
              no_common_cipher, no_common_alpn, certificate_rejected, client_certificate, \
-             client_alert, timeout, protocol).",
+             client_alert, client_closed, timeout, protocol).",
             c,
         );
         d(
@@ -228,6 +228,42 @@ impl Exporter {
             None,
             "Connections with an outbound queue.",
             g,
+        );
+        d(
+            "ringws_deflate_connections",
+            None,
+            "Connections that negotiated permessage-deflate.",
+            g,
+        );
+        d(
+            "ringws_deflate_received_compressed_bytes_total",
+            None,
+            "Payload bytes of compressed messages received, as they arrived.",
+            c,
+        );
+        d(
+            "ringws_deflate_received_inflated_bytes_total",
+            None,
+            "Payload bytes of compressed messages received, once inflated.",
+            c,
+        );
+        d(
+            "ringws_deflate_sent_uncompressed_bytes_total",
+            None,
+            "Payload bytes of messages sent compressed, before compressing.",
+            c,
+        );
+        d(
+            "ringws_deflate_sent_compressed_bytes_total",
+            None,
+            "Payload bytes of messages sent compressed, as sent.",
+            c,
+        );
+        d(
+            "ringws_deflate_inflate_limit_closes_total",
+            None,
+            "Connections closed with 1009 for a compressed message inflating past max_message_size.",
+            c,
         );
         d(
             "ringws_io_uring_submissions_total",

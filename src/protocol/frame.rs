@@ -49,10 +49,15 @@ pub struct FrameHeader {
     pub payload_len: u64,
     /// Bytes the header occupied (2..=14).
     pub header_len: usize,
+    /// RSV1: the first frame of a compressed message (permessage-deflate, RFC 7692 §6). Only
+    /// [`decode_header_with`] lets it through.
+    pub compressed: bool,
 }
 
 const FIN_BIT: u8 = 0x80;
 const RSV_BITS: u8 = 0x70;
+/// RSV1: set on the first frame of a compressed message (RFC 7692 §6).
+pub const RSV1_BIT: u8 = 0x40;
 const OPCODE_BITS: u8 = 0x0F;
 const MASK_BIT: u8 = 0x80;
 const LEN7_BITS: u8 = 0x7F;
@@ -74,15 +79,33 @@ pub const RESERVED_BITS: ProtocolError = protocol_error("reserved bits set witho
 /// extension), reserved opcodes, control frames that are fragmented or longer than 125 bytes, a
 /// 64-bit length with its top bit set, and lengths not in their shortest encoding.
 pub fn decode_header(buf: &[u8]) -> Result<Option<FrameHeader>, ProtocolError> {
+    decode_header_with(buf, false)
+}
+
+/// [`decode_header`] for a connection that negotiated permessage-deflate (`compression`): RSV1
+/// is then allowed on the first frame of a data message, and still 1002 on a control frame or
+/// a continuation (RFC 7692 §6.1). RSV2 and RSV3 are always 1002.
+pub fn decode_header_with(
+    buf: &[u8],
+    compression: bool,
+) -> Result<Option<FrameHeader>, ProtocolError> {
     let [b0, b1, ..] = *buf else {
         return Ok(None);
     };
-    if b0 & RSV_BITS != 0 {
+    let allowed = if compression { RSV1_BIT } else { 0 };
+    if b0 & RSV_BITS & !allowed != 0 {
         return Err(RESERVED_BITS);
     }
     let Some(opcode) = Opcode::from_u8(b0 & OPCODE_BITS) else {
         return Err(protocol_error("reserved opcode"));
     };
+    let compressed = b0 & RSV1_BIT != 0;
+    if compressed && opcode.is_control() {
+        return Err(protocol_error("RSV1 set on a control frame"));
+    }
+    if compressed && opcode == Opcode::Continuation {
+        return Err(protocol_error("RSV1 set on a continuation frame"));
+    }
     let fin = b0 & FIN_BIT != 0;
     let len7 = b1 & LEN7_BITS;
     if opcode.is_control() {
@@ -137,6 +160,7 @@ pub fn decode_header(buf: &[u8]) -> Result<Option<FrameHeader>, ProtocolError> {
         mask,
         payload_len,
         header_len,
+        compressed,
     }))
 }
 
@@ -314,6 +338,7 @@ mod tests {
                         mask: None,
                         payload_len: len,
                         header_len: n,
+                        compressed: false,
                     };
                     assert_eq!(header, expected);
                     // Every strict prefix is incomplete, never an error.
@@ -415,5 +440,29 @@ mod tests {
         assert_eq!(h.mask, None);
         assert_eq!(h.opcode, Opcode::Close);
         assert_eq!(h.header_len, 2);
+    }
+
+    #[test]
+    fn rsv1_is_allowed_only_with_compression_and_only_on_a_first_data_frame() {
+        let text = [0xC1, 0x00]; // FIN, RSV1, text
+        assert_eq!(decode_header(&text), Err(RESERVED_BITS));
+        let header = decode_header_with(&text, true).unwrap().unwrap();
+        assert!(header.compressed && header.fin && header.opcode == Opcode::Text);
+        assert!(
+            !decode_header_with(&[0x81, 0x00], true)
+                .unwrap()
+                .unwrap()
+                .compressed
+        );
+        for (bytes, why) in [
+            ([0xC9, 0x00], "RSV1 set on a control frame"),
+            ([0xC8, 0x00], "RSV1 set on a control frame"),
+            ([0x40, 0x00], "RSV1 set on a continuation frame"),
+        ] {
+            assert_eq!(decode_header_with(&bytes, true).unwrap_err().reason, why);
+        }
+        // RSV2 and RSV3 stay reserved.
+        assert_eq!(decode_header_with(&[0xA1, 0x00], true), Err(RESERVED_BITS));
+        assert_eq!(decode_header_with(&[0x91, 0x00], true), Err(RESERVED_BITS));
     }
 }

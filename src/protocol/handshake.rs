@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use sha1::{Digest as _, Sha1};
 
+use super::deflate::Agreement;
 use super::refusal::{Refusal, RefusalReason};
 
 /// The magic GUID of RFC 6455 §1.3.
@@ -54,8 +55,10 @@ pub struct UpgradeRequest<'a> {
     pub protocols: Option<&'a str>,
     /// How many Sec-WebSocket-Protocol lines the request has.
     pub protocol_line_count: u32,
-    /// Raw Sec-WebSocket-Extensions values; ringws declines all extensions.
+    /// The first Sec-WebSocket-Extensions line; [`UpgradeRequest::extension_lines`] yields all.
     pub extensions: Option<&'a str>,
+    /// How many Sec-WebSocket-Extensions lines the request has.
+    pub extension_line_count: u32,
     /// The `Authorization` value (first occurrence), e.g. `Bearer <token>`.
     pub authorization: Option<&'a str>,
     /// The LAST `X-Forwarded-For` header: a proxy that adds its own line (HAProxy) puts it
@@ -75,24 +78,51 @@ impl<'a> UpgradeRequest<'a> {
     /// §11.3.4). One line or none is answered from the parse; more re-read the head, which the
     /// parser has already validated (and every such line is UTF-8).
     pub fn protocol_lines(&self) -> impl Iterator<Item = &'a str> + Clone + 'a {
-        let many = self.protocol_line_count > 1;
-        let single = self.protocols.filter(|_| !many);
-        let rescan = if many { self.head } else { &[] };
-        let lines = rescan
-            .split(|&b| b == b'\n')
-            .skip(1) // the request line
-            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-            .take_while(|line| !line.is_empty())
-            .filter_map(|line| {
-                let colon = line.iter().position(|&b| b == b':')?;
-                let (name, value) = (&line[..colon], &line[colon + 1..]);
-                if !name.eq_ignore_ascii_case(b"sec-websocket-protocol") {
-                    return None;
-                }
-                std::str::from_utf8(value.trim_ascii()).ok()
-            });
-        single.into_iter().chain(lines)
+        lines_named(
+            self.head,
+            b"sec-websocket-protocol",
+            self.protocols,
+            self.protocol_line_count,
+        )
     }
+
+    /// Every Sec-WebSocket-Extensions line, in order: like the subprotocols, one list over
+    /// however many lines (RFC 6455 §9.1).
+    pub fn extension_lines(&self) -> impl Iterator<Item = &'a str> + Clone + 'a {
+        lines_named(
+            self.head,
+            b"sec-websocket-extensions",
+            self.extensions,
+            self.extension_line_count,
+        )
+    }
+}
+
+/// The values of the header `name` (lowercase): `first` alone when there are not several
+/// (`count`), else re-read from `head`, which the parser has validated.
+fn lines_named<'a>(
+    head: &'a [u8],
+    name: &'static [u8],
+    first: Option<&'a str>,
+    count: u32,
+) -> impl Iterator<Item = &'a str> + Clone + 'a {
+    let many = count > 1;
+    let single = first.filter(|_| !many);
+    let rescan = if many { head } else { &[] };
+    let lines = rescan
+        .split(|&b| b == b'\n')
+        .skip(1) // the request line
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            let (line_name, value) = (&line[..colon], &line[colon + 1..]);
+            if !line_name.eq_ignore_ascii_case(name) {
+                return None;
+            }
+            std::str::from_utf8(value.trim_ascii()).ok()
+        });
+    single.into_iter().chain(lines)
 }
 
 /// Parses an upgrade request from the bytes received so far.
@@ -245,6 +275,7 @@ pub fn parse_request<'a>(
         protocols,
         protocol_line_count: fields.protocol_line_count,
         extensions,
+        extension_line_count: fields.extension_line_count,
         authorization,
         x_forwarded_for,
         forwarded,
@@ -327,6 +358,7 @@ struct HeaderFields<'a> {
     /// Every Sec-WebSocket-Protocol line is UTF-8.
     protocols_text: bool,
     extensions: Option<&'a [u8]>,
+    extension_line_count: u32,
     authorization: Option<&'a [u8]>,
     x_forwarded_for: Option<&'a [u8]>,
     forwarded: Option<&'a [u8]>,
@@ -349,6 +381,7 @@ impl<'a> HeaderFields<'a> {
             protocol_line_count: 0,
             protocols_text: true,
             extensions: None,
+            extension_line_count: 0,
             authorization: None,
             x_forwarded_for: None,
             forwarded: None,
@@ -391,6 +424,7 @@ impl<'a> HeaderFields<'a> {
                 fields.protocols_text &= std::str::from_utf8(value).is_ok();
             } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
                 fields.extensions = fields.extensions.or(Some(value));
+                fields.extension_line_count += 1;
             } else if name.eq_ignore_ascii_case("authorization") {
                 fields.authorization = fields.authorization.or(Some(value));
             } else if name.eq_ignore_ascii_case("x-forwarded-for") {
@@ -472,6 +506,16 @@ pub(crate) fn base64_exact<const N: usize>(bytes: &[u8]) -> [u8; N] {
 /// Appends the `101 Switching Protocols` response to `out`. `protocol` is the chosen
 /// subprotocol, if any.
 pub fn write_accept(out: &mut Vec<u8>, key: &[u8], protocol: Option<&str>) {
+    write_accept_with(out, key, protocol, None);
+}
+
+/// [`write_accept`] with the permessage-deflate answer, when one was agreed.
+pub fn write_accept_with(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    protocol: Option<&str>,
+    deflate: Option<&Agreement>,
+) {
     out.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\n\
           Upgrade: websocket\r\n\
@@ -484,6 +528,9 @@ pub fn write_accept(out: &mut Vec<u8>, key: &[u8], protocol: Option<&str>) {
         out.extend_from_slice(b"Sec-WebSocket-Protocol: ");
         out.extend_from_slice(protocol.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if let Some(agreement) = deflate {
+        agreement.write_header(out);
     }
     out.extend_from_slice(b"\r\n");
 }

@@ -6,6 +6,7 @@
 pub mod client_handshake;
 pub mod close;
 pub mod connection;
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod mask;

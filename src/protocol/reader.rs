@@ -6,7 +6,8 @@
 //! before asking for the next; [`Reader::feed`] is the same loop with a callback.
 
 use super::close::{parse_close_payload, CloseCode};
-use super::frame::{decode_header, Opcode};
+use super::deflate::{codec, InflateError};
+use super::frame::{decode_header_with, Opcode};
 use super::mask::apply_mask;
 use super::utf8::{self, Utf8Validator};
 use super::{MessageKind, Role};
@@ -71,6 +72,12 @@ const INTERRUPTED_MESSAGE: ProtocolError =
 const INVALID_TEXT: ProtocolError = ProtocolError::invalid_payload("invalid UTF-8 in text message");
 const FRAME_TOO_BIG: ProtocolError = ProtocolError::too_big("frame exceeds max_frame_size");
 const MESSAGE_TOO_BIG: ProtocolError = ProtocolError::too_big("message exceeds max_message_size");
+/// A compressed message that inflates past `max_message_size`: found out as soon as the output
+/// reaches the limit, never by inflating it whole.
+pub const INFLATED_TOO_BIG: ProtocolError =
+    ProtocolError::too_big("message inflates beyond max_message_size");
+const CORRUPT_COMPRESSED: ProtocolError =
+    ProtocolError::invalid_payload("compressed message is not valid DEFLATE data");
 const OUT_OF_MEMORY: ProtocolError =
     ProtocolError::too_big("no memory for this message now: send it again later");
 const POISONED: ProtocolError = ProtocolError {
@@ -126,6 +133,13 @@ pub struct Reader {
     /// UTF-8 state of the text message in flight (fragments are validated as they arrive).
     utf8: Utf8Validator,
     poisoned: bool,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message.
+    deflate: bool,
+    /// The message in flight is compressed: `buf` holds its compressed bytes until its final
+    /// frame, and text is validated once inflated.
+    compressed: bool,
+    /// `buf` is the core's inflate buffer, lent for the delivery: given back on settling.
+    lent: bool,
 }
 
 /// A data frame being received: its header is consumed, `remaining` payload bytes are not.
@@ -176,6 +190,13 @@ impl Reader {
         self.role
     }
 
+    /// The reader of a connection that negotiated permessage-deflate (`on`): compressed
+    /// messages are inflated before delivery, within `max_message_size`.
+    pub fn with_deflate(mut self, on: bool) -> Reader {
+        self.deflate = on;
+        self
+    }
+
     /// True when no frame or message is in flight: the caller may drop this reader and start over
     /// with `Reader::new(role)` later, so idle connections hold no reader state at all.
     pub fn is_idle(&self) -> bool {
@@ -196,7 +217,10 @@ impl Reader {
     /// Frees the buffer of a message already delivered (it is otherwise freed on the next call).
     pub fn settle(&mut self) {
         if self.delivered {
-            self.buf = Vec::new();
+            let buf = std::mem::take(&mut self.buf);
+            if std::mem::take(&mut self.lent) {
+                codec::recycle(buf);
+            }
             self.delivered = false;
         }
     }
@@ -237,6 +261,7 @@ impl Reader {
             // The connection is failing: drop the message buffer now rather than with the reader.
             *self = Reader {
                 role: self.role,
+                deflate: self.deflate,
                 poisoned: true,
                 ..Reader::default()
             };
@@ -303,14 +328,16 @@ impl Reader {
                 }
                 self.frame = None;
                 if frame.fin {
-                    let kind = self.finish_message()?;
-                    return Ok((pos, Some(EventAt::buffered(kind))));
+                    let compressed = self.compressed.then_some(self.buf.len());
+                    let kind = self.finish_message(limits)?;
+                    let at = EventAt::buffered(kind);
+                    return Ok((pos, Some(at.inflated_from(compressed))));
                 }
                 continue;
             }
 
             let rest = &mut input[pos..];
-            let Some(header) = decode_header(rest)? else {
+            let Some(header) = decode_header_with(rest, self.deflate)? else {
                 return Ok((pos, None));
             };
             let mask = match (self.role, header.mask) {
@@ -368,6 +395,13 @@ impl Reader {
                 if let Some(mask) = mask {
                     apply_mask(payload, mask, 0);
                 }
+                if header.compressed {
+                    // Inflated into the core's buffer, delivered from there.
+                    self.inflate(payload, kind, limits)?;
+                    pos += frame_end as usize;
+                    let at = EventAt::buffered(kind).inflated_from(Some(payload.len()));
+                    return Ok((pos, Some(at)));
+                }
                 if kind == MessageKind::Text {
                     utf8::validate(payload).map_err(|_| INVALID_TEXT)?;
                 }
@@ -380,6 +414,7 @@ impl Reader {
             if self.message.is_none() {
                 self.message = Some(kind);
                 self.utf8 = Utf8Validator::default();
+                self.compressed = header.compressed;
             }
             self.frame = Some(PartialFrame {
                 remaining: header.payload_len,
@@ -405,7 +440,7 @@ impl Reader {
             frame.mask_offset = apply_mask(chunk, mask, usize::from(frame.mask_offset)) as u8;
         }
         frame.remaining -= take as u64;
-        if self.message == Some(MessageKind::Text) {
+        if self.message == Some(MessageKind::Text) && !self.compressed {
             self.utf8.feed(chunk).map_err(|_| INVALID_TEXT)?;
         }
         grow_for_arrived(&mut self.buf, take, limits.max_message_size)?;
@@ -415,16 +450,45 @@ impl Reader {
 
     /// Ends the buffered message whose final frame just completed; its payload is `buf`, freed
     /// on the next call.
-    fn finish_message(&mut self) -> Result<MessageKind, ProtocolError> {
+    fn finish_message(&mut self, limits: &Limits) -> Result<MessageKind, ProtocolError> {
         let kind = self
             .message
             .take()
             .expect("final frame of a message in flight");
+        if std::mem::take(&mut self.compressed) {
+            // The compressed bytes are freed now; the inflated ones are the core's.
+            let compressed = std::mem::take(&mut self.buf);
+            return self.inflate(&compressed, kind, limits).map(|()| kind);
+        }
         if kind == MessageKind::Text {
             self.utf8.finish().map_err(|_| INVALID_TEXT)?;
         }
         self.delivered = true;
         Ok(kind)
+    }
+
+    /// Inflates a whole compressed message into the core's buffer, lent to `buf` until the next
+    /// call; text is validated on the inflated bytes.
+    fn inflate(
+        &mut self,
+        compressed: &[u8],
+        kind: MessageKind,
+        limits: &Limits,
+    ) -> Result<(), ProtocolError> {
+        let limit = usize::try_from(limits.max_message_size).unwrap_or(usize::MAX);
+        let inflated = codec::inflate(compressed, limit).map_err(|e| match e {
+            InflateError::TooBig => INFLATED_TOO_BIG,
+            InflateError::Corrupt => CORRUPT_COMPRESSED,
+        })?;
+        let valid = kind == MessageKind::Binary || utf8::validate(&inflated).is_ok();
+        self.buf = inflated;
+        self.lent = true;
+        self.delivered = true;
+        if valid {
+            Ok(())
+        } else {
+            Err(INVALID_TEXT)
+        }
     }
 }
 
@@ -442,6 +506,8 @@ pub enum What {
 pub struct EventAt {
     place: Place,
     what: What,
+    /// For a compressed message: its size on the wire, before inflating.
+    compressed_len: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -457,6 +523,7 @@ impl EventAt {
         EventAt {
             place: Place::Input(start, end),
             what,
+            compressed_len: None,
         }
     }
 
@@ -464,7 +531,18 @@ impl EventAt {
         EventAt {
             place: Place::Buffer,
             what: What::Message(kind),
+            compressed_len: None,
         }
+    }
+
+    fn inflated_from(mut self, compressed_len: Option<usize>) -> EventAt {
+        self.compressed_len = compressed_len;
+        self
+    }
+
+    /// For a message that arrived compressed, its compressed size (payload bytes on the wire).
+    pub fn compressed_len(&self) -> Option<usize> {
+        self.compressed_len
     }
 
     pub fn what(&self) -> What {

@@ -20,6 +20,7 @@ use crate::app::{ConnId, Ctx, PreparedFrame};
 use crate::protocol::connection::{
     self, Connection, Note, Output, ReleaseKind, Tick, TransportError,
 };
+use crate::protocol::reader::INFLATED_TOO_BIG;
 use crate::protocol::{CloseCode, MessageKind};
 use crate::stats::{CoreStats, SecondsHistogram};
 use crate::sys::socket::{self as sys, IoResult};
@@ -387,6 +388,9 @@ impl Output for SocketOutput<'_> {
             Note::RateLimited => s.rate_limit_closes.inc(),
             Note::ProtocolError(err) => {
                 s.protocol_errors.inc();
+                if err == INFLATED_TOO_BIG {
+                    s.deflate_inflate_limit_closes.inc();
+                }
                 tracing::debug!(core = self.core, "protocol error: {err}");
             }
             Note::TransportFailed => {}
@@ -423,6 +427,29 @@ impl Output for SocketOutput<'_> {
             Note::QueueEnded => s
                 .backpressured_connections
                 .set(s.backpressured_connections.get().saturating_sub(1)),
+            Note::DeflateNegotiated => s.deflate_connections.set(s.deflate_connections.get() + 1),
+            Note::DeflateEnded => s
+                .deflate_connections
+                .set(s.deflate_connections.get().saturating_sub(1)),
+            Note::Compressed {
+                sent,
+                compressed,
+                uncompressed,
+            } => {
+                let (wire, plain) = if sent {
+                    (
+                        &s.deflate_sent_compressed_bytes,
+                        &s.deflate_sent_uncompressed_bytes,
+                    )
+                } else {
+                    (
+                        &s.deflate_received_compressed_bytes,
+                        &s.deflate_received_inflated_bytes,
+                    )
+                };
+                wire.add(compressed as u64);
+                plain.add(uncompressed as u64);
+            }
         }
     }
 
@@ -458,8 +485,18 @@ impl Ctx for Io {
         let Some(key) = self.slot_of(conn) else {
             return false;
         };
-        let bytes = frame.bytes();
-        let sent = self.with_conn(key, |c, cfg, now, out| c.send_encoded(now, cfg, bytes, out));
+        let sent = self.with_conn(key, |c, cfg, now, out| {
+            let (bytes, compressed) = frame.bytes_for(c.negotiated(), &cfg.compression);
+            let sent = c.send_encoded(now, cfg, bytes, out);
+            if let (true, Some(compressed)) = (sent, compressed) {
+                out.note(Note::Compressed {
+                    sent: true,
+                    compressed,
+                    uncompressed: frame.payload_len(),
+                });
+            }
+            sent
+        });
         if sent {
             self.stats.message_sent(frame.kind(), frame.payload_len());
         }

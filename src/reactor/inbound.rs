@@ -179,8 +179,8 @@ fn upgrade<'a, A: App>(
     // Counted open before the 101 goes out: whoever sees the 101 sees the count.
     let open_gauge = &io.stats.connections_open;
     open_gauge.set(open_gauge.get() + 1);
-    let opened = io.with_conn(key, |c, _, now, out| {
-        c.accept(now, request.key, accepted.protocol, out)
+    let opened = io.with_conn(key, |c, cfg, now, out| {
+        c.accept(now, cfg, request, accepted.protocol, out)
     });
     if !opened {
         io.open.release();

@@ -296,6 +296,7 @@ impl<A: App> Reactor<A> {
                 }
             };
             let held_after = session.held_bytes();
+            let unfinished = session.is_started() && !session.is_handshaken();
             self.io.account_tls(held_before, held_after);
             self.io.arm_tls_flush(key);
             match outcome {
@@ -305,6 +306,10 @@ impl<A: App> Reactor<A> {
                     }
                     self.deliver_plaintext(key, reader, plain_carried, summary);
                     if eof || summary.peer_closed {
+                        if unfinished {
+                            let detail = "the connection ended during the handshake";
+                            self.tls_failed(fd, TlsFailure::ClientClosed, detail);
+                        }
                         return self.io.with_conn(key, |c, _, _, out| c.on_eof(out));
                     }
                 }

@@ -22,6 +22,9 @@ pub enum TlsFailure {
     ClientCertificate,
     /// The client sent an alert other than a certificate complaint.
     ClientAlert,
+    /// The client closed the connection during the handshake without an alert, after it
+    /// began one (a TCP probe that sends nothing is not counted).
+    ClientClosed,
     /// The handshake did not finish within `handshake_timeout`.
     Timeout,
     /// Bytes that are not TLS, or TLS that breaks the protocol.
@@ -29,7 +32,7 @@ pub enum TlsFailure {
 }
 
 /// Every reason, in metric order.
-pub const TLS_FAILURES: [TlsFailure; 9] = [
+pub const TLS_FAILURES: [TlsFailure; 10] = [
     TlsFailure::PlainHttp,
     TlsFailure::NoCommonVersion,
     TlsFailure::NoCommonCipher,
@@ -37,6 +40,7 @@ pub const TLS_FAILURES: [TlsFailure; 9] = [
     TlsFailure::CertificateRejected,
     TlsFailure::ClientCertificate,
     TlsFailure::ClientAlert,
+    TlsFailure::ClientClosed,
     TlsFailure::Timeout,
     TlsFailure::Protocol,
 ];
@@ -52,6 +56,7 @@ impl TlsFailure {
             TlsFailure::CertificateRejected => "certificate_rejected",
             TlsFailure::ClientCertificate => "client_certificate",
             TlsFailure::ClientAlert => "client_alert",
+            TlsFailure::ClientClosed => "client_closed",
             TlsFailure::Timeout => "timeout",
             TlsFailure::Protocol => "protocol",
         }
@@ -78,6 +83,11 @@ impl TlsFailure {
                 "the client presented no certificate signed by tls_client_ca"
             }
             TlsFailure::ClientAlert => "the client ended the handshake with an alert",
+            TlsFailure::ClientClosed => {
+                "the client closed the connection during the handshake without saying why: \
+                 often a client that does not trust the certificate and sends no alert (Python's \
+                 asyncio, for one); check the certificate as for certificate_rejected"
+            }
             TlsFailure::Timeout => "the TLS handshake did not finish within handshake_timeout",
             TlsFailure::Protocol => "the bytes received are not valid TLS",
         }
@@ -95,6 +105,7 @@ impl TlsFailure {
             TlsFailure::PlainHttp
             | TlsFailure::CertificateRejected
             | TlsFailure::ClientAlert
+            | TlsFailure::ClientClosed
             | TlsFailure::Timeout => None,
         }
     }

@@ -87,6 +87,11 @@ impl TlsSession {
         self.flags & flag::HANDSHAKEN != 0
     }
 
+    /// The client's first bytes arrived: a handshake began.
+    pub fn is_started(&self) -> bool {
+        self.flags & flag::STARTED != 0
+    }
+
     /// Bytes this session holds in buffers of its own (the memory budget counts them).
     pub fn held_bytes(&self) -> usize {
         self.carry.capacity() + self.unsent.capacity()
@@ -134,7 +139,7 @@ impl TlsSession {
             let state = match status.state {
                 Ok(state) => state,
                 Err(error) => {
-                    return Err(self.failed(&error, wire, summary));
+                    return Err(self.failed(&error, &mut cipher[start..], wire, summary));
                 }
             };
             let mut stop = false;
@@ -194,20 +199,49 @@ impl TlsSession {
         Ok(summary)
     }
 
-    /// The failure, with an alert for the peer where one can be sent. rustls is not entered
-    /// again after an error (its queued alert would come with the next records deframed, which
-    /// can fail again), so before the server's first flight, while nothing is encrypted, the
-    /// alert is written here in plaintext; after it, the connection just closes.
+    /// The failure, with an alert for the peer where one can be sent. rustls is entered once
+    /// more, with the same bytes as the failed call: an alert it queued comes out first,
+    /// before any record is deframed again (a second deframing could fail again and queue a
+    /// second fatal alert, which rustls asserts against; with an emptied buffer its record
+    /// offsets would point past the end). When it queued none, and the server has not spoken
+    /// yet (nothing is encrypted), the alert is written here in plaintext.
     fn failed(
         &mut self,
         error: &rustls::Error,
+        cipher: &mut [u8],
         wire: &mut [u8],
         summary: ReadSummary,
     ) -> ReadFailure {
         let mut wire_len = summary.wire_len;
+        // An error of the record layer is met again by the next deframing, which would queue
+        // a second alert: one chunk only. After an error of the handshake (rustls keeps it as
+        // its state), every queued chunk (a ServerHello, then the alert). Once they are out,
+        // the probe that finds none deframes the records after the failed one; a malformed one
+        // makes rustls queue a second fatal alert, which is never sent (the session is dropped)
+        // but which rustls asserts against in debug builds: Cargo.toml turns rustls's debug
+        // assertions off in the dev profile, and the fuzz target runs with `-O`.
+        let record_layer = matches!(
+            error,
+            rustls::Error::InvalidMessage(_)
+                | rustls::Error::DecryptError
+                | rustls::Error::PeerSentOversizedRecord
+        );
+        let chunks = if record_layer { 1 } else { 4 };
+        for _ in 0..chunks {
+            let Ok(ConnectionState::EncodeTlsData(mut data)) =
+                self.conn.process_tls_records(cipher).state
+            else {
+                break;
+            };
+            match encode(&mut data, &mut wire[wire_len..]) {
+                Ok(n) => wire_len += n,
+                Err(_) => break,
+            }
+        }
         let failure = TlsFailure::of(error);
         let unencrypted = self.flags & flag::SPOKE == 0 && summary.wire_len == 0;
-        if let Some(description) = failure.alert().filter(|_| unencrypted) {
+        let queued = wire_len > summary.wire_len;
+        if let Some(description) = failure.alert().filter(|_| unencrypted && !queued) {
             let alert = plaintext_alert(description);
             if let Some(room) = wire.get_mut(wire_len..wire_len + alert.len()) {
                 room.copy_from_slice(&alert);
@@ -447,6 +481,31 @@ mod tests {
             client.reader().read_exact(&mut got).unwrap();
             assert_eq!(&got, b"pong");
         }
+    }
+
+    /// Input the fuzz target found: a handshake error, then malformed records in the same read
+    /// (its first byte is the read size). The session fails with an alert and nothing panics.
+    #[test]
+    fn malformed_records_after_a_handshake_error_fail_the_session_once() {
+        let data = include_bytes!("regressions/records-after-a-handshake-error.bin");
+        let (server, _) = configs();
+        let (&cut, input) = data.split_first().unwrap();
+        let mut session = TlsSession::new(server).unwrap();
+        let mut wire = vec![0u8; WIRE_BUFFER_BYTES];
+        let mut failed = None;
+        for piece in input.chunks(usize::from(cut).max(1)) {
+            let mut cipher = vec![0u8; MAX_CARRY_BYTES + piece.len()];
+            let carried = session.take_carry(&mut cipher);
+            cipher[carried..carried + piece.len()].copy_from_slice(piece);
+            let len = carried + piece.len();
+            let mut plain = vec![0u8; len];
+            if let Err(failure) = session.read(&mut cipher[..len], &mut plain, &mut wire) {
+                failed = Some(failure);
+                break;
+            }
+        }
+        let failed = failed.expect("the session fails");
+        assert!(failed.wire_len > 0, "an alert goes back: {}", failed.detail);
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! loopback with a minimal client written independently of ringws' own codec.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod doctor;
+pub mod pki;
 pub mod proxy;
 pub mod tls;
+pub mod wss;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -20,6 +23,8 @@ pub struct ServerProcess {
     pub admin: Option<SocketAddr>,
     /// The line announcing the admin listener and its routes, when it is on.
     pub admin_banner: Option<String>,
+    /// The wss listener, when `--tls-listen` is on (the line after the ready line).
+    pub tls: Option<SocketAddr>,
     stderr_rx: mpsc::Receiver<String>,
 }
 
@@ -74,11 +79,22 @@ impl ServerProcess {
             .unwrap_or_else(|| panic!("unexpected ready line: {line}"))
             .parse()
             .unwrap();
-        // The admin line follows the ready line when the admin listener is on.
-        let admin_banner = ready_rx
-            .recv_timeout(Duration::from_millis(500))
-            .ok()
-            .filter(|l| l.starts_with("ringws admin on http://"));
+        // The admin line, then the wss line, follow the ready line when they are on.
+        let wants_tls = args.contains(&"--tls-listen");
+        let mut tls = None;
+        let mut admin_banner = None;
+        while let Ok(line) = ready_rx.recv_timeout(Duration::from_millis(500)) {
+            if let Some(rest) = line.strip_prefix("ringws listening on wss://") {
+                tls = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+            } else if line.starts_with("ringws admin on http://") {
+                admin_banner = Some(line);
+            } else {
+                break;
+            }
+            if tls.is_some() || !wants_tls {
+                break;
+            }
+        }
         let admin = admin_banner.as_deref().and_then(|l| {
             l.strip_prefix("ringws admin on http://")?
                 .split_whitespace()
@@ -91,6 +107,7 @@ impl ServerProcess {
             addr,
             admin,
             admin_banner,
+            tls,
             stderr_rx,
         }
     }
@@ -364,7 +381,7 @@ pub fn client_frame_raw(first: u8, masked: bool, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A server frame: (fin, opcode, payload).
-pub fn read_frame(s: &mut TcpStream) -> (bool, u8, Vec<u8>) {
+pub fn read_frame(s: &mut impl Read) -> (bool, u8, Vec<u8>) {
     let mut h = [0u8; 2];
     s.read_exact(&mut h).expect("frame header");
     assert_eq!(h[1] & 0x80, 0, "server frames must not be masked");
@@ -460,6 +477,35 @@ pub fn metric_sum(admin: SocketAddr, name: &str) -> f64 {
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// The sum over cores of the series `name` whose labels include `label` (`reason="timeout"`).
+pub fn metric_labelled(admin: SocketAddr, name: &str, label: &str) -> f64 {
+    let (status, text) = admin_get(admin, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    let open = format!("{name}{{");
+    text.lines()
+        .filter(|l| l.starts_with(&open) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Waits (at most 5 s) until [`metric_labelled`] reads `expected`, and fails with the value it
+/// read last otherwise: a server counts a failure right after it answers the client.
+#[track_caller]
+pub fn wait_metric(admin: SocketAddr, name: &str, label: &str, expected: f64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let value = metric_labelled(admin, name, label);
+        if value == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name}{{{label}}} is {value}, expected {expected}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A plain HTTP GET to the admin listener: (status, body).

@@ -36,6 +36,7 @@ pub use outbound::{Outbound, TokenBucket, MAX_CONTROL_QUEUE_BYTES};
 pub use progress::{Progress, Verdict};
 
 use super::close::encode_close_payload;
+use super::deflate::{self, Compression, Negotiated};
 use super::frame::{
     append_client_frame, encode_client_header, encode_server_header, Opcode, MAX_HEADER_LEN,
 };
@@ -87,6 +88,8 @@ pub struct Settings {
     /// Message rate limit: refill in thousandths of a message per tick; 0 = no limit.
     pub message_rate_milli_per_tick: u64,
     pub message_burst: u32,
+    /// permessage-deflate: whether to accept it, and which messages to compress.
+    pub compression: Compression,
 }
 
 impl Settings {
@@ -181,6 +184,17 @@ pub enum Note {
     /// The memory the connection holds beyond its slot changed by this many bytes (partial
     /// input, message buffer, outbound queue; see [`Connection::held_bytes`]).
     Held(isize),
+    /// permessage-deflate was negotiated (the 101 said so).
+    DeflateNegotiated,
+    /// A connection that negotiated permessage-deflate was released.
+    DeflateEnded,
+    /// A compressed message arrived (`sent` false) or went out: its payload bytes on the wire
+    /// and uncompressed.
+    Compressed {
+        sent: bool,
+        compressed: usize,
+        uncompressed: usize,
+    },
 }
 
 /// The transport failed (reset, broken pipe): the connection cannot continue.
@@ -313,6 +327,8 @@ pub struct Connection {
     close_code: u16,
     flags: u16,
     phase: Phase,
+    /// permessage-deflate, if negotiated (a byte of what would be padding).
+    deflate: Negotiated,
 }
 
 /// One step of [`Connection::receive`].
@@ -369,7 +385,18 @@ impl Connection {
             close_code: 0,
             flags: flags | fx::DEADLINE,
             phase: Phase::Handshake,
+            deflate: Negotiated::NONE,
         }
+    }
+
+    /// The permessage-deflate this connection negotiated (none until open).
+    pub fn negotiated(&self) -> Negotiated {
+        self.deflate
+    }
+
+    /// A reader for this connection's frames, between messages.
+    fn new_reader(&self) -> Reader {
+        Reader::new(self.role()).with_deflate(self.deflate.is_on())
     }
 
     pub fn role(&self) -> Role {
@@ -453,19 +480,30 @@ impl Connection {
         effects
     }
 
-    /// Server: answers the request with 101 and opens the connection. False if the transport
+    /// Server: answers the request with 101 and opens the connection, with permessage-deflate
+    /// when `cfg` allows it and the client offered it acceptably. False if the transport
     /// failed meanwhile (the connection is then released).
     pub fn accept(
         &mut self,
         now: Tick,
-        key: &[u8],
+        cfg: &Settings,
+        request: &UpgradeRequest<'_>,
         protocol: Option<&str>,
         out: &mut impl Output,
     ) -> bool {
         debug_assert_eq!(self.phase, Phase::Handshake);
-        let mut response = Vec::with_capacity(160);
-        handshake::write_accept(&mut response, key, protocol);
+        let agreement = if cfg.compression.enabled {
+            deflate::negotiate(request.extension_lines())
+        } else {
+            None
+        };
+        let mut response = Vec::with_capacity(256);
+        handshake::write_accept_with(&mut response, request.key, protocol, agreement.as_ref());
         self.write_raw(&response, &[], now, out);
+        self.deflate = Negotiated::from_agreement(agreement);
+        if self.deflate.is_on() && self.phase != Phase::Released {
+            out.note(Note::DeflateNegotiated);
+        }
         if self.phase == Phase::Released {
             return false;
         }
@@ -606,10 +644,10 @@ impl Connection {
         self.phase = Phase::Lingering;
         self.mark_tick = now.wrapping_add(close_timeout_ticks);
         self.flags |= fx::DEADLINE;
-        let role = self.role();
+        let reader = self.new_reader();
         if let Some(e) = self.extra.as_mut() {
             e.pending = Vec::new();
-            e.reader = Reader::new(role);
+            e.reader = reader;
             e.bucket = None;
             e.input = None;
         }
@@ -639,6 +677,9 @@ impl Connection {
         if let Some(e) = self.extra.take() {
             out.note(Note::Held(-(e.accounted as isize)));
         }
+        if self.deflate.is_on() {
+            out.note(Note::DeflateEnded);
+        }
         self.phase = Phase::Released;
         self.flags &= !(flag::SHUTDOWN_AFTER_FLUSH | flag::RELEASE_AFTER_FLUSH | fx::DEADLINE);
         self.flags |= fx::RELEASE;
@@ -665,11 +706,11 @@ impl Connection {
     }
 
     fn extra_mut(&mut self) -> &mut Extra {
-        let role = self.role();
+        let reader = self.new_reader();
         self.extra.get_or_insert_with(|| {
             Box::new(Extra {
                 pending: Vec::new(),
-                reader: Reader::new(role),
+                reader,
                 outbound: Outbound::default(),
                 bucket: None,
                 input: None,

@@ -10,15 +10,15 @@ impl Connection {
     /// count is returned); new bytes go after them. Give both back with
     /// [`Connection::end_receive`].
     pub fn begin_receive(&mut self, buf: &mut [u8]) -> (Reader, usize) {
-        let role = self.role();
+        let idle = self.new_reader();
         let Some(extra) = self.extra.as_mut() else {
-            return (Reader::new(role), 0);
+            return (idle, 0);
         };
         let n = extra.pending.len();
         assert!(n <= buf.len(), "carried input exceeds the receive buffer");
         buf[..n].copy_from_slice(&extra.pending);
         extra.pending.clear();
-        (std::mem::replace(&mut extra.reader, Reader::new(role)), n)
+        (std::mem::replace(&mut extra.reader, idle), n)
     }
 
     /// Takes back the inbound half and the input not consumed (a partial header, control frame
@@ -146,6 +146,13 @@ impl Connection {
                         else {
                             unreachable!("located a message")
                         };
+                        if let Some(compressed) = at.compressed_len() {
+                            out.note(Note::Compressed {
+                                sent: false,
+                                compressed,
+                                uncompressed: payload.len(),
+                            });
+                        }
                         return Input {
                             consumed: pos,
                             event: Some(Received::Message(kind, payload)),

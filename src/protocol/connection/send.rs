@@ -2,6 +2,8 @@
 //! ahead of data, the slow-consumer cap, and failing a connection with a close frame.
 
 use super::*;
+use crate::protocol::deflate::codec;
+use crate::protocol::frame::RSV1_BIT;
 
 impl Connection {
     /// The transport can take bytes again: send what is queued.
@@ -48,6 +50,22 @@ impl Connection {
     ) -> bool {
         if self.phase != Phase::Open {
             return false;
+        }
+        if self.deflate.compresses(&cfg.compression, payload.len()) {
+            // Compressed with the core's compressor into its scratch buffer, written from there.
+            let level = cfg.compression.level;
+            codec::with_compressed(payload, level, |compressed| match compressed {
+                Some(compressed) => {
+                    out.note(Note::Compressed {
+                        sent: true,
+                        compressed: compressed.len(),
+                        uncompressed: payload.len(),
+                    });
+                    self.write_data(kind.opcode(), compressed, true, now, cfg, out);
+                }
+                None => self.write_data(kind.opcode(), payload, false, now, cfg, out),
+            });
+            return true;
         }
         self.write_frame(kind.opcode(), payload, now, cfg, out);
         true
@@ -137,27 +155,41 @@ impl Connection {
             }
             // One close per connection, behind what was queued: exempt from the cap too.
             Opcode::Ping | Opcode::Pong | Opcode::Close => {
-                self.write_one(true, opcode, payload, now, out)
+                self.write_one(true, opcode, payload, false, now, out)
             }
-            _ => {
-                let queued = self.outbound().map_or(0, Outbound::data_len);
-                if queued > 0 && queued + payload.len() > cfg.max_outbound_bytes {
-                    return self.slow_consumer(now, cfg, out);
-                }
-                if payload.len() <= OUTBOUND_FRAGMENT_BYTES {
-                    return self.write_one(true, opcode, payload, now, out);
-                }
-                // Large messages go out in fragments, so control frames find boundaries.
-                let mut chunks = payload.chunks(OUTBOUND_FRAGMENT_BYTES).peekable();
-                let mut frame_opcode = opcode;
-                while let Some(chunk) = chunks.next() {
-                    let fin = chunks.peek().is_none();
-                    self.write_one(fin, frame_opcode, chunk, now, out);
-                    frame_opcode = Opcode::Continuation;
-                    if self.phase == Phase::Released {
-                        return;
-                    }
-                }
+            _ => self.write_data(opcode, payload, false, now, cfg, out),
+        }
+    }
+
+    /// Writes a data message (`compressed`: its payload is compressed, so its first frame
+    /// carries RSV1), unless the peer is a slow consumer.
+    pub(super) fn write_data(
+        &mut self,
+        opcode: Opcode,
+        payload: &[u8],
+        compressed: bool,
+        now: Tick,
+        cfg: &Settings,
+        out: &mut impl Output,
+    ) {
+        let queued = self.outbound().map_or(0, Outbound::data_len);
+        if queued > 0 && queued + payload.len() > cfg.max_outbound_bytes {
+            return self.slow_consumer(now, cfg, out);
+        }
+        if payload.len() <= OUTBOUND_FRAGMENT_BYTES {
+            return self.write_one(true, opcode, payload, compressed, now, out);
+        }
+        // Large messages go out in fragments, so control frames find boundaries.
+        let mut chunks = payload.chunks(OUTBOUND_FRAGMENT_BYTES).peekable();
+        let mut frame_opcode = opcode;
+        let mut rsv1 = compressed;
+        while let Some(chunk) = chunks.next() {
+            let fin = chunks.peek().is_none();
+            self.write_one(fin, frame_opcode, chunk, rsv1, now, out);
+            frame_opcode = Opcode::Continuation;
+            rsv1 = false;
+            if self.phase == Phase::Released {
+                return;
             }
         }
     }
@@ -169,16 +201,20 @@ impl Connection {
         fin: bool,
         opcode: Opcode,
         payload: &[u8],
+        rsv1: bool,
         now: Tick,
         out: &mut impl Output,
     ) {
+        let rsv1 = if rsv1 { RSV1_BIT } else { 0 };
         if self.role() == Role::Client {
             let mut frame = Vec::with_capacity(MAX_HEADER_LEN + payload.len());
             append_client_frame(&mut frame, fin, opcode, payload, out.mask_key());
+            frame[0] |= rsv1;
             return self.write_raw(&frame, &[], now, out);
         }
         let mut header = [0u8; MAX_HEADER_LEN];
         let n = encode_server_header(&mut header, fin, opcode, payload.len() as u64);
+        header[0] |= rsv1;
         self.write_raw(&header[..n], payload, now, out);
     }
 

@@ -8,6 +8,8 @@ use crate::protocol::RefusalReason;
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
+mod deflate;
+
 trait ServerAt {
     fn server_at(now: Tick) -> Connection;
 }
@@ -37,6 +39,7 @@ fn settings() -> Settings {
         max_outbound_bytes: 1000,
         message_rate_milli_per_tick: 0,
         message_burst: 100,
+        compression: Compression::default(),
     }
 }
 
@@ -97,7 +100,17 @@ enum Seen {
 /// more. A server request is accepted (or refused, when `refuse` is set); a client response is
 /// taken as valid once its head is complete.
 fn feed(conn: &mut Connection, now: Tick, bytes: &[u8], out: &mut Mem) -> Vec<Seen> {
-    let cfg = settings();
+    feed_with(conn, now, bytes, out, &settings())
+}
+
+/// [`feed`] under other settings.
+fn feed_with(
+    conn: &mut Connection,
+    now: Tick,
+    bytes: &[u8],
+    out: &mut Mem,
+    cfg: &Settings,
+) -> Vec<Seen> {
     let mut buf = vec![0u8; 1 << 16];
     let (mut reader, carried) = conn.begin_receive(&mut buf);
     buf[carried..carried + bytes.len()].copy_from_slice(bytes);
@@ -105,14 +118,13 @@ fn feed(conn: &mut Connection, now: Tick, bytes: &[u8], out: &mut Mem) -> Vec<Se
     let mut pos = 0;
     let mut seen = Vec::new();
     loop {
-        let input = conn.receive(now, &cfg, &mut reader, &mut buf[pos..len], out);
+        let input = conn.receive(now, cfg, &mut reader, &mut buf[pos..len], out);
         pos += input.consumed;
         match input.event {
             None => break,
             Some(Received::Request(request, _)) => {
                 seen.push(Seen::Request(request.path.to_string()));
-                let key = request.key.to_vec();
-                assert!(conn.accept(now, &key, None, out));
+                assert!(conn.accept(now, cfg, &request, None, out));
             }
             Some(Received::BadRequest(refusal, _)) => {
                 seen.push(Seen::BadRequest(refusal.reason));
