@@ -95,16 +95,22 @@ fn common(url: String, ca: Option<&Path>) -> CommonOptions {
     common
 }
 
+/// Connect mode for long enough that handshakes of the debug build on a loaded machine (a full
+/// one takes tens of milliseconds there) are counted.
 fn connect(url: String, ca: Option<&Path>, resume: bool) -> Report {
+    connect_for(url, ca, resume, Duration::from_secs(2))
+}
+
+/// Connect mode for `duration` after a warm-up of a quarter of it. Failing handshakes churn
+/// fast, each through two relay threads, so those runs stay short.
+fn connect_for(url: String, ca: Option<&Path>, resume: bool, duration: Duration) -> Report {
     let mut common = common(url, ca);
     common.concurrency = 4;
     common.tls.resume = resume;
-    // Long enough for handshakes of the debug build on a loaded machine (a full one takes
-    // tens of milliseconds there).
     run_connect(&ConnectOptions {
         common,
-        warmup: Duration::from_millis(500),
-        duration: Duration::from_secs(2),
+        warmup: duration / 4,
+        duration,
     })
     .unwrap()
 }
@@ -169,10 +175,11 @@ fn tls_failures_are_counted_by_cause() {
     ];
     for (cert, ca, cause) in cases {
         let relay = start_relay(&certs.0, cert, server.addr);
-        let report = connect(
+        let report = connect_for(
             format!("wss://localhost:{}/", relay.port()),
             ca.map(|p| p.as_path()),
             true,
+            Duration::from_millis(400),
         );
         assert_eq!(report.handshakes, 0, "{cert}");
         assert!(
@@ -182,10 +189,11 @@ fn tls_failures_are_counted_by_cause() {
         );
         assert_eq!(report.errors.len(), 1, "{cert}: {:?}", report.errors);
     }
-    let plain = connect(
+    let plain = connect_for(
         format!("wss://127.0.0.1:{}/", server.addr.port()),
         Some(&ca),
         true,
+        Duration::from_millis(400),
     );
     assert!(
         plain.errors.contains_key("tls:not_tls"),
