@@ -105,23 +105,25 @@ fn an_untrusted_sender_and_a_missing_header_are_reset_and_counted() {
     let admin = server.admin.unwrap();
 
     // A client claiming to be someone else, straight from an address not in trusted_proxies.
+    // The server may reset the connection while the bytes are still going out: a failed write
+    // is the refusal too.
     let mut spoofer = connect_from(Ipv4Addr::LOCALHOST, server.addr);
-    spoofer
-        .write_all(v1_header("203.0.113.7", server.addr).as_bytes())
-        .unwrap();
-    spoofer.write_all(upgrade_request("/").as_bytes()).unwrap();
-    assert!(
-        closed_by_server(&mut spoofer),
-        "the spoofed header is refused"
-    );
+    let spoofed = v1_header("203.0.113.7", server.addr) + &upgrade_request("/");
+    if spoofer.write_all(spoofed.as_bytes()).is_ok() {
+        assert!(
+            closed_by_server(&mut spoofer),
+            "the spoofed header is refused"
+        );
+    }
 
     // The balancer forgot to send the header.
     let mut bare = connect_from(BALANCER, server.addr);
-    bare.write_all(upgrade_request("/").as_bytes()).unwrap();
-    assert!(
-        closed_by_server(&mut bare),
-        "a request without the header is refused"
-    );
+    if bare.write_all(upgrade_request("/").as_bytes()).is_ok() {
+        assert!(
+            closed_by_server(&mut bare),
+            "a request without the header is refused"
+        );
+    }
 
     let refusals = |reason: &str| {
         let (_, text) = admin_get(admin, "/metrics");
