@@ -146,11 +146,21 @@ impl TlsFailure {
     }
 }
 
+/// Longest HTTP method [`looks_like_http`] recognises (`OPTIONS`).
+const MAX_METHOD_BYTES: usize = 7;
+
+/// True when `bytes` could still grow into an HTTP request line: a few uppercase letters and no
+/// space yet (a request whose first segment is `G`). A TLS record starts with its content type
+/// (22 for a ClientHello), never a letter.
+pub fn may_become_http(bytes: &[u8]) -> bool {
+    bytes.len() <= MAX_METHOD_BYTES && bytes.iter().all(u8::is_ascii_uppercase)
+}
+
 /// True when `bytes` begin like an HTTP request (`GET /`, `POST /`, ...) rather than a TLS
 /// record (content type 22 for a ClientHello).
 pub fn looks_like_http(bytes: &[u8]) -> bool {
     let method_len = bytes.iter().take_while(|b| b.is_ascii_uppercase()).count();
-    (3..=7).contains(&method_len) && bytes.get(method_len) == Some(&b' ')
+    (3..=MAX_METHOD_BYTES).contains(&method_len) && bytes.get(method_len) == Some(&b' ')
 }
 
 #[cfg(test)]
@@ -176,6 +186,15 @@ mod tests {
         assert_eq!(TlsFailure::of(&version), TlsFailure::NoCommonVersion);
         let other = Error::AlertReceived(AlertDescription::DecodeError);
         assert_eq!(TlsFailure::of(&other), TlsFailure::ClientAlert);
+    }
+
+    #[test]
+    fn the_first_letters_of_a_request_wait_for_the_rest() {
+        assert!(may_become_http(b"G"));
+        assert!(may_become_http(b"OPTIONS"));
+        assert!(!may_become_http(b"GET "));
+        assert!(!may_become_http(b"OPTIONSX"));
+        assert!(!may_become_http(&[0x16, 0x03]));
     }
 
     #[test]

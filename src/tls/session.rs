@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError};
 
-use super::failure::{looks_like_http, TlsFailure};
+use super::failure::{looks_like_http, may_become_http, TlsFailure};
 
 /// The largest TLS record on the wire: 16 KiB of plaintext plus the header, padding and tag
 /// allowance of RFC 8446 §5.2 (2^14 + 256 + 5).
@@ -123,6 +123,11 @@ impl TlsSession {
         debug_assert!(plain.len() >= cipher.len());
         let mut summary = ReadSummary::default();
         if self.flags & flag::STARTED == 0 && !cipher.is_empty() {
+            if may_become_http(cipher) {
+                // Plain HTTP arriving a few bytes at a time: decide once the method is whole.
+                self.carry = cipher.to_vec();
+                return Ok(summary);
+            }
             self.flags |= flag::STARTED;
             if looks_like_http(cipher) {
                 return Err(ReadFailure {
@@ -552,9 +557,23 @@ mod tests {
         assert!(failed.wire_len > 0, "an alert goes back");
         assert_eq!(wire[0], 21, "the record is an alert");
 
-        let mut session = TlsSession::new(server).unwrap();
+        let mut session = TlsSession::new(server.clone()).unwrap();
         let mut http = *b"GET / HTTP/1.1\r\n";
         let failed = session.read(&mut http, &mut plain, &mut wire).unwrap_err();
         assert_eq!(failed.failure, TlsFailure::PlainHttp);
+
+        // The same request one byte at a time: the first letters wait for the rest.
+        let mut session = TlsSession::new(server).unwrap();
+        let mut outcome = Ok(ReadSummary::default());
+        for &byte in b"GET / HTTP/1.1\r\n" {
+            let mut cipher = [0u8; 32];
+            let carried = session.take_carry(&mut cipher);
+            cipher[carried] = byte;
+            outcome = session.read(&mut cipher[..carried + 1], &mut plain, &mut wire);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        assert_eq!(outcome.unwrap_err().failure, TlsFailure::PlainHttp);
     }
 }
