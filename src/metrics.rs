@@ -18,7 +18,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, Prometheu
 use crate::admin::{AdminClose, AdminStats};
 use crate::config::Config;
 use crate::protocol::{MessageKind, RefusalReason};
-use crate::reactor::proxy::PROXY_REFUSAL_REASONS;
+use crate::reactor::proxy::{refusal_label, PROXY_REFUSALS};
 use crate::stats::{close_code_label, CoreStats, SecondsHistogram, COUNTED_CLOSE_CODES};
 use crate::tls::{TlsShared, TLS_FAILURES};
 
@@ -229,9 +229,12 @@ impl Exporter {
             vec![core_label(core)],
             Box::new(move || c.proxy_headers.get()),
         );
-        for (reason, label) in PROXY_REFUSAL_REASONS.iter().enumerate() {
+        for reason in 0..PROXY_REFUSALS {
             let c = s.clone();
-            let labels = vec![core_label(core), Label::new("reason", *label)];
+            let labels = vec![
+                core_label(core),
+                Label::new("reason", refusal_label(reason)),
+            ];
             self.counter(
                 "ringws_proxy_protocol_refusals_total",
                 labels,

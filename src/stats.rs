@@ -4,7 +4,7 @@
 //! relaxed load and store on the core's own cache lines (no locked instruction). Readers on other
 //! threads (the metrics exporter, the exit summary) load them relaxed.
 
-use crate::reactor::proxy::PROXY_REFUSAL_REASONS;
+use crate::reactor::proxy::PROXY_REFUSALS;
 use crate::tls::{TlsFailure, TLS_FAILURES};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -120,9 +120,9 @@ pub struct CoreStats {
     pub memory_sheds_outbound: Counter,
     pub backpressured_connections: Gauge,
     /// PROXY protocol headers read, and connections refused before one, by
-    /// [`PROXY_REFUSAL_REASONS`] index.
+    /// [`crate::reactor::proxy::refusal_label`] index.
     pub proxy_headers: Counter,
-    proxy_refusals: [Counter; PROXY_REFUSAL_REASONS.len()],
+    proxy_refusals: [Counter; PROXY_REFUSALS],
     /// TLS handshakes finished, and failed by [`TlsFailure`].
     pub tls_handshakes: Counter,
     tls_failures: [Counter; TLS_FAILURES.len()],

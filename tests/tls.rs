@@ -302,6 +302,43 @@ fn bytes_that_are_neither_tls_nor_http_get_one_alert_and_the_server_keeps_servin
     assert_eq!(round_trip(&mut after, 0x1, b"up"), (0x1, b"up".to_vec()));
 }
 
+/// A client that sends 16 MiB before reading anything: the kernel cannot hold the echoes, so
+/// records the socket refuses wait in the session and the rest in the connection's queue, and
+/// every message still comes back whole and in order once the client reads.
+#[test]
+fn echoes_a_client_does_not_read_yet_wait_encrypted_and_arrive_in_order() {
+    const MESSAGES: usize = 256;
+    const MESSAGE_BYTES: usize = 64 << 10;
+    let pki = Pki::with_server("backpressure");
+    let server = serve(&pki, "server", &["--max-outbound-buffer", "64MiB"]);
+    let admin = server.admin.unwrap();
+    let config = client_config(&pki.cert("ca"), None);
+    let mut ws = wss_connect(server.tls.unwrap(), config, "/");
+    let message = |i: usize| -> Vec<u8> { (0..MESSAGE_BYTES).map(|j| (i * 7 + j) as u8).collect() };
+    for i in 0..MESSAGES {
+        ws.write_all(&common::client_frame(true, 0x2, &message(i)))
+            .unwrap();
+    }
+    ws.flush().unwrap();
+    // More than the kernel's buffers hold is waiting in the server now.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut queued = 0.0;
+    while queued == 0.0 && std::time::Instant::now() < deadline {
+        queued = metric_sum(admin, "ringws_outbound_queued_bytes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        queued > 0.0,
+        "the echoes never had to wait: the test proves nothing"
+    );
+    for i in 0..MESSAGES {
+        let (fin, opcode, payload) = common::read_frame(&mut ws);
+        assert!(fin && opcode == 0x2, "message {i}");
+        assert!(payload == message(i), "message {i} differs");
+    }
+    assert_eq!(metric_sum(admin, "ringws_slow_consumer_closes_total"), 0.0);
+}
+
 #[test]
 fn a_silent_client_meets_the_handshake_timeout() {
     let pki = Pki::with_server("silent");

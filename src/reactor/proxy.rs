@@ -10,20 +10,20 @@ use super::conns::Io;
 use super::event_loop::Reactor;
 use crate::app::App;
 use crate::protocol::connection::{reached, Tick};
-use crate::protocol::proxy_header::{self, Parsed, MAX_HEADER_BYTES};
+use crate::protocol::proxy_header::{self, Parsed, ProxyError, MAX_HEADER_BYTES};
 use crate::sys::socket::{self as sys, IoResult};
 
-/// Why a connection was refused before its header was read, in the order of the metric's
-/// `reason` labels: an untrusted peer, then [`proxy_header::ProxyError::label`]'s.
-pub const PROXY_REFUSAL_REASONS: [&str; 7] = [
-    "untrusted",
-    "missing",
-    "too_long",
-    "malformed",
-    "bad_address",
-    "bad_port",
-    "unsupported",
-];
+/// Reasons a connection is refused before its header was read: an untrusted peer (index 0),
+/// then the parser's, in the order of [`ProxyError::LABELS`].
+pub const PROXY_REFUSALS: usize = 1 + ProxyError::LABELS.len();
+
+/// The `reason` label of refusal `index` (< [`PROXY_REFUSALS`]).
+pub fn refusal_label(index: usize) -> &'static str {
+    match index {
+        0 => "untrusted",
+        i => ProxyError::LABELS[i - 1],
+    }
+}
 
 /// Refusals are logged at most once per this many ticks (1 s) per core.
 const LOG_INTERVAL_TICKS: u32 = 10;
@@ -107,10 +107,10 @@ impl<A: App> Reactor<A> {
             }
             Ok(Parsed::Incomplete) => false, // the next edge brings the rest
             Err(error) => {
-                let reason = PROXY_REFUSAL_REASONS
+                let reason = 1 + ProxyError::LABELS
                     .iter()
                     .position(|&r| r == error.label())
-                    .unwrap_or(1);
+                    .unwrap_or(0);
                 self.refuse_proxied(key, reason, peer, &error.to_string());
                 false
             }
@@ -130,7 +130,7 @@ impl<A: App> Reactor<A> {
             tracing::info!(
                 core = self.io.core,
                 peer = %peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string()),
-                reason = PROXY_REFUSAL_REASONS[reason],
+                reason = refusal_label(reason),
                 refusals_since_last_line = log.unlogged,
                 "connection refused before its PROXY protocol header was read: {why}"
             );
@@ -144,7 +144,6 @@ impl<A: App> Reactor<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::proxy_header::ProxyError;
 
     #[test]
     fn every_parser_refusal_has_its_reason_label() {
@@ -155,9 +154,11 @@ mod tests {
             ProxyError::BadPort,
             ProxyError::UnsupportedVersion(3),
         ];
+        let labels: Vec<_> = (0..PROXY_REFUSALS).map(refusal_label).collect();
+        assert_eq!(labels[0], "untrusted");
         for error in errors {
             assert!(
-                PROXY_REFUSAL_REASONS[1..].contains(&error.label()),
+                labels[1..].contains(&error.label()),
                 "{} has no slot",
                 error.label()
             );

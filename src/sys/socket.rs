@@ -57,16 +57,10 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> IoResult {
 /// `recv(2)` with MSG_PEEK | MSG_DONTWAIT: copies what is waiting in the socket into `buf`
 /// without consuming it; 0 when nothing is waiting or on any error.
 pub fn peek(fd: RawFd, buf: &mut [u8]) -> usize {
-    // SAFETY: `buf` is a writable buffer of `buf.len()` bytes for the whole call.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    usize::try_from(n).unwrap_or(0)
+    match peek_waiting(fd, buf) {
+        IoResult::Done(n) => n,
+        IoResult::WouldBlock | IoResult::Eof | IoResult::Failed(_) => 0,
+    }
 }
 
 /// `recv(2)` with MSG_PEEK on a non-blocking socket: copies what is waiting into `buf` without
