@@ -2,7 +2,8 @@
 //!
 //! - `POST /publish/{topic}`: body = the message; `Content-Type: text/*` or JSON → a text
 //!   message (the body must be UTF-8), anything else → binary. Bearer token when
-//!   `publish_tokens_file` is set. Answers `{"topic":..,"subscribers":N,"dropped":M}`.
+//!   `publish_tokens_file` is set. Answers `{"topic":..,"subscribers":N,"dropped":M}`, or
+//!   `{"topic":..,"queued":true}` with a Redis bus, or 503 when the bus refuses it.
 //! - `GET /topics`: topics with their subscriber counts summed across cores.
 //! - `GET /topics/{topic}`: one topic's subscribers, in total and per core.
 //!
@@ -13,10 +14,9 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use super::hub::{Bus, Hub};
+use super::hub::{Accepted, Bus, Hub};
 use super::topic_name;
 use crate::admin::{AdminRequest, AdminResponse};
-use crate::app::PreparedFrame;
 use crate::protocol::MessageKind;
 
 /// The routes [`Endpoints::handle`] answers, as the start banner lists them.
@@ -152,11 +152,16 @@ impl Endpoints<'_> {
         } else {
             MessageKind::Binary
         };
-        let outcome = self.bus.publish(&topic, PreparedFrame::new(kind, req.body));
-        AdminResponse::json(
-            200,
-            &json!({"topic": &*topic, "subscribers": outcome.subscribers, "dropped": outcome.dropped}),
-        )
+        match self.bus.publish(&topic, kind, req.body) {
+            Ok(Accepted::Delivered(outcome)) => AdminResponse::json(
+                200,
+                &json!({"topic": &*topic, "subscribers": outcome.subscribers, "dropped": outcome.dropped}),
+            ),
+            Ok(Accepted::Queued) => {
+                AdminResponse::json(200, &json!({"topic": &*topic, "queued": true}))
+            }
+            Err(refused) => error(503, refused.code(), &refused.to_string()),
+        }
     }
 
     fn list_topics(&self) -> AdminResponse {
