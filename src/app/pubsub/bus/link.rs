@@ -562,12 +562,10 @@ fn on_push(
                 }
             }
         }
-        (Some(b"subscribe"), Some(topic)) => {
-            if gap_pending.remove(topic) {
-                let gap = PreparedFrame::new(MessageKind::Text, &control::gap(topic));
-                hub.fan_out(topic, gap, None);
-                stats.gaps.fetch_add(1, Ordering::Relaxed);
-            }
+        (Some(b"subscribe"), Some(topic)) if gap_pending.remove(topic) => {
+            let gap = PreparedFrame::new(MessageKind::Text, &control::gap(topic));
+            hub.fan_out(topic, gap, None);
+            stats.gaps.fetch_add(1, Ordering::Relaxed);
         }
         _ => {}
     }
