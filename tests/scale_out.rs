@@ -411,3 +411,54 @@ fn a_stopped_redis_bounds_the_queue_and_memory_and_recovers() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(read_text(&mut sub), "resumed");
 }
+
+#[test]
+fn topics_with_scope_cluster_sum_the_live_nodes_approximately() {
+    let redis = RedisProcess::start();
+    let mut nodes: Vec<ServerProcess> = (0..3).map(|_| node(&redis, &[])).collect();
+    // Node i holds i + 1 subscribers of "shared" and one of its own topic.
+    let mut conns = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        for _ in 0..=i {
+            conns.push(subscriber(node.addr, "shared"));
+        }
+        conns.push(subscriber(node.addr, &format!("own-{i}")));
+    }
+    let cluster = |node: &ServerProcess| {
+        let (status, body) = admin_get(admin(node), "/topics?scope=cluster");
+        (status, serde_json::from_str::<Value>(&body).unwrap())
+    };
+    let wait_for = |node: &ServerProcess, what: &str, check: &dyn Fn(&Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(25);
+        loop {
+            let (status, v) = cluster(node);
+            if status == 200 && check(&v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{what}: {status} {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let v = wait_for(&nodes[0], "all three nodes counted", &|v| {
+        v["nodes"] == 3 && v["subscriptions"] == 9
+    });
+    assert_eq!(v["scope"], "cluster");
+    assert_eq!(v["approximate"], true);
+    assert_eq!(v["topic_count"], 4);
+    assert_eq!(
+        v["topics"][0],
+        serde_json::json!({"topic": "shared", "subscribers": 6})
+    );
+    // The node's own view is unchanged by the scope.
+    let (_, local) = admin_get(admin(&nodes[2]), "/topics");
+    let local: Value = serde_json::from_str(&local).unwrap();
+    assert_eq!(local["subscriptions"], 4);
+    // A node that dies drops out once its counts expire.
+    let dead = nodes.pop().unwrap();
+    drop(dead);
+    let v = wait_for(&nodes[0], "the killed node's counts expired", &|v| {
+        v["nodes"] == 2
+    });
+    assert_eq!(v["subscriptions"], 5);
+    assert_eq!(v["topic_count"], 3);
+}

@@ -172,6 +172,7 @@ impl App for PubSub {
             hub: &self.hub,
             tokens: self.tokens.as_ref(),
             max_topic_len: self.settings.max_topic_length,
+            cluster: self.redis.as_deref().map(bus::RedisBus::cluster),
         }
         .handle(request)
     }

@@ -30,6 +30,8 @@ const IDLE_CHECK: Duration = Duration::from_millis(50);
 const IDLE_PING: Duration = Duration::from_secs(1);
 /// Bytes read from a socket at once.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// Buffers larger than this are freed once empty rather than kept for the next message.
+const RETAINED_BUFFER_BYTES: usize = 1 << 20;
 /// Most topics named in one SUBSCRIBE or UNSUBSCRIBE.
 const MAX_TOPICS_PER_COMMAND: usize = 256;
 
@@ -40,10 +42,16 @@ pub(super) fn spawn(
     receiver: Receiver<Outgoing>,
     state: Arc<LinkState>,
     stats: Arc<BusStats>,
+    cluster: Arc<super::census::ClusterView>,
 ) -> io::Result<()> {
     let fd = crate::sys::eventfd::eventfd()?;
     // The eventfd lives as long as the process: the subscribe link never ends.
     hub.watch_interest(Waker { fd });
+    let (h, s) = (hub.clone(), settings.clone());
+    let key = super::census::node_key();
+    std::thread::Builder::new()
+        .name("ringws-bus-census".into())
+        .spawn(move || super::census::census_link(&h, &s, &key, &cluster))?;
     let (s, st, ss) = (settings.clone(), state.clone(), stats.clone());
     std::thread::Builder::new()
         .name("ringws-bus-pub".into())
@@ -56,13 +64,13 @@ pub(super) fn spawn(
 
 /// Why a connection ended, as `/readyz` and publish refusals say it.
 #[derive(Debug)]
-struct LinkError {
+pub(super) struct LinkError {
     reason: ErrorReason,
     message: String,
 }
 
 impl LinkError {
-    fn lost(message: impl Into<String>) -> LinkError {
+    pub(super) fn lost(message: impl Into<String>) -> LinkError {
         LinkError {
             reason: ErrorReason::ConnectionLost,
             message: message.into(),
@@ -85,13 +93,13 @@ impl LinkError {
 }
 
 /// Jittered exponential back-off: each wait is drawn between half and all of the current step.
-struct Backoff {
+pub(super) struct Backoff {
     step: Duration,
     seed: u64,
 }
 
 impl Backoff {
-    fn new() -> Backoff {
+    pub(super) fn new() -> Backoff {
         let seed = envelope::unix_now_us() ^ (u64::from(std::process::id()) << 32) | 1;
         Backoff {
             step: MIN_BACKOFF,
@@ -99,11 +107,11 @@ impl Backoff {
         }
     }
 
-    fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.step = MIN_BACKOFF;
     }
 
-    fn next_wait(&mut self) -> Duration {
+    pub(super) fn next_wait(&mut self) -> Duration {
         // xorshift64: enough to keep nodes from reconnecting in lockstep.
         self.seed ^= self.seed << 13;
         self.seed ^= self.seed >> 7;
@@ -116,7 +124,7 @@ impl Backoff {
 }
 
 /// One connection to Redis with its read buffer.
-struct Conn {
+pub(super) struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
     /// Start of the unread bytes in `buf`.
@@ -127,7 +135,7 @@ struct Conn {
 impl Conn {
     /// Connects, authenticates when the URL has a password, and checks Redis answers PING, all
     /// within `publish_timeout`: a Redis that accepts connections but is stalled is not "up".
-    fn open(settings: &RedisSettings) -> Result<Conn, LinkError> {
+    pub(super) fn open(settings: &RedisSettings) -> Result<Conn, LinkError> {
         let target = settings.address.host_port();
         let timeout = settings.publish_timeout;
         let addrs = target
@@ -192,13 +200,13 @@ impl Conn {
         }
     }
 
-    fn command(&mut self, args: &[&[u8]]) -> Result<(), LinkError> {
+    pub(super) fn command(&mut self, args: &[&[u8]]) -> Result<(), LinkError> {
         let mut out = Vec::new();
         resp::encode(&mut out, args);
         self.write(&out)
     }
 
-    fn write(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+    pub(super) fn write(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
         self.stream
             .write_all(bytes)
             .map_err(|e| LinkError::io("a write", &e))
@@ -212,6 +220,10 @@ impl Conn {
                 if self.start == self.buf.len() {
                     self.buf.clear();
                     self.start = 0;
+                    // A large message does not keep its buffer for the connection's life.
+                    if self.buf.capacity() > RETAINED_BUFFER_BYTES {
+                        self.buf = Vec::new();
+                    }
                 }
                 Ok(Some(value))
             }
@@ -234,7 +246,7 @@ impl Conn {
     }
 
     /// The next value, waiting until `deadline` at most.
-    fn read_value(&mut self, deadline: Instant) -> Result<Value, LinkError> {
+    pub(super) fn read_value(&mut self, deadline: Instant) -> Result<Value, LinkError> {
         loop {
             if let Some(value) = self.next_value()? {
                 return Ok(value);
@@ -398,6 +410,9 @@ fn publish_until_lost(
             }
         }
         last_io = Instant::now();
+        if out.capacity() > RETAINED_BUFFER_BYTES {
+            out = Vec::new();
+        }
     }
 }
 

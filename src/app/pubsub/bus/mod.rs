@@ -18,6 +18,7 @@
 //! same queue and [`LinkState`].
 
 pub mod address;
+pub mod census;
 pub mod envelope;
 mod link;
 pub mod resp;
@@ -178,6 +179,8 @@ pub struct RedisBus {
     receiver: Mutex<Option<Receiver<Outgoing>>>,
     state: Arc<LinkState>,
     stats: Arc<BusStats>,
+    /// Subscriber counts summed over the nodes (`GET /topics?scope=cluster`).
+    cluster: Arc<census::ClusterView>,
 }
 
 impl RedisBus {
@@ -190,7 +193,13 @@ impl RedisBus {
             receiver: Mutex::new(Some(receiver)),
             state: Arc::new(LinkState::new()),
             stats,
+            cluster: Arc::default(),
         }
+    }
+
+    /// The last cluster-wide topic counts read from Redis.
+    pub fn cluster(&self) -> &census::ClusterView {
+        &self.cluster
     }
 
     /// Starts the two link threads (once; after the hub has its wakers).
@@ -208,6 +217,7 @@ impl RedisBus {
             receiver,
             self.state.clone(),
             self.stats.clone(),
+            self.cluster.clone(),
         )
     }
 
