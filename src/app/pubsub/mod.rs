@@ -700,6 +700,34 @@ mod tests {
     }
 
     #[test]
+    fn readiness_reports_the_redis_bus_and_is_ready_with_the_local_one() {
+        assert_eq!(app(false).readiness(), Ok(()));
+        let config = Config {
+            bus: "redis://127.0.0.1:1/".parse().unwrap(),
+            allow_client_publish: true,
+            cores: 1,
+            ..Config::default()
+        };
+        let app = PubSub::from_config(&config).unwrap();
+        // Not started: no connection yet, and publishes are refused with the same reason.
+        let why = app.readiness().unwrap_err();
+        assert!(
+            why.contains("Redis bus") && why.contains("not connected"),
+            "{why}"
+        );
+        let (mut core, mut ctx) = (app.new_core(0), FakeCtx::default());
+        core.on_message(
+            &mut ctx,
+            conn(1),
+            MessageKind::Text,
+            br#"{"op":"publish","topic":"a","data":"x"}"#,
+        );
+        let reply = &text(&mut ctx)[0];
+        assert_eq!(reply["error"], "bus_unavailable", "{reply}");
+        assert_eq!(reply["topic"], "a");
+    }
+
+    #[test]
     fn a_wake_delivers_at_most_its_budget() {
         let app = app(false);
         let (mut core, mut ctx) = (app.new_core(0), FakeCtx::default());
