@@ -77,6 +77,7 @@ impl LinkError {
         }
     }
 
+    /// `what` names the operation in other failures; a timeout is said the same way for all.
     fn io(what: &str, e: &io::Error) -> LinkError {
         if matches!(
             e.kind(),
@@ -84,7 +85,7 @@ impl LinkError {
         ) {
             LinkError {
                 reason: ErrorReason::Timeout,
-                message: format!("Redis did not answer {what} in time (bus_publish_timeout)"),
+                message: "Redis did not answer within bus_publish_timeout".into(),
             }
         } else {
             LinkError::lost(format!("{what}: {e}"))
@@ -253,7 +254,7 @@ impl Conn {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(LinkError::io("", &io::ErrorKind::TimedOut.into()));
+                return Err(LinkError::io("a read", &io::ErrorKind::TimedOut.into()));
             }
             self.stream
                 .set_read_timeout(Some(left))
@@ -273,7 +274,7 @@ fn went_down(state: &LinkState, stats: &BusStats, side: &str, err: &LinkError, w
     stats.connected.store(0, Ordering::Relaxed);
     state.set_reason(format!("{side} connection: {}", err.message));
     if was_up {
-        tracing::warn!(target: "ringws::bus", side, reason = %err.message, "lost Redis; reconnecting");
+        tracing::warn!(target: "ringws::bus", side, reason = %err.message, "no connection to Redis; retrying with back-off");
     }
 }
 
@@ -301,7 +302,8 @@ fn publish_link(
 ) {
     let mut backoff = Backoff::new();
     let mut connected_before = false;
-    let mut was_up = false;
+    // True at start so that a Redis unreachable at start is logged once, like a loss.
+    let mut was_up = true;
     loop {
         match Conn::open(settings) {
             Err(e) => {
@@ -425,7 +427,8 @@ fn subscribe_link(
 ) {
     let mut backoff = Backoff::new();
     let mut connected_before = false;
-    let mut was_up = false;
+    // True at start so that a Redis unreachable at start is logged once, like a loss.
+    let mut was_up = true;
     loop {
         let err = match Conn::open(settings) {
             Err(e) => e,
