@@ -377,9 +377,10 @@ fn a_stopped_redis_bounds_the_queue_and_memory_and_recovers() {
     redis.signal(libc::SIGSTOP);
     let body = vec![b'x'; 64 << 10];
     let (mut accepted, mut refused) = (0u64, HashMap::<String, u64>::new());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    // 2,000 publishes of 64 KiB: 125 MiB if it were all kept.
-    for _ in 0..2000 {
+    // A guard against a hang, not a speed check.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // 1,000 publishes of 64 KiB: 62.5 MiB if it were all kept.
+    for _ in 0..1000 {
         let r = http_publish(admin(&server), "flood", &body);
         match r.status {
             200 => accepted += 1,
@@ -394,15 +395,19 @@ fn a_stopped_redis_bounds_the_queue_and_memory_and_recovers() {
         }
         assert!(Instant::now() < deadline, "publishing stalled");
     }
+    eprintln!("during the stall: {accepted} accepted, refused {refused:?}");
     let total_refused: u64 = refused.values().sum();
     assert!(
         total_refused > 0,
         "refusals once Redis stopped answering: {refused:?}"
     );
     // Accepted publishes are bounded by the queue and what the socket took before the stall.
-    assert!(accepted < 1000, "{accepted} accepted, {refused:?}");
+    assert!(accepted < 500, "{accepted} accepted, {refused:?}");
+    // The queue (64 x 64 KiB), one batch being written and the allocator's slack: far below
+    // the 62.5 MiB an unbounded queue would hold.
     let grown = server.rss_bytes().saturating_sub(rss_before);
-    assert!(grown < 48 << 20, "RSS grew {grown} bytes during the stall");
+    eprintln!("RSS grew {grown} bytes during the stall");
+    assert!(grown < 32 << 20, "RSS grew {grown} bytes during the stall");
     wait_connected(&server, 0.0);
 
     redis.signal(libc::SIGCONT);
