@@ -12,7 +12,7 @@
 //!        MESSAGES=20000 RATE=5000 cargo bench --bench cross_node
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
