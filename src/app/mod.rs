@@ -158,8 +158,8 @@ pub trait App: Send + Sync + 'static {
     }
     /// Makes the per-core part, called on the core's own thread.
     fn new_core(&self, core: usize) -> Self::Core;
-    /// Answers admin-listener requests the server does not handle itself (`/metrics` and
-    /// `/healthz` are built in). Called on core 0's reactor thread; must not block.
+    /// Answers admin-listener requests the server does not handle itself (`/metrics`,
+    /// `/healthz` and `/readyz` are built in). Called on core 0's reactor thread; must not block.
     fn admin(
         &self,
         _request: &crate::admin::AdminRequest<'_>,
@@ -180,6 +180,12 @@ pub trait App: Send + Sync + 'static {
     /// Extra metric series of this app, registered once and read at every scrape.
     fn metrics(&self) -> Vec<crate::metrics::AppSeries> {
         Vec::new()
+    }
+    /// Whether this node should be sent new clients: `/readyz` answers 503 with the reason in
+    /// `Err` (e.g. a bus it cannot reach), 200 otherwise. Called on core 0's reactor thread for
+    /// every probe; must not block. Default: always ready.
+    fn readiness(&self) -> Result<(), String> {
+        Ok(())
     }
 }
 

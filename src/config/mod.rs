@@ -122,7 +122,7 @@ settings! {
     /// Address and port the WebSocket listener binds to.
     listen: SocketAddr = "127.0.0.1:9001".parse().unwrap(), "ADDR", address();
     /// Address of the admin listener ("off" disables it): GET /metrics, GET /healthz, GET
-    /// /debug/handshakes (with debug_handshakes), and the app's routes (pubsub: POST
+    /// /readyz, GET /debug/handshakes (with debug_handshakes), and the app's routes (pubsub: POST
     /// /publish/{topic}, GET /topics, GET /topics/{topic}). Needs a port of its own.
     ///
     /// Off in the library's default: a program embedding ringws opens it by setting it.

@@ -300,7 +300,7 @@ impl<A: App> Reactor<A> {
                 let Some(admin) = self.admin.as_mut() else {
                     return;
                 };
-                let draining = self.io.drain_deadline.is_some();
+                let draining = self.shared.stop.load(Ordering::Acquire);
                 admin.on_readable(
                     &mut self.io.ring,
                     key,
