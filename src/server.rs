@@ -92,6 +92,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
 /// checked when the configuration was loaded.
 pub fn check_config(config: &Config) -> Result<(), ServerError> {
     crate::config::check_listeners(config)?;
+    crate::config::check_drain(config)?;
     if let Some(files) = config.tls_files()? {
         let loaded = tls::load(&files).map_err(ServerError::Tls)?;
         warn_if_expiring(&loaded.summary);
@@ -119,6 +120,7 @@ impl Server {
     /// Binds the listeners and starts one reactor per core; returns once every core is ready.
     pub fn start<A: App>(config: &Config, app: A) -> Result<Server, ServerError> {
         crate::config::check_listeners(config)?;
+        crate::config::check_drain(config)?;
         let tls_loaded = match config.tls_files()? {
             Some(files) => Some(tls::load(&files).map_err(ServerError::Tls)?),
             None => None,
@@ -171,6 +173,8 @@ impl Server {
                 },
             },
             drain_timeout_ticks: ticks(config.drain_timeout),
+            drain_delay_ticks: ticks_or_zero(config.drain_delay),
+            drain_spread_ticks: ticks_or_zero(config.drain_spread),
             max_connections: config.max_connections,
             // SO_REUSEPORT spreads connections evenly, so each core enforces an even share.
             memory_budget_bytes: config.memory_budget / config.cores as u64,
@@ -441,7 +445,7 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
                 }
                 continue;
             }
-            log_drain_start(sig, server.connections_open(), config.drain_timeout);
+            log_drain_start(sig, server.connections_open(), &config);
             break;
         }
         if server.any_core_finished() {
@@ -470,20 +474,36 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
     result
 }
 
-/// What the first stop signal starts: how many connections drain, until when, and how to cut
-/// it short.
-fn log_drain_start(sig: i32, open: u64, drain_timeout: Duration) {
+/// What the first stop signal starts: how many connections drain, when the listeners close,
+/// how the 1001s are spread, until when, and how to cut it short.
+fn log_drain_start(sig: i32, open: u64, config: &Config) {
     let signal = signal_name(sig);
-    if open == 0 {
+    let (delay, spread) = (config.drain_delay, config.drain_spread);
+    let format = crate::config::format_duration;
+    if open == 0 && delay.is_zero() {
         tracing::info!("{signal} received: no connection open, stopping");
         return;
     }
-    let deadline = humantime::format_rfc3339_seconds(SystemTime::now() + drain_timeout);
+    let deadline = humantime::format_rfc3339_seconds(SystemTime::now() + config.drain_timeout);
+    let listeners = if delay.is_zero() {
+        String::new()
+    } else {
+        format!(
+            "/readyz answers 503 now and the listeners accept for {} more (drain_delay); ",
+            format(delay)
+        )
+    };
+    let spread = if spread.is_zero() {
+        String::new()
+    } else {
+        format!(", spread over {} (drain_spread),", format(spread))
+    };
     tracing::info!(
-        "{signal} received: draining {}: each is sent close 1001 and has up to {} (until \
-         {deadline}) to answer. A second SIGINT or SIGTERM (Ctrl-C again) exits at once",
+        "{signal} received: {listeners}draining {}: each is sent close 1001{spread} and has up \
+         to {} (until {deadline}) to answer. A second SIGINT or SIGTERM (Ctrl-C again) \
+         exits at once",
         plural(open, "open connection"),
-        crate::config::format_duration(drain_timeout),
+        format(config.drain_timeout),
     );
 }
 
@@ -539,6 +559,7 @@ fn log_summary(stats: &[Arc<CoreStats>], uptime: Duration) {
         "summary: slow peers"
     );
     tracing::info!(
+        closes_sent = sum(|s| s.drain_closes.get()),
         drained_cleanly = sum(|s| s.drained_cleanly.get()),
         drained_forced = sum(|s| s.drained_forced.get()),
         "summary: drain"
@@ -700,6 +721,15 @@ fn ring_error_copy(e: &ServerError) -> ServerError {
         ServerError::IoUringMissing => ServerError::IoUringMissing,
         ServerError::IoUring(e) => ServerError::IoUring(io::Error::new(e.kind(), e.to_string())),
         other => ServerError::Thread(io::Error::other(other.to_string())),
+    }
+}
+
+/// Whole ticks covering `d`, 0 for none (a delay that may be none, unlike a timeout).
+fn ticks_or_zero(d: Duration) -> u32 {
+    if d.is_zero() {
+        0
+    } else {
+        ticks(d)
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 57] = [
+const DEFAULTS: [(&str, &str); 59] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("tls_listen", "off"),
@@ -33,6 +33,8 @@ const DEFAULTS: [(&str, &str); 57] = [
     ("write_stall_timeout", "30s"),
     ("min_send_rate", "128KiB"),
     ("drain_timeout", "10s"),
+    ("drain_delay", "0s"),
+    ("drain_spread", "0s"),
     ("memory_budget", "half the memory limit"),
     ("max_outbound_buffer", "1MiB"),
     ("message_rate", "0"),

@@ -32,8 +32,9 @@ pub use crate::policy::AuthMode;
 
 use self::key::{serve_or_library_default, settings, Key};
 use self::value::{
-    address, app, auth, boolean, cert_key_pair, cidr, cores, count, list, log_filter, log_format,
-    optional, optional_timeout, origin, path, power_of_two, size, subprotocol, text, timeout,
+    address, app, auth, boolean, cert_key_pair, cidr, cores, count, delay, list, log_filter,
+    log_format, optional, optional_timeout, origin, path, power_of_two, size, subprotocol, text,
+    timeout,
 };
 use crate::policy::subprotocol::MAX_SUBPROTOCOLS;
 use crate::policy::{Cidr, OriginPattern, PolicySettings, JWT_SECRET_ENV};
@@ -185,8 +186,17 @@ settings! {
     /// Bytes per second a queue older than `write_stall_timeout` must keep draining at (a reader
     /// that keeps up with this can receive any message), from 1KiB to 1GiB.
     min_send_rate: u64 = 128 << 10, "SIZE", size(TRANSFER_RATE_BYTES_PER_S);
-    /// On SIGTERM/SIGINT, time to wait for clients' close replies before exiting.
+    /// On SIGTERM/SIGINT, the whole drain's bound, counted from the signal: what is still open
+    /// then is reset. Must be longer than drain_delay + drain_spread.
     drain_timeout: Duration = Duration::from_secs(10), "DURATION", timeout();
+    /// On SIGTERM/SIGINT, time the listeners keep accepting after /readyz turned 503, so load
+    /// balancers see it and stop sending clients before connections are refused; 0: close them
+    /// at once.
+    drain_delay: Duration = Duration::ZERO, "DURATION", delay();
+    /// Time over which open connections are sent their 1001 in even batches once the listeners
+    /// closed, so their reconnects do not land on the other nodes in the same second; 0: all at
+    /// once.
+    drain_spread: Duration = Duration::ZERO, "DURATION", delay();
     /// Memory all connections together may hold in buffers (partial input, messages being
     /// received, outbound queues, request heads), from 1MiB to 1TiB. Near it new upgrades get
     /// 503; past it the connections holding the most are closed.
@@ -424,8 +434,28 @@ fn apply(config: &mut Config, settings: &Settings, origin: &Origin<'_>) -> Resul
 /// The settings that need each other: checked once every layer is applied.
 fn check_together(config: &Config, env_secret_set: bool) -> Result<(), ConfigError> {
     check_listeners(config)?;
+    check_drain(config)?;
     let needs = config.policy_settings().check_needs(env_secret_set);
     needs.map_err(ConfigError::Needs)
+}
+
+/// Refuses a drain that cannot send every connection its 1001 before its own deadline:
+/// `drain_timeout` counts from the signal and bounds the whole drain, so it must be longer than
+/// the wait before the listeners close plus the spread of the closes.
+pub fn check_drain(config: &Config) -> Result<(), ConfigError> {
+    let (drain_timeout, drain_delay, drain_spread) = (
+        config.drain_timeout,
+        config.drain_delay,
+        config.drain_spread,
+    );
+    if drain_delay + drain_spread >= drain_timeout {
+        return Err(ConfigError::DrainTooShort {
+            drain_timeout,
+            drain_delay,
+            drain_spread,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses a WebSocket and an admin listener that would share a port (see

@@ -502,8 +502,17 @@ fn print_count<T: TryInto<i64> + Copy>(&n: &T) -> Value {
 /// A duration (a number of seconds, or with a unit), more than zero and at most
 /// [`MAX_TIMEOUT`]. A TOML number is a number of seconds, as a bare number is on the command line.
 pub(crate) fn timeout() -> Kind<Duration> {
+    duration_up_to_max(false)
+}
+
+/// A duration as [`timeout`] reads it, where 0 is allowed (a delay that can be none).
+pub(crate) fn delay() -> Kind<Duration> {
+    duration_up_to_max(true)
+}
+
+fn duration_up_to_max(zero_allowed: bool) -> Kind<Duration> {
     Kind::new(
-        |raw| {
+        move |raw| {
             let text = match &raw.value {
                 Value::Integer(n) => n.to_string(),
                 Value::Float(x) => x.to_string(),
@@ -512,8 +521,13 @@ pub(crate) fn timeout() -> Kind<Duration> {
             let duration = parse_duration(&text).map_err(|_| ValueError::NotADuration {
                 value: raw.to_string(),
             })?;
-            if duration.is_zero() || duration > MAX_TIMEOUT {
-                let expected = format!("more than 0 and at most {}", format_duration(MAX_TIMEOUT));
+            if (duration.is_zero() && !zero_allowed) || duration > MAX_TIMEOUT {
+                let least = if zero_allowed {
+                    "0 or more"
+                } else {
+                    "more than 0"
+                };
+                let expected = format!("{least} and at most {}", format_duration(MAX_TIMEOUT));
                 return Err(out_of_range(raw, expected));
             }
             Ok(duration)

@@ -596,7 +596,7 @@ impl Connection {
     /// right after the 101 (the driver calls this again then).
     pub fn shut_down(&mut self, now: Tick, deadline: Tick, cfg: &Settings, out: &mut impl Output) {
         let grace_ticks = deadline.wrapping_sub(now).min(u32::MAX / 4);
-        let reason = "server shutting down";
+        let reason = "server shutting down, reconnect";
         self.start_close(now, grace_ticks, CloseCode::GOING_AWAY, reason, cfg, out);
     }
 

@@ -733,7 +733,10 @@ fn the_drain_sends_1001_and_the_drain_deadline_bounds_it() {
     conn.shut_down(20, 90, &settings(), &mut out);
     assert_eq!(
         server_frames(&out.take_wire()),
-        [(Opcode::Close, close_payload(1001, "server shutting down"))]
+        [(
+            Opcode::Close,
+            close_payload(1001, "server shutting down, reconnect")
+        )]
     );
     assert_eq!(
         deadline(&conn),
