@@ -7,7 +7,7 @@
 # succeeded relative to the signal: the peak over any 1 s window, and the time from the first to
 # the last; node B's handshake counter cross-checks the count.
 #
-#   bash benches/drain.sh          # CONNS=8000 SPREADS="0s 10s" DRAIN_DELAY=2s (about 2 minutes)
+#   bash benches/drain.sh   # CONNS=8000 CLIENTS=2 SPREADS="0s 10s" DRAIN_DELAY=2s (about 2 minutes)
 #
 # 8,000 is what one haproxy can proxy under the 20,000 open-file limit of this machine (two
 # descriptors per connection). Prints one JSON line per spread and appends them to
@@ -19,6 +19,7 @@ CONNS=${CONNS:-8000}
 SPREADS=${SPREADS:-"0s 10s"}
 DRAIN_DELAY=${DRAIN_DELAY:-2s}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-30s}
+CLIENTS=${CLIENTS:-2}
 PROXY_PORT=${PROXY_PORT:-9840}
 export BASE_PORT=${BASE_PORT:-9841} ADMIN_BASE_PORT=${ADMIN_BASE_PORT:-9851}
 SOURCES=${SOURCES:-127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5}
@@ -87,12 +88,18 @@ measure() {
   proxy=$!
   pids+=("$proxy")
   wait_for "haproxy" bash -c "exec 3<>/dev/tcp/127.0.0.1/$PROXY_PORT" 2>/dev/null
-  python3 benches/drain_client.py --url "ws://127.0.0.1:$PROXY_PORT/" --conns "$CONNS" \
-    --sources "$SOURCES" --out "$work/client.json" --max-seconds $((WAIT_S * 2)) \
-    >"$work/client.out" 2>"$work/client.err" &
-  client=$!
-  pids+=("$client")
-  wait_for "$CONNS connections" grep -qs '^connected' "$work/client.out"
+  # Several client processes, so that the clients' own CPU does not cap the reconnect storm.
+  local clients=() k
+  for k in $(seq "$CLIENTS"); do
+    python3 benches/drain_client.py --url "ws://127.0.0.1:$PROXY_PORT/" \
+      --conns $((CONNS / CLIENTS)) --sources "$SOURCES" --out "$work/client$k.json" \
+      --max-seconds $((WAIT_S * 2)) >"$work/client$k.out" 2>"$work/client$k.err" &
+    clients+=("$!")
+    pids+=("$!")
+  done
+  for k in $(seq "$CLIENTS"); do
+    wait_for "$CONNS connections" grep -qs '^connected' "$work/client$k.out"
+  done
   local open_a open_b b_before
   open_a=$(metric "$admin_a" ringws_connections_open)
   open_b=$(metric "$admin_b" ringws_connections_open)
@@ -106,17 +113,20 @@ measure() {
   local b_after
   b_after=$(metric "$admin_b" ringws_handshakes_completed_total)
   wait_for "node A to exit" bash -c "! kill -0 $a 2>/dev/null"
-  kill -TERM "$client"
-  wait "$client" || true
+  kill -TERM "${clients[@]}"
+  wait "${clients[@]}" || true
   kill -TERM "$b" "$proxy" 2>/dev/null || true
   wait "$b" "$proxy" 2>/dev/null || true
-  python3 - "$work/client.json" "$signalled" "$spread" "$open_a" "$open_b" "$b_before" "$b_after" "$DRAIN_DELAY" <<'EOF'
-import json, sys
-path, signalled, spread, open_a, open_b, b_before, b_after, delay = sys.argv[1:]
-run = json.load(open(path))
+  python3 - "$work" "$signalled" "$spread" "$open_a" "$open_b" "$b_before" "$b_after" "$DRAIN_DELAY" <<'EOF'
+import glob, json, sys
+work, signalled, spread, open_a, open_b, b_before, b_after, delay = sys.argv[1:]
+runs = [json.load(open(p)) for p in sorted(glob.glob(work + "/client*.json"))]
 t0 = float(signalled)
-rec = sorted(t - t0 for t in run["reconnects"])
-closes = [c for c in run["closes"] if c[0] >= t0]
+rec = sorted(t - t0 for r in runs for t in r["reconnects"])
+closes = [c for r in runs for c in r["closes"] if c[0] >= t0]
+per_s = [0] * (int(rec[-1]) + 1 if rec else 0)
+for t in rec:
+    per_s[int(t)] += 1
 def pct(p):
     return round(rec[min(len(rec) - 1, int(p / 100 * len(rec)))], 2) if rec else None
 peak, j = 0, 0
@@ -132,9 +142,10 @@ print(json.dumps({
     "closes_other": sum(1 for c in closes if c[1] != 1001),
     "reconnects": len(rec),
     "node_b_handshakes": int(float(b_after) - float(b_before)),
-    "connect_failures": run["connect_failures"],
+    "connect_failures": sum(r["connect_failures"] for r in runs),
     "peak_reconnects_per_s": peak,
     "first_s": pct(0), "p50_s": pct(50), "p95_s": pct(95), "last_s": pct(100),
+    "per_s_since_signal": per_s, "client_processes": len(runs),
 }))
 EOF
 }
