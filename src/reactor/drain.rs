@@ -22,7 +22,10 @@ pub struct DrainSchedule {
 }
 
 impl DrainSchedule {
+    /// `stop` is the tick the stop was seen in; the stop itself came somewhere in that tick, so
+    /// a delay is counted from the tick's end: the listeners never close before `drain_delay`.
     pub fn new(stop: Tick, delay_ticks: u32, spread_ticks: u32, timeout_ticks: u32) -> Self {
+        let delay_ticks = if delay_ticks == 0 { 0 } else { delay_ticks + 1 };
         DrainSchedule {
             closes_at: stop.wrapping_add(delay_ticks),
             spread_ticks,
@@ -151,10 +154,11 @@ mod tests {
 
     #[test]
     fn without_spread_everything_is_due_when_the_listeners_close() {
+        // The stop came during tick 100: 20 ticks of delay are counted from its end.
         let s = DrainSchedule::new(100, 20, 0, 50);
-        assert_eq!((s.closes_at, s.deadline), (120, 150));
-        assert_eq!(s.due(1000, 119), 0, "nothing before drain_delay");
-        assert_eq!(s.due(1000, 120), 1000);
+        assert_eq!((s.closes_at, s.deadline), (121, 150));
+        assert_eq!(s.due(1000, 120), 0, "nothing before drain_delay");
+        assert_eq!(s.due(1000, 121), 1000);
         let at_once = DrainSchedule::new(100, 0, 0, 50);
         assert_eq!(at_once.due(7, 100), 7);
     }
@@ -183,8 +187,8 @@ mod tests {
     #[test]
     fn the_schedule_survives_the_tick_counter_wrapping() {
         let s = DrainSchedule::new(u32::MAX - 5, 3, 10, 40);
-        assert_eq!(s.due(100, u32::MAX - 3), 0);
-        assert_eq!(s.due(100, u32::MAX - 2), 10);
-        assert_eq!(s.due(100, 6), 100);
+        assert_eq!(s.due(100, u32::MAX - 2), 0);
+        assert_eq!(s.due(100, u32::MAX - 1), 10);
+        assert_eq!(s.due(100, 7), 100);
     }
 }
