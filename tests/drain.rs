@@ -5,6 +5,8 @@
 //! checked as a distribution, never to the tick. Every wait is bounded.
 
 mod common;
+use common::pki::Pki;
+use common::wss::{client_config, wss_connect};
 use common::*;
 use std::io::Write;
 use std::net::TcpStream;
@@ -168,6 +170,49 @@ fn readyz_is_503_at_once_and_the_listener_accepts_until_drain_delay() {
     assert!(
         refused.is_err(),
         "the listener still accepts after drain_delay"
+    );
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+/// The wss listener drains like the ws one: it upgrades during `drain_delay`, its clients get
+/// their 1001 (through TLS) once the delay has passed, and then it refuses connections.
+#[test]
+fn the_wss_listener_accepts_until_drain_delay_and_its_clients_get_1001() {
+    let delay = Duration::from_secs(2);
+    let pki = Pki::with_server("drain");
+    let mut args: Vec<String> = [
+        "--cores",
+        "1",
+        "--drain-delay",
+        "2s",
+        "--drain-timeout",
+        "8s",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(pki.serve_flags("server"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server = ServerProcess::start(&args);
+    let tls_addr = server.tls.expect("the wss listener");
+    let config = client_config(&pki.cert("ca"), None);
+    let early = wss_connect(tls_addr, config.clone(), "/");
+    let signalled = Instant::now();
+    server.signal(libc::SIGTERM);
+    let late = wss_connect(tls_addr, config, "/");
+    assert!(signalled.elapsed() < delay, "{:?}", signalled.elapsed());
+    for mut s in [early, late] {
+        s.sock
+            .set_read_timeout(Some(Duration::from_secs(6)))
+            .unwrap();
+        let (_, op, payload) = read_frame(&mut s);
+        assert_eq!(op, 0x8);
+        assert_eq!(payload[..2], 1001u16.to_be_bytes());
+        assert!(signalled.elapsed() >= delay, "a 1001 before drain_delay");
+        let _ = s.write_all(&client_frame(true, 0x8, &payload[..2]));
+    }
+    assert!(
+        TcpStream::connect(tls_addr).is_err(),
+        "the wss listener still accepts after drain_delay"
     );
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
 }
