@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 59] = [
+const DEFAULTS: [(&str, &str); 61] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("tls_listen", "off"),
@@ -68,6 +68,9 @@ const DEFAULTS: [(&str, &str); 59] = [
     ("max_subscriptions_per_connection", "64"),
     ("max_topic_length", "128"),
     ("max_control_message_size", "4KiB"),
+    ("bus", "local"),
+    ("bus_queue_size", "10000"),
+    ("bus_publish_timeout", "1s"),
 ];
 
 fn ringws(args: &[&str]) -> Output {

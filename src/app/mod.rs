@@ -177,6 +177,12 @@ pub trait App: Send + Sync + 'static {
     }
     /// Called once before the cores start, with one waker per core (index = core).
     fn start(&self, _wakers: Vec<Waker>) {}
+    /// Whether this app can serve new clients well (`GET /readyz`: 503 with the reason on
+    /// `Err`). `/healthz` stays 200 either way. Called on the admin listener's thread; must
+    /// not block.
+    fn readiness(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// Extra metric series of this app, registered once and read at every scrape.
     fn metrics(&self) -> Vec<crate::metrics::AppSeries> {
         Vec::new()

@@ -141,6 +141,8 @@ pub enum ValueError {
     NotAnOrigin { value: String, reason: String },
     #[error("{value} is not a subprotocol name: {reason}")]
     NotASubprotocol { value: String, reason: String },
+    #[error("{value} is not a bus: {reason}")]
+    NotABus { value: String, reason: String },
     #[error("{value} is not a trusted proxy: {reason}")]
     NotACidr { value: String, reason: String },
     #[error("{value} is not a certificate and key: {reason}")]

@@ -32,9 +32,9 @@ pub use crate::policy::AuthMode;
 
 use self::key::{serve_or_library_default, settings, Key};
 use self::value::{
-    address, app, auth, boolean, cert_key_pair, cidr, cores, count, delay, list, log_filter,
-    log_format, optional, optional_timeout, origin, path, power_of_two, size, subprotocol, text,
-    timeout,
+    address, app, auth, boolean, bus_address, cert_key_pair, cidr, cores, count, delay, list,
+    log_filter, log_format, optional, optional_timeout, origin, path, power_of_two, size,
+    subprotocol, text, timeout,
 };
 use crate::policy::subprotocol::MAX_SUBPROTOCOLS;
 use crate::policy::{Cidr, OriginPattern, PolicySettings, JWT_SECRET_ENV};
@@ -114,6 +114,8 @@ pub const CONTROL_MESSAGE_BYTES: RangeInclusive<u64> = 64..=1 << 30;
 pub const COMPRESSION_MIN_SIZE_BYTES: RangeInclusive<u64> = 0..=1 << 30;
 /// Bounds of `compression_level` (zlib's levels; 0 would store, not compress).
 pub const COMPRESSION_LEVEL: RangeInclusive<u64> = 1..=9;
+/// Bounds of `bus_queue_size` (publishes; each holds its message until Redis takes it).
+pub const BUS_QUEUE_LEN: RangeInclusive<u64> = 1..=1_000_000;
 /// Most entries of `allowed_origins` and of `trusted_proxies`.
 pub const MAX_LIST_LEN: usize = 1024;
 
@@ -297,6 +299,16 @@ settings! {
     /// pubsub: largest control message a client may send, from 64B to 1GiB; a larger one is
     /// answered with the error message_too_large without being parsed.
     max_control_message_size: usize = 4 << 10, "SIZE", size(CONTROL_MESSAGE_BYTES);
+    /// pubsub: where publishes go: local (this node's subscribers only) or redis://HOST:PORT/
+    /// to share topics with every node on that Redis (see docs/scale-out.md).
+    bus: crate::app::pubsub::bus::BusAddress = crate::app::pubsub::bus::BusAddress::Local,
+        "BUS", bus_address();
+    /// pubsub with a Redis bus: publishes waiting for Redis before the next one is refused
+    /// with 503 (bus_queue_full), from 1 to 1000000.
+    bus_queue_size: usize = 10_000, "N", count(BUS_QUEUE_LEN);
+    /// pubsub with a Redis bus: time Redis has to answer a batch of publishes (and a queued
+    /// publish may wait); past it the connection is dropped, publishes get 503 until it is back.
+    bus_publish_timeout: Duration = Duration::from_secs(1), "DURATION", timeout();
 }
 
 /// Every key, in table order. Built on first use: the rows hold their parsers.

@@ -347,6 +347,15 @@ pub(crate) fn cidr() -> Kind<Cidr> {
     )
 }
 
+/// The pub/sub bus: `local` or a `redis://` URL.
+pub(crate) fn bus_address() -> Kind<crate::app::pubsub::bus::BusAddress> {
+    checked_text(
+        "\"local\" or a Redis URL such as \"redis://127.0.0.1:6379/\"",
+        str::parse,
+        |value, reason| ValueError::NotABus { value, reason },
+    )
+}
+
 /// An entry of `tls_sni_certs`: `CERT_FILE:KEY_FILE`.
 pub(crate) fn cert_key_pair() -> Kind<crate::tls::CertKeyPair> {
     checked_text("CERT_FILE:KEY_FILE", str::parse, |value, reason| {

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod doctor;
 pub mod pki;
 pub mod proxy;
+pub mod redis;
 pub mod tls;
 pub mod wss;
 

@@ -2,8 +2,11 @@
 //!
 //! - `POST /publish/{topic}`: body = the message; `Content-Type: text/*` or JSON → a text
 //!   message (the body must be UTF-8), anything else → binary. Bearer token when
-//!   `publish_tokens_file` is set. Answers `{"topic":..,"subscribers":N,"dropped":M}`.
-//! - `GET /topics`: topics with their subscriber counts summed across cores.
+//!   `publish_tokens_file` is set. Answers `{"topic":..,"subscribers":N,"dropped":M}`, or
+//!   `{"topic":..,"queued":true}` with a Redis bus, or 503 when the bus refuses it.
+//! - `GET /topics`: topics with their subscriber counts summed across cores;
+//!   `?scope=cluster` (Redis bus): summed over the live nodes, approximate (see
+//!   docs/scale-out.md).
 //! - `GET /topics/{topic}`: one topic's subscribers, in total and per core.
 //!
 //! Errors are JSON too: `{"error":"<code>","message":"<what to change>"}`.
@@ -13,10 +16,10 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use super::hub::{Bus, Hub};
+use super::bus::census::ClusterView;
+use super::hub::{Accepted, Bus, Hub};
 use super::topic_name;
 use crate::admin::{AdminRequest, AdminResponse};
-use crate::app::PreparedFrame;
 use crate::protocol::MessageKind;
 
 /// The routes [`Endpoints::handle`] answers, as the start banner lists them.
@@ -102,6 +105,8 @@ pub struct Endpoints<'a> {
     pub hub: &'a Hub,
     pub tokens: Option<&'a PublishTokens>,
     pub max_topic_len: usize,
+    /// The cluster-wide counts, with a Redis bus.
+    pub cluster: Option<&'a ClusterView>,
 }
 
 impl Endpoints<'_> {
@@ -118,7 +123,11 @@ impl Endpoints<'_> {
         }
         if path == "/topics" || path == "/topics/" {
             return Some(match req.method {
-                "GET" => self.list_topics(),
+                "GET" => match scope(req.query) {
+                    Ok(Scope::Node) => self.list_topics(),
+                    Ok(Scope::Cluster) => self.list_cluster_topics(),
+                    Err(message) => error(400, "invalid_scope", &message),
+                },
                 _ => method_not_allowed("GET"),
             });
         }
@@ -152,33 +161,45 @@ impl Endpoints<'_> {
         } else {
             MessageKind::Binary
         };
-        let outcome = self.bus.publish(&topic, PreparedFrame::new(kind, req.body));
-        AdminResponse::json(
-            200,
-            &json!({"topic": &*topic, "subscribers": outcome.subscribers, "dropped": outcome.dropped}),
-        )
+        match self.bus.publish(&topic, kind, req.body) {
+            Ok(Accepted::Delivered(outcome)) => AdminResponse::json(
+                200,
+                &json!({"topic": &*topic, "subscribers": outcome.subscribers, "dropped": outcome.dropped}),
+            ),
+            Ok(Accepted::Queued) => {
+                AdminResponse::json(200, &json!({"topic": &*topic, "queued": true}))
+            }
+            Err(refused) => error(503, refused.code(), &refused.to_string()),
+        }
     }
 
     fn list_topics(&self) -> AdminResponse {
-        let all = self.hub.all_counts();
-        let subscriptions: usize = all.values().sum();
-        let mut topics: Vec<(&str, usize)> = all.iter().map(|(t, &n)| (&**t, n)).collect();
-        topics.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let truncated = topics.len() > MAX_LISTED_TOPICS;
-        topics.truncate(MAX_LISTED_TOPICS);
-        let listed: Vec<_> = topics
-            .iter()
-            .map(|(t, n)| json!({"topic": t, "subscribers": n}))
-            .collect();
-        AdminResponse::json(
-            200,
-            &json!({
-                "topic_count": all.len(),
-                "subscriptions": subscriptions,
-                "truncated": truncated,
-                "topics": listed,
-            }),
-        )
+        AdminResponse::json(200, &listing(&self.hub.all_counts()))
+    }
+
+    /// The counts summed over the nodes, as last read from Redis, marked approximate.
+    fn list_cluster_topics(&self) -> AdminResponse {
+        let Some(cluster) = self.cluster else {
+            return error(
+                400,
+                "no_cluster",
+                "scope=cluster needs a cross-node bus (bus = \"redis://HOST:PORT/\"); this node \
+                 runs alone: use GET /topics",
+            );
+        };
+        let Some(topics) = cluster.snapshot() else {
+            return error(
+                503,
+                "cluster_unknown",
+                "the cluster's counts have not been read from Redis yet: retry in a few seconds",
+            );
+        };
+        let mut answer = listing(&topics.counts);
+        answer["scope"] = json!("cluster");
+        answer["approximate"] = json!(true);
+        answer["nodes"] = json!(topics.nodes);
+        answer["age_ms"] = json!(topics.refreshed_at.elapsed().as_millis() as u64);
+        AdminResponse::json(200, &answer)
     }
 
     fn one_topic(&self, raw_topic: &str) -> AdminResponse {
@@ -192,6 +213,48 @@ impl Endpoints<'_> {
             200,
             &json!({"topic": &*topic, "subscribers": total, "per_core": per_core}),
         )
+    }
+}
+
+/// `{"topic_count","subscriptions","truncated","topics":[...]}`: the largest topics first.
+fn listing(all: &std::collections::HashMap<Box<str>, usize>) -> serde_json::Value {
+    let subscriptions: usize = all.values().sum();
+    let mut topics: Vec<(&str, usize)> = all.iter().map(|(t, &n)| (&**t, n)).collect();
+    topics.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let truncated = topics.len() > MAX_LISTED_TOPICS;
+    topics.truncate(MAX_LISTED_TOPICS);
+    let listed: Vec<_> = topics
+        .iter()
+        .map(|(t, n)| json!({"topic": t, "subscribers": n}))
+        .collect();
+    json!({
+        "topic_count": all.len(),
+        "subscriptions": subscriptions,
+        "truncated": truncated,
+        "topics": listed,
+    })
+}
+
+/// What `GET /topics` counts.
+#[derive(Debug, PartialEq, Eq)]
+enum Scope {
+    Node,
+    Cluster,
+}
+
+/// `scope=node` (the default) or `scope=cluster`; other parameters are ignored.
+fn scope(query: Option<&str>) -> Result<Scope, String> {
+    let value = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("scope="));
+    match value {
+        None | Some("node") => Ok(Scope::Node),
+        Some("cluster") => Ok(Scope::Cluster),
+        Some(other) => Err(format!(
+            "scope={other:?} is not a scope: use scope=node (this node, the default) or \
+             scope=cluster"
+        )),
     }
 }
 
@@ -257,6 +320,7 @@ mod tests {
             hub,
             tokens,
             max_topic_len: 16,
+            cluster: None,
         }
         .handle(&req)
         .expect("a pub/sub route");
@@ -315,6 +379,7 @@ mod tests {
             hub: &hub,
             tokens: None,
             max_topic_len: 16,
+            cluster: None,
         }
         .handle(&req)
         .unwrap();
@@ -394,6 +459,16 @@ mod tests {
         assert_eq!(status, 400);
         let (status, _) = call(&hub, None, &post("/topics", "", ""));
         assert_eq!(status, 405);
+        let (status, v) = call(&hub, None, "GET /topics?x=1&scope=node HTTP/1.1\r\n\r\n");
+        assert_eq!((status, &v["topic_count"]), (200, &json!(2)));
+        let (status, v) = call(&hub, None, "GET /topics?scope=everything HTTP/1.1\r\n\r\n");
+        assert_eq!((status, &v["error"]), (400, &json!("invalid_scope")));
+        let (status, v) = call(&hub, None, "GET /topics?scope=cluster HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            (status, &v["error"]),
+            (400, &json!("no_cluster")),
+            "a local bus"
+        );
     }
 
     #[test]
@@ -407,6 +482,7 @@ mod tests {
             hub: &hub,
             tokens: None,
             max_topic_len: 16,
+            cluster: None,
         };
         assert!(e.handle(&req).is_none());
     }

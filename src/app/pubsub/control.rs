@@ -10,6 +10,7 @@
 
 use serde_json::{json, Value};
 
+use super::hub::PublishRefused;
 use super::topic_name::{self, TopicError};
 
 /// A well-formed control request.
@@ -50,6 +51,9 @@ pub enum ControlError {
     TooManySubscriptions { max: usize },
     #[error("publishing over WebSocket is off on this server (allow_client_publish = false): publish with POST /publish/{{topic}} on the admin listener")]
     PublishNotAllowed,
+    /// The cross-node bus refused the publish (not connected, or its queue is full).
+    #[error("{0}")]
+    Bus(PublishRefused),
 }
 
 impl ControlError {
@@ -66,6 +70,7 @@ impl ControlError {
             ControlError::MissingData => "missing_data",
             ControlError::TooManySubscriptions { .. } => "too_many_subscriptions",
             ControlError::PublishNotAllowed => "publish_not_allowed",
+            ControlError::Bus(refused) => refused.code(),
         }
     }
 }
@@ -128,6 +133,18 @@ pub fn published(topic: &str, subscribers: usize, dropped: usize) -> Vec<u8> {
     reply(
         json!({"op": "published", "topic": topic, "subscribers": subscribers, "dropped": dropped}),
     )
+}
+
+/// `{"op":"published","topic":...,"queued":true}`: handed to the cross-node bus, which
+/// delivers it to every node's subscribers (this node's too).
+pub fn queued(topic: &str) -> Vec<u8> {
+    reply(json!({"op": "published", "topic": topic, "queued": true}))
+}
+
+/// `{"op":"gap","topic":...}`: sent to a topic's subscribers when this node re-subscribes it
+/// in Redis after losing its connection: messages published meanwhile were missed.
+pub fn gap(topic: &str) -> Vec<u8> {
+    reply(json!({"op": "gap", "topic": topic}))
 }
 
 /// `{"op":"error","error":code,"message":...}`, with `"topic"` when the request named a valid

@@ -18,7 +18,9 @@ use std::time::Instant;
 
 use crossbeam_queue::ArrayQueue;
 
+use super::interest::Interest;
 use crate::app::{PreparedFrame, Waker};
+use crate::protocol::MessageKind;
 use crate::stats::{Counter, Gauge};
 
 /// Publishes each core's inbox holds before further publishes to that core are dropped.
@@ -29,8 +31,10 @@ pub const INBOX_CAPACITY: usize = 4096;
 pub struct Published {
     pub topic: Box<str>,
     pub frame: PreparedFrame,
-    /// When the publish was accepted (the start of the fan-out latency).
-    pub accepted_at: Instant,
+    /// When the publish was accepted (the start of the fan-out latency), on this node or on
+    /// the origin node of a message from Redis; `None` for the bus's own control messages
+    /// (gaps), which are not publishes.
+    pub accepted_at: Option<Instant>,
 }
 
 /// What a publish reached.
@@ -42,11 +46,45 @@ pub struct PublishOutcome {
     pub dropped: usize,
 }
 
-/// Where publishes go. The local [`Hub`] is the one implementation; a cross-node bus (for
-/// example Redis pub/sub) would implement this too, forwarding to other nodes and to the local
-/// hub, without touching the reactor or the apps' per-core code.
+/// What became of an accepted publish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// Handed to this node's cores (the local bus).
+    Delivered(PublishOutcome),
+    /// Queued for a cross-node bus, which delivers it to every node (this one included) from
+    /// there: who it reaches is not known here.
+    Queued,
+}
+
+/// Why a publish was refused; nothing was queued or delivered. Each has a stable code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PublishRefused {
+    #[error("the Redis bus is not connected ({reason}): retry later")]
+    Unavailable { reason: String },
+    #[error("{max} publishes are already waiting for Redis (bus_queue_size): retry later")]
+    QueueFull { max: usize },
+}
+
+impl PublishRefused {
+    /// The code an HTTP 503 and a client's error reply carry.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PublishRefused::Unavailable { .. } => "bus_unavailable",
+            PublishRefused::QueueFull { .. } => "bus_queue_full",
+        }
+    }
+}
+
+/// Where publishes go: the local [`Hub`], or a cross-node bus ([`super::bus::RedisBus`]) that
+/// forwards to every node and hands what it receives to the local hub. Called on reactor
+/// threads (client publishes, and the admin listener on core 0): it must never block.
 pub trait Bus: Send + Sync {
-    fn publish(&self, topic: &str, frame: PreparedFrame) -> PublishOutcome;
+    fn publish(
+        &self,
+        topic: &str,
+        kind: MessageKind,
+        payload: &[u8],
+    ) -> Result<Accepted, PublishRefused>;
 }
 
 /// Counters of one core. Written by that core's thread, except `dropped` (written by whichever
@@ -77,6 +115,10 @@ pub struct Hub {
     cores: Vec<CoreSlot>,
     wakers: OnceLock<Vec<Waker>>,
     publishes: AtomicU64,
+    /// Node-level topic interest: touched only when a core's count of a topic goes 0 <-> 1.
+    interest: Mutex<Interest>,
+    /// Woken when the node-level interest in a topic flips (the cross-node bus's link thread).
+    interest_waker: OnceLock<Waker>,
 }
 
 impl Hub {
@@ -93,7 +135,43 @@ impl Hub {
                 .collect(),
             wakers: OnceLock::new(),
             publishes: AtomicU64::new(0),
+            interest: Mutex::new(Interest::default()),
+            interest_waker: OnceLock::new(),
         }
+    }
+
+    /// Wakes `waker` whenever this node gets its first subscriber of a topic or loses its last
+    /// (see [`Hub::take_interest_changes`]). Set once.
+    pub fn watch_interest(&self, waker: Waker) {
+        assert!(
+            self.interest_waker.set(waker).is_ok(),
+            "one interest watcher"
+        );
+    }
+
+    /// The topics whose node-level interest flipped since the last call, each with whether the
+    /// node now has subscribers of it.
+    pub fn take_interest_changes(&self) -> Vec<(Box<str>, bool)> {
+        let mut interest = lock(&self.interest);
+        let changed = interest.take_changed();
+        changed
+            .into_iter()
+            .map(|topic| {
+                let wanted = interest.wants(&topic);
+                (topic, wanted)
+            })
+            .collect()
+    }
+
+    /// Every topic this node has subscribers of.
+    pub fn wanted_topics(&self) -> Vec<Box<str>> {
+        lock(&self.interest).wanted()
+    }
+
+    /// Counts one accepted publish (`ringws_pubsub_publishes_total`), for a bus that does not
+    /// go through [`Hub::fan_out`] on this node.
+    pub fn count_publish(&self) {
+        self.publishes.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn cores(&self) -> usize {
@@ -116,13 +194,24 @@ impl Hub {
 
     /// Called by `core` when a topic's local subscriber count changes.
     pub fn set_count(&self, core: usize, topic: &str, local: usize) {
-        let mut counts = lock(&self.cores[core].counts);
-        if local == 0 {
-            counts.remove(topic);
-        } else if let Some(n) = counts.get_mut(topic) {
-            *n = local as u32;
-        } else {
-            counts.insert(topic.into(), local as u32);
+        let core_flipped = {
+            let mut counts = lock(&self.cores[core].counts);
+            if local == 0 {
+                counts.remove(topic).is_some()
+            } else if let Some(n) = counts.get_mut(topic) {
+                *n = local as u32;
+                false
+            } else {
+                counts.insert(topic.into(), local as u32);
+                true
+            }
+        };
+        // Only this core's 0 <-> 1 transitions reach the node-level table, so a subscribe to a
+        // topic the core already serves takes no shared lock.
+        if core_flipped && lock(&self.interest).core_changed(topic, local > 0) {
+            if let Some(waker) = self.interest_waker.get() {
+                waker.wake();
+            }
         }
     }
 
@@ -162,9 +251,16 @@ impl Hub {
     }
 }
 
-impl Bus for Hub {
-    fn publish(&self, topic: &str, frame: PreparedFrame) -> PublishOutcome {
-        self.publishes.fetch_add(1, Ordering::Relaxed);
+impl Hub {
+    /// Hands `frame` to every core with subscribers of `topic`, in one order for all cores when
+    /// one thread calls it (the local publisher, or the Redis link's single reader).
+    /// `accepted_at`: see [`Published::accepted_at`].
+    pub fn fan_out(
+        &self,
+        topic: &str,
+        frame: PreparedFrame,
+        accepted_at: Option<Instant>,
+    ) -> PublishOutcome {
         let mut outcome = PublishOutcome::default();
         let mut message: Option<Arc<Published>> = None;
         for (core, slot) in self.cores.iter().enumerate() {
@@ -176,7 +272,7 @@ impl Bus for Hub {
                 Arc::new(Published {
                     topic: topic.into(),
                     frame: frame.clone(),
-                    accepted_at: Instant::now(),
+                    accepted_at,
                 })
             });
             if slot.inbox.push(message.clone()).is_err() {
@@ -197,6 +293,24 @@ impl Bus for Hub {
     }
 }
 
+impl Bus for Hub {
+    fn publish(
+        &self,
+        topic: &str,
+        kind: MessageKind,
+        payload: &[u8],
+    ) -> Result<Accepted, PublishRefused> {
+        let accepted_at = Instant::now();
+        self.publishes.fetch_add(1, Ordering::Relaxed);
+        let frame = PreparedFrame::new(kind, payload);
+        Ok(Accepted::Delivered(self.fan_out(
+            topic,
+            frame,
+            Some(accepted_at),
+        )))
+    }
+}
+
 /// A poisoned count table is still a valid table (each update is one insert or remove).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -205,10 +319,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::MessageKind;
 
-    fn frame(text: &str) -> PreparedFrame {
-        PreparedFrame::new(MessageKind::Text, text.as_bytes())
+    /// A local publish of `text`, with what it reached.
+    fn publish(hub: &Hub, topic: &str, text: &str) -> PublishOutcome {
+        match hub.publish(topic, MessageKind::Text, text.as_bytes()) {
+            Ok(Accepted::Delivered(outcome)) => outcome,
+            other => panic!("the local bus delivers: {other:?}"),
+        }
     }
 
     #[test]
@@ -218,14 +335,14 @@ mod tests {
         hub.set_count(2, "a", 5);
         hub.set_count(1, "b", 1);
         assert_eq!(
-            hub.publish("a", frame("1")),
+            publish(&hub, "a", "1"),
             PublishOutcome {
                 subscribers: 7,
                 dropped: 0
             }
         );
-        hub.publish("a", frame("2"));
-        assert_eq!(hub.publish("zz", frame("x")), PublishOutcome::default());
+        publish(&hub, "a", "2");
+        assert_eq!(publish(&hub, "zz", "x"), PublishOutcome::default());
         assert!(hub.pop(1).is_none(), "core 1 has no subscriber of a");
         for core in [0, 2] {
             let got: Vec<_> = std::iter::from_fn(|| hub.pop(core))
@@ -247,9 +364,9 @@ mod tests {
         hub.set_count(1, "a", 3);
         for _ in 0..INBOX_CAPACITY {
             hub.pop(0);
-            hub.publish("a", frame("x"));
+            publish(&hub, "a", "x");
         }
-        let outcome = hub.publish("a", frame("y"));
+        let outcome = publish(&hub, "a", "y");
         assert_eq!(
             outcome,
             PublishOutcome {
@@ -259,5 +376,42 @@ mod tests {
         );
         assert_eq!(hub.counters(1).dropped.load(Ordering::Relaxed), 1);
         assert_eq!(hub.counters(0).dropped.load(Ordering::Relaxed), 0);
+    }
+}
+
+#[cfg(test)]
+mod interest_tests {
+    use super::*;
+
+    #[test]
+    fn node_interest_flips_on_the_first_and_last_core_and_wakes_the_watcher() {
+        let hub = Hub::new(2);
+        let fd = crate::sys::eventfd::eventfd().unwrap();
+        hub.watch_interest(Waker { fd });
+        let wakes = || {
+            let mut v: u64 = 0;
+            // SAFETY: reads 8 bytes into a valid u64 from the eventfd made above.
+            let n = unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+            if n == 8 {
+                v
+            } else {
+                0
+            }
+        };
+        hub.set_count(0, "a", 1);
+        assert_eq!(wakes(), 1);
+        hub.set_count(0, "a", 2);
+        hub.set_count(1, "a", 1);
+        assert_eq!(wakes(), 0, "the node already had a subscriber of a");
+        assert_eq!(hub.take_interest_changes(), [("a".into(), true)]);
+        hub.set_count(0, "a", 0);
+        assert_eq!(wakes(), 0, "core 1 still has one");
+        assert!(hub.take_interest_changes().is_empty());
+        hub.set_count(1, "a", 0);
+        assert_eq!(wakes(), 1);
+        assert_eq!(hub.take_interest_changes(), [("a".into(), false)]);
+        assert!(hub.wanted_topics().is_empty());
+        // SAFETY: closes the eventfd made above, once.
+        unsafe { libc::close(fd) };
     }
 }

@@ -4,20 +4,23 @@
 //!
 //! Layout: [`topic_name`] is what a topic may be called; [`control`] the JSON control protocol;
 //! [`topics`] one core's registry; [`hub`] the cross-core inboxes and the [`Bus`] trait;
-//! [`admin`] the HTTP endpoints. This file ties them to the [`App`]/[`CoreApp`] hooks.
+//! [`interest`] the node-level topic interest; [`bus`] the cross-node Redis bus; [`admin`] the
+//! HTTP endpoints. This file ties them to the [`App`]/[`CoreApp`] hooks.
 
 pub mod admin;
+pub mod bus;
 pub mod control;
 pub mod hub;
+pub mod interest;
 pub mod topic_name;
 pub mod topics;
 
 use std::sync::Arc;
 
 pub use admin::{PublishTokens, StartError};
-pub use hub::{Bus, Hub, PublishOutcome};
+pub use hub::{Accepted, Bus, Hub, PublishOutcome, PublishRefused};
 
-use super::{App, ConnId, CoreApp, Ctx, OpenInfo, PreparedFrame, Waker};
+use super::{App, ConnId, CoreApp, Ctx, OpenInfo, Waker};
 use crate::admin::{AdminRequest, AdminResponse};
 use crate::config::Config;
 use crate::metrics::AppSeries;
@@ -62,6 +65,9 @@ impl Default for PubSubSettings {
 pub struct PubSub {
     hub: Arc<Hub>,
     bus: Arc<dyn Bus>,
+    /// The Redis bus, when `bus` names one: started with the app, reported by `readiness`.
+    redis: Option<Arc<bus::RedisBus>>,
+    bus_stats: Arc<bus::BusStats>,
     tokens: Option<PublishTokens>,
     settings: PubSubSettings,
 }
@@ -73,6 +79,8 @@ impl PubSub {
         PubSub {
             bus: hub.clone(),
             hub,
+            redis: None,
+            bus_stats: Arc::default(),
             tokens: None,
             settings,
         }
@@ -88,6 +96,20 @@ impl PubSub {
             max_control_message_bytes: config.max_control_message_size,
         };
         let mut app = PubSub::new(config.cores, settings);
+        if let bus::BusAddress::Redis(address) = &config.bus {
+            let redis = Arc::new(bus::RedisBus::new(
+                app.hub.clone(),
+                bus::RedisSettings {
+                    address: address.clone(),
+                    queue_len: config.bus_queue_size,
+                    publish_timeout: config.bus_publish_timeout,
+                    max_message_bytes: app.settings.max_publish_bytes,
+                },
+                app.bus_stats.clone(),
+            ));
+            app.bus = redis.clone();
+            app.redis = Some(redis);
+        }
         if let Some(path) = &config.publish_tokens_file {
             app.tokens = Some(PublishTokens::load(path)?);
         }
@@ -150,6 +172,7 @@ impl App for PubSub {
             hub: &self.hub,
             tokens: self.tokens.as_ref(),
             max_topic_len: self.settings.max_topic_length,
+            cluster: self.redis.as_deref().map(bus::RedisBus::cluster),
         }
         .handle(request)
     }
@@ -164,6 +187,21 @@ impl App for PubSub {
 
     fn start(&self, wakers: Vec<Waker>) {
         self.hub.set_wakers(wakers);
+        if let Some(redis) = &self.redis {
+            // Without its threads the bus refuses every publish with a reason; the node
+            // still serves its connections.
+            if let Err(e) = redis.start() {
+                tracing::error!(target: "ringws::bus", error = %e, "cannot start the Redis bus threads");
+            }
+        }
+    }
+
+    /// Not ready while the Redis bus (when configured) has either connection down.
+    fn readiness(&self) -> Result<(), String> {
+        match &self.redis {
+            Some(redis) => redis.state().ready(),
+            None => Ok(()),
+        }
     }
 
     fn metrics(&self) -> Vec<AppSeries> {
@@ -175,6 +213,7 @@ impl App for PubSub {
             gauge: false,
             read: Box::new(move || hub.publishes()),
         }];
+        series.extend(bus_metrics(&self.bus_stats));
         for core in 0..self.hub.cores() {
             let label = || vec![("core", core.to_string())];
             let (h1, h2, h3, h4, h5) = (
@@ -229,6 +268,44 @@ impl App for PubSub {
         }
         series
     }
+}
+
+/// The cross-node bus's series (all zero with the local bus, so dashboards need no cases).
+fn bus_metrics(stats: &Arc<bus::BusStats>) -> Vec<AppSeries> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let series = |name, help, labels, gauge, read: fn(&bus::BusStats) -> &AtomicU64| {
+        let stats = stats.clone();
+        AppSeries {
+            name,
+            help,
+            labels,
+            gauge,
+            read: Box::new(move || read(&stats).load(Ordering::Relaxed)),
+        }
+    };
+    let link = |l: &str| vec![("link", l.to_string())];
+    let mut all = vec![
+        series("ringws_bus_connected", "Cross-node bus: 1 when both Redis connections are up.", Vec::new(), true, |s| &s.connected),
+        series("ringws_bus_reconnects_total", "Cross-node bus: connections to Redis made again after one was lost.", link("publish"), false, |s| &s.publish_reconnects),
+        series("ringws_bus_reconnects_total", "Cross-node bus: connections to Redis made again after one was lost.", link("subscribe"), false, |s| &s.subscribe_reconnects),
+        series("ringws_bus_messages_out_total", "Cross-node bus: publishes Redis acknowledged.", Vec::new(), false, |s| &s.messages_out),
+        series("ringws_bus_messages_in_total", "Cross-node bus: messages received from Redis and handed to this node's cores.", Vec::new(), false, |s| &s.messages_in),
+        series("ringws_bus_malformed_messages_total", "Cross-node bus: channel messages that were not ringws publishes (dropped).", Vec::new(), false, |s| &s.malformed),
+        series("ringws_bus_gaps_total", "Cross-node bus: gap messages announced (one per topic re-subscribed after a lost connection).", Vec::new(), false, |s| &s.gaps),
+        series("ringws_bus_queued", "Cross-node bus: publishes waiting for Redis.", Vec::new(), true, |s| &s.queued),
+    ];
+    for reason in bus::ErrorReason::ALL {
+        let stats = stats.clone();
+        all.push(AppSeries {
+            name: "ringws_bus_publish_errors_total",
+            help: "Cross-node bus: publishes refused (disconnected, queue_full) or lost after \
+                   acceptance (expired, timeout, connection_lost, redis_error).",
+            labels: vec![("reason", reason.label().to_string())],
+            gauge: false,
+            read: Box::new(move || stats.errors(reason)),
+        });
+    }
+    all
 }
 
 /// The per-core part: this core's subscriptions, and delivery from its inbox.
@@ -291,10 +368,22 @@ impl PubSubCore {
                 self.refuse(ctx, conn, &ControlError::PublishNotAllowed, Some(&topic));
             }
             Request::Publish { topic, payload } => {
-                let frame = PreparedFrame::new(MessageKind::Text, payload.as_bytes());
-                let outcome = self.bus.publish(&topic, frame);
-                let reply = control::published(&topic, outcome.subscribers, outcome.dropped);
-                ctx.send(conn, MessageKind::Text, &reply);
+                match self
+                    .bus
+                    .publish(&topic, MessageKind::Text, payload.as_bytes())
+                {
+                    Ok(Accepted::Delivered(outcome)) => {
+                        let reply =
+                            control::published(&topic, outcome.subscribers, outcome.dropped);
+                        ctx.send(conn, MessageKind::Text, &reply);
+                    }
+                    Ok(Accepted::Queued) => {
+                        ctx.send(conn, MessageKind::Text, &control::queued(&topic));
+                    }
+                    Err(refused) => {
+                        self.refuse(ctx, conn, &ControlError::Bus(refused), Some(&topic));
+                    }
+                }
             }
         }
     }
@@ -372,7 +461,9 @@ impl CoreApp for PubSubCore {
             }
             writes += subscribers.len();
             counters.deliveries.add(delivered);
-            ctx.record_fanout_latency(published.accepted_at.elapsed().as_secs_f64());
+            if let Some(accepted_at) = published.accepted_at {
+                ctx.record_fanout_latency(accepted_at.elapsed().as_secs_f64());
+            }
         }
         self.hub.has_pending(self.core)
     }
@@ -381,6 +472,7 @@ impl CoreApp for PubSubCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::PreparedFrame;
 
     /// A reactor stand-in: records what was sent to whom.
     #[derive(Default)]
@@ -467,9 +559,11 @@ mod tests {
         assert_eq!(app.hub().topic_counts("a"), [2]);
         assert_eq!(app.hub().topic_counts("b/c"), [1]);
 
-        let out = app
-            .hub()
-            .publish("a", PreparedFrame::new(MessageKind::Text, b"hi"));
+        let out = app.hub().fan_out(
+            "a",
+            PreparedFrame::new(MessageKind::Text, b"hi"),
+            Some(std::time::Instant::now()),
+        );
         assert_eq!(out.subscribers, 2);
         assert!(!core.on_wake(&mut ctx));
         let mut keys: Vec<u32> = ctx.prepared.iter().map(|(k, _)| *k).collect();
@@ -599,12 +693,38 @@ mod tests {
             );
             assert_eq!(text(&mut ctx)[0]["op"], "unsubscribed");
         }
-        let out = app
-            .hub()
-            .publish("a", PreparedFrame::new(MessageKind::Text, b"x"));
-        assert_eq!(out.subscribers, 0);
+        let out = app.hub().publish("a", MessageKind::Text, b"x");
+        assert_eq!(out, Ok(Accepted::Delivered(PublishOutcome::default())));
         core.on_wake(&mut ctx);
         assert!(ctx.prepared.is_empty());
+    }
+
+    #[test]
+    fn readiness_reports_the_redis_bus_and_is_ready_with_the_local_one() {
+        assert_eq!(app(false).readiness(), Ok(()));
+        let config = Config {
+            bus: "redis://127.0.0.1:1/".parse().unwrap(),
+            allow_client_publish: true,
+            cores: 1,
+            ..Config::default()
+        };
+        let app = PubSub::from_config(&config).unwrap();
+        // Not started: no connection yet, and publishes are refused with the same reason.
+        let why = app.readiness().unwrap_err();
+        assert!(
+            why.contains("Redis bus") && why.contains("not connected"),
+            "{why}"
+        );
+        let (mut core, mut ctx) = (app.new_core(0), FakeCtx::default());
+        core.on_message(
+            &mut ctx,
+            conn(1),
+            MessageKind::Text,
+            br#"{"op":"publish","topic":"a","data":"x"}"#,
+        );
+        let reply = &text(&mut ctx)[0];
+        assert_eq!(reply["error"], "bus_unavailable", "{reply}");
+        assert_eq!(reply["topic"], "a");
     }
 
     #[test]
@@ -613,8 +733,7 @@ mod tests {
         let (mut core, mut ctx) = (app.new_core(0), FakeCtx::default());
         open(&mut core, &mut ctx, 1, Some("topic=a"));
         for _ in 0..MAX_PUBLISHES_PER_WAKE + 1 {
-            app.hub()
-                .publish("a", PreparedFrame::new(MessageKind::Binary, b""));
+            app.hub().publish("a", MessageKind::Binary, b"").unwrap();
         }
         assert!(core.on_wake(&mut ctx), "work left");
         assert_eq!(ctx.prepared.len(), MAX_PUBLISHES_PER_WAKE);
