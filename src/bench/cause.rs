@@ -100,7 +100,8 @@ impl From<UpgradeError> for Cause {
             UpgradeError::UpgradeHeader { .. }
             | UpgradeError::ConnectionHeader { .. }
             | UpgradeError::ProtocolNotOffered { .. }
-            | UpgradeError::ExtensionNotOffered { .. } => Cause::BadUpgrade,
+            | UpgradeError::ExtensionNotOffered { .. }
+            | UpgradeError::DeflateAnswer { .. } => Cause::BadUpgrade,
         }
     }
 }

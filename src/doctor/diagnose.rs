@@ -429,6 +429,16 @@ fn bad_upgrade(problem: &UpgradeError) -> Diagnosis {
             ),
             format!("a server must only accept extensions the client offered; {FIND_THE_HOP}"),
         ),
+        UpgradeError::DeflateAnswer { got, error } => diagnosis(
+            format!(
+                "the server accepted permessage-deflate with \"{got}\", which breaks RFC 7692: \
+                 {error}; browsers fail the connection when that happens (close code 1006)"
+            ),
+            format!(
+                "fix the server's permessage-deflate answer or turn compression off there (ringws \
+                 answers only what RFC 7692 allows); {FIND_THE_HOP}"
+            ),
+        ),
     }
 }
 
