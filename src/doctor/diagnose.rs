@@ -105,9 +105,6 @@ pub enum Observation {
     NoPong {
         mismatched: usize,
     },
-    /// The server accepted permessage-deflate (doctor offers it, like a browser) and sent a
-    /// compressed message before the pong or close, which doctor cannot read on from.
-    CompressedMessage,
     BadFrame {
         detail: String,
     },
@@ -140,7 +137,6 @@ impl Observation {
             ClosedAfterUpgrade { .. }
             | DroppedAfterUpgrade { .. }
             | NoPong { .. }
-            | CompressedMessage
             | BadFrame { .. }
             | Io { .. }
             | CloseNotAnswered
@@ -283,13 +279,6 @@ pub fn diagnose(ctx: &Context, observation: &Observation) -> Diagnosis {
                 ctx.timeout()
             ),
             format!("a server or proxy alters control frames; {FIND_THE_HOP}"),
-        ),
-        CompressedMessage => diagnosis(
-            "the server accepted permessage-deflate, which doctor offers as browsers do, and sent \
-             a compressed message before answering; doctor does not decompress, so it cannot \
-             check the rest of the session",
-            "run doctor again with --no-extensions. (ringws accepts permessage-deflate only with \
-             compression = true.)",
         ),
         BadFrame { detail } => diagnosis(
             format!("{detail}; a browser fails the connection (close code 1002 or 1006)"),
@@ -1149,16 +1138,6 @@ mod tests {
         );
         let d = diagnose(&ctx(), &Observation::NoPong { mismatched: 2 });
         assert_mentions(&d, &["2 pong(s)", "echo"]);
-        let d = diagnose(&ctx(), &Observation::CompressedMessage);
-        assert_mentions(
-            &d,
-            &[
-                "permessage-deflate",
-                "does not decompress",
-                "--no-extensions",
-            ],
-        );
-        assert_eq!(Observation::CompressedMessage.exit_code(), EXIT_WEBSOCKET);
     }
 
     #[test]
