@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 57] = [
+const DEFAULTS: [(&str, &str); 59] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("tls_listen", "off"),
@@ -55,6 +55,8 @@ const DEFAULTS: [(&str, &str); 57] = [
     ("jwt_secret_file", "off"),
     ("jwt_audience", "off"),
     ("jwt_issuer", "off"),
+    ("topic_permissions_claim", "topics"),
+    ("topic_permissions_default", "allow"),
     ("handshake_rate_per_ip", "0"),
     ("handshake_burst_per_ip", "20"),
     ("handshake_rate_table_size", "4096"),

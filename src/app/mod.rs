@@ -111,6 +111,9 @@ pub struct OpenInfo<'a> {
     pub protocol: Option<&'a str>,
     /// Who the credentials name: the JWT `sub`, or the static token's name (`auth`).
     pub subject: Option<&'a str>,
+    /// What the connection may subscribe to and publish (its token's topic permissions, else
+    /// `topic_permissions_default`); shared with every connection of the same static token.
+    pub permissions: &'a std::sync::Arc<crate::policy::TopicPermissions>,
     /// The client address when the handshake gate resolved it (trusted proxies, rate limit).
     pub(crate) client_ip: Option<std::net::IpAddr>,
     pub(crate) fd: std::os::fd::RawFd,

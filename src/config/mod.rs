@@ -34,9 +34,10 @@ use self::key::{serve_or_library_default, settings, Key};
 use self::value::{
     address, app, auth, boolean, cert_key_pair, cidr, cores, count, list, log_filter, log_format,
     optional, optional_timeout, origin, path, power_of_two, size, subprotocol, text, timeout,
+    topic_permissions_default,
 };
 use crate::policy::subprotocol::MAX_SUBPROTOCOLS;
-use crate::policy::{Cidr, OriginPattern, PolicySettings, JWT_SECRET_ENV};
+use crate::policy::{Cidr, DefaultPermissions, OriginPattern, PolicySettings, JWT_SECRET_ENV};
 
 /// Which built-in application `serve` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
@@ -255,6 +256,14 @@ settings! {
     jwt_audience: Option<String> = None, "AUD", optional(text());
     /// The issuer ("iss") a JWT must have; "off" skips the check.
     jwt_issuer: Option<String> = None, "ISS", optional(text());
+    /// The JWT claim holding the topics a token may subscribe to and publish to, as
+    /// {"subscribe":["news.*","user.42.#"],"publish":["chat.*"]}.
+    topic_permissions_claim: String = crate::policy::topic_acl::DEFAULT_CLAIM.into(), "CLAIM",
+        text();
+    /// What a token without topic permissions (or no auth) may do: allow (any topic) or deny
+    /// (none).
+    topic_permissions_default: DefaultPermissions = DefaultPermissions::Allow, "POLICY",
+        topic_permissions_default();
     /// Handshakes per second one client address may make before getting 429 (IPv6: per
     /// /64; each core enforces its share); 0 disables.
     handshake_rate_per_ip: u32 = 0, "N", count(HANDSHAKE_RATE);
@@ -528,6 +537,8 @@ impl Config {
             jwt_audience: self.jwt_audience.clone(),
             jwt_issuer: self.jwt_issuer.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
+            topic_permissions_claim: self.topic_permissions_claim.clone(),
+            topic_permissions_default: self.topic_permissions_default,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,8 +14,22 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 
+use super::topic_acl::{ClaimError, TopicPermissions, DEFAULT_CLAIM};
 use crate::protocol::refusal::{one_line, BearerChallenge};
 use crate::protocol::Refusal;
+
+/// Who a token names and what it grants, once verified.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The JWT `sub`, or the static token's name.
+    pub subject: Option<String>,
+    /// The topic permissions the token carries (the JWT claim `topic_permissions_claim`, or the
+    /// fields of its `auth_tokens_file` line); `None`: it carries none, and
+    /// `topic_permissions_default` applies. Static tokens share one parsed set per line.
+    pub permissions: Option<Arc<TopicPermissions>>,
+    /// The JWT `exp`, when it has one.
+    pub expires_unix_s: Option<u64>,
+}
 
 /// Environment variable holding the JWT secret when `jwt_secret_file` is not set.
 pub const JWT_SECRET_ENV: &str = "RINGWS_JWT_SECRET";
@@ -250,6 +265,8 @@ pub enum TokenLineError {
     TooLong,
     #[error("the same token is already on line {0}")]
     Duplicate(usize),
+    #[error("{0}")]
+    Permissions(ClaimError),
 }
 
 /// Why an `auth_tokens_file` text was refused.
@@ -266,8 +283,9 @@ pub enum TokensFileError {
 /// the others through timing, and the tokens themselves are not kept in memory.
 #[derive(Clone, Default)]
 pub struct StaticTokens {
-    /// Digest → (subject, line), the subject being the token's name if it has one.
-    by_digest: HashMap<[u8; 32], (Option<String>, usize)>,
+    /// Digest → the line's identity (the subject being the token's name if it has one) and
+    /// its number.
+    by_digest: HashMap<[u8; 32], (Identity, usize)>,
 }
 
 impl std::fmt::Debug for StaticTokens {
@@ -278,8 +296,10 @@ impl std::fmt::Debug for StaticTokens {
 
 impl StaticTokens {
     /// Parses a tokens file: one token per line, or `name:token` (the name becomes the
-    /// subject; a token containing ':' must therefore be given a name). Blank lines and lines
-    /// starting with `#` are skipped; surrounding whitespace is ignored.
+    /// subject; a token containing ':' must therefore be given a name), optionally followed by
+    /// topic permissions: `alice:tok subscribe=news.*,user.alice.# publish=chat.*` (see
+    /// [`TopicPermissions::from_token_fields`]). Blank lines and lines starting with `#` are
+    /// skipped; surrounding whitespace is ignored.
     pub fn parse(text: &str) -> Result<StaticTokens, TokensFileError> {
         let mut tokens = StaticTokens::default();
         for (index, line) in text.lines().enumerate() {
@@ -291,6 +311,16 @@ impl StaticTokens {
             let fail = |problem| TokensFileError::Line {
                 line: number,
                 problem,
+            };
+            // Tokens hold no whitespace, so permission fields start at the first word after
+            // the first one that begins with `subscribe=` or `publish=`.
+            let (line, fields) = split_permission_fields(line);
+            let permissions = match fields {
+                None => None,
+                Some(fields) => Some(Arc::new(
+                    TopicPermissions::from_token_fields(fields.split_whitespace())
+                        .map_err(|e| fail(TokenLineError::Permissions(e)))?,
+                )),
             };
             let (name, token) = match line.split_once(':') {
                 Some((name, token)) => (Some(name.trim()), token.trim()),
@@ -315,9 +345,12 @@ impl StaticTokens {
             if let Some((_, first)) = tokens.by_digest.get(&digest) {
                 return Err(fail(TokenLineError::Duplicate(*first)));
             }
-            tokens
-                .by_digest
-                .insert(digest, (name.map(str::to_owned), number));
+            let identity = Identity {
+                subject: name.map(str::to_owned),
+                permissions,
+                expires_unix_s: None,
+            };
+            tokens.by_digest.insert(digest, (identity, number));
         }
         if tokens.by_digest.is_empty() {
             return Err(TokensFileError::Empty);
@@ -335,14 +368,32 @@ impl StaticTokens {
 
     /// The token's subject (its name, if it has one).
     pub fn verify(&self, token: &str) -> Result<Option<String>, AuthFailure> {
+        self.identify(token).map(|identity| identity.subject)
+    }
+
+    /// The token's identity: its name and permissions.
+    pub fn identify(&self, token: &str) -> Result<Identity, AuthFailure> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         match self.by_digest.get_key_value(&digest) {
-            Some((stored, (subject, _))) if constant_time_eq(stored, &digest) => {
-                Ok(subject.clone())
+            Some((stored, (identity, _))) if constant_time_eq(stored, &digest) => {
+                Ok(identity.clone())
             }
             _ => Err(AuthFailure::UnknownToken),
         }
     }
+}
+
+/// Splits a tokens-file line into `[name:]token` and the permission fields after it, if any.
+fn split_permission_fields(line: &str) -> (&str, Option<&str>) {
+    let is_field = |word: &str| word.starts_with("subscribe=") || word.starts_with("publish=");
+    let mut words = line.split_whitespace();
+    words.next(); // the credential always has at least one word
+    let Some(first_field) = words.find(|w| is_field(w)) else {
+        return (line, None);
+    };
+    // `first_field` is a slice of `line`: its offset is where the fields begin.
+    let at = first_field.as_ptr() as usize - line.as_ptr() as usize;
+    (line[..at].trim_end(), Some(&line[at..]))
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
@@ -357,6 +408,8 @@ pub struct JwtVerifier {
     mac: Hmac<Sha256>,
     audience: Option<String>,
     issuer: Option<String>,
+    /// The claim holding topic permissions (`topic_permissions_claim`).
+    permissions_claim: String,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -390,12 +443,26 @@ impl JwtVerifier {
             mac,
             audience,
             issuer,
+            permissions_claim: DEFAULT_CLAIM.to_owned(),
         })
     }
 
-    /// Verifies `token` at `now_unix_s`: the header (alg exactly HS256, no `crit`), the
-    /// signature (constant time), then `exp`, `nbf`, `iss` and `aud`. Returns `sub`.
+    /// Reads topic permissions from the claim `name` instead of [`DEFAULT_CLAIM`].
+    pub fn with_permissions_claim(mut self, name: &str) -> JwtVerifier {
+        name.clone_into(&mut self.permissions_claim);
+        self
+    }
+
+    /// Verifies `token` as [`verify_identity`](Self::verify_identity) does; returns `sub`.
     pub fn verify(&self, token: &str, now_unix_s: u64) -> Result<Option<String>, AuthFailure> {
+        self.verify_identity(token, now_unix_s)
+            .map(|identity| identity.subject)
+    }
+
+    /// Verifies `token` at `now_unix_s`: the header (alg exactly HS256, no `crit`), the
+    /// signature (constant time), then `exp`, `nbf`, `iss` and `aud`. Returns `sub`, the
+    /// permissions claim and `exp`.
+    pub fn verify_identity(&self, token: &str, now_unix_s: u64) -> Result<Identity, AuthFailure> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(too_long());
         }
@@ -444,7 +511,8 @@ impl JwtVerifier {
                 )),
             }
         };
-        if let Some(exp) = numeric_date("exp")? {
+        let exp = numeric_date("exp")?;
+        if let Some(exp) = exp {
             if now_unix_s >= exp.saturating_add(CLOCK_SKEW_S) {
                 return Err(AuthFailure::Expired {
                     exp,
@@ -481,11 +549,30 @@ impl JwtVerifier {
                 });
             }
         }
-        match claims.get("sub") {
-            None => Ok(None),
-            Some(serde_json::Value::String(sub)) => Ok(Some(sub.clone())),
-            Some(_) => Err(malformed("the JWT claim \"sub\" is not a string")),
-        }
+        let subject = match claims.get("sub") {
+            None => None,
+            Some(serde_json::Value::String(sub)) => Some(sub.clone()),
+            Some(_) => return Err(malformed("the JWT claim \"sub\" is not a string")),
+        };
+        let permissions = match claims.get(&self.permissions_claim) {
+            None => None,
+            Some(claim) => Some(Arc::new(TopicPermissions::from_claim(claim).map_err(
+                |e| {
+                    AuthFailure::Malformed(
+                        format!(
+                            "the JWT claim {:?}: {e}",
+                            one_line(&self.permissions_claim, MAX_QUOTED_BYTES)
+                        )
+                        .into(),
+                    )
+                },
+            )?)),
+        };
+        Ok(Identity {
+            subject,
+            permissions,
+            expires_unix_s: exp,
+        })
     }
 }
 
@@ -517,14 +604,26 @@ impl Authenticator {
         query: Option<&str>,
         now_unix_s: u64,
     ) -> Result<Option<String>, AuthFailure> {
+        self.identify(authorization, query, now_unix_s)
+            .map(|identity| identity.subject)
+    }
+
+    /// The identity (subject, permissions, expiry) of the request's credentials, or why they
+    /// were refused.
+    pub fn identify(
+        &self,
+        authorization: Option<&str>,
+        query: Option<&str>,
+        now_unix_s: u64,
+    ) -> Result<Identity, AuthFailure> {
         if let Authenticator::None = self {
-            return Ok(None);
+            return Ok(Identity::default());
         }
         let token = extract_token(authorization, query)?.ok_or(AuthFailure::Missing)?;
         match self {
             Authenticator::None => unreachable!("handled above"),
-            Authenticator::Tokens(tokens) => tokens.verify(&token),
-            Authenticator::Jwt(jwt) => jwt.verify(&token, now_unix_s),
+            Authenticator::Tokens(tokens) => tokens.identify(&token),
+            Authenticator::Jwt(jwt) => jwt.verify_identity(&token, now_unix_s),
         }
     }
 }
@@ -995,6 +1094,86 @@ mod tests {
             TokensFileError::Empty
         );
         assert_eq!(StaticTokens::parse("").unwrap_err(), TokensFileError::Empty);
+    }
+
+    #[test]
+    fn identities_carry_permissions_and_expiry() {
+        let claims = json!({
+            "sub": "u42", "exp": NOW + 60,
+            "topics": {"subscribe": ["user.42.#"], "publish": []}
+        });
+        let identity = verifier()
+            .verify_identity(&sign_hs256(SECRET, &claims), NOW)
+            .unwrap();
+        assert_eq!(identity.subject.as_deref(), Some("u42"));
+        assert_eq!(identity.expires_unix_s, Some(NOW + 60));
+        let permissions = identity.permissions.unwrap();
+        assert!(permissions.allows(super::super::Action::Subscribe, "user.42.inbox"));
+        assert!(!permissions.allows(super::super::Action::Publish, "user.42.inbox"));
+        // Another claim name: `topics` is then an ordinary claim.
+        let renamed = verifier().with_permissions_claim("perms");
+        let identity = renamed
+            .verify_identity(&sign_hs256(SECRET, &claims), NOW)
+            .unwrap();
+        assert_eq!(identity.permissions, None);
+        let bad = sign_hs256(SECRET, &json!({"topics": ["a"]}));
+        let failure = verifier().verify_identity(&bad, NOW).unwrap_err();
+        assert!(
+            failure
+                .detail()
+                .contains("the JWT claim \"topics\": the topic permissions are not"),
+            "{}",
+            failure.detail()
+        );
+
+        let tokens = StaticTokens::parse(
+            "a: tok-a subscribe=news.*,x:y publish=\n\
+             tok-b\n\
+             c:tok-c  publish=chat.#\n",
+        )
+        .unwrap();
+        let a = tokens.identify("tok-a").unwrap();
+        assert_eq!(a.subject.as_deref(), Some("a"));
+        assert_eq!(
+            a.permissions.as_ref().unwrap().to_string(),
+            "subscribe: news.*, x:y; publish: no topic"
+        );
+        assert!(
+            Arc::ptr_eq(
+                a.permissions.as_ref().unwrap(),
+                tokens
+                    .identify("tok-a")
+                    .unwrap()
+                    .permissions
+                    .as_ref()
+                    .unwrap()
+            ),
+            "one parsed set per line, shared by its connections"
+        );
+        assert_eq!(tokens.identify("tok-b").unwrap().permissions, None);
+        assert_eq!(
+            tokens
+                .identify("tok-c")
+                .unwrap()
+                .permissions
+                .unwrap()
+                .to_string(),
+            "subscribe: no topic; publish: chat.#"
+        );
+        assert!(matches!(
+            StaticTokens::parse("tok subscribe=a* \n"),
+            Err(TokensFileError::Line {
+                line: 1,
+                problem: TokenLineError::Permissions(_)
+            })
+        ));
+        assert!(matches!(
+            StaticTokens::parse("tok other\n"),
+            Err(TokensFileError::Line {
+                line: 1,
+                problem: TokenLineError::BadCharacters
+            })
+        ));
     }
 
     #[test]

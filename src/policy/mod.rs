@@ -8,6 +8,8 @@
 //! - [`origin`]: the `Origin` allowlist (403).
 //! - [`subprotocol`]: choosing the `Sec-WebSocket-Protocol` (400 when one is required).
 //! - [`auth`]: bearer tokens, static or HS256 JWT (401).
+//! - [`topic_acl`]: the topic permissions a token carries; a `?topic=` they do not grant is
+//!   refused here (403), the rest is checked by the pub/sub app.
 //! - [`rate_limit`]: per-client-address handshake rate, one table per core (429).
 //! - [`trusted_proxies`]: the client address behind a trusted proxy.
 //! - [`debug_ring`]: the last refusals per core, for `GET /debug/handshakes`.
@@ -19,21 +21,26 @@ pub mod origin;
 pub mod rate_limit;
 pub mod refusal_log;
 pub mod subprotocol;
+pub mod topic_acl;
 pub mod trusted_proxies;
 
 use std::ffi::OsString;
 use std::io::Read as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::protocol::{Refusal, UpgradeRequest};
 
-pub use auth::{AuthFailure, AuthMode, Authenticator, JwtVerifier, StaticTokens, JWT_SECRET_ENV};
+pub use auth::{
+    AuthFailure, AuthMode, Authenticator, Identity, JwtVerifier, StaticTokens, JWT_SECRET_ENV,
+};
 pub use debug_ring::{CredentialSeen, DebugRing, RecordedHeaders, RefusalRecord};
 pub use origin::{OriginPattern, OriginPolicy};
 pub use rate_limit::HandshakeRateLimiter;
 pub use refusal_log::{log_refusal, LogLimiter};
 pub use subprotocol::SubprotocolPolicy;
+pub use topic_acl::{Action, DefaultPermissions, TopicPermissions};
 pub use trusted_proxies::{Cidr, TrustedProxies};
 
 /// What an accepted upgrade is answered with, and what the app learns about the client.
@@ -45,6 +52,11 @@ pub struct Accepted<'a> {
     pub subject: Option<String>,
     /// The client address: the socket peer, or the one a trusted proxy named.
     pub client_ip: IpAddr,
+    /// What the connection may subscribe to and publish: the token's, else the default
+    /// (`topic_permissions_default`). Shared, not copied, between connections.
+    pub permissions: Arc<TopicPermissions>,
+    /// The token's `exp` (JWT), when it has one.
+    pub expires_unix_s: Option<u64>,
 }
 
 /// Why the policy could not be built. Display names the key and the file, and what to do.
@@ -124,6 +136,10 @@ pub struct PolicySettings {
     pub jwt_issuer: Option<String>,
     /// Peers whose X-Forwarded-For / Forwarded is believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// The JWT claim holding topic permissions.
+    pub topic_permissions_claim: String,
+    /// The permissions of a token that carries none.
+    pub topic_permissions_default: DefaultPermissions,
 }
 
 impl PolicySettings {
@@ -145,12 +161,26 @@ impl PolicySettings {
 }
 
 /// The handshake rules shared by every core (read-only; share it with `Arc` or clone it).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Policy {
     origins: OriginPolicy,
     subprotocols: SubprotocolPolicy,
     auth: Authenticator,
     proxies: TrustedProxies,
+    /// Given to every connection whose token carries no permissions (one shared set).
+    default_permissions: Arc<TopicPermissions>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            origins: OriginPolicy::default(),
+            subprotocols: SubprotocolPolicy::default(),
+            auth: Authenticator::default(),
+            proxies: TrustedProxies::default(),
+            default_permissions: DefaultPermissions::default().permissions(),
+        }
+    }
 }
 
 impl Policy {
@@ -194,7 +224,8 @@ impl Policy {
                 .map_err(|short| PolicyError::ShortSecret {
                     from,
                     len: short.len,
-                })?;
+                })?
+                .with_permissions_claim(&settings.topic_permissions_claim);
                 Authenticator::Jwt(verifier)
             }
         };
@@ -209,6 +240,7 @@ impl Policy {
             ),
             auth,
             proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
+            default_permissions: settings.topic_permissions_default.permissions(),
         })
     }
 
@@ -220,7 +252,8 @@ impl Policy {
     }
 
     /// Decides an upgrade that parsed, at `now_unix_s`. Checks run cheapest and most
-    /// fundamental first: Origin (403), credentials (401), subprotocol (400).
+    /// fundamental first: Origin (403), credentials (401), the URL's `?topic=` against the
+    /// credentials' topic permissions (403), subprotocol (400).
     pub fn check<'a>(
         &self,
         request: &UpgradeRequest<'a>,
@@ -229,17 +262,50 @@ impl Policy {
     ) -> Result<Accepted<'a>, Refusal> {
         let client_ip = self.client_ip(request, peer);
         self.origins.check(request.origin)?;
-        let subject = self
+        let identity = self
             .auth
-            .authenticate(request.authorization, request.query, now_unix_s)
+            .identify(request.authorization, request.query, now_unix_s)
             .map_err(|failure| failure.to_refusal())?;
+        let permissions = identity
+            .permissions
+            .unwrap_or_else(|| self.default_permissions.clone());
+        if let Some(query) = request.query {
+            check_url_topics(&permissions, query)?;
+        }
         let protocol = self.subprotocols.select_lines(request.protocol_lines())?;
         Ok(Accepted {
             protocol,
-            subject,
+            subject: identity.subject,
             client_ip,
+            permissions,
+            expires_unix_s: identity.expires_unix_s,
         })
     }
+}
+
+/// Refuses (403) the first `?topic=` of `query` that `permissions` does not let the connection
+/// subscribe to, naming it. Names that are not valid topics are left to the app, which refuses
+/// them with its own error reply.
+fn check_url_topics(permissions: &TopicPermissions, query: &str) -> Result<(), Refusal> {
+    use crate::app::pubsub::topic_name;
+    if permissions.grant(Action::Subscribe) == &topic_acl::Grant::All {
+        return Ok(());
+    }
+    for raw in topic_name::query_topics(query) {
+        let Ok(topic) = topic_name::decode(raw, usize::MAX) else {
+            continue;
+        };
+        if !permissions.allows(Action::Subscribe, &topic) {
+            return Err(Refusal::with_detail(
+                crate::protocol::RefusalReason::TopicForbidden,
+                format!(
+                    "the token may not subscribe to {topic:?} (it may subscribe to: {})",
+                    permissions.grant(Action::Subscribe)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn load_tokens(path: &Path) -> Result<StaticTokens, PolicyError> {
