@@ -189,13 +189,11 @@ impl Server {
             warn_if_expiring(&loaded.summary);
             Arc::new(TlsShared::new(loaded))
         });
-        let exporter = Arc::new(Exporter::new(
-            config,
-            &stats,
-            app.metrics(),
-            tls_shared.clone(),
-        ));
         let policy = Arc::new(Policy::load(&config.policy_settings())?);
+        policy.start_background();
+        let mut series = app.metrics();
+        series.extend(policy.metrics());
+        let exporter = Arc::new(Exporter::new(config, &stats, series, tls_shared.clone()));
         let debug_rings: Option<Arc<Vec<_>>> = config.debug_handshakes.then(|| {
             Arc::new(
                 (0..stats.len())

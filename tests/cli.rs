@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 59] = [
+const DEFAULTS: [(&str, &str); 63] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("tls_listen", "off"),
@@ -55,6 +55,10 @@ const DEFAULTS: [(&str, &str); 59] = [
     ("jwt_secret_file", "off"),
     ("jwt_audience", "off"),
     ("jwt_issuer", "off"),
+    ("jwt_jwks_file", "off"),
+    ("jwt_jwks_url", "off"),
+    ("jwt_jwks_min_refresh_interval", "10s"),
+    ("jwt_jwks_refresh_interval", "5m"),
     ("topic_permissions_claim", "topics"),
     ("topic_permissions_default", "allow"),
     ("handshake_rate_per_ip", "0"),
@@ -544,7 +548,7 @@ fn policy_settings_that_need_each_other_are_refused_by_name() {
     assert_eq!(jwt.status.code(), Some(2));
     let message = stderr(&jwt);
     assert!(
-        message.contains("auth = \"jwt\" needs a secret: set jwt_secret_file"),
+        message.contains("auth = \"jwt\" needs a secret or keys: set jwt_secret_file"),
         "{message}"
     );
     assert!(message.contains("RINGWS_JWT_SECRET"), "{message}");

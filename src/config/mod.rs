@@ -256,6 +256,16 @@ settings! {
     jwt_audience: Option<String> = None, "AUD", optional(text());
     /// The issuer ("iss") a JWT must have; "off" skips the check.
     jwt_issuer: Option<String> = None, "ISS", optional(text());
+    /// A JSON Web Key Set file of public keys for RS256, PS256, ES256 and EdDSA JWTs (auth =
+    /// jwt); "off" for none.
+    jwt_jwks_file: Option<PathBuf> = None, "FILE", optional(path());
+    /// A JSON Web Key Set URL (http:// or https://), such as an identity provider's
+    /// .../protocol/openid-connect/certs, fetched in the background; "off" for none.
+    jwt_jwks_url: Option<String> = None, "URL", optional(text());
+    /// Shortest time between two fetches of jwt_jwks_url caused by tokens with an unknown kid.
+    jwt_jwks_min_refresh_interval: Duration = Duration::from_secs(10), "DURATION", timeout();
+    /// Time between two periodic fetches of jwt_jwks_url.
+    jwt_jwks_refresh_interval: Duration = Duration::from_secs(300), "DURATION", timeout();
     /// The JWT claim holding the topics a token may subscribe to and publish to, as
     /// {"subscribe":["news.*","user.42.#"],"publish":["chat.*"]}.
     topic_permissions_claim: String = crate::policy::topic_acl::DEFAULT_CLAIM.into(), "CLAIM",
@@ -537,6 +547,10 @@ impl Config {
             jwt_audience: self.jwt_audience.clone(),
             jwt_issuer: self.jwt_issuer.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
+            jwt_jwks_file: self.jwt_jwks_file.clone(),
+            jwt_jwks_url: self.jwt_jwks_url.clone(),
+            jwt_jwks_min_refresh_interval: self.jwt_jwks_min_refresh_interval,
+            jwt_jwks_refresh_interval: self.jwt_jwks_refresh_interval,
             topic_permissions_claim: self.topic_permissions_claim.clone(),
             topic_permissions_default: self.topic_permissions_default,
         }

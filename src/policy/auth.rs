@@ -14,6 +14,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 
+use super::jwks::{self, KeySet, Lookup, RemoteKeys};
 use super::topic_acl::{ClaimError, TopicPermissions, DEFAULT_CLAIM};
 use crate::protocol::refusal::{one_line, BearerChallenge};
 use crate::protocol::Refusal;
@@ -81,8 +82,12 @@ pub enum AuthFailure {
     Malformed(Cow<'static, str>),
     /// A JWT whose `alg` is not HS256 (this includes `none`).
     UnsupportedAlgorithm(String),
-    /// A JWT whose signature does not verify with the server's secret.
+    /// A JWT whose signature does not verify with the server's secret or key.
     BadSignature,
+    /// An asymmetric JWT whose `kid` is in no key set (a refresh of `jwt_jwks_url` was asked).
+    UnknownKeyId(String),
+    /// The key the `kid` names is pinned to other algorithms than the token's `alg`.
+    AlgorithmNotAllowedForKey { alg: String, kid: String },
     /// `exp` plus the clock skew has passed.
     Expired { exp: u64, now: u64 },
     /// `nbf` minus the clock skew has not come yet.
@@ -103,6 +108,8 @@ impl AuthFailure {
             AuthFailure::Malformed(_) => "malformed token",
             AuthFailure::UnsupportedAlgorithm(_) => "unsupported algorithm",
             AuthFailure::BadSignature => "bad signature",
+            AuthFailure::UnknownKeyId(_) => "unknown key id",
+            AuthFailure::AlgorithmNotAllowedForKey { .. } => "algorithm not allowed for key",
             AuthFailure::Expired { .. } => "token expired",
             AuthFailure::NotYetValid { .. } => "token not yet valid",
             AuthFailure::WrongAudience { .. } => "wrong audience",
@@ -117,12 +124,25 @@ impl AuthFailure {
             AuthFailure::Missing => "no token was sent".into(),
             AuthFailure::Malformed(what) => format!("malformed token: {what}"),
             AuthFailure::UnsupportedAlgorithm(alg) => format!(
-                "the JWT algorithm {:?} is not accepted: only HS256",
+                "the JWT algorithm {:?} is not accepted: this server accepts HS256 when it has \
+                 jwt_secret_file, and RS256, PS256, ES256 and EdDSA when it has jwt_jwks_file or \
+                 jwt_jwks_url",
                 one_line(alg, MAX_QUOTED_BYTES)
             ),
             AuthFailure::BadSignature => {
-                "bad signature: the token was not signed with this server's JWT secret".into()
+                "bad signature: the token was not signed with this server's JWT secret or keys"
+                    .into()
             }
+            AuthFailure::UnknownKeyId(kid) => format!(
+                "unknown key id {:?}: no key of the server's key set has it (the set is \
+                 refreshed from jwt_jwks_url; retry in a moment)",
+                one_line(kid, MAX_QUOTED_BYTES)
+            ),
+            AuthFailure::AlgorithmNotAllowedForKey { alg, kid } => format!(
+                "the key {:?} is not for {:?}: each key is pinned to the algorithm of its JWK",
+                one_line(kid, MAX_QUOTED_BYTES),
+                one_line(alg, MAX_QUOTED_BYTES)
+            ),
             AuthFailure::Expired { exp, now } => format!(
                 "the token expired at {} (server time {}, {CLOCK_SKEW_S} s clock skew allowed): \
                  get a new token",
@@ -401,11 +421,16 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     std::hint::black_box(difference) == 0
 }
 
-/// HS256 JWT verification with the server's secret.
+/// JWT verification: HS256 with the server's secret, and RS256, PS256, ES256 and EdDSA with
+/// the keys of `jwt_jwks_file` and `jwt_jwks_url` ([`jwks`]).
 #[derive(Clone)]
 pub struct JwtVerifier {
-    /// Keyed once; cloned per token.
-    mac: Hmac<Sha256>,
+    /// Keyed once; cloned per token. `None`: no secret, HS256 is refused.
+    mac: Option<Hmac<Sha256>>,
+    /// The keys of `jwt_jwks_file`.
+    file_keys: Arc<KeySet>,
+    /// The keys of `jwt_jwks_url`, refreshed in the background.
+    remote: Option<Arc<RemoteKeys>>,
     audience: Option<String>,
     issuer: Option<String>,
     /// The claim holding topic permissions (`topic_permissions_claim`).
@@ -415,7 +440,9 @@ pub struct JwtVerifier {
 impl std::fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtVerifier")
-            .field("secret", &"<redacted>")
+            .field("secret", &self.mac.as_ref().map(|_| "<redacted>"))
+            .field("file_keys", &self.file_keys.len())
+            .field("remote", &self.remote)
             .field("audience", &self.audience)
             .field("issuer", &self.issuer)
             .finish()
@@ -440,11 +467,82 @@ impl JwtVerifier {
         }
         let mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
         Ok(JwtVerifier {
-            mac,
+            mac: Some(mac),
+            ..JwtVerifier::without_secret(audience, issuer)
+        })
+    }
+
+    /// A verifier for asymmetric tokens only (add keys with [`with_file_keys`] or
+    /// [`with_remote_keys`]); HS256 is refused.
+    ///
+    /// [`with_file_keys`]: Self::with_file_keys
+    /// [`with_remote_keys`]: Self::with_remote_keys
+    pub fn without_secret(audience: Option<String>, issuer: Option<String>) -> JwtVerifier {
+        JwtVerifier {
+            mac: None,
+            file_keys: Arc::default(),
+            remote: None,
             audience,
             issuer,
             permissions_claim: DEFAULT_CLAIM.to_owned(),
-        })
+        }
+    }
+
+    /// Verifies asymmetric tokens with `keys` (from `jwt_jwks_file`).
+    pub fn with_file_keys(mut self, keys: KeySet) -> JwtVerifier {
+        self.file_keys = Arc::new(keys);
+        self
+    }
+
+    /// Verifies asymmetric tokens with the keys of `jwt_jwks_url` too.
+    pub fn with_remote_keys(mut self, remote: Arc<RemoteKeys>) -> JwtVerifier {
+        self.remote = Some(remote);
+        self
+    }
+
+    fn has_keys(&self) -> bool {
+        !self.file_keys.is_empty() || self.remote.is_some()
+    }
+
+    /// Checks an asymmetric signature: the key the `kid` names (or, without `kid`, each key of
+    /// the algorithm), in the file's set, then the URL's. An unknown `kid` asks for a refresh.
+    fn verify_asymmetric(
+        &self,
+        alg: jsonwebtoken::Algorithm,
+        kid: Option<&str>,
+        message: &[u8],
+        signature: &str,
+    ) -> Result<(), AuthFailure> {
+        let remote = self.remote.as_ref().map(|r| r.keys());
+        let sets = std::iter::once(&*self.file_keys).chain(remote.as_deref());
+        let mut not_allowed = false;
+        for set in sets {
+            match set.lookup(alg, kid) {
+                Lookup::Keys(keys) => {
+                    if keys.iter().any(|k| k.verifies(alg, message, signature)) {
+                        return Ok(());
+                    }
+                    if kid.is_some() {
+                        return Err(AuthFailure::BadSignature);
+                    }
+                }
+                Lookup::AlgorithmNotAllowed => not_allowed = true,
+                Lookup::UnknownKid => {}
+            }
+        }
+        match kid {
+            Some(kid) if not_allowed => Err(AuthFailure::AlgorithmNotAllowedForKey {
+                alg: format!("{alg:?}"),
+                kid: kid.to_owned(),
+            }),
+            Some(kid) => {
+                if let Some(remote) = &self.remote {
+                    remote.request_refresh();
+                }
+                Err(AuthFailure::UnknownKeyId(kid.to_owned()))
+            }
+            None => Err(AuthFailure::BadSignature),
+        }
     }
 
     /// Reads topic permissions from the claim `name` instead of [`DEFAULT_CLAIM`].
@@ -476,25 +574,44 @@ impl JwtVerifier {
         };
         let header: serde_json::Value = decode_json(header)
             .ok_or_else(|| malformed("the JWT header is not base64url-encoded JSON"))?;
-        match header.get("alg") {
-            Some(serde_json::Value::String(alg)) if alg == "HS256" => {}
-            Some(serde_json::Value::String(alg)) => {
-                return Err(AuthFailure::UnsupportedAlgorithm(alg.clone()))
-            }
+        // The algorithm decides the key: HS256 only ever with the secret, the others only with
+        // a key of the JWKS pinned to them (so a public key is never an HMAC secret).
+        let alg = match header.get("alg") {
+            Some(serde_json::Value::String(alg)) => alg.as_str(),
             _ => return Err(malformed("the JWT header has no \"alg\"")),
-        }
+        };
+        let asymmetric = jwks::asymmetric_alg(alg).filter(|_| self.has_keys());
+        let mac = match (&self.mac, asymmetric) {
+            (Some(mac), _) if alg == "HS256" => Some(mac),
+            (_, Some(_)) => None,
+            _ => return Err(AuthFailure::UnsupportedAlgorithm(alg.to_owned())),
+        };
         if header.get("crit").is_some() {
             return Err(malformed(
                 "the JWT header lists critical extensions (\"crit\"), which are not supported",
             ));
         }
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| malformed("the JWT signature is not base64url"))?;
-        let mut mac = self.mac.clone();
-        mac.update(&token.as_bytes()[..header_and_payload_len(token)]);
-        mac.verify_slice(&signature)
-            .map_err(|_| AuthFailure::BadSignature)?;
+        let signed = &token.as_bytes()[..header_and_payload_len(token)];
+        match (mac, asymmetric) {
+            (Some(mac), _) => {
+                let signature = URL_SAFE_NO_PAD
+                    .decode(signature)
+                    .map_err(|_| malformed("the JWT signature is not base64url"))?;
+                let mut mac = mac.clone();
+                mac.update(signed);
+                mac.verify_slice(&signature)
+                    .map_err(|_| AuthFailure::BadSignature)?;
+            }
+            (None, Some(alg)) => {
+                let kid = match header.get("kid") {
+                    None => None,
+                    Some(serde_json::Value::String(kid)) => Some(kid.as_str()),
+                    Some(_) => return Err(malformed("the JWT header's \"kid\" is not a string")),
+                };
+                self.verify_asymmetric(alg, kid, signed, signature)?;
+            }
+            (None, None) => unreachable!("refused above"),
+        }
 
         let claims: serde_json::Value = decode_json(payload)
             .ok_or_else(|| malformed("the JWT payload is not base64url-encoded JSON"))?;
@@ -791,9 +908,9 @@ mod tests {
             Err(AuthFailure::Malformed(_))
         ));
         let message = AuthFailure::UnsupportedAlgorithm("none".into()).detail();
-        assert_eq!(
-            message,
-            "the JWT algorithm \"none\" is not accepted: only HS256"
+        assert!(
+            message.starts_with("the JWT algorithm \"none\" is not accepted: this server"),
+            "{message}"
         );
     }
 
@@ -1236,6 +1353,11 @@ mod tests {
                 expected: "i".into(),
             },
             AuthFailure::UnknownToken,
+            AuthFailure::UnknownKeyId("k".into()),
+            AuthFailure::AlgorithmNotAllowedForKey {
+                alg: "PS256".into(),
+                kid: "k".into(),
+            },
         ];
         let mut details = std::collections::HashSet::new();
         let mut descriptions = std::collections::HashSet::new();

@@ -17,6 +17,7 @@
 
 pub mod auth;
 pub mod debug_ring;
+pub mod jwks;
 pub mod origin;
 pub mod rate_limit;
 pub mod refusal_log;
@@ -90,10 +91,16 @@ pub enum PolicyError {
     )]
     NoTokens { path: PathBuf },
     #[error(
-        "auth = \"jwt\" needs a secret: set jwt_secret_file (--jwt-secret-file) or the \
-         environment variable {JWT_SECRET_ENV}"
+        "auth = \"jwt\" needs a secret or keys: set jwt_secret_file (--jwt-secret-file) or the \
+         environment variable {JWT_SECRET_ENV} for HS256, or jwt_jwks_file / jwt_jwks_url for \
+         RS256, PS256, ES256 and EdDSA"
     )]
     NoSecret,
+    #[error("jwt_jwks_file {}: {source}", path.display())]
+    JwksFile {
+        path: PathBuf,
+        source: jwks::JwksError,
+    },
     #[error(
         "require_subprotocol = true needs subprotocols (--subprotocols): the subprotocols the \
          server speaks"
@@ -134,6 +141,14 @@ pub struct PolicySettings {
     pub jwt_audience: Option<String>,
     /// The `iss` a JWT must have, when set.
     pub jwt_issuer: Option<String>,
+    /// A JWKS file of public keys for asymmetric JWTs.
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// A JWKS URL, fetched in the background.
+    pub jwt_jwks_url: Option<String>,
+    /// Shortest time between two fetches of `jwt_jwks_url` asked for by unknown `kid`s.
+    pub jwt_jwks_min_refresh_interval: std::time::Duration,
+    /// Time between two periodic fetches of `jwt_jwks_url`.
+    pub jwt_jwks_refresh_interval: std::time::Duration,
     /// Peers whose X-Forwarded-For / Forwarded is believed.
     pub trusted_proxies: Vec<Cidr>,
     /// The JWT claim holding topic permissions.
@@ -149,7 +164,12 @@ impl PolicySettings {
     pub fn check_needs(&self, env_secret_set: bool) -> Result<(), PolicyError> {
         match self.auth {
             AuthMode::Token if self.auth_tokens_file.is_none() => Err(PolicyError::NoTokensFile),
-            AuthMode::Jwt if self.jwt_secret_file.is_none() && !env_secret_set => {
+            AuthMode::Jwt
+                if self.jwt_secret_file.is_none()
+                    && !env_secret_set
+                    && self.jwt_jwks_file.is_none()
+                    && self.jwt_jwks_url.is_none() =>
+            {
                 Err(PolicyError::NoSecret)
             }
             _ if self.require_subprotocol && self.subprotocols.is_empty() => {
@@ -169,6 +189,8 @@ pub struct Policy {
     proxies: TrustedProxies,
     /// Given to every connection whose token carries no permissions (one shared set).
     default_permissions: Arc<TopicPermissions>,
+    /// The keys of `jwt_jwks_url`, fetched by [`Policy::start_background`].
+    remote_keys: Option<Arc<jwks::RemoteKeys>>,
 }
 
 impl Default for Policy {
@@ -179,6 +201,7 @@ impl Default for Policy {
             auth: Authenticator::default(),
             proxies: TrustedProxies::default(),
             default_permissions: DefaultPermissions::default().permissions(),
+            remote_keys: None,
         }
     }
 }
@@ -195,6 +218,14 @@ impl Policy {
         settings: &PolicySettings,
         env_secret: Option<OsString>,
     ) -> Result<Policy, PolicyError> {
+        let remote_keys = match (settings.auth, &settings.jwt_jwks_url) {
+            (AuthMode::Jwt, Some(url)) => Some(Arc::new(jwks::RemoteKeys::new(
+                url.clone(),
+                settings.jwt_jwks_min_refresh_interval,
+                settings.jwt_jwks_refresh_interval,
+            ))),
+            _ => None,
+        };
         let auth = match settings.auth {
             AuthMode::None => Authenticator::None,
             AuthMode::Token => {
@@ -205,28 +236,48 @@ impl Policy {
                 Authenticator::Tokens(load_tokens(path)?)
             }
             AuthMode::Jwt => {
-                let (secret, from) = match (&settings.jwt_secret_file, env_secret) {
-                    (Some(path), _) => (
+                let secret = match (&settings.jwt_secret_file, env_secret) {
+                    (Some(path), _) => Some((
                         read_secret(path)?,
                         format!("jwt_secret_file {}", path.display()),
-                    ),
-                    (None, Some(env)) => (
+                    )),
+                    (None, Some(env)) => Some((
                         strip_newline(std::os::unix::ffi::OsStringExt::into_vec(env)),
                         format!("environment variable {JWT_SECRET_ENV}"),
-                    ),
-                    (None, None) => return Err(PolicyError::NoSecret),
+                    )),
+                    (None, None) => None,
                 };
-                let verifier = JwtVerifier::new(
-                    &secret,
-                    settings.jwt_audience.clone(),
-                    settings.jwt_issuer.clone(),
+                let (audience, issuer) =
+                    (settings.jwt_audience.clone(), settings.jwt_issuer.clone());
+                let mut verifier =
+                    match secret {
+                        Some((secret, from)) => JwtVerifier::new(&secret, audience, issuer)
+                            .map_err(|short| PolicyError::ShortSecret {
+                                from,
+                                len: short.len,
+                            })?,
+                        None if settings.jwt_jwks_file.is_some() || remote_keys.is_some() => {
+                            JwtVerifier::without_secret(audience, issuer)
+                        }
+                        None => return Err(PolicyError::NoSecret),
+                    };
+                if let Some(path) = &settings.jwt_jwks_file {
+                    let (keys, skipped) =
+                        jwks::read_file(path).map_err(|source| PolicyError::JwksFile {
+                            path: path.to_owned(),
+                            source,
+                        })?;
+                    for why in skipped {
+                        tracing::info!("jwt_jwks_file {}: skipped {why}", path.display());
+                    }
+                    verifier = verifier.with_file_keys(keys);
+                }
+                if let Some(remote) = &remote_keys {
+                    verifier = verifier.with_remote_keys(remote.clone());
+                }
+                Authenticator::Jwt(
+                    verifier.with_permissions_claim(&settings.topic_permissions_claim),
                 )
-                .map_err(|short| PolicyError::ShortSecret {
-                    from,
-                    len: short.len,
-                })?
-                .with_permissions_claim(&settings.topic_permissions_claim);
-                Authenticator::Jwt(verifier)
             }
         };
         Ok(Policy {
@@ -241,7 +292,35 @@ impl Policy {
             auth,
             proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
             default_permissions: settings.topic_permissions_default.permissions(),
+            remote_keys,
         })
+    }
+
+    /// Starts what runs beside the reactors: the first fetch of `jwt_jwks_url` (blocking) and
+    /// the thread that refreshes it. Call once, when serving (not for a config check).
+    pub fn start_background(&self) {
+        if let Some(remote) = &self.remote_keys {
+            remote.spawn();
+        }
+    }
+
+    /// The policy's metric series (JWKS fetches: always served, 0 without `jwt_jwks_url`), for
+    /// the exporter.
+    pub fn metrics(&self) -> Vec<crate::metrics::AppSeries> {
+        [("ok", true), ("failed", false)]
+            .into_iter()
+            .map(|(result, ok)| {
+                let remote = self.remote_keys.clone();
+                crate::metrics::AppSeries {
+                    name: "ringws_jwks_fetches_total",
+                    help: "Fetches of jwt_jwks_url, by result; a failed one kept the last good \
+                           key set.",
+                    labels: vec![("result", result.to_owned())],
+                    gauge: false,
+                    read: Box::new(move || remote.as_ref().map_or(0, |r| r.fetches(ok))),
+                }
+            })
+            .collect()
     }
 
     /// The client address of a request from socket peer `peer` (see [`TrustedProxies`]). The
