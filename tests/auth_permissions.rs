@@ -6,11 +6,12 @@ mod common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::proxy::Scratch;
 use common::{
-    client_frame, metric_labelled, read_frame, read_response, HttpResponse, ServerProcess, KEY,
+    client_frame, metric_labelled, read_frame, read_response, wait_metric, HttpResponse,
+    ServerProcess, KEY,
 };
 use serde_json::{json, Value};
 
@@ -100,18 +101,7 @@ fn assert_forbidden(reply: &Value, topic: &str) {
 #[track_caller]
 fn assert_forbidden_count(admin: SocketAddr, action: &str, want: f64) {
     let label = format!("action=\"{action}\"");
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let got = metric_labelled(admin, "ringws_pubsub_forbidden_total", &label);
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "forbidden {action}: {got}, want {want}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_metric(admin, "ringws_pubsub_forbidden_total", &label, want);
 }
 
 /// The pub/sub app with client publishing on, and `args`.

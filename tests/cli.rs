@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 63] = [
+const DEFAULTS: [(&str, &str); 64] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("tls_listen", "off"),
@@ -68,6 +68,7 @@ const DEFAULTS: [(&str, &str); 63] = [
     ("proxy_protocol", "false"),
     ("debug_handshakes", "false"),
     ("publish_tokens_file", "off"),
+    ("admin_tokens_file", "off"),
     ("allow_client_publish", "false"),
     ("max_subscriptions_per_connection", "64"),
     ("max_topic_length", "128"),

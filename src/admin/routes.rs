@@ -15,6 +15,8 @@ pub struct Builtins<'a> {
     pub debug_rings: Option<&'a [Arc<Mutex<DebugRing>>]>,
     /// The server is draining: `/healthz` says so, so a load balancer stops sending clients.
     pub draining: bool,
+    /// `POST /reload` (admin tokens), when the server has one.
+    pub reload: Option<&'a crate::policy::ReloadGate>,
 }
 
 /// The built-in routes, as `METHOD /path`; `/debug/handshakes` only with `debug_handshakes`.
@@ -38,6 +40,9 @@ pub fn listing<A: App>(app: &A, debug_handshakes: bool) -> Vec<String> {
 
 /// Answers one admin request.
 pub fn route<A: App>(app: &A, builtins: &Builtins<'_>, req: &AdminRequest<'_>) -> AdminResponse {
+    if let (Some(gate), "/reload") = (builtins.reload, req.path) {
+        return gate.handle(req);
+    }
     match (req.method, req.path) {
         ("GET", "/debug/handshakes") => match builtins.debug_rings {
             Some(rings) => {

@@ -297,6 +297,10 @@ settings! {
     /// pubsub: file of bearer tokens accepted by POST /publish on the admin listener, one per
     /// line (# starts a comment); "off" requires no token.
     publish_tokens_file: Option<PathBuf> = None, "FILE", optional(path());
+    /// File of bearer tokens (one per line, or name:token) allowed to POST /reload on the admin
+    /// listener, which rereads the TLS files, token files, JWT secret and JWKS file as SIGHUP
+    /// does; "off" refuses POST /reload.
+    admin_tokens_file: Option<PathBuf> = None, "FILE", optional(path());
     /// pubsub: let WebSocket clients publish with {"op":"publish",...}.
     allow_client_publish: bool = false, "BOOL", boolean();
     /// pubsub: topics one connection may subscribe to, from 1 to 65536.

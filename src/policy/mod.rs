@@ -16,19 +16,20 @@
 //! - [`refusal_log`]: the rate-limited structured log line of each refusal.
 
 pub mod auth;
+pub mod credentials;
 pub mod debug_ring;
 pub mod jwks;
 pub mod origin;
 pub mod rate_limit;
 pub mod refusal_log;
+pub mod reload;
 pub mod subprotocol;
 pub mod topic_acl;
 pub mod trusted_proxies;
 
 use std::ffi::OsString;
-use std::io::Read as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::protocol::{Refusal, UpgradeRequest};
@@ -36,10 +37,12 @@ use crate::protocol::{Refusal, UpgradeRequest};
 pub use auth::{
     AuthFailure, AuthMode, Authenticator, Identity, JwtVerifier, StaticTokens, JWT_SECRET_ENV,
 };
+pub use credentials::Credentials;
 pub use debug_ring::{CredentialSeen, DebugRing, RecordedHeaders, RefusalRecord};
 pub use origin::{OriginPattern, OriginPolicy};
 pub use rate_limit::HandshakeRateLimiter;
 pub use refusal_log::{log_refusal, LogLimiter};
+pub use reload::ReloadGate;
 pub use subprotocol::SubprotocolPolicy;
 pub use topic_acl::{Action, DefaultPermissions, TopicPermissions};
 pub use trusted_proxies::{Cidr, TrustedProxies};
@@ -180,17 +183,16 @@ impl PolicySettings {
     }
 }
 
-/// The handshake rules shared by every core (read-only; share it with `Arc` or clone it).
-#[derive(Clone, Debug)]
+/// The handshake rules shared by every core (share it with `Arc`).
+#[derive(Debug)]
 pub struct Policy {
     origins: OriginPolicy,
     subprotocols: SubprotocolPolicy,
-    auth: Authenticator,
+    /// Tokens, secret and keys; replaced whole by a reload.
+    credentials: Credentials,
     proxies: TrustedProxies,
     /// Given to every connection whose token carries no permissions (one shared set).
     default_permissions: Arc<TopicPermissions>,
-    /// The keys of `jwt_jwks_url`, fetched by [`Policy::start_background`].
-    remote_keys: Option<Arc<jwks::RemoteKeys>>,
 }
 
 impl Default for Policy {
@@ -198,10 +200,9 @@ impl Default for Policy {
         Policy {
             origins: OriginPolicy::default(),
             subprotocols: SubprotocolPolicy::default(),
-            auth: Authenticator::default(),
+            credentials: Credentials::default(),
             proxies: TrustedProxies::default(),
             default_permissions: DefaultPermissions::default().permissions(),
-            remote_keys: None,
         }
     }
 }
@@ -218,68 +219,7 @@ impl Policy {
         settings: &PolicySettings,
         env_secret: Option<OsString>,
     ) -> Result<Policy, PolicyError> {
-        let remote_keys = match (settings.auth, &settings.jwt_jwks_url) {
-            (AuthMode::Jwt, Some(url)) => Some(Arc::new(jwks::RemoteKeys::new(
-                url.clone(),
-                settings.jwt_jwks_min_refresh_interval,
-                settings.jwt_jwks_refresh_interval,
-            ))),
-            _ => None,
-        };
-        let auth = match settings.auth {
-            AuthMode::None => Authenticator::None,
-            AuthMode::Token => {
-                let path = settings
-                    .auth_tokens_file
-                    .as_deref()
-                    .ok_or(PolicyError::NoTokensFile)?;
-                Authenticator::Tokens(load_tokens(path)?)
-            }
-            AuthMode::Jwt => {
-                let secret = match (&settings.jwt_secret_file, env_secret) {
-                    (Some(path), _) => Some((
-                        read_secret(path)?,
-                        format!("jwt_secret_file {}", path.display()),
-                    )),
-                    (None, Some(env)) => Some((
-                        strip_newline(std::os::unix::ffi::OsStringExt::into_vec(env)),
-                        format!("environment variable {JWT_SECRET_ENV}"),
-                    )),
-                    (None, None) => None,
-                };
-                let (audience, issuer) =
-                    (settings.jwt_audience.clone(), settings.jwt_issuer.clone());
-                let mut verifier =
-                    match secret {
-                        Some((secret, from)) => JwtVerifier::new(&secret, audience, issuer)
-                            .map_err(|short| PolicyError::ShortSecret {
-                                from,
-                                len: short.len,
-                            })?,
-                        None if settings.jwt_jwks_file.is_some() || remote_keys.is_some() => {
-                            JwtVerifier::without_secret(audience, issuer)
-                        }
-                        None => return Err(PolicyError::NoSecret),
-                    };
-                if let Some(path) = &settings.jwt_jwks_file {
-                    let (keys, skipped) =
-                        jwks::read_file(path).map_err(|source| PolicyError::JwksFile {
-                            path: path.to_owned(),
-                            source,
-                        })?;
-                    for why in skipped {
-                        tracing::info!("jwt_jwks_file {}: skipped {why}", path.display());
-                    }
-                    verifier = verifier.with_file_keys(keys);
-                }
-                if let Some(remote) = &remote_keys {
-                    verifier = verifier.with_remote_keys(remote.clone());
-                }
-                Authenticator::Jwt(
-                    verifier.with_permissions_claim(&settings.topic_permissions_claim),
-                )
-            }
-        };
+        let credentials = Credentials::load(settings, env_secret)?;
         Ok(Policy {
             origins: OriginPolicy::new(
                 settings.allowed_origins.clone(),
@@ -289,38 +229,28 @@ impl Policy {
                 settings.subprotocols.clone(),
                 settings.require_subprotocol,
             ),
-            auth,
+            credentials,
             proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
             default_permissions: settings.topic_permissions_default.permissions(),
-            remote_keys,
         })
     }
 
     /// Starts what runs beside the reactors: the first fetch of `jwt_jwks_url` (blocking) and
     /// the thread that refreshes it. Call once, when serving (not for a config check).
     pub fn start_background(&self) {
-        if let Some(remote) = &self.remote_keys {
-            remote.spawn();
-        }
+        self.credentials.start_background();
     }
 
-    /// The policy's metric series (JWKS fetches: always served, 0 without `jwt_jwks_url`), for
-    /// the exporter.
+    /// The policy's metric series (JWKS fetches, reloads), for the exporter.
     pub fn metrics(&self) -> Vec<crate::metrics::AppSeries> {
-        [("ok", true), ("failed", false)]
-            .into_iter()
-            .map(|(result, ok)| {
-                let remote = self.remote_keys.clone();
-                crate::metrics::AppSeries {
-                    name: "ringws_jwks_fetches_total",
-                    help: "Fetches of jwt_jwks_url, by result; a failed one kept the last good \
-                           key set.",
-                    labels: vec![("result", result.to_owned())],
-                    gauge: false,
-                    read: Box::new(move || remote.as_ref().map_or(0, |r| r.fetches(ok))),
-                }
-            })
-            .collect()
+        self.credentials.metrics()
+    }
+
+    /// Reads the token file, the JWT secret and the JWKS file again (SIGHUP, `POST /reload`):
+    /// new handshakes use them, open connections keep what they were granted. A file that
+    /// cannot be used keeps the credentials in use; the error says why.
+    pub fn reload_credentials(&self) -> Result<(), PolicyError> {
+        self.credentials.reload()
     }
 
     /// The client address of a request from socket peer `peer` (see [`TrustedProxies`]). The
@@ -342,7 +272,8 @@ impl Policy {
         let client_ip = self.client_ip(request, peer);
         self.origins.check(request.origin)?;
         let identity = self
-            .auth
+            .credentials
+            .current()
             .identify(request.authorization, request.query, now_unix_s)
             .map_err(|failure| failure.to_refusal())?;
         let permissions = identity
@@ -385,48 +316,4 @@ fn check_url_topics(permissions: &TopicPermissions, query: &str) -> Result<(), R
         }
     }
     Ok(())
-}
-
-fn load_tokens(path: &Path) -> Result<StaticTokens, PolicyError> {
-    let read_error = |source| PolicyError::ReadTokens {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let mut text = String::new();
-    file.take(auth::MAX_TOKENS_FILE_BYTES as u64 + 1)
-        .read_to_string(&mut text)
-        .map_err(read_error)?;
-    if text.len() > auth::MAX_TOKENS_FILE_BYTES {
-        return Err(PolicyError::TokensFileTooLarge {
-            path: path.to_owned(),
-        });
-    }
-    StaticTokens::parse(&text).map_err(|err| match err {
-        auth::TokensFileError::Line { line, problem } => PolicyError::TokenLine {
-            path: path.to_owned(),
-            line,
-            problem,
-        },
-        auth::TokensFileError::Empty => PolicyError::NoTokens {
-            path: path.to_owned(),
-        },
-    })
-}
-
-fn read_secret(path: &Path) -> Result<Vec<u8>, PolicyError> {
-    std::fs::read(path)
-        .map(strip_newline)
-        .map_err(|source| PolicyError::ReadSecret {
-            path: path.to_owned(),
-            source,
-        })
-}
-
-/// Files written with `echo` end in a newline that is not part of the secret.
-fn strip_newline(mut secret: Vec<u8>) -> Vec<u8> {
-    while secret.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
-        secret.pop();
-    }
-    secret
 }
