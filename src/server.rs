@@ -14,7 +14,7 @@ use crate::app::{echo::Echo, App, Waker};
 use crate::check::{check_nofile, Plan, Status};
 use crate::config::{AppKind, Config};
 use crate::metrics::Exporter;
-use crate::policy::{DebugRing, HandshakeRateLimiter, Policy};
+use crate::policy::{DebugRing, HandshakeRateLimiter, Policy, ReloadGate};
 use crate::protocol::connection;
 use crate::protocol::deflate::Compression;
 use crate::protocol::{HandshakeLimits, Limits, RefusalReason};
@@ -98,6 +98,7 @@ pub fn check_config(config: &Config) -> Result<(), ServerError> {
         warn_if_expiring(&loaded.summary);
     }
     Policy::load(&config.policy_settings())?;
+    ReloadGate::load(config.admin_tokens_file.as_deref())?;
     if config.app == AppKind::Pubsub {
         crate::app::pubsub::PubSub::from_config(config)?;
     }
@@ -114,6 +115,8 @@ pub struct Server {
     stats: Vec<Arc<CoreStats>>,
     /// The wss listener's address and the TLS configuration the cores share.
     tls: Option<(SocketAddr, Arc<TlsShared>)>,
+    /// The handshake policy (its credentials reload) and `POST /reload`'s gate.
+    credentials: (Arc<Policy>, Arc<ReloadGate>),
 }
 
 impl Server {
@@ -193,13 +196,11 @@ impl Server {
             warn_if_expiring(&loaded.summary);
             Arc::new(TlsShared::new(loaded))
         });
-        let exporter = Arc::new(Exporter::new(
-            config,
-            &stats,
-            app.metrics(),
-            tls_shared.clone(),
-        ));
         let policy = Arc::new(Policy::load(&config.policy_settings())?);
+        policy.start_background();
+        let mut series = app.metrics();
+        series.extend(policy.metrics());
+        let exporter = Arc::new(Exporter::new(config, &stats, series, tls_shared.clone()));
         let debug_rings: Option<Arc<Vec<_>>> = config.debug_handshakes.then(|| {
             Arc::new(
                 (0..stats.len())
@@ -207,8 +208,12 @@ impl Server {
                     .collect(),
             )
         });
-        let mut admin_side =
-            admin_listener.map(|l| AdminSide::new(l, exporter.clone(), debug_rings.clone()));
+        let reload_gate = Arc::new(ReloadGate::load(config.admin_tokens_file.as_deref())?);
+        let mut admin_side = admin_listener.map(|l| {
+            let mut side = AdminSide::new(l, exporter.clone(), debug_rings.clone());
+            side.reload = Some(reload_gate.clone());
+            side
+        });
 
         let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, ServerError>>();
         let mut server = Server {
@@ -219,6 +224,7 @@ impl Server {
             threads: Vec::new(),
             stats: stats.clone(),
             tls: None,
+            credentials: (policy.clone(), reload_gate),
         };
         if let (Some(listener), Some(shared)) = (tls_listeners.first(), &tls_shared) {
             let addr = listener.local_addr().map_err(|source| ServerError::Bind {
@@ -356,6 +362,27 @@ impl Server {
         }
     }
 
+    /// What SIGHUP and `POST /reload` do: the TLS files, then the policy's credentials (token
+    /// file, JWT secret, JWKS file) and the admin tokens. Each part that fails keeps what it had
+    /// and is logged; the others still reload.
+    pub fn reload(&self, config: &Config) {
+        if let Err(e) = self.reload_tls(config) {
+            tracing::warn!("reload: {e}; the certificate loaded before stays in use");
+        }
+        let (policy, gate) = &self.credentials;
+        if let Err(e) = policy.reload_credentials() {
+            tracing::warn!("reload: {e}; the credentials loaded before stay in use");
+        }
+        if let Err(e) = gate.reload_tokens() {
+            tracing::warn!("reload: admin_tokens_file: {e}; the admin tokens stay as they were");
+        }
+    }
+
+    /// True once after each accepted `POST /reload`.
+    pub fn reload_requested(&self) -> bool {
+        self.credentials.1.take_request()
+    }
+
     pub fn cores(&self) -> usize {
         self.threads.len()
     }
@@ -440,13 +467,14 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
     loop {
         if let Some(sig) = process::wait_for_stop_signal(Duration::from_millis(500)) {
             if sig == libc::SIGHUP {
-                if let Err(e) = server.reload_tls(&config) {
-                    tracing::warn!("SIGHUP: {e}; the certificate loaded before stays in use");
-                }
+                server.reload(&config);
                 continue;
             }
             log_drain_start(sig, server.connections_open(), &config);
             break;
+        }
+        if server.reload_requested() {
+            server.reload(&config);
         }
         if server.any_core_finished() {
             tracing::error!("a reactor stopped on its own: stopping the server");

@@ -16,6 +16,8 @@ pub struct Builtins<'a> {
     /// The server is draining (a stop signal arrived): `/readyz` answers 503 at once, so a load
     /// balancer stops sending clients while the listeners still accept (`drain_delay`).
     pub draining: bool,
+    /// `POST /reload` (admin tokens), when the server has one.
+    pub reload: Option<&'a crate::policy::ReloadGate>,
 }
 
 /// The built-in routes, as `METHOD /path`; `/debug/handshakes` only with `debug_handshakes`.
@@ -39,6 +41,9 @@ pub fn listing<A: App>(app: &A, debug_handshakes: bool) -> Vec<String> {
 
 /// Answers one admin request.
 pub fn route<A: App>(app: &A, builtins: &Builtins<'_>, req: &AdminRequest<'_>) -> AdminResponse {
+    if let (Some(gate), "/reload") = (builtins.reload, req.path) {
+        return gate.handle(req);
+    }
     match (req.method, req.path) {
         ("GET", "/debug/handshakes") => match builtins.debug_rings {
             Some(rings) => {
@@ -148,6 +153,7 @@ mod tests {
                 exporter,
                 debug_rings: None,
                 draining,
+                reload: None,
             };
             let request = AdminRequest {
                 method: "GET",

@@ -111,6 +111,9 @@ pub struct OpenInfo<'a> {
     pub protocol: Option<&'a str>,
     /// Who the credentials name: the JWT `sub`, or the static token's name (`auth`).
     pub subject: Option<&'a str>,
+    /// What the connection may subscribe to and publish (its token's topic permissions, else
+    /// `topic_permissions_default`); shared with every connection of the same static token.
+    pub permissions: &'a std::sync::Arc<crate::policy::TopicPermissions>,
     /// The client address when the handshake gate resolved it (trusted proxies, rate limit).
     pub(crate) client_ip: Option<std::net::IpAddr>,
     pub(crate) fd: std::os::fd::RawFd,
@@ -177,12 +180,6 @@ pub trait App: Send + Sync + 'static {
     }
     /// Called once before the cores start, with one waker per core (index = core).
     fn start(&self, _wakers: Vec<Waker>) {}
-    /// Whether this app can serve new clients well (`GET /readyz`: 503 with the reason on
-    /// `Err`). `/healthz` stays 200 either way. Called on the admin listener's thread; must
-    /// not block.
-    fn readiness(&self) -> Result<(), String> {
-        Ok(())
-    }
     /// Extra metric series of this app, registered once and read at every scrape.
     fn metrics(&self) -> Vec<crate::metrics::AppSeries> {
         Vec::new()

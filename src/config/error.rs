@@ -151,6 +151,8 @@ pub enum ValueError {
     NotABool { value: String },
     #[error("{value} is not an auth mode (available: {available})")]
     NotAnAuthMode { value: String, available: String },
+    #[error("{value} is not a topic permissions default (available: {available})")]
+    NotAPermissionDefault { value: String, available: String },
     #[error("{value} is not a log format (available: {available})")]
     NotALogFormat { value: String, available: String },
     #[error("{value} is listed twice")]

@@ -34,10 +34,10 @@ use self::key::{serve_or_library_default, settings, Key};
 use self::value::{
     address, app, auth, boolean, bus_address, cert_key_pair, cidr, cores, count, delay, list,
     log_filter, log_format, optional, optional_timeout, origin, path, power_of_two, size,
-    subprotocol, text, timeout,
+    subprotocol, text, timeout, topic_permissions_default,
 };
 use crate::policy::subprotocol::MAX_SUBPROTOCOLS;
-use crate::policy::{Cidr, OriginPattern, PolicySettings, JWT_SECRET_ENV};
+use crate::policy::{Cidr, DefaultPermissions, OriginPattern, PolicySettings, JWT_SECRET_ENV};
 
 /// Which built-in application `serve` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
@@ -267,6 +267,24 @@ settings! {
     jwt_audience: Option<String> = None, "AUD", optional(text());
     /// The issuer ("iss") a JWT must have; "off" skips the check.
     jwt_issuer: Option<String> = None, "ISS", optional(text());
+    /// A JSON Web Key Set file of public keys for RS256, PS256, ES256 and EdDSA JWTs (auth =
+    /// jwt); "off" for none.
+    jwt_jwks_file: Option<PathBuf> = None, "FILE", optional(path());
+    /// A JSON Web Key Set URL (http:// or https://), such as an identity provider's
+    /// .../protocol/openid-connect/certs, fetched in the background; "off" for none.
+    jwt_jwks_url: Option<String> = None, "URL", optional(text());
+    /// Shortest time between two fetches of jwt_jwks_url caused by tokens with an unknown kid.
+    jwt_jwks_min_refresh_interval: Duration = Duration::from_secs(10), "DURATION", timeout();
+    /// Time between two periodic fetches of jwt_jwks_url.
+    jwt_jwks_refresh_interval: Duration = Duration::from_secs(300), "DURATION", timeout();
+    /// The JWT claim holding the topics a token may subscribe to and publish to, as
+    /// {"subscribe":["news.*","user.42.#"],"publish":["chat.*"]}.
+    topic_permissions_claim: String = crate::policy::topic_acl::DEFAULT_CLAIM.into(), "CLAIM",
+        text();
+    /// What a token without topic permissions (or no auth) may do: allow (any topic) or deny
+    /// (none).
+    topic_permissions_default: DefaultPermissions = DefaultPermissions::Allow, "POLICY",
+        topic_permissions_default();
     /// Handshakes per second one client address may make before getting 429 (IPv6: per
     /// /64; each core enforces its share); 0 disables.
     handshake_rate_per_ip: u32 = 0, "N", count(HANDSHAKE_RATE);
@@ -290,6 +308,10 @@ settings! {
     /// pubsub: file of bearer tokens accepted by POST /publish on the admin listener, one per
     /// line (# starts a comment); "off" requires no token.
     publish_tokens_file: Option<PathBuf> = None, "FILE", optional(path());
+    /// File of bearer tokens (one per line, or name:token) allowed to POST /reload on the admin
+    /// listener, which rereads the TLS files, token files, JWT secret and JWKS file as SIGHUP
+    /// does; "off" refuses POST /reload.
+    admin_tokens_file: Option<PathBuf> = None, "FILE", optional(path());
     /// pubsub: let WebSocket clients publish with {"op":"publish",...}.
     allow_client_publish: bool = false, "BOOL", boolean();
     /// pubsub: topics one connection may subscribe to, from 1 to 65536.
@@ -570,6 +592,12 @@ impl Config {
             jwt_audience: self.jwt_audience.clone(),
             jwt_issuer: self.jwt_issuer.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
+            jwt_jwks_file: self.jwt_jwks_file.clone(),
+            jwt_jwks_url: self.jwt_jwks_url.clone(),
+            jwt_jwks_min_refresh_interval: self.jwt_jwks_min_refresh_interval,
+            jwt_jwks_refresh_interval: self.jwt_jwks_refresh_interval,
+            topic_permissions_claim: self.topic_permissions_claim.clone(),
+            topic_permissions_default: self.topic_permissions_default,
         }
     }
 }

@@ -14,7 +14,7 @@ use toml::Value;
 use super::error::{DurationError, SizeError, ValueError};
 use super::{AppKind, LogFormat};
 use crate::policy::subprotocol;
-use crate::policy::{AuthMode, Cidr, OriginPattern};
+use crate::policy::{AuthMode, Cidr, DefaultPermissions, OriginPattern};
 
 /// Longest timeout of any kind; timers stay far from any overflow.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
@@ -201,6 +201,15 @@ pub(crate) fn auth() -> Kind<AuthMode> {
         "an auth mode such as \"token\"",
         AuthMode::ALL.map(|mode| (mode.name(), mode)),
         |value, available| ValueError::NotAnAuthMode { value, available },
+    )
+}
+
+/// `topic_permissions_default`: allow or deny.
+pub(crate) fn topic_permissions_default() -> Kind<DefaultPermissions> {
+    named(
+        "allow or deny",
+        DefaultPermissions::ALL.map(|choice| (choice.name(), choice)),
+        |value, available| ValueError::NotAPermissionDefault { value, available },
     )
 }
 
