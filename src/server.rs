@@ -513,24 +513,24 @@ fn log_drain_start(sig: i32, open: u64, config: &Config) {
         return;
     }
     let deadline = humantime::format_rfc3339_seconds(SystemTime::now() + config.drain_timeout);
-    let listeners = if delay.is_zero() {
-        String::new()
-    } else {
-        format!(
-            "/readyz answers 503 now and the listeners accept for {} more (drain_delay); ",
-            format(delay)
-        )
-    };
     let spread = if spread.is_zero() {
         String::new()
     } else {
         format!(", spread over {} (drain_spread),", format(spread))
     };
+    // With a delay, connections still arrive after this line: the count is only today's.
+    let what = if delay.is_zero() {
+        format!("draining {}: each", plural(open, "open connection"))
+    } else {
+        format!(
+            "/readyz answers 503 now and the listeners accept for {} more (drain_delay); then \
+             every open connection ({open} now)",
+            format(delay)
+        )
+    };
     tracing::info!(
-        "{signal} received: {listeners}draining {}: each is sent close 1001{spread} and has up \
-         to {} (until {deadline}) to answer. A second SIGINT or SIGTERM (Ctrl-C again) \
-         exits at once",
-        plural(open, "open connection"),
+        "{signal} received: {what} is sent close 1001{spread} and has up to {} (until \
+         {deadline}) to answer. A second SIGINT or SIGTERM (Ctrl-C again) exits at once",
         format(config.drain_timeout),
     );
 }

@@ -208,7 +208,7 @@ impl Exporter {
         d(
             "ringws_drain_pending_connections",
             None,
-            "Connections the drain has still to send close 1001 once the listeners closed.",
+            "Connections the drain has yet to reach (send close 1001) once the listeners closed.",
             g,
         );
         d(
