@@ -108,6 +108,11 @@ impl<A: App> Reactor<A> {
             io.drain_deadline = Some(drain.schedule.deadline);
             let keys = io.conns.iter().map(|(k, s)| (k as u32, s.generation));
             drain.pending = Some(keys.collect());
+            // The cancel of the accepts goes to the kernel at this pass's submit, and until it
+            // is done the listening socket still completes handshakes. Writes go out at once;
+            // the first 1001 waits for the next pass, so a client that reconnects on it never
+            // lands on this node's closing listener.
+            return;
         }
         let pending = drain.pending.as_deref().unwrap_or_default();
         let due = drain.schedule.due(pending.len(), now);
