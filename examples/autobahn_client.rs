@@ -5,6 +5,11 @@
 //! `cargo run --release --example autobahn_client -- 127.0.0.1:9002`. It asks for the case
 //! count, runs every case (echoing each message back, as the protocol asks), then has the
 //! server write its report. `.ci/conformance` runs it.
+//!
+//! It offers permessage-deflate (`deflate::CLIENT_OFFER`: no context takeover both ways) and
+//! judges the answer as RFC 7692 says, so sections 12 and 13 run against the client role too;
+//! `--no-deflate` offers nothing. `--jobs N` runs N cases at a time (the fuzzing server serves
+//! each connection on its own), which keeps the compression sections to seconds.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,6 +19,7 @@ use ringws::protocol::client_handshake::{self, ClientRequest};
 use ringws::protocol::connection::{
     Connection, Note, Output, Received, Settings, Tick, TransportError,
 };
+use ringws::protocol::deflate::{Compression, CLIENT_OFFER};
 use ringws::protocol::handshake::{accept_key, HandshakeLimits};
 use ringws::protocol::{Limits, MessageKind};
 
@@ -42,7 +48,13 @@ fn settings() -> Settings {
         max_outbound_bytes: 128 << 20,
         message_rate_milli_per_tick: 0,
         message_burst: 0,
-        compression: Default::default(),
+        // Every message the server lets us compress goes out compressed, so the cases see
+        // the compressor at work.
+        compression: Compression {
+            enabled: true,
+            min_size: 1,
+            level: 1,
+        },
     }
 }
 
@@ -73,7 +85,7 @@ impl Output for Stream {
 }
 
 /// Runs one connection to `path`: echoes every message; returns the text messages received.
-fn session(addr: SocketAddr, path: &str, seed: u64) -> io::Result<Vec<String>> {
+fn session(addr: SocketAddr, path: &str, seed: u64, deflate: bool) -> io::Result<Vec<String>> {
     let started = Instant::now();
     let now = || (started.elapsed().as_nanos() / TICK.as_nanos()) as Tick;
     let stream = TcpStream::connect(addr)?;
@@ -93,6 +105,7 @@ fn session(addr: SocketAddr, path: &str, seed: u64) -> io::Result<Vec<String>> {
             host: &addr.to_string(),
             target: path,
             key: &key,
+            extensions: deflate.then_some(CLIENT_OFFER),
             ..ClientRequest::default()
         },
     );
@@ -139,16 +152,29 @@ fn session(addr: SocketAddr, path: &str, seed: u64) -> io::Result<Vec<String>> {
                     let checked = match client_handshake::parse_response(bytes) {
                         Ok(None) => break, // the head is not complete yet
                         Ok(Some(head)) => {
-                            client_handshake::check_upgrade(&head, &expected, &[], &[])
-                                .map(|upgraded| upgraded.head_len)
+                            let offered: &[&str] = if deflate {
+                                &["permessage-deflate"]
+                            } else {
+                                &[]
+                            };
+                            client_handshake::check_upgrade(&head, &expected, &[], offered)
+                                .and_then(|upgraded| {
+                                    let answer = match deflate {
+                                        true => {
+                                            client_handshake::deflate_answer(&head, CLIENT_OFFER)?
+                                        }
+                                        false => None,
+                                    };
+                                    Ok((upgraded.head_len, answer))
+                                })
                                 .map_err(|e| e.to_string())
                         }
                         Err(e) => Err(e.to_string()),
                     };
                     match checked {
-                        Ok(head_len) => {
+                        Ok((head_len, answer)) => {
                             pos += head_len;
-                            conn.upgraded(now(), &mut out);
+                            conn.upgraded(now(), answer.as_ref(), &mut out);
                         }
                         Err(e) => {
                             conn.fail_handshake(&mut out);
@@ -183,22 +209,40 @@ fn apply(conn: &mut Connection, stream: &TcpStream) -> io::Result<()> {
 }
 
 fn main() {
-    let addr: SocketAddr = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let (mut addr, mut deflate, mut jobs) = (None, true, 1usize);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--no-deflate" => deflate = false,
+            "--jobs" => jobs = args.next().and_then(|n| n.parse().ok()).expect("--jobs N"),
+            _ => addr = Some(arg),
+        }
+    }
+    let addr: SocketAddr = addr
         .unwrap_or_else(|| "127.0.0.1:9002".into())
         .parse()
-        .expect("usage: autobahn_client HOST:PORT");
-    let count: u32 = session(addr, "/getCaseCount", 1)
+        .expect("usage: autobahn_client [--no-deflate] [--jobs N] HOST:PORT");
+    let count: u32 = session(addr, "/getCaseCount", 1, false)
         .expect("case count")
         .first()
         .and_then(|t| t.trim().parse().ok())
         .expect("the fuzzing server answers /getCaseCount with a number");
-    for case in 1..=count {
-        let path = format!("/runCase?case={case}&agent={AGENT}");
-        if let Err(e) = session(addr, &path, case as u64) {
-            eprintln!("case {case}: {e}");
+    // Cases are handed out in order to `jobs` threads.
+    let next = std::sync::atomic::AtomicU32::new(1);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let case = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if case > count {
+                    return;
+                }
+                let path = format!("/runCase?case={case}&agent={AGENT}");
+                if let Err(e) = session(addr, &path, case as u64, deflate) {
+                    eprintln!("case {case}: {e}");
+                }
+            });
         }
-    }
-    session(addr, &format!("/updateReports?agent={AGENT}"), 0).expect("update reports");
+    });
+    session(addr, &format!("/updateReports?agent={AGENT}"), 0, false).expect("update reports");
     println!("ran {count} client cases as agent {AGENT}");
 }

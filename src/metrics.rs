@@ -308,6 +308,9 @@ impl Exporter {
             }};
         }
         per_core!(gauge, "ringws_connections_open", connections_open);
+        per_core!(gauge, "ringws_draining", draining);
+        per_core!(counter, "ringws_drain_closes_total", drain_closes);
+        per_core!(gauge, "ringws_drain_pending_connections", drain_pending);
         per_core!(counter, "ringws_connections_accepted_total", accepted);
         per_core!(
             counter,

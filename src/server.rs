@@ -14,7 +14,7 @@ use crate::app::{echo::Echo, App, Waker};
 use crate::check::{check_nofile, Plan, Status};
 use crate::config::{AppKind, Config};
 use crate::metrics::Exporter;
-use crate::policy::{DebugRing, HandshakeRateLimiter, Policy};
+use crate::policy::{DebugRing, HandshakeRateLimiter, Policy, ReloadGate};
 use crate::protocol::connection;
 use crate::protocol::deflate::Compression;
 use crate::protocol::{HandshakeLimits, Limits, RefusalReason};
@@ -92,11 +92,13 @@ pub fn run(config: Config) -> Result<(), ServerError> {
 /// checked when the configuration was loaded.
 pub fn check_config(config: &Config) -> Result<(), ServerError> {
     crate::config::check_listeners(config)?;
+    crate::config::check_drain(config)?;
     if let Some(files) = config.tls_files()? {
         let loaded = tls::load(&files).map_err(ServerError::Tls)?;
         warn_if_expiring(&loaded.summary);
     }
     Policy::load(&config.policy_settings())?;
+    ReloadGate::load(config.admin_tokens_file.as_deref())?;
     if config.app == AppKind::Pubsub {
         crate::app::pubsub::PubSub::from_config(config)?;
     }
@@ -113,12 +115,15 @@ pub struct Server {
     stats: Vec<Arc<CoreStats>>,
     /// The wss listener's address and the TLS configuration the cores share.
     tls: Option<(SocketAddr, Arc<TlsShared>)>,
+    /// The handshake policy (its credentials reload) and `POST /reload`'s gate.
+    credentials: (Arc<Policy>, Arc<ReloadGate>),
 }
 
 impl Server {
     /// Binds the listeners and starts one reactor per core; returns once every core is ready.
     pub fn start<A: App>(config: &Config, app: A) -> Result<Server, ServerError> {
         crate::config::check_listeners(config)?;
+        crate::config::check_drain(config)?;
         let tls_loaded = match config.tls_files()? {
             Some(files) => Some(tls::load(&files).map_err(ServerError::Tls)?),
             None => None,
@@ -171,6 +176,8 @@ impl Server {
                 },
             },
             drain_timeout_ticks: ticks(config.drain_timeout),
+            drain_delay_ticks: ticks_or_zero(config.drain_delay),
+            drain_spread_ticks: ticks_or_zero(config.drain_spread),
             max_connections: config.max_connections,
             // SO_REUSEPORT spreads connections evenly, so each core enforces an even share.
             memory_budget_bytes: config.memory_budget / config.cores as u64,
@@ -189,13 +196,11 @@ impl Server {
             warn_if_expiring(&loaded.summary);
             Arc::new(TlsShared::new(loaded))
         });
-        let exporter = Arc::new(Exporter::new(
-            config,
-            &stats,
-            app.metrics(),
-            tls_shared.clone(),
-        ));
         let policy = Arc::new(Policy::load(&config.policy_settings())?);
+        policy.start_background();
+        let mut series = app.metrics();
+        series.extend(policy.metrics());
+        let exporter = Arc::new(Exporter::new(config, &stats, series, tls_shared.clone()));
         let debug_rings: Option<Arc<Vec<_>>> = config.debug_handshakes.then(|| {
             Arc::new(
                 (0..stats.len())
@@ -203,8 +208,12 @@ impl Server {
                     .collect(),
             )
         });
-        let mut admin_side =
-            admin_listener.map(|l| AdminSide::new(l, exporter.clone(), debug_rings.clone()));
+        let reload_gate = Arc::new(ReloadGate::load(config.admin_tokens_file.as_deref())?);
+        let mut admin_side = admin_listener.map(|l| {
+            let mut side = AdminSide::new(l, exporter.clone(), debug_rings.clone());
+            side.reload = Some(reload_gate.clone());
+            side
+        });
 
         let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, ServerError>>();
         let mut server = Server {
@@ -215,6 +224,7 @@ impl Server {
             threads: Vec::new(),
             stats: stats.clone(),
             tls: None,
+            credentials: (policy.clone(), reload_gate),
         };
         if let (Some(listener), Some(shared)) = (tls_listeners.first(), &tls_shared) {
             let addr = listener.local_addr().map_err(|source| ServerError::Bind {
@@ -352,6 +362,27 @@ impl Server {
         }
     }
 
+    /// What SIGHUP and `POST /reload` do: the TLS files, then the policy's credentials (token
+    /// file, JWT secret, JWKS file) and the admin tokens. Each part that fails keeps what it had
+    /// and is logged; the others still reload.
+    pub fn reload(&self, config: &Config) {
+        if let Err(e) = self.reload_tls(config) {
+            tracing::warn!("reload: {e}; the certificate loaded before stays in use");
+        }
+        let (policy, gate) = &self.credentials;
+        if let Err(e) = policy.reload_credentials() {
+            tracing::warn!("reload: {e}; the credentials loaded before stay in use");
+        }
+        if let Err(e) = gate.reload_tokens() {
+            tracing::warn!("reload: admin_tokens_file: {e}; the admin tokens stay as they were");
+        }
+    }
+
+    /// True once after each accepted `POST /reload`.
+    pub fn reload_requested(&self) -> bool {
+        self.credentials.1.take_request()
+    }
+
     pub fn cores(&self) -> usize {
         self.threads.len()
     }
@@ -436,13 +467,14 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
     loop {
         if let Some(sig) = process::wait_for_stop_signal(Duration::from_millis(500)) {
             if sig == libc::SIGHUP {
-                if let Err(e) = server.reload_tls(&config) {
-                    tracing::warn!("SIGHUP: {e}; the certificate loaded before stays in use");
-                }
+                server.reload(&config);
                 continue;
             }
-            log_drain_start(sig, server.connections_open(), config.drain_timeout);
+            log_drain_start(sig, server.connections_open(), &config);
             break;
+        }
+        if server.reload_requested() {
+            server.reload(&config);
         }
         if server.any_core_finished() {
             tracing::error!("a reactor stopped on its own: stopping the server");
@@ -470,20 +502,36 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
     result
 }
 
-/// What the first stop signal starts: how many connections drain, until when, and how to cut
-/// it short.
-fn log_drain_start(sig: i32, open: u64, drain_timeout: Duration) {
+/// What the first stop signal starts: how many connections drain, when the listeners close,
+/// how the 1001s are spread, until when, and how to cut it short.
+fn log_drain_start(sig: i32, open: u64, config: &Config) {
     let signal = signal_name(sig);
-    if open == 0 {
+    let (delay, spread) = (config.drain_delay, config.drain_spread);
+    let format = crate::config::format_duration;
+    if open == 0 && delay.is_zero() {
         tracing::info!("{signal} received: no connection open, stopping");
         return;
     }
-    let deadline = humantime::format_rfc3339_seconds(SystemTime::now() + drain_timeout);
+    let deadline = humantime::format_rfc3339_seconds(SystemTime::now() + config.drain_timeout);
+    let spread = if spread.is_zero() {
+        String::new()
+    } else {
+        format!(", spread over {} (drain_spread),", format(spread))
+    };
+    // With a delay, connections still arrive after this line: the count is only today's.
+    let what = if delay.is_zero() {
+        format!("draining {}: each", plural(open, "open connection"))
+    } else {
+        format!(
+            "/readyz answers 503 now and the listeners accept for {} more (drain_delay); then \
+             every open connection ({open} now)",
+            format(delay)
+        )
+    };
     tracing::info!(
-        "{signal} received: draining {}: each is sent close 1001 and has up to {} (until \
+        "{signal} received: {what} is sent close 1001{spread} and has up to {} (until \
          {deadline}) to answer. A second SIGINT or SIGTERM (Ctrl-C again) exits at once",
-        plural(open, "open connection"),
-        crate::config::format_duration(drain_timeout),
+        format(config.drain_timeout),
     );
 }
 
@@ -539,6 +587,7 @@ fn log_summary(stats: &[Arc<CoreStats>], uptime: Duration) {
         "summary: slow peers"
     );
     tracing::info!(
+        closes_sent = sum(|s| s.drain_closes.get()),
         drained_cleanly = sum(|s| s.drained_cleanly.get()),
         drained_forced = sum(|s| s.drained_forced.get()),
         "summary: drain"
@@ -700,6 +749,15 @@ fn ring_error_copy(e: &ServerError) -> ServerError {
         ServerError::IoUringMissing => ServerError::IoUringMissing,
         ServerError::IoUring(e) => ServerError::IoUring(io::Error::new(e.kind(), e.to_string())),
         other => ServerError::Thread(io::Error::other(other.to_string())),
+    }
+}
+
+/// Whole ticks covering `d`, 0 for none (a delay that may be none, unlike a timeout).
+fn ticks_or_zero(d: Duration) -> u32 {
+    if d.is_zero() {
+        0
+    } else {
+        ticks(d)
     }
 }
 

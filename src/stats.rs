@@ -103,6 +103,12 @@ pub struct CoreStats {
     pub rate_limit_closes: Counter,
     pub drained_cleanly: Counter,
     pub drained_forced: Counter,
+    /// 1 from the stop signal on (this core is draining).
+    pub draining: Gauge,
+    /// Open connections the drain sent close 1001.
+    pub drain_closes: Counter,
+    /// Connections the drain has still to send close 1001 (after the listeners closed).
+    pub drain_pending: Gauge,
     /// Messages and payload bytes by [`MessageKind`] (text = 0, binary = 1).
     messages_received: [Counter; 2],
     payload_bytes_received: [Counter; 2],

@@ -2,7 +2,7 @@
 //! named before the load starts, and every mode takes the same flags.
 
 mod common;
-use common::{output_within, ServerProcess};
+use common::{metric_sum, output_within, ServerProcess};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -182,4 +182,113 @@ fn top_level_help_lists_every_bench_mode() {
     for mode in ["echo", "idle", "connect", "fanout"] {
         assert!(help.contains(mode), "{mode} missing from: {help}");
     }
+}
+
+/// The JSON corpus's ~1 KiB message (benches/json_corpus.py).
+const JSON_1K: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/corpus/json-1024.json");
+
+/// `ringws bench echo --deflate` for one second on `conns` connections, then `more` flags.
+fn echo_deflate(url: &str, conns: &str, more: &[&str]) -> (Option<i32>, String, String) {
+    let args = [
+        "echo",
+        "--url",
+        url,
+        "--conns",
+        conns,
+        "--warmup",
+        "0",
+        "--duration",
+        "1",
+    ];
+    bench(&[&args[..], &["--deflate"], more].concat())
+}
+
+#[test]
+fn bench_echo_deflate_against_a_server_without_compression_says_so_and_fails() {
+    let server = ServerProcess::start(&["--app", "echo", "--cores", "1", "--compression", "off"]);
+    let url = format!("ws://{}/", server.addr);
+    let (code, stdout, stderr) = echo_deflate(&url, "2", &[]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert_mentions(
+        &stderr,
+        &[
+            &format!("the server at {url} did not accept permessage-deflate"),
+            "--compression on",
+        ],
+    );
+}
+
+#[test]
+fn bench_echo_deflate_negotiates_and_round_trips_compressed_messages() {
+    let server = ServerProcess::start(&["--app", "echo", "--cores", "1", "--compression", "on"]);
+    let admin = server.admin.expect("admin listener");
+    let url = format!("ws://{}/", server.addr);
+    let (code, stdout, stderr) = echo_deflate(&url, "3", &["--text", "--payload-file", JSON_1K]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_mentions(
+        &stdout,
+        &[
+            "deflate       negotiated on all 3 upgrades: permessage-deflate",
+            "errors        none",
+        ],
+    );
+    // Every echo was compared after inflating; the server inflated what the bench compressed
+    // and compressed what it sent back.
+    let received = metric_sum(admin, "ringws_deflate_received_compressed_bytes_total");
+    let inflated = metric_sum(admin, "ringws_deflate_received_inflated_bytes_total");
+    let sent = metric_sum(admin, "ringws_deflate_sent_compressed_bytes_total");
+    assert!(received > 0.0 && sent > 0.0, "{received} {sent}");
+    assert!(
+        inflated > 2.0 * received,
+        "JSON shrinks: {inflated} / {received}"
+    );
+    let (code, json, stderr) = echo_deflate(&url, "2", &["--payload-file", JSON_1K, "--json"]);
+    assert_eq!(code, Some(0), "{json}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["deflate_negotiated"], 2, "{json}");
+    assert_eq!(report["payload_bytes"], 1024, "{json}");
+    assert!(report["messages"].as_u64().unwrap() > 0, "{json}");
+    assert_eq!(report["errors_total"], 0, "{json}");
+}
+
+#[test]
+fn bench_fanout_deflate_requires_and_reads_compressed_messages() {
+    let off = ServerProcess::start(&["--app", "pubsub", "--cores", "1"]);
+    let fanout = |server: &ServerProcess| {
+        let admin = server.admin.expect("admin listener").to_string();
+        bench(&[
+            "fanout",
+            "--url",
+            &format!("ws://{}/ws", server.addr),
+            "--admin",
+            &admin,
+            "--subscribers",
+            "4",
+            "--publishes",
+            "3",
+            "--burst",
+            "5",
+            "--payload-file",
+            JSON_1K,
+            "--deflate",
+        ])
+    };
+    let (code, stdout, stderr) = fanout(&off);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert_mentions(
+        &stderr,
+        &["did not accept permessage-deflate", "--compression on"],
+    );
+    let on = ServerProcess::start(&["--app", "pubsub", "--cores", "1", "--compression", "on"]);
+    let (code, stdout, stderr) = fanout(&on);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_mentions(
+        &stdout,
+        &[
+            "1024 B payload",
+            "deflate: permessage-deflate negotiated by all 4 subscribers",
+            "the server's messages shrank",
+            "errors (lost, duplicated, out of order, closed, invalid frames): 0",
+        ],
+    );
 }

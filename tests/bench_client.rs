@@ -166,6 +166,7 @@ fn echo_options(url: &str, conns: usize, payload_bytes: usize) -> EchoOptions {
         warmup: Duration::from_millis(100),
         duration: Duration::from_millis(400),
         rate: None,
+        message: None,
     }
 }
 

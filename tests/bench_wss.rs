@@ -126,6 +126,7 @@ fn echo_and_connect(url: String, ca: &Path, payload_bytes: usize) {
         warmup: Duration::from_millis(100),
         duration: Duration::from_millis(500),
         rate: None,
+        message: None,
     })
     .unwrap();
     assert_eq!(echo.errors_total, 0, "{:?}", echo.errors);

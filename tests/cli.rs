@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 60] = [
+const DEFAULTS: [(&str, &str); 69] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("tls_listen", "off"),
@@ -33,6 +33,8 @@ const DEFAULTS: [(&str, &str); 60] = [
     ("write_stall_timeout", "30s"),
     ("min_send_rate", "128KiB"),
     ("drain_timeout", "10s"),
+    ("drain_delay", "0s"),
+    ("drain_spread", "0s"),
     ("memory_budget", "half the memory limit"),
     ("max_outbound_buffer", "1MiB"),
     ("message_rate", "0"),
@@ -55,6 +57,12 @@ const DEFAULTS: [(&str, &str); 60] = [
     ("jwt_secret_file", "off"),
     ("jwt_audience", "off"),
     ("jwt_issuer", "off"),
+    ("jwt_jwks_file", "off"),
+    ("jwt_jwks_url", "off"),
+    ("jwt_jwks_min_refresh_interval", "10s"),
+    ("jwt_jwks_refresh_interval", "5m"),
+    ("topic_permissions_claim", "topics"),
+    ("topic_permissions_default", "allow"),
     ("handshake_rate_per_ip", "0"),
     ("handshake_burst_per_ip", "20"),
     ("handshake_rate_table_size", "4096"),
@@ -62,6 +70,7 @@ const DEFAULTS: [(&str, &str); 60] = [
     ("proxy_protocol", "false"),
     ("debug_handshakes", "false"),
     ("publish_tokens_file", "off"),
+    ("admin_tokens_file", "off"),
     ("allow_client_publish", "false"),
     ("max_subscriptions_per_connection", "64"),
     ("max_topic_length", "128"),
@@ -545,7 +554,7 @@ fn policy_settings_that_need_each_other_are_refused_by_name() {
     assert_eq!(jwt.status.code(), Some(2));
     let message = stderr(&jwt);
     assert!(
-        message.contains("auth = \"jwt\" needs a secret: set jwt_secret_file"),
+        message.contains("auth = \"jwt\" needs a secret or keys: set jwt_secret_file"),
         "{message}"
     );
     assert!(message.contains("RINGWS_JWT_SECRET"), "{message}");

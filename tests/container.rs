@@ -179,7 +179,7 @@ fn the_seccomp_profile_the_files_name_allows_io_uring() {
 }
 
 #[test]
-fn the_manifest_probes_healthz_and_serves_the_admin_port_for_scraping_and_publishing() {
+fn the_manifest_probes_readyz_and_serves_the_admin_port_for_scraping_and_publishing() {
     let documents = manifest();
     let ringws = container(&documents);
     assert!(
@@ -202,7 +202,7 @@ fn the_manifest_probes_healthz_and_serves_the_admin_port_for_scraping_and_publis
     let readiness = &ringws["readinessProbe"]["httpGet"];
     assert_eq!(
         (readiness["path"].as_str(), readiness["port"].as_str()),
-        (Some("/healthz"), Some("admin"))
+        (Some("/readyz"), Some("admin"))
     );
     let command: Vec<&str> = ringws["command"]
         .as_sequence()

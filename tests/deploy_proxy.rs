@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::proxy::{
@@ -196,4 +196,162 @@ fn nginx_without_upgrade_headers_gets_a_refusal_naming_the_proxy() {
         body.contains("proxy") && body.contains("Upgrade"),
         "the reason must point at a proxy stripping the upgrade headers: {body}"
     );
+}
+
+/// deploy/haproxy/ringws-nodes.cfg set to listen on `port` and balance over `nodes` (each a
+/// WebSocket address and its admin listener's): the committed file's first `# ringws-node`
+/// line is the template of every node's line (its checks come from the committed
+/// `default-server` line), the others are dropped.
+fn start_haproxy_nodes(
+    haproxy: &std::path::Path,
+    scratch: &Scratch,
+    port: u16,
+    nodes: &[(SocketAddr, SocketAddr)],
+) -> Proxy {
+    let cfg = common::proxy::deploy_file("deploy/haproxy/ringws-nodes.cfg");
+    let cfg =
+        common::proxy::set_marked_line(&cfg, "# ringws-listen", &format!("bind 127.0.0.1:{port}"));
+    let cfg = common::proxy::set_marked_line(&cfg, "# ringws-maxconn", "maxconn 1000");
+    let mut out = Vec::new();
+    let mut placed = false;
+    for line in cfg.lines() {
+        let Some(server) = line.strip_suffix("# ringws-node") else {
+            out.push(line.to_owned());
+            continue;
+        };
+        let words: Vec<&str> = server.split_whitespace().collect();
+        assert!(
+            matches!(words.as_slice(), ["server", _, _, "port", _]),
+            "a # ringws-node line is `server NAME ADDR port ADMIN_PORT`: {line}"
+        );
+        if std::mem::replace(&mut placed, true) {
+            continue;
+        }
+        let indent = &line[..line.len() - line.trim_start().len()];
+        for (i, (ws, admin)) in nodes.iter().enumerate() {
+            let port = admin.port();
+            out.push(format!("{indent}server ringws{} {ws} port {port}", i + 1));
+        }
+    }
+    assert!(placed, "no # ringws-node line in ringws-nodes.cfg");
+    let path = scratch.0.join("haproxy.cfg");
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+    let mut command = std::process::Command::new(haproxy);
+    command.arg("-db").arg("-f").arg(&path);
+    Proxy::start("haproxy", command, port, scratch.0.join("stderr.log"))
+}
+
+/// Upgraded connections open on a node now.
+fn open_on(node: &ServerProcess) -> f64 {
+    common::metric_sum(node.admin.unwrap(), "ringws_connections_open")
+}
+
+/// Three ringws nodes behind the committed multi-node haproxy config: WebSocket connections
+/// are balanced over all three; a node sent SIGTERM is taken out by its /readyz while its
+/// listener still accepts (drain_delay), so it gets none of the new connections; its clients,
+/// sent 1001, reconnect through haproxy and land on the other two.
+#[test]
+fn haproxy_balances_over_the_nodes_and_a_drained_node_gets_no_new_connections() {
+    let Some([_, haproxy]) = proxies() else {
+        return;
+    };
+    let drain_delay = Duration::from_secs(6);
+    let args = [
+        "--cores",
+        "1",
+        "--drain-delay",
+        "6s",
+        "--drain-timeout",
+        "15s",
+    ];
+    let mut nodes: Vec<ServerProcess> = (0..3).map(|_| ServerProcess::start(&args)).collect();
+    let scratch = Scratch::new("haproxy-nodes");
+    let port = free_port();
+    let addrs: Vec<_> = nodes.iter().map(|n| (n.addr, n.admin.unwrap())).collect();
+    let proxy = start_haproxy_nodes(&haproxy, &scratch, port, &addrs);
+    let through_proxy = || {
+        let mut s = connect(port);
+        s.write_all(upgrade_request("/").as_bytes()).unwrap();
+        let r = read_response(&mut s);
+        assert_eq!(r.status, 101, "{}\n{}", r.head, proxy.output());
+        s
+    };
+
+    let first: Vec<TcpStream> = (0..30).map(|_| through_proxy()).collect();
+    let open: Vec<f64> = nodes.iter().map(open_on).collect();
+    assert_eq!(open.iter().sum::<f64>(), 30.0, "{open:?}");
+    assert!(
+        open.iter().all(|&n| (5.0..=15.0).contains(&n)),
+        "not balanced over the three nodes: {open:?}"
+    );
+
+    let drained = &nodes[0];
+    let accepted_before =
+        common::metric_sum(drained.admin.unwrap(), "ringws_connections_accepted_total");
+    let signalled = Instant::now();
+    drained.signal(libc::SIGTERM);
+    while !proxy.output().contains("ringws1 is DOWN") {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "haproxy did not take the draining node out within 5 s:\n{}",
+            proxy.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second: Vec<TcpStream> = (0..20).map(|_| through_proxy()).collect();
+    assert!(
+        signalled.elapsed() < drain_delay,
+        "the check took longer than drain_delay: {:?}",
+        signalled.elapsed()
+    );
+    let accepted_after =
+        common::metric_sum(drained.admin.unwrap(), "ringws_connections_accepted_total");
+    assert_eq!(
+        accepted_after, accepted_before,
+        "the draining node was sent new connections while its listener still accepted"
+    );
+
+    // The drained node's clients get their 1001 once drain_delay has passed, and reconnect
+    // through haproxy: every one lands on the other two nodes.
+    let on_drained = open[0] as usize;
+    let mut waiting: Vec<TcpStream> = first;
+    let mut reconnected = Vec::new();
+    while reconnected.len() < on_drained {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(14),
+            "{} of the drained node's {on_drained} clients got their 1001",
+            reconnected.len()
+        );
+        let mut still = Vec::new();
+        for mut s in waiting {
+            s.set_nonblocking(true).unwrap();
+            let mut byte = [0u8; 1];
+            match s.peek(&mut byte) {
+                Ok(n) => {
+                    assert!(n > 0, "a client's tunnel ended without a close frame");
+                    s.set_nonblocking(false).unwrap();
+                    assert_eq!(common::read_close(&mut s), Some(1001));
+                    assert!(
+                        signalled.elapsed() >= drain_delay,
+                        "a 1001 before drain_delay"
+                    );
+                    s.write_all(&client_frame(true, 0x8, &1001u16.to_be_bytes()))
+                        .unwrap();
+                    reconnected.push(through_proxy());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => still.push(s),
+                Err(e) => panic!("a client lost its connection: {e}"),
+            }
+        }
+        waiting = still;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(nodes[0].wait_exit(Duration::from_secs(20)), Some(0));
+    let rest: f64 = nodes[1..].iter().map(open_on).sum();
+    assert_eq!(
+        rest, 50.0,
+        "30 first + 20 new connections should be open on the two remaining nodes"
+    );
+    drop((waiting, second, reconnected));
+    nodes.clear();
 }

@@ -607,9 +607,9 @@ fn the_deploy_files_agree_with_the_program() {
         .collect();
     assert!(
         probe.contains(&"httpGet:")
-            && probe.contains(&"path: /healthz")
+            && probe.contains(&"path: /readyz")
             && probe.contains(&"port: admin"),
-        "the readiness probe is not GET /healthz on the admin port: {probe:?}"
+        "the readiness probe is not GET /readyz on the admin port: {probe:?}"
     );
     assert!(
         yaml.contains("clusterIP: None") && yaml.contains("targetPort: admin"),

@@ -302,14 +302,69 @@ fn closed_right_after_101() {
 }
 
 #[test]
-fn a_compressed_message_after_accepting_permessage_deflate() {
+fn with_compression_on_doctor_shows_the_negotiated_deflate_and_a_compressed_echo() {
+    let server = ServerProcess::start(&[
+        "--app",
+        "echo",
+        "--admin-listen",
+        "off",
+        "--cores",
+        "1",
+        "--compression",
+        "on",
+    ]);
+    let run = doctor(&[&url(server.addr)]);
+    assert_run(
+        &run,
+        0,
+        &[
+            "extensions: permessage-deflate; server_no_context_takeover; \
+             client_no_context_takeover",
+            "✔ permessage-deflate",
+            "B of JSON sent compressed to",
+            "echoed compressed (",
+            "the same bytes",
+            "✔ ping/pong",
+            "✔ close",
+        ],
+    );
+    let run = doctor(&[&url(server.addr), "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        report["deflate"],
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+    );
+    assert_eq!(report["ok"], true, "{}", run.stdout);
+    // With --no-extensions nothing is offered, and the step is not run.
+    let run = doctor(&[&url(server.addr), "--no-extensions"]);
+    assert_run(&run, 0, &["extensions: none"]);
+    assert!(!run.stdout.contains("permessage-deflate"), "{}", run.stdout);
+}
+
+#[test]
+fn with_compression_off_there_is_no_deflate_step() {
+    let server = ServerProcess::start(&["--app", "echo", "--admin-listen", "off", "--cores", "1"]);
+    let run = doctor(&[&url(server.addr)]);
+    assert_run(&run, 0, &["extensions: none", "✔ ping/pong"]);
+    assert!(
+        !run.stdout.contains("✔ permessage-deflate"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_compressed_reply_that_does_not_inflate_fails_the_deflate_step() {
     let addr = test_server(|mut stream| {
+        // What a browser-like offer allows: no parameters.
         accept_upgrade_adding(
             &mut stream,
             "Sec-WebSocket-Extensions: permessage-deflate\r\n",
         );
-        // A compressed text message ("Hello", RFC 7692 §7.2.3.1): RSV1 set.
-        let _ = stream.write_all(&[0xC1, 0x07, 0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00]);
+        let mut frame = [0u8; 512];
+        let _ = stream.read(&mut frame);
+        // RSV1 set, and a payload that is not DEFLATE data.
+        let _ = stream.write_all(&[0xC1, 0x01, 0xFF]);
         std::thread::sleep(Duration::from_secs(2));
     });
     let run = doctor(&[&url(addr)]);
@@ -318,8 +373,30 @@ fn a_compressed_message_after_accepting_permessage_deflate() {
         5,
         &[
             "extensions: permessage-deflate",
-            "does not decompress",
-            "--no-extensions",
+            "✘ permessage-deflate",
+            "not valid DEFLATE data",
+        ],
+    );
+}
+
+#[test]
+fn a_permessage_deflate_answer_breaking_the_rfc_fails_the_upgrade() {
+    let addr = test_server(|mut stream| {
+        accept_upgrade_adding(
+            &mut stream,
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=7\r\n",
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let run = doctor(&[&url(addr)]);
+    assert_run(
+        &run,
+        4,
+        &[
+            "✘ upgrade",
+            "client_max_window_bits=7",
+            "breaks RFC 7692",
+            "invalid value",
         ],
     );
 }

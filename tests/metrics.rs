@@ -113,8 +113,10 @@ fn c_close(s: &mut std::net::TcpStream) {
     assert!(closed_by_server(s));
 }
 
+/// During the drain the process still holds its connections: `/healthz` (liveness) stays 200
+/// and says it is draining, `/readyz` (routing) answers 503 with the reason.
 #[test]
-fn healthz_says_draining_during_shutdown() {
+fn healthz_stays_200_and_readyz_says_draining_during_shutdown() {
     let mut server = ServerProcess::start(&[
         "--cores",
         "1",
@@ -124,12 +126,16 @@ fn healthz_says_draining_during_shutdown() {
         "3s",
     ]);
     let admin = server.admin.unwrap();
+    assert_eq!(admin_get(admin, "/readyz"), (200, "ready\n".to_owned()));
     let mut c = ws_connect(server.addr); // keeps the drain going: it never answers the 1001
     server.signal(libc::SIGTERM);
     assert_eq!(read_close(&mut c), Some(1001));
     let (status, body) = admin_get(admin, "/healthz");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("draining"), "{body}");
+    let (status, body) = admin_get(admin, "/readyz");
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("draining"));
+    assert!(body.contains("draining"), "{body}");
     assert_eq!(
         server.wait_exit(std::time::Duration::from_secs(10)),
         Some(0)
@@ -248,6 +254,7 @@ fn the_admin_banner_lists_every_route_the_app_serves() {
     for route in [
         "GET /metrics",
         "GET /healthz",
+        "GET /readyz",
         "GET /debug/handshakes",
         "POST /publish/news",
         "GET /topics",
@@ -273,7 +280,8 @@ fn the_admin_banner_lists_every_route_the_app_serves() {
         listed,
         [
             ("GET".to_owned(), "/metrics".to_owned()),
-            ("GET".to_owned(), "/healthz".to_owned())
+            ("GET".to_owned(), "/healthz".to_owned()),
+            ("GET".to_owned(), "/readyz".to_owned())
         ]
     );
 }

@@ -90,6 +90,8 @@ fn defaults_accept_everything_and_select_nothing() {
             protocol: None,
             subject: None,
             client_ip: peer(),
+            permissions: std::sync::Arc::new(ringws::policy::TopicPermissions::allow_all()),
+            expires_unix_s: None,
         })
     );
 }

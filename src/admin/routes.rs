@@ -1,5 +1,5 @@
-//! Every admin route in one place: the built-ins (`/metrics`, `/healthz`, `/debug/handshakes`)
-//! first, then the app's (`App::admin`: `/publish`, `/topics` for pub/sub).
+//! Every admin route in one place: the built-ins (`/metrics`, `/healthz`, `/readyz`,
+//! `/debug/handshakes`) first, then the app's (`App::admin`: `/publish`, `/topics` for pub/sub).
 
 use std::sync::{Arc, Mutex};
 
@@ -13,13 +13,16 @@ pub struct Builtins<'a> {
     pub exporter: &'a Exporter,
     /// Every core's refusal ring, when `debug_handshakes` is on.
     pub debug_rings: Option<&'a [Arc<Mutex<DebugRing>>]>,
-    /// The server is draining: `/healthz` says so, so a load balancer stops sending clients.
+    /// The server is draining (a stop signal arrived): `/readyz` answers 503 at once, so a load
+    /// balancer stops sending clients while the listeners still accept (`drain_delay`).
     pub draining: bool,
+    /// `POST /reload` (admin tokens), when the server has one.
+    pub reload: Option<&'a crate::policy::ReloadGate>,
 }
 
 /// The built-in routes, as `METHOD /path`; `/debug/handshakes` only with `debug_handshakes`.
 pub fn builtin_routes(debug_handshakes: bool) -> Vec<&'static str> {
-    let mut routes = vec!["GET /metrics", "GET /healthz"];
+    let mut routes = vec!["GET /metrics", "GET /healthz", "GET /readyz"];
     if debug_handshakes {
         routes.push("GET /debug/handshakes");
     }
@@ -38,6 +41,9 @@ pub fn listing<A: App>(app: &A, debug_handshakes: bool) -> Vec<String> {
 
 /// Answers one admin request.
 pub fn route<A: App>(app: &A, builtins: &Builtins<'_>, req: &AdminRequest<'_>) -> AdminResponse {
+    if let (Some(gate), "/reload") = (builtins.reload, req.path) {
+        return gate.handle(req);
+    }
     match (req.method, req.path) {
         ("GET", "/debug/handshakes") => match builtins.debug_rings {
             Some(rings) => {
@@ -55,11 +61,17 @@ pub fn route<A: App>(app: &A, builtins: &Builtins<'_>, req: &AdminRequest<'_>) -
             r.content_type = "text/plain; version=0.0.4; charset=utf-8";
             r
         }
+        // Liveness: the process holds its connections, draining or not, so a liveness probe
+        // never kills a node in the middle of its drain. Routing decisions use `/readyz`.
         ("GET", "/healthz") if builtins.draining => {
-            AdminResponse::text(503, "draining: the server is shutting down")
+            AdminResponse::text(200, "ok (draining: not ready, see /readyz)")
         }
         ("GET", "/healthz") => AdminResponse::text(200, "ok"),
-        (_, "/metrics") | (_, "/healthz") => {
+        ("GET", "/readyz") => match readiness(app, builtins.draining) {
+            Ok(()) => AdminResponse::text(200, "ready"),
+            Err(reason) => AdminResponse::text(503, format!("not ready: {reason}")),
+        },
+        (_, "/metrics") | (_, "/healthz") | (_, "/readyz") => {
             AdminResponse::text(405, "use GET").with_header("Allow", "GET")
         }
         _ => app.admin(req).unwrap_or_else(|| {
@@ -73,6 +85,14 @@ pub fn route<A: App>(app: &A, builtins: &Builtins<'_>, req: &AdminRequest<'_>) -
             AdminResponse::text(404, msg)
         }),
     }
+}
+
+/// Whether new clients should be sent here: not while draining, nor while the app says no.
+fn readiness<A: App>(app: &A, draining: bool) -> Result<(), String> {
+    if draining {
+        return Err("draining: the server is shutting down, connect to another node".into());
+    }
+    app.readiness()
 }
 
 #[cfg(test)]
@@ -89,13 +109,81 @@ mod tests {
             [
                 "GET /metrics",
                 "GET /healthz",
+                "GET /readyz",
                 "GET /debug/handshakes",
                 "POST /publish/{topic}",
                 "GET /topics",
                 "GET /topics/{topic}"
             ]
         );
-        assert_eq!(listing(&Echo, false), ["GET /metrics", "GET /healthz"]);
+        assert_eq!(
+            listing(&Echo, false),
+            ["GET /metrics", "GET /healthz", "GET /readyz"]
+        );
+    }
+
+    /// An app that is not ready (e.g. its bus is unreachable) makes `/readyz` answer 503 with
+    /// its reason; draining wins over it; `/healthz` stays 200 in every case.
+    #[test]
+    fn readyz_answers_the_drain_and_the_apps_readiness() {
+        struct NotReady;
+        impl App for NotReady {
+            type Core = <Echo as App>::Core;
+            fn name(&self) -> &'static str {
+                "not-ready"
+            }
+            fn serves_path(&self, _path: &str) -> bool {
+                true
+            }
+            fn new_core(&self, core: usize) -> Self::Core {
+                Echo.new_core(core)
+            }
+            fn readiness(&self) -> Result<(), String> {
+                Err("bus unreachable".into())
+            }
+        }
+        let exporter = Exporter::new(&crate::config::Config::default(), &[], Vec::new(), None);
+        fn answer<A: App>(
+            app: &A,
+            exporter: &Exporter,
+            draining: bool,
+            path: &str,
+        ) -> (u16, String) {
+            let builtins = Builtins {
+                exporter,
+                debug_rings: None,
+                draining,
+                reload: None,
+            };
+            let request = AdminRequest {
+                method: "GET",
+                path,
+                query: None,
+                headers: Vec::new(),
+                body: b"",
+            };
+            let r = route(app, &builtins, &request);
+            let body = String::from_utf8_lossy(&r.body).trim_end().to_owned();
+            (r.status, body)
+        }
+        let e = &exporter;
+        assert_eq!(answer(&Echo, e, false, "/readyz"), (200, "ready".into()));
+        assert_eq!(
+            answer(&NotReady, e, false, "/readyz"),
+            (503, "not ready: bus unreachable".into())
+        );
+        for (status, body) in [
+            answer(&Echo, e, true, "/readyz"),
+            answer(&NotReady, e, true, "/readyz"),
+        ] {
+            assert_eq!(status, 503);
+            assert!(body.starts_with("not ready: draining"), "{body}");
+        }
+        assert_eq!(answer(&Echo, e, false, "/healthz"), (200, "ok".into()));
+        assert_eq!(answer(&NotReady, e, false, "/healthz").0, 200);
+        let (status, body) = answer(&Echo, e, true, "/healthz");
+        assert_eq!(status, 200);
+        assert!(body.contains("draining"), "{body}");
     }
 
     /// `--admin-listen`'s help cannot be derived from the app (it is written before one is

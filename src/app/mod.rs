@@ -111,6 +111,9 @@ pub struct OpenInfo<'a> {
     pub protocol: Option<&'a str>,
     /// Who the credentials name: the JWT `sub`, or the static token's name (`auth`).
     pub subject: Option<&'a str>,
+    /// What the connection may subscribe to and publish (its token's topic permissions, else
+    /// `topic_permissions_default`); shared with every connection of the same static token.
+    pub permissions: &'a std::sync::Arc<crate::policy::TopicPermissions>,
     /// The client address when the handshake gate resolved it (trusted proxies, rate limit).
     pub(crate) client_ip: Option<std::net::IpAddr>,
     pub(crate) fd: std::os::fd::RawFd,
@@ -158,8 +161,8 @@ pub trait App: Send + Sync + 'static {
     }
     /// Makes the per-core part, called on the core's own thread.
     fn new_core(&self, core: usize) -> Self::Core;
-    /// Answers admin-listener requests the server does not handle itself (`/metrics` and
-    /// `/healthz` are built in). Called on core 0's reactor thread; must not block.
+    /// Answers admin-listener requests the server does not handle itself (`/metrics`,
+    /// `/healthz` and `/readyz` are built in). Called on core 0's reactor thread; must not block.
     fn admin(
         &self,
         _request: &crate::admin::AdminRequest<'_>,
@@ -177,15 +180,15 @@ pub trait App: Send + Sync + 'static {
     }
     /// Called once before the cores start, with one waker per core (index = core).
     fn start(&self, _wakers: Vec<Waker>) {}
-    /// Whether this app can serve new clients well (`GET /readyz`: 503 with the reason on
-    /// `Err`). `/healthz` stays 200 either way. Called on the admin listener's thread; must
-    /// not block.
-    fn readiness(&self) -> Result<(), String> {
-        Ok(())
-    }
     /// Extra metric series of this app, registered once and read at every scrape.
     fn metrics(&self) -> Vec<crate::metrics::AppSeries> {
         Vec::new()
+    }
+    /// Whether this node should be sent new clients: `/readyz` answers 503 with the reason in
+    /// `Err` (e.g. a bus it cannot reach), 200 otherwise. Called on core 0's reactor thread for
+    /// every probe; must not block. Default: always ready.
+    fn readiness(&self) -> Result<(), String> {
+        Ok(())
     }
 }
 

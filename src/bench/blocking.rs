@@ -7,8 +7,9 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::protocol::client_handshake::{
-    check_upgrade, client_key, parse_response, write_request, ClientRequest,
+    check_upgrade, client_key, deflate_answer, parse_response, write_request, ClientRequest,
 };
+use crate::protocol::deflate::{Answer, CLIENT_OFFER};
 use crate::protocol::handshake::accept_key;
 
 /// An upgraded connection in blocking mode, with the frames that came in the same read as the
@@ -16,10 +17,13 @@ use crate::protocol::handshake::accept_key;
 pub struct Upgraded {
     pub stream: TcpStream,
     pub early: Vec<u8>,
+    /// The server's permessage-deflate answer, when it was offered and accepted.
+    pub deflate: Option<Answer>,
 }
 
 /// Connects to `server` (from `source`), sends the upgrade for `target` with `Host: host`, and
-/// checks the 101. `timeout` bounds each read.
+/// checks the 101. `timeout` bounds each read. `deflate`: offer permessage-deflate
+/// ([`CLIENT_OFFER`]) and judge the answer.
 pub fn upgrade(
     server: SocketAddr,
     source: Option<IpAddr>,
@@ -27,6 +31,7 @@ pub fn upgrade(
     target: &str,
     random: [u8; 16],
     timeout: Duration,
+    deflate: bool,
 ) -> Result<Upgraded, String> {
     use socket2::{Domain, Socket, Type};
     let sock =
@@ -48,17 +53,28 @@ pub fn upgrade(
             host,
             target,
             key: &key,
+            extensions: deflate.then_some(CLIENT_OFFER),
             ..ClientRequest::default()
         },
     );
     s.write_all(&request).map_err(|e| e.to_string())?;
     let mut answer = Vec::new();
-    let head_len = loop {
+    let offered: &[&str] = if deflate {
+        &["permessage-deflate"]
+    } else {
+        &[]
+    };
+    let (head_len, negotiated) = loop {
         match parse_response(&answer) {
             Ok(Some(response)) => {
-                let upgraded = check_upgrade(&response, &accept_key(&key), &[], &[])
+                let upgraded = check_upgrade(&response, &accept_key(&key), &[], offered)
                     .map_err(|e| format!("upgrade failed: {e}"))?;
-                break upgraded.head_len;
+                let negotiated = match deflate {
+                    true => deflate_answer(&response, CLIENT_OFFER)
+                        .map_err(|e| format!("upgrade failed: {e}"))?,
+                    false => None,
+                };
+                break (upgraded.head_len, negotiated);
             }
             Ok(None) => {}
             Err(e) => return Err(format!("upgrade failed: {e}")),
@@ -74,5 +90,6 @@ pub fn upgrade(
     Ok(Upgraded {
         stream: s,
         early: answer,
+        deflate: negotiated,
     })
 }

@@ -51,6 +51,8 @@ pub enum Cause {
     OpenTimeout,
     /// wss://: the TLS handshake or a TLS record failed.
     Tls(TlsCause),
+    /// `--deflate`: the server upgraded without accepting permessage-deflate.
+    DeflateDeclined,
 }
 
 impl fmt::Display for Cause {
@@ -76,6 +78,7 @@ impl fmt::Display for Cause {
             Cause::CloseTimeout => f.write_str("timeout_close"),
             Cause::OpenTimeout => f.write_str("open_timeout"),
             Cause::Tls(cause) => write!(f, "tls:{cause}"),
+            Cause::DeflateDeclined => f.write_str("deflate_declined"),
         }
     }
 }
@@ -100,7 +103,8 @@ impl From<UpgradeError> for Cause {
             UpgradeError::UpgradeHeader { .. }
             | UpgradeError::ConnectionHeader { .. }
             | UpgradeError::ProtocolNotOffered { .. }
-            | UpgradeError::ExtensionNotOffered { .. } => Cause::BadUpgrade,
+            | UpgradeError::ExtensionNotOffered { .. }
+            | UpgradeError::DeflateAnswer { .. } => Cause::BadUpgrade,
         }
     }
 }

@@ -5,7 +5,8 @@ use rustls::ClientConnection;
 use socket2::Socket;
 
 use super::receiver::Receiver;
-use crate::protocol::frame::{append_client_frame, Opcode, MAX_HEADER_LEN};
+use crate::protocol::deflate::codec;
+use crate::protocol::frame::{append_client_frame, Opcode, MAX_HEADER_LEN, RSV1_BIT};
 use crate::protocol::reader::Limits;
 
 /// Close code the generator sends: 1000, normal closure.
@@ -142,4 +143,22 @@ pub fn build_frame(payload: &[u8], opcode: Opcode, mask: [u8; 4]) -> Box<[u8]> {
     let mut frame = Vec::with_capacity(MAX_HEADER_LEN + payload.len());
     append_client_frame(&mut frame, true, opcode, payload, mask);
     frame.into_boxed_slice()
+}
+
+/// Level the generator compresses at: the server's default (`compression_level`), so the server
+/// inflates what a ringws peer would send.
+pub const DEFLATE_LEVEL: u8 = 1;
+
+/// [`build_frame`] for a connection that negotiated permessage-deflate: `payload` compressed
+/// (RSV1 set), or as it is when compressing does not make it smaller (RFC 7692 allows either
+/// per message).
+pub fn build_deflate_frame(payload: &[u8], opcode: Opcode, mask: [u8; 4]) -> Box<[u8]> {
+    codec::with_compressed(payload, DEFLATE_LEVEL, |compressed| match compressed {
+        Some(compressed) => {
+            let mut frame = build_frame(compressed, opcode, mask);
+            frame[0] |= RSV1_BIT;
+            frame
+        }
+        None => build_frame(payload, opcode, mask),
+    })
 }

@@ -29,6 +29,8 @@ pub enum NotEcho {
     Differs { replies: usize, first: String },
     /// The server closed the connection instead of answering.
     Closed { code: Option<u16>, reason: String },
+    /// permessage-deflate was offered (`--deflate`) and the server did not accept it.
+    DeflateDeclined,
 }
 
 impl std::fmt::Display for NotEcho {
@@ -49,13 +51,15 @@ impl std::fmt::Display for NotEcho {
                 ),
                 None => f.write_str("the server closed the connection instead of echoing"),
             },
+            NotEcho::DeflateDeclined => f.write_str("it did not accept permessage-deflate"),
         }
     }
 }
 
 /// Sends up to [`CHECK_MESSAGES`] copies of `frame_payload` on one connection. `Ok(None)`: at
 /// least one came back unchanged. `Err`: the check could not be made (connect or upgrade
-/// failed): the run itself then counts and reports that.
+/// failed): the run itself then counts and reports that. `deflate`: offer permessage-deflate,
+/// which the server must accept, and send the messages compressed.
 pub fn check(
     server: SocketAddr,
     host: &str,
@@ -63,20 +67,28 @@ pub fn check(
     payload: &[u8],
     opcode: Opcode,
     timeout: Duration,
+    deflate: bool,
 ) -> Result<Option<NotEcho>, String> {
     let wait = timeout.min(MAX_REPLY_WAIT);
-    let mut up = blocking::upgrade(server, None, host, target, random_bytes(), wait)?;
+    let mut up = blocking::upgrade(server, None, host, target, random_bytes(), wait, deflate)?;
+    if deflate && up.deflate.is_none() {
+        close(&mut up.stream);
+        return Ok(Some(NotEcho::DeflateDeclined));
+    }
     let limits = Limits {
         max_frame_size: payload.len().max(1 << 16) as u64 * 2,
         max_message_size: payload.len().max(1 << 16) as u64 * 2,
     };
     let mut receiver = Receiver::new(limits);
+    receiver.set_deflate(deflate);
     let mut pending = std::mem::take(&mut up.early);
     let mut first_differing = None;
     let mut differing = 0;
     for _ in 0..CHECK_MESSAGES {
-        let mut frame = Vec::new();
-        append_client_frame(&mut frame, true, opcode, payload, random_bytes());
+        let frame = match deflate {
+            true => super::conn::build_deflate_frame(payload, opcode, random_bytes()).into_vec(),
+            false => super::conn::build_frame(payload, opcode, random_bytes()).into_vec(),
+        };
         up.stream.write_all(&frame).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + wait;
         let reply = loop {

@@ -3,7 +3,7 @@
 //! message allocates. A frame split across reads is completed in a buffer the connection keeps
 //! and reuses. (A fragmented message is still gathered by the reader in a buffer of its own.)
 
-use crate::protocol::frame::{decode_header, Opcode};
+use crate::protocol::frame::{decode_header_with, Opcode};
 use crate::protocol::reader::{Event, Limits, ProtocolError, Reader};
 use crate::protocol::Role;
 
@@ -19,6 +19,9 @@ pub struct Receiver {
     /// frame whose event was handed out. Cleared, not freed, once read.
     carry: Vec<u8>,
     carry_read: bool,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message, inflated (with the
+    /// thread's codec, as the server does) before it is compared.
+    deflate: bool,
 }
 
 impl Receiver {
@@ -28,7 +31,15 @@ impl Receiver {
             limits,
             carry: Vec::new(),
             carry_read: false,
+            deflate: false,
         }
+    }
+
+    /// Reads compressed messages from now on (the server accepted permessage-deflate); called
+    /// once, right after the 101, before any frame.
+    pub fn set_deflate(&mut self, on: bool) {
+        self.deflate = on;
+        self.reader = std::mem::take(&mut self.reader).with_deflate(on);
     }
 
     /// The next event in `data[*pos..]`, advancing `*pos` past the bytes it used. `Ok(None)`:
@@ -55,7 +66,7 @@ impl Receiver {
         }
         loop {
             let rest = &data[*pos..];
-            match frame_extent(rest, &self.limits)? {
+            match frame_extent(rest, &self.limits, self.deflate)? {
                 Some((len, completes_event)) if len <= rest.len() => {
                     let frame = *pos..*pos + len;
                     *pos += len;
@@ -81,7 +92,7 @@ impl Receiver {
         pos: &mut usize,
     ) -> Result<Option<bool>, ProtocolError> {
         loop {
-            match frame_extent(&self.carry, &self.limits)? {
+            match frame_extent(&self.carry, &self.limits, self.deflate)? {
                 Some((len, completes_event)) => {
                     let take = len.saturating_sub(self.carry.len()).min(data.len() - *pos);
                     self.carry.extend_from_slice(&data[*pos..*pos + take]);
@@ -102,8 +113,12 @@ impl Receiver {
 /// The length of the frame at the start of `bytes`, and whether reading it completes an event
 /// (a control frame, or the last frame of a message); `None` while the header is incomplete
 /// (or `bytes` empty). Frames over the size limit are refused here, before any is carried.
-fn frame_extent(bytes: &[u8], limits: &Limits) -> Result<Option<(usize, bool)>, ProtocolError> {
-    let Some(header) = decode_header(bytes)? else {
+fn frame_extent(
+    bytes: &[u8],
+    limits: &Limits,
+    deflate: bool,
+) -> Result<Option<(usize, bool)>, ProtocolError> {
+    let Some(header) = decode_header_with(bytes, deflate)? else {
         return Ok(None);
     };
     if header.payload_len > limits.max_frame_size {
@@ -265,6 +280,39 @@ mod tests {
                 assert_eq!(got.unwrap_err().reason, reason);
             }
         }
+    }
+
+    #[test]
+    fn with_deflate_compressed_messages_are_inflated_and_compared() {
+        use crate::protocol::deflate::codec;
+        let text = b"{\"price\": 1, \"side\": \"buy\"} ".repeat(40);
+        let compressed = codec::with_compressed(&text, 1, |c| c.unwrap().to_vec());
+        let mut wire = frame(true, Opcode::Binary, &compressed);
+        wire[0] |= crate::protocol::frame::RSV1_BIT;
+        wire.extend(frame(true, Opcode::Binary, &text)); // uncompressed is fine too
+        for chunk in [1, 5, wire.len()] {
+            let mut rx = Receiver::new(Limits::default());
+            rx.set_deflate(true);
+            let mut got = Vec::new();
+            for read in wire.chunks(chunk) {
+                let (mut read, mut pos) = (read.to_vec(), 0);
+                while let Some(e) = rx.next(&mut read, &mut pos).unwrap() {
+                    got.push(RxEvent::from_event(e, &text, Opcode::Binary));
+                }
+            }
+            let ok = RxEvent::Message { matches: true };
+            assert_eq!(
+                got,
+                [ok, RxEvent::Message { matches: true }],
+                "reads of {chunk}"
+            );
+        }
+        // Without deflate negotiated, RSV1 is a protocol error.
+        let (_, got) = events(&wire, wire.len(), &text);
+        assert_eq!(
+            got.unwrap_err().reason,
+            "reserved bits set without an extension"
+        );
     }
 
     #[test]

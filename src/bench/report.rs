@@ -60,6 +60,9 @@ const LAG_WARN_US: f64 = 100.0;
 /// - `interrupted`: Ctrl-C ended the run early.
 /// - wss:// only: `tls_resumed`, how many of `handshakes` (idle, echo: of `opened`) resumed a
 ///   TLS session instead of a full handshake (0 with `--tls-resume off`).
+/// - `--deflate` only: `deflate_negotiated`, how many of `handshakes` (idle, echo: of
+///   `opened`) negotiated permessage-deflate (every one, or the others failed with
+///   `deflate_declined`).
 /// - With `--server-pid` only: `server_pid`; `server_cpu_us_per_op`: server user+system CPU µs
 ///   per operation (echo: per message in the window; connect: per handshake in the window;
 ///   idle: per handshake while opening); `server_rss_bytes_delta`: RssAnon change (echo: before
@@ -93,6 +96,8 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_resumed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub deflate_negotiated: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub server_pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu_us_per_op: Option<f64>,
@@ -125,6 +130,24 @@ impl Report {
             "echo" => self.write_echo(&mut s),
             "idle" => self.write_idle(&mut s),
             _ => self.write_connect(&mut s),
+        }
+        match self.deflate_negotiated {
+            // An upgrade without it fails (deflate_declined): the count is every upgrade.
+            Some(0) => {
+                let _ = writeln!(
+                    s,
+                    "  deflate       NOT negotiated: the server declined permessage-deflate"
+                );
+            }
+            Some(negotiated) => {
+                let _ = writeln!(
+                    s,
+                    "  deflate       negotiated on all {} upgrades: permessage-deflate; \
+                     server_no_context_takeover; client_no_context_takeover",
+                    thousands(negotiated)
+                );
+            }
+            None => {}
         }
         if self.errors.is_empty() {
             let _ = writeln!(s, "  errors        none");

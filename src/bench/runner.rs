@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::cause::ErrorCounts;
-use super::echo_check;
+use super::echo_check::{self, NotEcho};
 use super::histogram::Histogram;
 use super::live::LiveLine;
 use super::options::{
@@ -58,7 +58,15 @@ pub fn run_echo(opts: &EchoOptions) -> Result<Report, BenchError> {
     let mode = Mode::Echo {
         paced: opts.rate.is_some(),
     };
-    let payload = make_payload(opts.payload_bytes, opts.text);
+    let payload = match &opts.message {
+        Some(message) if opts.text && std::str::from_utf8(message).is_err() => {
+            return Err(BenchError::Invalid(
+                "--text with a --payload-file that is not UTF-8".into(),
+            ))
+        }
+        Some(message) => message.clone(),
+        None => make_payload(opts.payload_bytes, opts.text),
+    };
     let plan = make_plan(common, mode, payload.clone(), opcode)?;
     // A server that does not echo is named before the run, not counted as mismatches. When the
     // check cannot connect or upgrade, the run counts and reports why. Its blocking connection
@@ -72,8 +80,14 @@ pub fn run_echo(opts: &EchoOptions) -> Result<Report, BenchError> {
             &payload,
             opcode,
             common.timeout,
+            common.deflate,
         ),
     };
+    if let Ok(Some(NotEcho::DeflateDeclined)) = checked {
+        return Err(BenchError::DeflateDeclined {
+            url: common.url.clone(),
+        });
+    }
     if let Ok(Some(problem)) = checked {
         return Err(BenchError::NotEcho {
             url: common.url.clone(),
@@ -283,6 +297,7 @@ fn make_plan(
         payload,
         opcode,
         tls,
+        deflate: common.deflate,
     })
 }
 
@@ -378,6 +393,8 @@ struct Run {
     open_at_stop: u64,
     /// wss:// only: handshakes that resumed a TLS session (counted like `handshakes`).
     tls_resumed: Option<u64>,
+    /// `--deflate` only: handshakes that negotiated permessage-deflate.
+    deflate_negotiated: Option<u64>,
     notes: Vec<String>,
 }
 
@@ -435,6 +452,7 @@ fn execute(
         handshakes_measured: 0,
         open_at_stop: 0,
         tls_resumed: plan.tls.as_ref().map(|_| 0),
+        deflate_negotiated: plan.deflate.then_some(0),
         notes: Vec::new(),
     };
     for stats in stats {
@@ -448,6 +466,9 @@ fn execute(
         run.open_at_stop += stats.open_at_stop;
         if let Some(resumed) = &mut run.tls_resumed {
             *resumed += stats.tls_resumed;
+        }
+        if let Some(negotiated) = &mut run.deflate_negotiated {
+            *negotiated += stats.deflate_negotiated;
         }
         run.notes.extend(stats.pin_error);
     }
@@ -541,6 +562,7 @@ fn base_report(
         interrupted: run.timeline.interrupted,
         server_pid: common.server_pid,
         tls_resumed: run.tls_resumed,
+        deflate_negotiated: run.deflate_negotiated,
         notes,
         ..Report::default()
     }

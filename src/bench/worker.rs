@@ -14,6 +14,7 @@ use super::runner::MAX_PAYLOAD_BYTES;
 use super::shared::{Shared, Stage};
 use super::tls::TlsClient;
 use crate::protocol::client_handshake::{client_key, write_request, ClientRequest};
+use crate::protocol::deflate::CLIENT_OFFER;
 use crate::protocol::frame::Opcode;
 use crate::protocol::handshake::accept_key;
 use crate::protocol::reader::Limits;
@@ -76,6 +77,9 @@ pub struct RunPlan {
     pub opcode: Opcode,
     /// wss://: the run's TLS client configuration (None for ws://).
     pub tls: Option<TlsClient>,
+    /// Offer permessage-deflate; a connection whose server does not accept it fails
+    /// (`deflate_declined`).
+    pub deflate: bool,
 }
 
 /// One thread's share of a run.
@@ -106,6 +110,8 @@ pub struct ThreadStats {
     pub handshakes_measured: u64,
     /// wss://: handshakes that resumed a TLS session (in connect mode: inside the window).
     pub tls_resumed: u64,
+    /// Handshakes that negotiated permessage-deflate (counted like `handshakes`).
+    pub deflate_negotiated: u64,
     /// Connections left open when the stop began (idle: connections that survived the hold).
     pub open_at_stop: u64,
     /// Open loop, measured window: how late each message was handed to the kernel, in ns.
@@ -442,6 +448,7 @@ impl<'a> Worker<'a> {
             host: &self.plan.host_header,
             target: &self.plan.target,
             key: &key,
+            extensions: self.plan.deflate.then_some(CLIENT_OFFER),
             ..ClientRequest::default()
         };
         write_request(&mut conn.out, &request);

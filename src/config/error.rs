@@ -99,6 +99,22 @@ pub enum ConfigError {
          connection is refused"
     )]
     ProxyProtocolUntrusted,
+    /// A drain whose last batch of 1001s would be sent at or after its own deadline: those
+    /// connections would be reset without a close frame.
+    #[error(
+        "drain_timeout ({}) must be longer than drain_delay ({}) + drain_spread ({}): the \
+         drain's deadline counts from the signal, so the last connections would be reset \
+         before or as they are sent their 1001. Raise --drain-timeout, or shorten \
+         --drain-delay or --drain-spread",
+        super::format_duration(*.drain_timeout),
+        super::format_duration(*.drain_delay),
+        super::format_duration(*.drain_spread)
+    )]
+    DrainTooShort {
+        drain_timeout: std::time::Duration,
+        drain_delay: std::time::Duration,
+        drain_spread: std::time::Duration,
+    },
     /// tls_listen without a certificate, or a certificate with nothing to serve it.
     #[error("{0}")]
     Tls(String),
@@ -135,6 +151,8 @@ pub enum ValueError {
     NotABool { value: String },
     #[error("{value} is not an auth mode (available: {available})")]
     NotAnAuthMode { value: String, available: String },
+    #[error("{value} is not a topic permissions default (available: {available})")]
+    NotAPermissionDefault { value: String, available: String },
     #[error("{value} is not a log format (available: {available})")]
     NotALogFormat { value: String, available: String },
     #[error("{value} is listed twice")]

@@ -32,12 +32,12 @@ pub use crate::policy::AuthMode;
 
 use self::key::{serve_or_library_default, settings, Key};
 use self::value::{
-    address, app, auth, boolean, bus_address, cert_key_pair, cidr, cores, count, list, log_filter,
-    log_format, optional, optional_timeout, origin, path, power_of_two, size, subprotocol, text,
-    timeout,
+    address, app, auth, boolean, bus_address, cert_key_pair, cidr, cores, count, delay, list,
+    log_filter, log_format, optional, optional_timeout, origin, path, power_of_two, size,
+    subprotocol, text, timeout, topic_permissions_default,
 };
 use crate::policy::subprotocol::MAX_SUBPROTOCOLS;
-use crate::policy::{Cidr, OriginPattern, PolicySettings, JWT_SECRET_ENV};
+use crate::policy::{Cidr, DefaultPermissions, OriginPattern, PolicySettings, JWT_SECRET_ENV};
 
 /// Which built-in application `serve` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
@@ -125,7 +125,7 @@ settings! {
     /// Address and port the WebSocket listener binds to.
     listen: SocketAddr = "127.0.0.1:9001".parse().unwrap(), "ADDR", address();
     /// Address of the admin listener ("off" disables it): GET /metrics, GET /healthz, GET
-    /// /debug/handshakes (with debug_handshakes), and the app's routes (pubsub: POST
+    /// /readyz, GET /debug/handshakes (with debug_handshakes), and the app's routes (pubsub: POST
     /// /publish/{topic}, GET /topics, GET /topics/{topic}). Needs a port of its own.
     ///
     /// Off in the library's default: a program embedding ringws opens it by setting it.
@@ -188,8 +188,17 @@ settings! {
     /// Bytes per second a queue older than `write_stall_timeout` must keep draining at (a reader
     /// that keeps up with this can receive any message), from 1KiB to 1GiB.
     min_send_rate: u64 = 128 << 10, "SIZE", size(TRANSFER_RATE_BYTES_PER_S);
-    /// On SIGTERM/SIGINT, time to wait for clients' close replies before exiting.
+    /// On SIGTERM/SIGINT, the whole drain's bound, counted from the signal: what is still open
+    /// then is reset. Must be longer than drain_delay + drain_spread.
     drain_timeout: Duration = Duration::from_secs(10), "DURATION", timeout();
+    /// On SIGTERM/SIGINT, time the listeners keep accepting after /readyz turned 503, so load
+    /// balancers see it and stop sending clients before connections are refused; 0: close them
+    /// at once.
+    drain_delay: Duration = Duration::ZERO, "DURATION", delay();
+    /// Time over which open connections are sent their 1001 in even batches once the listeners
+    /// closed, so their reconnects do not land on the other nodes in the same second; 0: all at
+    /// once.
+    drain_spread: Duration = Duration::ZERO, "DURATION", delay();
     /// Memory all connections together may hold in buffers (partial input, messages being
     /// received, outbound queues, request heads), from 1MiB to 1TiB. Near it new upgrades get
     /// 503; past it the connections holding the most are closed.
@@ -258,6 +267,24 @@ settings! {
     jwt_audience: Option<String> = None, "AUD", optional(text());
     /// The issuer ("iss") a JWT must have; "off" skips the check.
     jwt_issuer: Option<String> = None, "ISS", optional(text());
+    /// A JSON Web Key Set file of public keys for RS256, PS256, ES256 and EdDSA JWTs (auth =
+    /// jwt); "off" for none.
+    jwt_jwks_file: Option<PathBuf> = None, "FILE", optional(path());
+    /// A JSON Web Key Set URL (http:// or https://), such as an identity provider's
+    /// .../protocol/openid-connect/certs, fetched in the background; "off" for none.
+    jwt_jwks_url: Option<String> = None, "URL", optional(text());
+    /// Shortest time between two fetches of jwt_jwks_url caused by tokens with an unknown kid.
+    jwt_jwks_min_refresh_interval: Duration = Duration::from_secs(10), "DURATION", timeout();
+    /// Time between two periodic fetches of jwt_jwks_url.
+    jwt_jwks_refresh_interval: Duration = Duration::from_secs(300), "DURATION", timeout();
+    /// The JWT claim holding the topics a token may subscribe to and publish to, as
+    /// {"subscribe":["news.*","user.42.#"],"publish":["chat.*"]}.
+    topic_permissions_claim: String = crate::policy::topic_acl::DEFAULT_CLAIM.into(), "CLAIM",
+        text();
+    /// What a token without topic permissions (or no auth) may do: allow (any topic) or deny
+    /// (none).
+    topic_permissions_default: DefaultPermissions = DefaultPermissions::Allow, "POLICY",
+        topic_permissions_default();
     /// Handshakes per second one client address may make before getting 429 (IPv6: per
     /// /64; each core enforces its share); 0 disables.
     handshake_rate_per_ip: u32 = 0, "N", count(HANDSHAKE_RATE);
@@ -281,6 +308,10 @@ settings! {
     /// pubsub: file of bearer tokens accepted by POST /publish on the admin listener, one per
     /// line (# starts a comment); "off" requires no token.
     publish_tokens_file: Option<PathBuf> = None, "FILE", optional(path());
+    /// File of bearer tokens (one per line, or name:token) allowed to POST /reload on the admin
+    /// listener, which rereads the TLS files, token files, JWT secret and JWKS file as SIGHUP
+    /// does; "off" refuses POST /reload.
+    admin_tokens_file: Option<PathBuf> = None, "FILE", optional(path());
     /// pubsub: let WebSocket clients publish with {"op":"publish",...}.
     allow_client_publish: bool = false, "BOOL", boolean();
     /// pubsub: topics one connection may subscribe to, from 1 to 65536.
@@ -437,8 +468,28 @@ fn apply(config: &mut Config, settings: &Settings, origin: &Origin<'_>) -> Resul
 /// The settings that need each other: checked once every layer is applied.
 fn check_together(config: &Config, env_secret_set: bool) -> Result<(), ConfigError> {
     check_listeners(config)?;
+    check_drain(config)?;
     let needs = config.policy_settings().check_needs(env_secret_set);
     needs.map_err(ConfigError::Needs)
+}
+
+/// Refuses a drain that cannot send every connection its 1001 before its own deadline:
+/// `drain_timeout` counts from the signal and bounds the whole drain, so it must be longer than
+/// the wait before the listeners close plus the spread of the closes.
+pub fn check_drain(config: &Config) -> Result<(), ConfigError> {
+    let (drain_timeout, drain_delay, drain_spread) = (
+        config.drain_timeout,
+        config.drain_delay,
+        config.drain_spread,
+    );
+    if drain_delay + drain_spread >= drain_timeout {
+        return Err(ConfigError::DrainTooShort {
+            drain_timeout,
+            drain_delay,
+            drain_spread,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses a WebSocket and an admin listener that would share a port (see
@@ -541,6 +592,12 @@ impl Config {
             jwt_audience: self.jwt_audience.clone(),
             jwt_issuer: self.jwt_issuer.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
+            jwt_jwks_file: self.jwt_jwks_file.clone(),
+            jwt_jwks_url: self.jwt_jwks_url.clone(),
+            jwt_jwks_min_refresh_interval: self.jwt_jwks_min_refresh_interval,
+            jwt_jwks_refresh_interval: self.jwt_jwks_refresh_interval,
+            topic_permissions_claim: self.topic_permissions_claim.clone(),
+            topic_permissions_default: self.topic_permissions_default,
         }
     }
 }

@@ -611,8 +611,9 @@ fn settings_that_need_each_other() {
     };
     assert_eq!(
         check_together(&jwt, false).unwrap_err().to_string(),
-        "auth = \"jwt\" needs a secret: set jwt_secret_file (--jwt-secret-file) or the \
-         environment variable RINGWS_JWT_SECRET"
+        "auth = \"jwt\" needs a secret or keys: set jwt_secret_file (--jwt-secret-file) or the \
+         environment variable RINGWS_JWT_SECRET for HS256, or jwt_jwks_file / jwt_jwks_url for \
+         RS256, PS256, ES256 and EdDSA"
     );
     assert!(
         check_together(&jwt, true).is_ok(),

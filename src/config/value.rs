@@ -14,7 +14,7 @@ use toml::Value;
 use super::error::{DurationError, SizeError, ValueError};
 use super::{AppKind, LogFormat};
 use crate::policy::subprotocol;
-use crate::policy::{AuthMode, Cidr, OriginPattern};
+use crate::policy::{AuthMode, Cidr, DefaultPermissions, OriginPattern};
 
 /// Longest timeout of any kind; timers stay far from any overflow.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
@@ -201,6 +201,15 @@ pub(crate) fn auth() -> Kind<AuthMode> {
         "an auth mode such as \"token\"",
         AuthMode::ALL.map(|mode| (mode.name(), mode)),
         |value, available| ValueError::NotAnAuthMode { value, available },
+    )
+}
+
+/// `topic_permissions_default`: allow or deny.
+pub(crate) fn topic_permissions_default() -> Kind<DefaultPermissions> {
+    named(
+        "allow or deny",
+        DefaultPermissions::ALL.map(|choice| (choice.name(), choice)),
+        |value, available| ValueError::NotAPermissionDefault { value, available },
     )
 }
 
@@ -511,8 +520,17 @@ fn print_count<T: TryInto<i64> + Copy>(&n: &T) -> Value {
 /// A duration (a number of seconds, or with a unit), more than zero and at most
 /// [`MAX_TIMEOUT`]. A TOML number is a number of seconds, as a bare number is on the command line.
 pub(crate) fn timeout() -> Kind<Duration> {
+    duration_up_to_max(false)
+}
+
+/// A duration as [`timeout`] reads it, where 0 is allowed (a delay that can be none).
+pub(crate) fn delay() -> Kind<Duration> {
+    duration_up_to_max(true)
+}
+
+fn duration_up_to_max(zero_allowed: bool) -> Kind<Duration> {
     Kind::new(
-        |raw| {
+        move |raw| {
             let text = match &raw.value {
                 Value::Integer(n) => n.to_string(),
                 Value::Float(x) => x.to_string(),
@@ -521,8 +539,13 @@ pub(crate) fn timeout() -> Kind<Duration> {
             let duration = parse_duration(&text).map_err(|_| ValueError::NotADuration {
                 value: raw.to_string(),
             })?;
-            if duration.is_zero() || duration > MAX_TIMEOUT {
-                let expected = format!("more than 0 and at most {}", format_duration(MAX_TIMEOUT));
+            if (duration.is_zero() && !zero_allowed) || duration > MAX_TIMEOUT {
+                let least = if zero_allowed {
+                    "0 or more"
+                } else {
+                    "more than 0"
+                };
+                let expected = format!("{least} and at most {}", format_duration(MAX_TIMEOUT));
                 return Err(out_of_range(raw, expected));
             }
             Ok(duration)

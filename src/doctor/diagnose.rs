@@ -105,9 +105,6 @@ pub enum Observation {
     NoPong {
         mismatched: usize,
     },
-    /// The server accepted permessage-deflate (doctor offers it, like a browser) and sent a
-    /// compressed message before the pong or close, which doctor cannot read on from.
-    CompressedMessage,
     BadFrame {
         detail: String,
     },
@@ -140,7 +137,6 @@ impl Observation {
             ClosedAfterUpgrade { .. }
             | DroppedAfterUpgrade { .. }
             | NoPong { .. }
-            | CompressedMessage
             | BadFrame { .. }
             | Io { .. }
             | CloseNotAnswered
@@ -284,13 +280,6 @@ pub fn diagnose(ctx: &Context, observation: &Observation) -> Diagnosis {
             ),
             format!("a server or proxy alters control frames; {FIND_THE_HOP}"),
         ),
-        CompressedMessage => diagnosis(
-            "the server accepted permessage-deflate, which doctor offers as browsers do, and sent \
-             a compressed message before answering; doctor does not decompress, so it cannot \
-             check the rest of the session",
-            "run doctor again with --no-extensions. (ringws accepts permessage-deflate only with \
-             compression = true.)",
-        ),
         BadFrame { detail } => diagnosis(
             format!("{detail}; a browser fails the connection (close code 1002 or 1006)"),
             format!("a server bug or a proxy corrupting frames; {FIND_THE_HOP}"),
@@ -428,6 +417,16 @@ fn bad_upgrade(problem: &UpgradeError) -> Diagnosis {
                 if offered.is_empty() { "it offered none".to_owned() } else { format!("offered: {}", offered.join(", ")) }
             ),
             format!("a server must only accept extensions the client offered; {FIND_THE_HOP}"),
+        ),
+        UpgradeError::DeflateAnswer { got, error } => diagnosis(
+            format!(
+                "the server accepted permessage-deflate with \"{got}\", which breaks RFC 7692: \
+                 {error}; browsers fail the connection when that happens (close code 1006)"
+            ),
+            format!(
+                "fix the server's permessage-deflate answer or turn compression off there (ringws \
+                 answers only what RFC 7692 allows); {FIND_THE_HOP}"
+            ),
         ),
     }
 }
@@ -1139,16 +1138,6 @@ mod tests {
         );
         let d = diagnose(&ctx(), &Observation::NoPong { mismatched: 2 });
         assert_mentions(&d, &["2 pong(s)", "echo"]);
-        let d = diagnose(&ctx(), &Observation::CompressedMessage);
-        assert_mentions(
-            &d,
-            &[
-                "permessage-deflate",
-                "does not decompress",
-                "--no-extensions",
-            ],
-        );
-        assert_eq!(Observation::CompressedMessage.exit_code(), EXIT_WEBSOCKET);
     }
 
     #[test]

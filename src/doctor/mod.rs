@@ -10,6 +10,7 @@
 //! - `diagnose.rs` turns the first failure into a cause and a fix (pure, unit-tested);
 //! - `report.rs` prints the steps or the JSON object.
 
+mod deflate;
 mod diagnose;
 mod probe;
 mod report;
@@ -35,8 +36,11 @@ Steps: resolve the host; connect; for wss://, the TLS handshake (the version, ci
 and the certificate's subject, issuer, names and expiry are shown; the chain is checked against
 the system's roots, or --ca-file); send the upgrade request (with --origin, --protocol, --token
 and --header as given, and permessage-deflate offered like a browser); verify the 101 answer
-(Upgrade, Connection, Sec-WebSocket-Accept, the negotiated subprotocol and extensions); send a
-masked ping and time the pong; close with 1000 and wait for the server's close and its TCP close.
+(Upgrade, Connection, Sec-WebSocket-Accept, the negotiated subprotocol and extensions, with
+permessage-deflate's parameters judged as RFC 7692 says); when the server accepted
+permessage-deflate, send one JSON message compressed and inflate the reply (an echo is compared;
+no reply within 2 s passes: not every endpoint echoes); send a masked ping and time the pong;
+close with 1000 and wait for the server's close and its TCP close.
 On a failure, doctor names the most likely cause and the fix.
 
 Examples:
@@ -54,8 +58,10 @@ Exit codes:
   4  connected, but the TLS handshake failed (certificate expired, not trusted, missing its
      intermediate or for another name; no common TLS version; plain HTTP on the port; ALPN
      without http/1.1), or the upgrade was refused or invalid (non-101, wrong
-     Sec-WebSocket-Accept, a subprotocol or extension not offered, a TLS or non-HTTP port)
-  5  upgraded, then the WebSocket misbehaved: closed after the 101, no pong, bad close
+     Sec-WebSocket-Accept, a subprotocol or extension not offered, a permessage-deflate answer
+     breaking RFC 7692, a TLS or non-HTTP port)
+  5  upgraded, then the WebSocket misbehaved: closed after the 101 or after a compressed
+     message, a compressed message that does not inflate, no pong, bad close
 
 docs/troubleshooting.md explains each symptom and fix.";
 

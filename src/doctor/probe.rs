@@ -12,8 +12,11 @@ use super::request::Request;
 use super::response::{self, Response};
 use super::target::Target;
 use super::tls::{self, Stream, TlsInfo, TlsPlan};
-use crate::protocol::client_handshake::{check_upgrade, parse_response, ResponseError};
-use crate::protocol::frame::{append_client_frame, RESERVED_BITS};
+use crate::protocol::client_handshake::{
+    check_upgrade, deflate_answer, parse_response, ResponseError,
+};
+use crate::protocol::deflate::Answer;
+use crate::protocol::frame::append_client_frame;
 use crate::protocol::handshake::accept_key;
 use crate::protocol::reader::{Event, Limits, ProtocolError, Reader};
 use crate::protocol::{CloseCode, Opcode, Role};
@@ -71,6 +74,8 @@ pub struct Outcome {
     pub pong_rtt: Option<Duration>,
     /// wss://: what the TLS step negotiated and the certificate the server sent.
     pub tls: Option<TlsInfo>,
+    /// The permessage-deflate the server accepted, with its parameters.
+    pub deflate: Option<Answer>,
 }
 
 impl Outcome {
@@ -142,6 +147,13 @@ fn probe(
     let upgraded = upgrade(plan, &mut stream, on_head, out);
     let mut session = out.record("upgrade".to_owned(), started, upgraded)?;
 
+    if let Some(answer) = session.deflate {
+        out.deflate = Some(answer);
+        let started = Instant::now();
+        let round_trip = super::deflate::round_trip(&mut stream, &mut session, timeout);
+        out.record("permessage-deflate".to_owned(), started, round_trip)?;
+    }
+
     let started = Instant::now();
     let ponged = ping(&mut stream, &mut session, timeout);
     let rtt = out.record("ping/pong".to_owned(), started, ponged)?;
@@ -153,19 +165,26 @@ fn probe(
 }
 
 /// The WebSocket after the 101: bytes received and not yet read, and the frame reader.
-struct Session {
-    buf: Vec<u8>,
+pub(super) struct Session {
+    pub buf: Vec<u8>,
     reader: Reader,
-    /// The server accepted permessage-deflate, which doctor offers but cannot decompress.
-    deflate: bool,
+    /// The server accepted permessage-deflate: its answer (the reader inflates).
+    deflate: Option<Answer>,
 }
 
 /// What a server frame (or message) was, owned.
-enum Received {
-    Data,
+pub(super) enum Received {
+    /// A data message, inflated when it arrived compressed (`compressed`: its size then).
+    Data {
+        payload: Vec<u8>,
+        compressed: Option<usize>,
+    },
     Ping(Vec<u8>),
     Pong(Vec<u8>),
-    Close { code: Option<u16>, reason: String },
+    Close {
+        code: Option<u16>,
+        reason: String,
+    },
 }
 
 pub(super) type StepResult<T> = Result<(T, String), (Observation, String)>;
@@ -364,24 +383,32 @@ fn upgrade(
     let (protocols, extensions) = (request.offered_protocols(), request.offered_extensions());
     let protocols: Vec<&str> = protocols.iter().map(String::as_str).collect();
     let extensions: Vec<&str> = extensions.iter().map(String::as_str).collect();
-    match check_upgrade(&head, &expected, &protocols, &extensions) {
-        Ok(upgraded) => {
+    let offer = request.header("Sec-WebSocket-Extensions").unwrap_or("");
+    let checked = check_upgrade(&head, &expected, &protocols, &extensions)
+        .and_then(|upgraded| Ok((deflate_answer(&head, offer)?, upgraded)));
+    match checked {
+        Ok((deflate, upgraded)) => {
+            let mut others: Vec<String> = upgraded
+                .extensions
+                .iter()
+                .filter(|e| !e.eq_ignore_ascii_case("permessage-deflate"))
+                .map(|e| (*e).to_owned())
+                .collect();
+            // The negotiated parameters, as the server gave them.
+            others.extend(deflate.map(|answer| answer.to_string()));
             let detail = format!(
                 "{status}; Sec-WebSocket-Accept ok; protocol: {}; extensions: {}",
                 upgraded.protocol.unwrap_or("none"),
-                if upgraded.extensions.is_empty() {
+                if others.is_empty() {
                     "none".to_owned()
                 } else {
-                    upgraded.extensions.join(", ")
+                    others.join(", ")
                 }
             );
             let session = Session {
                 buf: buf[upgraded.head_len..].to_vec(),
-                reader: Reader::new(Role::Client),
-                deflate: upgraded
-                    .extensions
-                    .iter()
-                    .any(|e| e.eq_ignore_ascii_case("permessage-deflate")),
+                reader: Reader::new(Role::Client).with_deflate(deflate.is_some()),
+                deflate,
             };
             Ok((session, detail))
         }
@@ -416,7 +443,7 @@ fn read_body(
 }
 
 /// A masked control frame with a fresh mask.
-fn control_frame(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+pub(super) fn control_frame(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(6 + payload.len());
     append_client_frame(&mut frame, true, opcode, payload, random_bytes());
     frame
@@ -453,7 +480,7 @@ fn ping(stream: &mut Stream, session: &mut Session, timeout: Duration) -> StepRe
                     }
                 }
                 Received::Close { code, reason } => return Err(closed_by_server(code, reason)),
-                Received::Data => data_messages += 1,
+                Received::Data { .. } => data_messages += 1,
             }
         }
         match read_some(stream, &mut session.buf, deadline) {
@@ -481,7 +508,7 @@ fn ping(stream: &mut Stream, session: &mut Session, timeout: Duration) -> StepRe
     }
 }
 
-fn closed_by_server(code: Option<u16>, reason: String) -> (Observation, String) {
+pub(super) fn closed_by_server(code: Option<u16>, reason: String) -> (Observation, String) {
     let detail = match code {
         Some(code) => format!("the server sent close {code}"),
         None => "the server sent an empty close frame".to_owned(),
@@ -555,32 +582,32 @@ fn close(stream: &mut Stream, session: &mut Session, timeout: Duration) -> StepR
 }
 
 /// The next message or control frame among the bytes received; `None`: read more.
-fn next_received(session: &mut Session) -> Result<Option<Received>, (Observation, String)> {
-    let step = match session.reader.next(&mut session.buf, &LIMITS) {
-        Ok(step) => step,
-        Err(err) => return Err(frame_failure(err, session.deflate)),
+pub(super) fn next_received(
+    session: &mut Session,
+) -> Result<Option<Received>, (Observation, String)> {
+    let (consumed, at) = match session.reader.locate(&mut session.buf, &LIMITS) {
+        Ok(found) => found,
+        Err(err) => return Err(frame_failure(err)),
     };
-    let consumed = step.consumed;
-    let received = step.event.map(|event| match event {
-        Event::Message(..) => Received::Data,
-        Event::Ping(payload) => Received::Ping(payload.to_vec()),
-        Event::Pong(payload) => Received::Pong(payload.to_vec()),
-        Event::Close { code, reason } => Received::Close {
-            code: code.map(|c| c.0),
-            reason: reason.to_owned(),
+    let received = at.map(
+        |at| match session.reader.event(at, &session.buf[..consumed]) {
+            Event::Message(_, payload) => Received::Data {
+                payload: payload.to_vec(),
+                compressed: at.compressed_len(),
+            },
+            Event::Ping(payload) => Received::Ping(payload.to_vec()),
+            Event::Pong(payload) => Received::Pong(payload.to_vec()),
+            Event::Close { code, reason } => Received::Close {
+                code: code.map(|c| c.0),
+                reason: reason.to_owned(),
+            },
         },
-    });
+    );
     session.buf.drain(..consumed);
     Ok(received)
 }
 
-fn frame_failure(err: ProtocolError, deflate: bool) -> (Observation, String) {
-    if deflate && err == RESERVED_BITS {
-        return (
-            Observation::CompressedMessage,
-            "a compressed (permessage-deflate) message arrived first".to_owned(),
-        );
-    }
+fn frame_failure(err: ProtocolError) -> (Observation, String) {
     let detail = if err.code == CloseCode::MESSAGE_TOO_BIG {
         format!(
             "the server sent a message over {MAX_FRAME_BYTES} bytes before answering; doctor \
@@ -597,7 +624,7 @@ fn frame_failure(err: ProtocolError, deflate: bool) -> (Observation, String) {
     )
 }
 
-fn io_failure(during: &'static str, err: io::Error) -> (Observation, String) {
+pub(super) fn io_failure(during: &'static str, err: io::Error) -> (Observation, String) {
     (
         Observation::Io {
             during,
@@ -607,7 +634,7 @@ fn io_failure(during: &'static str, err: io::Error) -> (Observation, String) {
     )
 }
 
-enum Read {
+pub(super) enum Read {
     Data,
     Eof,
     Reset,
@@ -616,7 +643,7 @@ enum Read {
 }
 
 /// One `read(2)` appended to `buf`, bounded by `deadline`.
-fn read_some(stream: &mut Stream, buf: &mut Vec<u8>, deadline: Instant) -> Read {
+pub(super) fn read_some(stream: &mut Stream, buf: &mut Vec<u8>, deadline: Instant) -> Read {
     let mut chunk = [0u8; 16 * 1024];
     loop {
         let now = Instant::now();
@@ -667,8 +694,8 @@ mod tests {
     fn session(bytes: &[u8], deflate: bool) -> Session {
         Session {
             buf: bytes.to_vec(),
-            reader: Reader::new(Role::Client),
-            deflate,
+            reader: Reader::new(Role::Client).with_deflate(deflate),
+            deflate: deflate.then(Answer::default),
         }
     }
 
@@ -676,7 +703,11 @@ mod tests {
         let mut seen = Vec::new();
         while let Some(received) = next_received(session).map_err(|(o, _)| o)? {
             seen.push(match received {
-                Received::Data => "data".to_owned(),
+                Received::Data {
+                    compressed: Some(_),
+                    payload,
+                } => format!("compressed {}", String::from_utf8_lossy(&payload)),
+                Received::Data { .. } => "data".to_owned(),
                 Received::Ping(p) => format!("ping {p:?}"),
                 Received::Pong(p) => format!("pong {p:?}"),
                 Received::Close { code, reason } => format!("close {code:?} {reason}"),
@@ -705,15 +736,22 @@ mod tests {
             panic!("a masked frame is refused");
         };
         assert!(detail.contains("masked server frame"), "{detail}");
-        let compressed = [0xC1, 0x01, 0xFF];
+        // "Hello" compressed (RFC 7692 §7.2.3.1): RSV1 is an error unless deflate was
+        // negotiated; then the message is inflated.
+        let hello = [0xC1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
         assert!(matches!(
-            all(&mut session(&compressed, false)),
+            all(&mut session(&hello, false)),
             Err(Observation::BadFrame { .. })
         ));
         assert_eq!(
-            all(&mut session(&compressed, true)),
-            Err(Observation::CompressedMessage)
+            all(&mut session(&hello, true)).unwrap(),
+            ["compressed Hello"]
         );
+        let Err(Observation::BadFrame { detail }) = all(&mut session(&[0xC1, 0x01, 0xFF], true))
+        else {
+            panic!("a frame that does not inflate is refused");
+        };
+        assert!(detail.contains("not valid DEFLATE"), "{detail}");
         let mut huge = vec![0x82, 0x7F];
         huge.extend_from_slice(&(MAX_FRAME_BYTES + 1).to_be_bytes());
         let Err(Observation::BadFrame { detail }) = all(&mut session(&huge, false)) else {

@@ -43,9 +43,13 @@ pub fn human(url: &str, outcome: &Outcome, diagnosis: Option<&Diagnosis>) -> Str
             let _ = writeln!(out, "Fix: {}.", sentence(&diagnosis.fix));
         }
         (None, Some(rtt)) => {
+            let deflate = match outcome.deflate {
+                Some(_) => " took a compressed message (permessage-deflate),",
+                None => "",
+            };
             let _ = writeln!(
                 out,
-                "OK: the endpoint upgraded, answered a ping in {} and closed cleanly.",
+                "OK: the endpoint upgraded,{deflate} answered a ping in {} and closed cleanly.",
                 format_ms(rtt)
             );
         }
@@ -95,6 +99,7 @@ pub fn json(
         "exit_code": exit_code,
         "steps": steps,
         "status": response.map(|r| r.status),
+        "deflate": outcome.deflate.map(|answer| answer.to_string()),
         "response_headers": headers,
         "cause": diagnosis.map(|d| sentence(&d.cause)),
         "fix": diagnosis.map(|d| sentence(&d.fix)),

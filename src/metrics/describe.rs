@@ -194,6 +194,24 @@ impl Exporter {
             c,
         );
         d(
+            "ringws_draining",
+            None,
+            "1 from the stop signal on: /readyz answers 503, the drain is under way.",
+            g,
+        );
+        d(
+            "ringws_drain_closes_total",
+            None,
+            "Open connections the drain sent close 1001 (spread over drain_spread).",
+            c,
+        );
+        d(
+            "ringws_drain_pending_connections",
+            None,
+            "Connections the drain has yet to reach (send close 1001) once the listeners closed.",
+            g,
+        );
+        d(
             "ringws_drained_connections_total",
             None,
             "Connections ended during a graceful shutdown, cleanly or forced.",

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,8 +14,23 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 
+use super::jwks::{self, KeySet, Lookup, RemoteKeys};
+use super::topic_acl::{ClaimError, TopicPermissions, DEFAULT_CLAIM};
 use crate::protocol::refusal::{one_line, BearerChallenge};
 use crate::protocol::Refusal;
+
+/// Who a token names and what it grants, once verified.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The JWT `sub`, or the static token's name.
+    pub subject: Option<String>,
+    /// The topic permissions the token carries (the JWT claim `topic_permissions_claim`, or the
+    /// fields of its `auth_tokens_file` line); `None`: it carries none, and
+    /// `topic_permissions_default` applies. Static tokens share one parsed set per line.
+    pub permissions: Option<Arc<TopicPermissions>>,
+    /// The JWT `exp`, when it has one.
+    pub expires_unix_s: Option<u64>,
+}
 
 /// Environment variable holding the JWT secret when `jwt_secret_file` is not set.
 pub const JWT_SECRET_ENV: &str = "RINGWS_JWT_SECRET";
@@ -66,8 +82,12 @@ pub enum AuthFailure {
     Malformed(Cow<'static, str>),
     /// A JWT whose `alg` is not HS256 (this includes `none`).
     UnsupportedAlgorithm(String),
-    /// A JWT whose signature does not verify with the server's secret.
+    /// A JWT whose signature does not verify with the server's secret or key.
     BadSignature,
+    /// An asymmetric JWT whose `kid` is in no key set (a refresh of `jwt_jwks_url` was asked).
+    UnknownKeyId(String),
+    /// The key the `kid` names is pinned to other algorithms than the token's `alg`.
+    AlgorithmNotAllowedForKey { alg: String, kid: String },
     /// `exp` plus the clock skew has passed.
     Expired { exp: u64, now: u64 },
     /// `nbf` minus the clock skew has not come yet.
@@ -88,6 +108,8 @@ impl AuthFailure {
             AuthFailure::Malformed(_) => "malformed token",
             AuthFailure::UnsupportedAlgorithm(_) => "unsupported algorithm",
             AuthFailure::BadSignature => "bad signature",
+            AuthFailure::UnknownKeyId(_) => "unknown key id",
+            AuthFailure::AlgorithmNotAllowedForKey { .. } => "algorithm not allowed for key",
             AuthFailure::Expired { .. } => "token expired",
             AuthFailure::NotYetValid { .. } => "token not yet valid",
             AuthFailure::WrongAudience { .. } => "wrong audience",
@@ -102,12 +124,25 @@ impl AuthFailure {
             AuthFailure::Missing => "no token was sent".into(),
             AuthFailure::Malformed(what) => format!("malformed token: {what}"),
             AuthFailure::UnsupportedAlgorithm(alg) => format!(
-                "the JWT algorithm {:?} is not accepted: only HS256",
+                "the JWT algorithm {:?} is not accepted: this server accepts HS256 when it has \
+                 jwt_secret_file, and RS256, PS256, ES256 and EdDSA when it has jwt_jwks_file or \
+                 jwt_jwks_url",
                 one_line(alg, MAX_QUOTED_BYTES)
             ),
             AuthFailure::BadSignature => {
-                "bad signature: the token was not signed with this server's JWT secret".into()
+                "bad signature: the token was not signed with this server's JWT secret or keys"
+                    .into()
             }
+            AuthFailure::UnknownKeyId(kid) => format!(
+                "unknown key id {:?}: no key of the server's key set has it (the set is \
+                 refreshed from jwt_jwks_url; retry in a moment)",
+                one_line(kid, MAX_QUOTED_BYTES)
+            ),
+            AuthFailure::AlgorithmNotAllowedForKey { alg, kid } => format!(
+                "the key {:?} is not for {:?}: each key is pinned to the algorithm of its JWK",
+                one_line(kid, MAX_QUOTED_BYTES),
+                one_line(alg, MAX_QUOTED_BYTES)
+            ),
             AuthFailure::Expired { exp, now } => format!(
                 "the token expired at {} (server time {}, {CLOCK_SKEW_S} s clock skew allowed): \
                  get a new token",
@@ -250,6 +285,8 @@ pub enum TokenLineError {
     TooLong,
     #[error("the same token is already on line {0}")]
     Duplicate(usize),
+    #[error("{0}")]
+    Permissions(ClaimError),
 }
 
 /// Why an `auth_tokens_file` text was refused.
@@ -266,8 +303,9 @@ pub enum TokensFileError {
 /// the others through timing, and the tokens themselves are not kept in memory.
 #[derive(Clone, Default)]
 pub struct StaticTokens {
-    /// Digest → (subject, line), the subject being the token's name if it has one.
-    by_digest: HashMap<[u8; 32], (Option<String>, usize)>,
+    /// Digest → the line's identity (the subject being the token's name if it has one) and
+    /// its number.
+    by_digest: HashMap<[u8; 32], (Identity, usize)>,
 }
 
 impl std::fmt::Debug for StaticTokens {
@@ -278,8 +316,10 @@ impl std::fmt::Debug for StaticTokens {
 
 impl StaticTokens {
     /// Parses a tokens file: one token per line, or `name:token` (the name becomes the
-    /// subject; a token containing ':' must therefore be given a name). Blank lines and lines
-    /// starting with `#` are skipped; surrounding whitespace is ignored.
+    /// subject; a token containing ':' must therefore be given a name), optionally followed by
+    /// topic permissions: `alice:tok subscribe=news.*,user.alice.# publish=chat.*` (see
+    /// [`TopicPermissions::from_token_fields`]). Blank lines and lines starting with `#` are
+    /// skipped; surrounding whitespace is ignored.
     pub fn parse(text: &str) -> Result<StaticTokens, TokensFileError> {
         let mut tokens = StaticTokens::default();
         for (index, line) in text.lines().enumerate() {
@@ -291,6 +331,16 @@ impl StaticTokens {
             let fail = |problem| TokensFileError::Line {
                 line: number,
                 problem,
+            };
+            // Tokens hold no whitespace, so permission fields start at the first word after
+            // the first one that begins with `subscribe=` or `publish=`.
+            let (line, fields) = split_permission_fields(line);
+            let permissions = match fields {
+                None => None,
+                Some(fields) => Some(Arc::new(
+                    TopicPermissions::from_token_fields(fields.split_whitespace())
+                        .map_err(|e| fail(TokenLineError::Permissions(e)))?,
+                )),
             };
             let (name, token) = match line.split_once(':') {
                 Some((name, token)) => (Some(name.trim()), token.trim()),
@@ -315,9 +365,12 @@ impl StaticTokens {
             if let Some((_, first)) = tokens.by_digest.get(&digest) {
                 return Err(fail(TokenLineError::Duplicate(*first)));
             }
-            tokens
-                .by_digest
-                .insert(digest, (name.map(str::to_owned), number));
+            let identity = Identity {
+                subject: name.map(str::to_owned),
+                permissions,
+                expires_unix_s: None,
+            };
+            tokens.by_digest.insert(digest, (identity, number));
         }
         if tokens.by_digest.is_empty() {
             return Err(TokensFileError::Empty);
@@ -335,14 +388,32 @@ impl StaticTokens {
 
     /// The token's subject (its name, if it has one).
     pub fn verify(&self, token: &str) -> Result<Option<String>, AuthFailure> {
+        self.identify(token).map(|identity| identity.subject)
+    }
+
+    /// The token's identity: its name and permissions.
+    pub fn identify(&self, token: &str) -> Result<Identity, AuthFailure> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         match self.by_digest.get_key_value(&digest) {
-            Some((stored, (subject, _))) if constant_time_eq(stored, &digest) => {
-                Ok(subject.clone())
+            Some((stored, (identity, _))) if constant_time_eq(stored, &digest) => {
+                Ok(identity.clone())
             }
             _ => Err(AuthFailure::UnknownToken),
         }
     }
+}
+
+/// Splits a tokens-file line into `[name:]token` and the permission fields after it, if any.
+fn split_permission_fields(line: &str) -> (&str, Option<&str>) {
+    let is_field = |word: &str| word.starts_with("subscribe=") || word.starts_with("publish=");
+    let mut words = line.split_whitespace();
+    words.next(); // the credential always has at least one word
+    let Some(first_field) = words.find(|w| is_field(w)) else {
+        return (line, None);
+    };
+    // `first_field` is a slice of `line`: its offset is where the fields begin.
+    let at = first_field.as_ptr() as usize - line.as_ptr() as usize;
+    (line[..at].trim_end(), Some(&line[at..]))
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
@@ -350,19 +421,28 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     std::hint::black_box(difference) == 0
 }
 
-/// HS256 JWT verification with the server's secret.
+/// JWT verification: HS256 with the server's secret, and RS256, PS256, ES256 and EdDSA with
+/// the keys of `jwt_jwks_file` and `jwt_jwks_url` ([`jwks`]).
 #[derive(Clone)]
 pub struct JwtVerifier {
-    /// Keyed once; cloned per token.
-    mac: Hmac<Sha256>,
+    /// Keyed once; cloned per token. `None`: no secret, HS256 is refused.
+    mac: Option<Hmac<Sha256>>,
+    /// The keys of `jwt_jwks_file`.
+    file_keys: Arc<KeySet>,
+    /// The keys of `jwt_jwks_url`, refreshed in the background.
+    remote: Option<Arc<RemoteKeys>>,
     audience: Option<String>,
     issuer: Option<String>,
+    /// The claim holding topic permissions (`topic_permissions_claim`).
+    permissions_claim: String,
 }
 
 impl std::fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtVerifier")
-            .field("secret", &"<redacted>")
+            .field("secret", &self.mac.as_ref().map(|_| "<redacted>"))
+            .field("file_keys", &self.file_keys.len())
+            .field("remote", &self.remote)
             .field("audience", &self.audience)
             .field("issuer", &self.issuer)
             .finish()
@@ -387,15 +467,100 @@ impl JwtVerifier {
         }
         let mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
         Ok(JwtVerifier {
-            mac,
-            audience,
-            issuer,
+            mac: Some(mac),
+            ..JwtVerifier::without_secret(audience, issuer)
         })
     }
 
-    /// Verifies `token` at `now_unix_s`: the header (alg exactly HS256, no `crit`), the
-    /// signature (constant time), then `exp`, `nbf`, `iss` and `aud`. Returns `sub`.
+    /// A verifier for asymmetric tokens only (add keys with [`with_file_keys`] or
+    /// [`with_remote_keys`]); HS256 is refused.
+    ///
+    /// [`with_file_keys`]: Self::with_file_keys
+    /// [`with_remote_keys`]: Self::with_remote_keys
+    pub fn without_secret(audience: Option<String>, issuer: Option<String>) -> JwtVerifier {
+        JwtVerifier {
+            mac: None,
+            file_keys: Arc::default(),
+            remote: None,
+            audience,
+            issuer,
+            permissions_claim: DEFAULT_CLAIM.to_owned(),
+        }
+    }
+
+    /// Verifies asymmetric tokens with `keys` (from `jwt_jwks_file`).
+    pub fn with_file_keys(mut self, keys: KeySet) -> JwtVerifier {
+        self.file_keys = Arc::new(keys);
+        self
+    }
+
+    /// Verifies asymmetric tokens with the keys of `jwt_jwks_url` too.
+    pub fn with_remote_keys(mut self, remote: Arc<RemoteKeys>) -> JwtVerifier {
+        self.remote = Some(remote);
+        self
+    }
+
+    fn has_keys(&self) -> bool {
+        !self.file_keys.is_empty() || self.remote.is_some()
+    }
+
+    /// Checks an asymmetric signature: the key the `kid` names (or, without `kid`, each key of
+    /// the algorithm), in the file's set, then the URL's. An unknown `kid` asks for a refresh.
+    fn verify_asymmetric(
+        &self,
+        alg: jsonwebtoken::Algorithm,
+        kid: Option<&str>,
+        message: &[u8],
+        signature: &str,
+    ) -> Result<(), AuthFailure> {
+        let remote = self.remote.as_ref().map(|r| r.keys());
+        let sets = std::iter::once(&*self.file_keys).chain(remote.as_deref());
+        let mut not_allowed = false;
+        for set in sets {
+            match set.lookup(alg, kid) {
+                Lookup::Keys(keys) => {
+                    if keys.iter().any(|k| k.verifies(alg, message, signature)) {
+                        return Ok(());
+                    }
+                    if kid.is_some() {
+                        return Err(AuthFailure::BadSignature);
+                    }
+                }
+                Lookup::AlgorithmNotAllowed => not_allowed = true,
+                Lookup::UnknownKid => {}
+            }
+        }
+        match kid {
+            Some(kid) if not_allowed => Err(AuthFailure::AlgorithmNotAllowedForKey {
+                alg: format!("{alg:?}"),
+                kid: kid.to_owned(),
+            }),
+            Some(kid) => {
+                if let Some(remote) = &self.remote {
+                    remote.request_refresh();
+                }
+                Err(AuthFailure::UnknownKeyId(kid.to_owned()))
+            }
+            None => Err(AuthFailure::BadSignature),
+        }
+    }
+
+    /// Reads topic permissions from the claim `name` instead of [`DEFAULT_CLAIM`].
+    pub fn with_permissions_claim(mut self, name: &str) -> JwtVerifier {
+        name.clone_into(&mut self.permissions_claim);
+        self
+    }
+
+    /// Verifies `token` as [`verify_identity`](Self::verify_identity) does; returns `sub`.
     pub fn verify(&self, token: &str, now_unix_s: u64) -> Result<Option<String>, AuthFailure> {
+        self.verify_identity(token, now_unix_s)
+            .map(|identity| identity.subject)
+    }
+
+    /// Verifies `token` at `now_unix_s`: the header (alg exactly HS256, no `crit`), the
+    /// signature (constant time), then `exp`, `nbf`, `iss` and `aud`. Returns `sub`, the
+    /// permissions claim and `exp`.
+    pub fn verify_identity(&self, token: &str, now_unix_s: u64) -> Result<Identity, AuthFailure> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(too_long());
         }
@@ -409,25 +574,44 @@ impl JwtVerifier {
         };
         let header: serde_json::Value = decode_json(header)
             .ok_or_else(|| malformed("the JWT header is not base64url-encoded JSON"))?;
-        match header.get("alg") {
-            Some(serde_json::Value::String(alg)) if alg == "HS256" => {}
-            Some(serde_json::Value::String(alg)) => {
-                return Err(AuthFailure::UnsupportedAlgorithm(alg.clone()))
-            }
+        // The algorithm decides the key: HS256 only ever with the secret, the others only with
+        // a key of the JWKS pinned to them (so a public key is never an HMAC secret).
+        let alg = match header.get("alg") {
+            Some(serde_json::Value::String(alg)) => alg.as_str(),
             _ => return Err(malformed("the JWT header has no \"alg\"")),
-        }
+        };
+        let asymmetric = jwks::asymmetric_alg(alg).filter(|_| self.has_keys());
+        let mac = match (&self.mac, asymmetric) {
+            (Some(mac), _) if alg == "HS256" => Some(mac),
+            (_, Some(_)) => None,
+            _ => return Err(AuthFailure::UnsupportedAlgorithm(alg.to_owned())),
+        };
         if header.get("crit").is_some() {
             return Err(malformed(
                 "the JWT header lists critical extensions (\"crit\"), which are not supported",
             ));
         }
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| malformed("the JWT signature is not base64url"))?;
-        let mut mac = self.mac.clone();
-        mac.update(&token.as_bytes()[..header_and_payload_len(token)]);
-        mac.verify_slice(&signature)
-            .map_err(|_| AuthFailure::BadSignature)?;
+        let signed = &token.as_bytes()[..header_and_payload_len(token)];
+        match (mac, asymmetric) {
+            (Some(mac), _) => {
+                let signature = URL_SAFE_NO_PAD
+                    .decode(signature)
+                    .map_err(|_| malformed("the JWT signature is not base64url"))?;
+                let mut mac = mac.clone();
+                mac.update(signed);
+                mac.verify_slice(&signature)
+                    .map_err(|_| AuthFailure::BadSignature)?;
+            }
+            (None, Some(alg)) => {
+                let kid = match header.get("kid") {
+                    None => None,
+                    Some(serde_json::Value::String(kid)) => Some(kid.as_str()),
+                    Some(_) => return Err(malformed("the JWT header's \"kid\" is not a string")),
+                };
+                self.verify_asymmetric(alg, kid, signed, signature)?;
+            }
+            (None, None) => unreachable!("refused above"),
+        }
 
         let claims: serde_json::Value = decode_json(payload)
             .ok_or_else(|| malformed("the JWT payload is not base64url-encoded JSON"))?;
@@ -444,7 +628,8 @@ impl JwtVerifier {
                 )),
             }
         };
-        if let Some(exp) = numeric_date("exp")? {
+        let exp = numeric_date("exp")?;
+        if let Some(exp) = exp {
             if now_unix_s >= exp.saturating_add(CLOCK_SKEW_S) {
                 return Err(AuthFailure::Expired {
                     exp,
@@ -481,11 +666,30 @@ impl JwtVerifier {
                 });
             }
         }
-        match claims.get("sub") {
-            None => Ok(None),
-            Some(serde_json::Value::String(sub)) => Ok(Some(sub.clone())),
-            Some(_) => Err(malformed("the JWT claim \"sub\" is not a string")),
-        }
+        let subject = match claims.get("sub") {
+            None => None,
+            Some(serde_json::Value::String(sub)) => Some(sub.clone()),
+            Some(_) => return Err(malformed("the JWT claim \"sub\" is not a string")),
+        };
+        let permissions = match claims.get(&self.permissions_claim) {
+            None => None,
+            Some(claim) => Some(Arc::new(TopicPermissions::from_claim(claim).map_err(
+                |e| {
+                    AuthFailure::Malformed(
+                        format!(
+                            "the JWT claim {:?}: {e}",
+                            one_line(&self.permissions_claim, MAX_QUOTED_BYTES)
+                        )
+                        .into(),
+                    )
+                },
+            )?)),
+        };
+        Ok(Identity {
+            subject,
+            permissions,
+            expires_unix_s: exp,
+        })
     }
 }
 
@@ -517,14 +721,26 @@ impl Authenticator {
         query: Option<&str>,
         now_unix_s: u64,
     ) -> Result<Option<String>, AuthFailure> {
+        self.identify(authorization, query, now_unix_s)
+            .map(|identity| identity.subject)
+    }
+
+    /// The identity (subject, permissions, expiry) of the request's credentials, or why they
+    /// were refused.
+    pub fn identify(
+        &self,
+        authorization: Option<&str>,
+        query: Option<&str>,
+        now_unix_s: u64,
+    ) -> Result<Identity, AuthFailure> {
         if let Authenticator::None = self {
-            return Ok(None);
+            return Ok(Identity::default());
         }
         let token = extract_token(authorization, query)?.ok_or(AuthFailure::Missing)?;
         match self {
             Authenticator::None => unreachable!("handled above"),
-            Authenticator::Tokens(tokens) => tokens.verify(&token),
-            Authenticator::Jwt(jwt) => jwt.verify(&token, now_unix_s),
+            Authenticator::Tokens(tokens) => tokens.identify(&token),
+            Authenticator::Jwt(jwt) => jwt.verify_identity(&token, now_unix_s),
         }
     }
 }
@@ -692,9 +908,9 @@ mod tests {
             Err(AuthFailure::Malformed(_))
         ));
         let message = AuthFailure::UnsupportedAlgorithm("none".into()).detail();
-        assert_eq!(
-            message,
-            "the JWT algorithm \"none\" is not accepted: only HS256"
+        assert!(
+            message.starts_with("the JWT algorithm \"none\" is not accepted: this server"),
+            "{message}"
         );
     }
 
@@ -998,6 +1214,86 @@ mod tests {
     }
 
     #[test]
+    fn identities_carry_permissions_and_expiry() {
+        let claims = json!({
+            "sub": "u42", "exp": NOW + 60,
+            "topics": {"subscribe": ["user.42.#"], "publish": []}
+        });
+        let identity = verifier()
+            .verify_identity(&sign_hs256(SECRET, &claims), NOW)
+            .unwrap();
+        assert_eq!(identity.subject.as_deref(), Some("u42"));
+        assert_eq!(identity.expires_unix_s, Some(NOW + 60));
+        let permissions = identity.permissions.unwrap();
+        assert!(permissions.allows(super::super::Action::Subscribe, "user.42.inbox"));
+        assert!(!permissions.allows(super::super::Action::Publish, "user.42.inbox"));
+        // Another claim name: `topics` is then an ordinary claim.
+        let renamed = verifier().with_permissions_claim("perms");
+        let identity = renamed
+            .verify_identity(&sign_hs256(SECRET, &claims), NOW)
+            .unwrap();
+        assert_eq!(identity.permissions, None);
+        let bad = sign_hs256(SECRET, &json!({"topics": ["a"]}));
+        let failure = verifier().verify_identity(&bad, NOW).unwrap_err();
+        assert!(
+            failure
+                .detail()
+                .contains("the JWT claim \"topics\": the topic permissions are not"),
+            "{}",
+            failure.detail()
+        );
+
+        let tokens = StaticTokens::parse(
+            "a: tok-a subscribe=news.*,x:y publish=\n\
+             tok-b\n\
+             c:tok-c  publish=chat.#\n",
+        )
+        .unwrap();
+        let a = tokens.identify("tok-a").unwrap();
+        assert_eq!(a.subject.as_deref(), Some("a"));
+        assert_eq!(
+            a.permissions.as_ref().unwrap().to_string(),
+            "subscribe: news.*, x:y; publish: no topic"
+        );
+        assert!(
+            Arc::ptr_eq(
+                a.permissions.as_ref().unwrap(),
+                tokens
+                    .identify("tok-a")
+                    .unwrap()
+                    .permissions
+                    .as_ref()
+                    .unwrap()
+            ),
+            "one parsed set per line, shared by its connections"
+        );
+        assert_eq!(tokens.identify("tok-b").unwrap().permissions, None);
+        assert_eq!(
+            tokens
+                .identify("tok-c")
+                .unwrap()
+                .permissions
+                .unwrap()
+                .to_string(),
+            "subscribe: no topic; publish: chat.#"
+        );
+        assert!(matches!(
+            StaticTokens::parse("tok subscribe=a* \n"),
+            Err(TokensFileError::Line {
+                line: 1,
+                problem: TokenLineError::Permissions(_)
+            })
+        ));
+        assert!(matches!(
+            StaticTokens::parse("tok other\n"),
+            Err(TokensFileError::Line {
+                line: 1,
+                problem: TokenLineError::BadCharacters
+            })
+        ));
+    }
+
+    #[test]
     fn authenticator_modes() {
         let none = Authenticator::None;
         assert_eq!(none.authenticate(None, None, NOW), Ok(None));
@@ -1057,6 +1353,11 @@ mod tests {
                 expected: "i".into(),
             },
             AuthFailure::UnknownToken,
+            AuthFailure::UnknownKeyId("k".into()),
+            AuthFailure::AlgorithmNotAllowedForKey {
+                alg: "PS256".into(),
+                kid: "k".into(),
+            },
         ];
         let mut details = std::collections::HashSet::new();
         let mut descriptions = std::collections::HashSet::new();

@@ -8,32 +8,43 @@
 //! - [`origin`]: the `Origin` allowlist (403).
 //! - [`subprotocol`]: choosing the `Sec-WebSocket-Protocol` (400 when one is required).
 //! - [`auth`]: bearer tokens, static or HS256 JWT (401).
+//! - [`topic_acl`]: the topic permissions a token carries; a `?topic=` they do not grant is
+//!   refused here (403), the rest is checked by the pub/sub app.
 //! - [`rate_limit`]: per-client-address handshake rate, one table per core (429).
 //! - [`trusted_proxies`]: the client address behind a trusted proxy.
 //! - [`debug_ring`]: the last refusals per core, for `GET /debug/handshakes`.
 //! - [`refusal_log`]: the rate-limited structured log line of each refusal.
 
 pub mod auth;
+pub mod credentials;
 pub mod debug_ring;
+pub mod jwks;
 pub mod origin;
 pub mod rate_limit;
 pub mod refusal_log;
+pub mod reload;
 pub mod subprotocol;
+pub mod topic_acl;
 pub mod trusted_proxies;
 
 use std::ffi::OsString;
-use std::io::Read as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::protocol::{Refusal, UpgradeRequest};
 
-pub use auth::{AuthFailure, AuthMode, Authenticator, JwtVerifier, StaticTokens, JWT_SECRET_ENV};
+pub use auth::{
+    AuthFailure, AuthMode, Authenticator, Identity, JwtVerifier, StaticTokens, JWT_SECRET_ENV,
+};
+pub use credentials::Credentials;
 pub use debug_ring::{CredentialSeen, DebugRing, RecordedHeaders, RefusalRecord};
 pub use origin::{OriginPattern, OriginPolicy};
 pub use rate_limit::HandshakeRateLimiter;
 pub use refusal_log::{log_refusal, LogLimiter};
+pub use reload::ReloadGate;
 pub use subprotocol::SubprotocolPolicy;
+pub use topic_acl::{Action, DefaultPermissions, TopicPermissions};
 pub use trusted_proxies::{Cidr, TrustedProxies};
 
 /// What an accepted upgrade is answered with, and what the app learns about the client.
@@ -45,6 +56,11 @@ pub struct Accepted<'a> {
     pub subject: Option<String>,
     /// The client address: the socket peer, or the one a trusted proxy named.
     pub client_ip: IpAddr,
+    /// What the connection may subscribe to and publish: the token's, else the default
+    /// (`topic_permissions_default`). Shared, not copied, between connections.
+    pub permissions: Arc<TopicPermissions>,
+    /// The token's `exp` (JWT), when it has one.
+    pub expires_unix_s: Option<u64>,
 }
 
 /// Why the policy could not be built. Display names the key and the file, and what to do.
@@ -78,10 +94,16 @@ pub enum PolicyError {
     )]
     NoTokens { path: PathBuf },
     #[error(
-        "auth = \"jwt\" needs a secret: set jwt_secret_file (--jwt-secret-file) or the \
-         environment variable {JWT_SECRET_ENV}"
+        "auth = \"jwt\" needs a secret or keys: set jwt_secret_file (--jwt-secret-file) or the \
+         environment variable {JWT_SECRET_ENV} for HS256, or jwt_jwks_file / jwt_jwks_url for \
+         RS256, PS256, ES256 and EdDSA"
     )]
     NoSecret,
+    #[error("jwt_jwks_file {}: {source}", path.display())]
+    JwksFile {
+        path: PathBuf,
+        source: jwks::JwksError,
+    },
     #[error(
         "require_subprotocol = true needs subprotocols (--subprotocols): the subprotocols the \
          server speaks"
@@ -122,8 +144,20 @@ pub struct PolicySettings {
     pub jwt_audience: Option<String>,
     /// The `iss` a JWT must have, when set.
     pub jwt_issuer: Option<String>,
+    /// A JWKS file of public keys for asymmetric JWTs.
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// A JWKS URL, fetched in the background.
+    pub jwt_jwks_url: Option<String>,
+    /// Shortest time between two fetches of `jwt_jwks_url` asked for by unknown `kid`s.
+    pub jwt_jwks_min_refresh_interval: std::time::Duration,
+    /// Time between two periodic fetches of `jwt_jwks_url`.
+    pub jwt_jwks_refresh_interval: std::time::Duration,
     /// Peers whose X-Forwarded-For / Forwarded is believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// The JWT claim holding topic permissions.
+    pub topic_permissions_claim: String,
+    /// The permissions of a token that carries none.
+    pub topic_permissions_default: DefaultPermissions,
 }
 
 impl PolicySettings {
@@ -133,7 +167,12 @@ impl PolicySettings {
     pub fn check_needs(&self, env_secret_set: bool) -> Result<(), PolicyError> {
         match self.auth {
             AuthMode::Token if self.auth_tokens_file.is_none() => Err(PolicyError::NoTokensFile),
-            AuthMode::Jwt if self.jwt_secret_file.is_none() && !env_secret_set => {
+            AuthMode::Jwt
+                if self.jwt_secret_file.is_none()
+                    && !env_secret_set
+                    && self.jwt_jwks_file.is_none()
+                    && self.jwt_jwks_url.is_none() =>
+            {
                 Err(PolicyError::NoSecret)
             }
             _ if self.require_subprotocol && self.subprotocols.is_empty() => {
@@ -144,13 +183,28 @@ impl PolicySettings {
     }
 }
 
-/// The handshake rules shared by every core (read-only; share it with `Arc` or clone it).
-#[derive(Clone, Debug, Default)]
+/// The handshake rules shared by every core (share it with `Arc`).
+#[derive(Debug)]
 pub struct Policy {
     origins: OriginPolicy,
     subprotocols: SubprotocolPolicy,
-    auth: Authenticator,
+    /// Tokens, secret and keys; replaced whole by a reload.
+    credentials: Credentials,
     proxies: TrustedProxies,
+    /// Given to every connection whose token carries no permissions (one shared set).
+    default_permissions: Arc<TopicPermissions>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            origins: OriginPolicy::default(),
+            subprotocols: SubprotocolPolicy::default(),
+            credentials: Credentials::default(),
+            proxies: TrustedProxies::default(),
+            default_permissions: DefaultPermissions::default().permissions(),
+        }
+    }
 }
 
 impl Policy {
@@ -165,39 +219,7 @@ impl Policy {
         settings: &PolicySettings,
         env_secret: Option<OsString>,
     ) -> Result<Policy, PolicyError> {
-        let auth = match settings.auth {
-            AuthMode::None => Authenticator::None,
-            AuthMode::Token => {
-                let path = settings
-                    .auth_tokens_file
-                    .as_deref()
-                    .ok_or(PolicyError::NoTokensFile)?;
-                Authenticator::Tokens(load_tokens(path)?)
-            }
-            AuthMode::Jwt => {
-                let (secret, from) = match (&settings.jwt_secret_file, env_secret) {
-                    (Some(path), _) => (
-                        read_secret(path)?,
-                        format!("jwt_secret_file {}", path.display()),
-                    ),
-                    (None, Some(env)) => (
-                        strip_newline(std::os::unix::ffi::OsStringExt::into_vec(env)),
-                        format!("environment variable {JWT_SECRET_ENV}"),
-                    ),
-                    (None, None) => return Err(PolicyError::NoSecret),
-                };
-                let verifier = JwtVerifier::new(
-                    &secret,
-                    settings.jwt_audience.clone(),
-                    settings.jwt_issuer.clone(),
-                )
-                .map_err(|short| PolicyError::ShortSecret {
-                    from,
-                    len: short.len,
-                })?;
-                Authenticator::Jwt(verifier)
-            }
-        };
+        let credentials = Credentials::load(settings, env_secret)?;
         Ok(Policy {
             origins: OriginPolicy::new(
                 settings.allowed_origins.clone(),
@@ -207,9 +229,28 @@ impl Policy {
                 settings.subprotocols.clone(),
                 settings.require_subprotocol,
             ),
-            auth,
+            credentials,
             proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
+            default_permissions: settings.topic_permissions_default.permissions(),
         })
+    }
+
+    /// Starts what runs beside the reactors: the first fetch of `jwt_jwks_url` (blocking) and
+    /// the thread that refreshes it. Call once, when serving (not for a config check).
+    pub fn start_background(&self) {
+        self.credentials.start_background();
+    }
+
+    /// The policy's metric series (JWKS fetches, reloads), for the exporter.
+    pub fn metrics(&self) -> Vec<crate::metrics::AppSeries> {
+        self.credentials.metrics()
+    }
+
+    /// Reads the token file, the JWT secret and the JWKS file again (SIGHUP, `POST /reload`):
+    /// new handshakes use them, open connections keep what they were granted. A file that
+    /// cannot be used keeps the credentials in use; the error says why.
+    pub fn reload_credentials(&self) -> Result<(), PolicyError> {
+        self.credentials.reload()
     }
 
     /// The client address of a request from socket peer `peer` (see [`TrustedProxies`]). The
@@ -220,7 +261,8 @@ impl Policy {
     }
 
     /// Decides an upgrade that parsed, at `now_unix_s`. Checks run cheapest and most
-    /// fundamental first: Origin (403), credentials (401), subprotocol (400).
+    /// fundamental first: Origin (403), credentials (401), the URL's `?topic=` against the
+    /// credentials' topic permissions (403), subprotocol (400).
     pub fn check<'a>(
         &self,
         request: &UpgradeRequest<'a>,
@@ -229,59 +271,49 @@ impl Policy {
     ) -> Result<Accepted<'a>, Refusal> {
         let client_ip = self.client_ip(request, peer);
         self.origins.check(request.origin)?;
-        let subject = self
-            .auth
-            .authenticate(request.authorization, request.query, now_unix_s)
+        let identity = self
+            .credentials
+            .current()
+            .identify(request.authorization, request.query, now_unix_s)
             .map_err(|failure| failure.to_refusal())?;
+        let permissions = identity
+            .permissions
+            .unwrap_or_else(|| self.default_permissions.clone());
+        if let Some(query) = request.query {
+            check_url_topics(&permissions, query)?;
+        }
         let protocol = self.subprotocols.select_lines(request.protocol_lines())?;
         Ok(Accepted {
             protocol,
-            subject,
+            subject: identity.subject,
             client_ip,
+            permissions,
+            expires_unix_s: identity.expires_unix_s,
         })
     }
 }
 
-fn load_tokens(path: &Path) -> Result<StaticTokens, PolicyError> {
-    let read_error = |source| PolicyError::ReadTokens {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let mut text = String::new();
-    file.take(auth::MAX_TOKENS_FILE_BYTES as u64 + 1)
-        .read_to_string(&mut text)
-        .map_err(read_error)?;
-    if text.len() > auth::MAX_TOKENS_FILE_BYTES {
-        return Err(PolicyError::TokensFileTooLarge {
-            path: path.to_owned(),
-        });
+/// Refuses (403) the first `?topic=` of `query` that `permissions` does not let the connection
+/// subscribe to, naming it. Names that are not valid topics are left to the app, which refuses
+/// them with its own error reply.
+fn check_url_topics(permissions: &TopicPermissions, query: &str) -> Result<(), Refusal> {
+    use crate::app::pubsub::topic_name;
+    if permissions.grant(Action::Subscribe) == &topic_acl::Grant::All {
+        return Ok(());
     }
-    StaticTokens::parse(&text).map_err(|err| match err {
-        auth::TokensFileError::Line { line, problem } => PolicyError::TokenLine {
-            path: path.to_owned(),
-            line,
-            problem,
-        },
-        auth::TokensFileError::Empty => PolicyError::NoTokens {
-            path: path.to_owned(),
-        },
-    })
-}
-
-fn read_secret(path: &Path) -> Result<Vec<u8>, PolicyError> {
-    std::fs::read(path)
-        .map(strip_newline)
-        .map_err(|source| PolicyError::ReadSecret {
-            path: path.to_owned(),
-            source,
-        })
-}
-
-/// Files written with `echo` end in a newline that is not part of the secret.
-fn strip_newline(mut secret: Vec<u8>) -> Vec<u8> {
-    while secret.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
-        secret.pop();
+    for raw in topic_name::query_topics(query) {
+        let Ok(topic) = topic_name::decode(raw, usize::MAX) else {
+            continue;
+        };
+        if !permissions.allows(Action::Subscribe, &topic) {
+            return Err(Refusal::with_detail(
+                crate::protocol::RefusalReason::TopicForbidden,
+                format!(
+                    "the token may not subscribe to {topic:?} (it may subscribe to: {})",
+                    permissions.grant(Action::Subscribe)
+                ),
+            ));
+        }
     }
-    secret
+    Ok(())
 }

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::io::Write as _;
 
+use super::deflate::{self, Answer, AnswerError, Offered};
 use super::handshake::{base64_exact, has_token};
 
 /// Largest response head accepted: status line, headers and the blank line.
@@ -258,6 +259,9 @@ pub enum UpgradeError {
     /// An extension that was not offered.
     #[error("the server accepted extension(s) {got:?}, not offered")]
     ExtensionNotOffered { got: String, offered: Vec<String> },
+    /// A permessage-deflate answer that breaks RFC 7692 §7.1 or does not match the offer.
+    #[error("the server's permessage-deflate answer {got:?} is invalid: {error}")]
+    DeflateAnswer { got: String, error: AnswerError },
 }
 
 fn shown(name: &str, got: &Option<String>) -> String {
@@ -354,6 +358,27 @@ pub fn check_upgrade<'a>(
         head_len: response.head_len,
         protocol,
         extensions,
+    })
+}
+
+/// The permessage-deflate a 101 settled (RFC 7692 §7.1), judged against `offer`, the
+/// `Sec-WebSocket-Extensions` value sent; `None` when the server did not accept it. Call it after
+/// [`check_upgrade`] (which fails an extension that was not offered at all); an error fails the
+/// connection.
+pub fn deflate_answer(
+    response: &ResponseHead<'_>,
+    offer: &str,
+) -> Result<Option<Answer>, UpgradeError> {
+    let lines = response.values("Sec-WebSocket-Extensions");
+    deflate::parse_answer(lines, Offered::parse(offer)).map_err(|error| {
+        let all: Vec<String> = response
+            .values("Sec-WebSocket-Extensions")
+            .map(text)
+            .collect();
+        UpgradeError::DeflateAnswer {
+            got: all.join(", "),
+            error,
+        }
     })
 }
 
@@ -685,6 +710,45 @@ mod tests {
             check_upgrade(&head(&more), ACCEPT, &[], &["permessage-deflate"]),
             Err(UpgradeError::ExtensionNotOffered { .. })
         ));
+    }
+
+    #[test]
+    fn the_deflate_answer_is_judged_against_the_offer() {
+        let ringws = switching(
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+             client_no_context_takeover\r\n",
+        );
+        let answer = deflate_answer(&head(&ringws), deflate::CLIENT_OFFER).unwrap();
+        assert!(answer.unwrap().server_no_context_takeover);
+        assert_eq!(
+            deflate_answer(&head(&switching("")), deflate::CLIENT_OFFER),
+            Ok(None)
+        );
+        let takeover = switching("Sec-WebSocket-Extensions: permessage-deflate\r\n");
+        assert_eq!(
+            deflate_answer(&head(&takeover), deflate::CLIENT_OFFER),
+            Err(UpgradeError::DeflateAnswer {
+                got: "permessage-deflate".into(),
+                error: AnswerError::ContextTakeover
+            })
+        );
+        // A browser's offer does not ask for it.
+        let browser = "permessage-deflate; client_max_window_bits";
+        assert_eq!(
+            deflate_answer(&head(&takeover), browser),
+            Ok(Some(Answer::default()))
+        );
+        let window = switching(
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\
+             Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n",
+        );
+        let err = deflate_answer(&head(&window), deflate::CLIENT_OFFER).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the server's permessage-deflate answer \"permessage-deflate; \
+             server_no_context_takeover, permessage-deflate; server_no_context_takeover\" is \
+             invalid: permessage-deflate is accepted more than once"
+        );
     }
 
     #[test]

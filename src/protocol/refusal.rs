@@ -49,6 +49,8 @@ pub enum RefusalReason {
     RepeatedVersion,
     /// The connections' buffers are near `memory_budget` (503, `Retry-After`).
     OverMemoryBudget,
+    /// The credentials may not subscribe to a `?topic=` of the URL (403).
+    TopicForbidden,
 }
 
 impl RefusalReason {
@@ -77,6 +79,7 @@ impl RefusalReason {
         RefusalReason::BadHost,
         RefusalReason::RepeatedVersion,
         RefusalReason::OverMemoryBudget,
+        RefusalReason::TopicForbidden,
     ];
 
     /// HTTP status code of the answer.
@@ -95,7 +98,9 @@ impl RefusalReason {
             | RefusalReason::BadHost
             | RefusalReason::RepeatedVersion => 400,
             RefusalReason::Unauthorized => 401,
-            RefusalReason::OriginNotAllowed | RefusalReason::MissingOrigin => 403,
+            RefusalReason::OriginNotAllowed
+            | RefusalReason::MissingOrigin
+            | RefusalReason::TopicForbidden => 403,
             RefusalReason::NotFound => 404,
             RefusalReason::MethodNotAllowed => 405,
             RefusalReason::NotAnUpgrade | RefusalReason::UnsupportedVersion => 426,
@@ -131,6 +136,7 @@ impl RefusalReason {
             RefusalReason::RateLimited => "rate_limited",
             RefusalReason::BadHost => "bad_host",
             RefusalReason::RepeatedVersion => "repeated_version",
+            RefusalReason::TopicForbidden => "topic_forbidden",
         }
     }
 
@@ -205,6 +211,10 @@ impl RefusalReason {
             RefusalReason::SubprotocolMismatch => {
                 "no common subprotocol: offer one of the server's subprotocols in \
                  \"Sec-WebSocket-Protocol\""
+            }
+            RefusalReason::TopicForbidden => {
+                "topic forbidden: the token does not grant subscribing to a topic named in the \
+                 URL (?topic=)"
             }
             RefusalReason::Unauthorized => {
                 "authentication failed: send a valid token as \"Authorization: Bearer <token>\" \
@@ -454,12 +464,13 @@ mod tests {
             RefusalReason::BadHost => 20,
             RefusalReason::RepeatedVersion => 21,
             RefusalReason::OverMemoryBudget => 22,
+            RefusalReason::TopicForbidden => 23,
         }
     }
 
     #[test]
     fn all_lists_every_variant_once() {
-        assert_eq!(RefusalReason::ALL.len(), 23);
+        assert_eq!(RefusalReason::ALL.len(), 24);
         for (i, &reason) in RefusalReason::ALL.iter().enumerate() {
             assert_eq!(index_in_all(reason), i, "{reason:?} out of place in ALL");
         }
@@ -492,6 +503,7 @@ mod tests {
             (BadHost, 400),
             (RepeatedVersion, 400),
             (OverMemoryBudget, 503),
+            (TopicForbidden, 403),
         ];
         assert_eq!(expected.len(), RefusalReason::ALL.len());
         for (reason, status) in expected {

@@ -110,6 +110,8 @@ pub struct AdminSide {
     pub exporter: Arc<Exporter>,
     /// Every core's refusal ring, when `debug_handshakes` is on.
     pub debug_rings: Option<Arc<Vec<Arc<std::sync::Mutex<crate::policy::DebugRing>>>>>,
+    /// `POST /reload`'s tokens and flag (set by the server after `new`).
+    pub reload: Option<Arc<crate::policy::ReloadGate>>,
     /// When a failed accept is armed again (None: armed, or closed).
     rearm_at: Option<Instant>,
     /// `close_all` ran: nothing is accepted any more.
@@ -130,6 +132,7 @@ impl AdminSide {
             next_generation: 0,
             exporter,
             debug_rings,
+            reload: None,
             rearm_at: None,
             closed: false,
             accept_errors_unlogged: 0,
@@ -315,6 +318,7 @@ impl AdminSide {
                     exporter: &self.exporter,
                     debug_rings: self.debug_rings.as_deref().map(|r| r.as_slice()),
                     draining,
+                    reload: self.reload.as_deref(),
                 };
                 routes::route(app, &builtins, &req)
             }

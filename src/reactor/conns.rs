@@ -40,7 +40,12 @@ const JOIN_FRAME_MAX_BYTES: usize = 4096;
 pub struct CoreSettings {
     /// The rules every connection follows, in 100 ms ticks.
     pub conn: connection::Settings,
+    /// The whole drain's bound, from the stop.
     pub drain_timeout_ticks: u32,
+    /// From the stop to the listeners' close (`drain_delay`; 0: at once).
+    pub drain_delay_ticks: u32,
+    /// The 1001s are spread over this (`drain_spread`; 0: all at once).
+    pub drain_spread_ticks: u32,
     /// Upgraded connections the whole server holds at once (all cores).
     pub max_connections: usize,
     /// This core's share of `memory_budget`: what its connections may hold in buffers.
@@ -94,7 +99,7 @@ pub struct Io {
     pub stats: Arc<CoreStats>,
     pub open: Arc<OpenConnections>,
     pub now_tick: Tick,
-    /// Set once the server is stopping: the tick by which every connection must be gone.
+    /// Set once the drain closed the listeners: the tick by which every connection must be gone.
     pub drain_deadline: Option<Tick>,
     /// Connections that left the open state since the app last heard, with the close code.
     pub left_open: Vec<(ConnId, Option<CloseCode>)>,

@@ -1,6 +1,5 @@
-//! Deadlines and the drain: the timer wheel hands expired slots to their connections, which
-//! decide what the deadline meant; on stop, every open connection is asked to shut down, and
-//! whatever is left at the drain deadline is reset.
+//! Deadlines: the timer wheel hands expired slots to their connections, which decide what the
+//! deadline meant (the drain is in [`drain`](super::drain)).
 
 use super::event_loop::Reactor;
 use crate::app::App;
@@ -20,35 +19,5 @@ impl<A: App> Reactor<A> {
         }
         expired.clear();
         self.expired = expired;
-    }
-
-    /// Stop accepting (the listener closes, so a new process on the same port takes over), and
-    /// ask every open connection to shut down (close 1001).
-    pub(super) fn begin_drain(&mut self) {
-        let io = &mut self.io;
-        io.drain_deadline = Some(io.now_tick.wrapping_add(io.settings.drain_timeout_ticks));
-        self.accept.close(&mut io.ring);
-        if let Some(tls_accept) = self.tls_accept.as_mut() {
-            tls_accept.close(&mut io.ring);
-        }
-        let keys: Vec<u32> = io.conns.iter().map(|(k, _)| k as u32).collect();
-        tracing::debug!(core = io.core, connections = keys.len(), "draining");
-        let deadline = io.drain_deadline.expect("set above");
-        for key in keys {
-            io.with_conn(key, |conn, cfg, now, out| {
-                conn.shut_down(now, deadline, cfg, out)
-            });
-        }
-        self.end_pass();
-    }
-
-    /// The drain timeout passed: reset whatever is left.
-    pub(super) fn force_release_all(&mut self) {
-        let keys: Vec<u32> = self.io.conns.iter().map(|(k, _)| k as u32).collect();
-        for key in keys {
-            self.io.stats.drained_forced.inc();
-            self.io.with_conn(key, |conn, _, _, out| conn.abandon(out));
-        }
-        self.end_pass();
     }
 }

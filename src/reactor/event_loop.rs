@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use super::accept::AcceptState;
 use super::admin::AdminSide;
 use super::conns::{CoreSettings, Io, OpenConnections};
+use super::drain::Drain;
 use super::gate::Gate;
 use super::listener::Listener;
 use super::proxy::RefusalLog;
@@ -72,6 +73,8 @@ pub struct Reactor<A: App> {
     app_wants_wake: bool,
     /// The most this core's connections held since memory was last given back.
     pub(super) held_peak_bytes: u64,
+    /// This core's drain, from the stop flag on.
+    pub(super) drain: Option<Drain>,
 }
 
 /// The resources the server hands one core: its index, listener, wake-up eventfd, the shared
@@ -164,6 +167,7 @@ impl<A: App> Reactor<A> {
             handshake_duration: observers.handshake_duration,
             app_wants_wake: false,
             held_peak_bytes: 0,
+            drain: None,
         })
     }
 
@@ -213,8 +217,10 @@ impl<A: App> Reactor<A> {
             if let Some(admin) = self.admin.as_mut() {
                 admin.expire(&mut self.io.ring);
             }
-            if self.io.drain_deadline.is_none() && self.shared.stop.load(Ordering::Acquire) {
+            if self.drain.is_none() && self.shared.stop.load(Ordering::Acquire) {
                 self.begin_drain();
+            } else {
+                self.advance_drain();
             }
             if let Some(deadline) = self.io.drain_deadline {
                 if self.io.conns.is_empty() || reached(deadline, self.io.now_tick) {
@@ -300,7 +306,7 @@ impl<A: App> Reactor<A> {
                 let Some(admin) = self.admin.as_mut() else {
                     return;
                 };
-                let draining = self.io.drain_deadline.is_some();
+                let draining = self.shared.stop.load(Ordering::Acquire);
                 admin.on_readable(
                     &mut self.io.ring,
                     key,

@@ -99,6 +99,7 @@ impl<A: App> Reactor<A> {
                             query: request.query,
                             protocol: info.protocol,
                             subject: info.subject.as_deref(),
+                            permissions: &info.permissions,
                             client_ip: info.client_ip,
                             fd: io.conns[key as usize].fd,
                         };
@@ -131,6 +132,7 @@ struct Opened<'a> {
     protocol: Option<&'a str>,
     subject: Option<String>,
     client_ip: Option<IpAddr>,
+    permissions: std::sync::Arc<crate::policy::TopicPermissions>,
 }
 
 /// Judges a complete upgrade request: a path the app serves, a place under `max_connections`
@@ -198,6 +200,7 @@ fn upgrade<'a, A: App>(
         protocol: accepted.protocol,
         subject,
         client_ip: (!accepted.client_ip.is_unspecified()).then_some(accepted.client_ip),
+        permissions: accepted.permissions,
     })
 }
 

@@ -7,7 +7,8 @@
 //! - [`accept`]: new sockets, accept errors and back-off;
 //! - [`inbound`]: reads, the upgrade decision, messages to the app;
 //! - [`proxy`]: the PROXY protocol header before a connection's own bytes (`proxy_protocol`);
-//! - [`deadlines`]: the timer wheel's expiries and the drain;
+//! - [`deadlines`]: the timer wheel's expiries;
+//! - [`drain`]: the stop: listeners closed after `drain_delay`, 1001s spread over `drain_spread`;
 //! - [`budget`]: the memory budget: refusing upgrades near it, shedding past it;
 //! - [`timer_wheel`]: the core's deadlines;
 //! - [`tls`]: wss connections: reads through their TLS session, records out, flushing;
@@ -22,6 +23,7 @@ pub mod admin;
 pub mod budget;
 pub mod conns;
 pub mod deadlines;
+pub mod drain;
 pub mod event_loop;
 pub mod gate;
 pub mod inbound;

@@ -5,7 +5,8 @@
 //! `{"op":"publish","topic":"a","data":...}` (when `allow_client_publish` is on).
 //! Replies: `{"op":"subscribed","topic":"a"}`, `{"op":"unsubscribed","topic":"a"}`,
 //! `{"op":"published","topic":"a","subscribers":N,"dropped":M}`, and for anything refused
-//! `{"op":"error","error":"<code>","message":"<what to change>"}` (plus `"topic"` when known).
+//! `{"op":"error","error":"<code>","message":"<what to change>"}` (plus `"topic"` when known;
+//! `"error":"forbidden"` when the connection's topic permissions do not grant the request).
 //! A message over `max_control_message_size` is refused before it reaches [`parse`].
 
 use serde_json::{json, Value};
@@ -54,6 +55,8 @@ pub enum ControlError {
     /// The cross-node bus refused the publish (not connected, or its queue is full).
     #[error("{0}")]
     Bus(PublishRefused),
+    #[error("this connection's token does not grant {action} on this topic: use a token whose topic permissions include it")]
+    Forbidden { action: &'static str },
 }
 
 impl ControlError {
@@ -71,6 +74,7 @@ impl ControlError {
             ControlError::TooManySubscriptions { .. } => "too_many_subscriptions",
             ControlError::PublishNotAllowed => "publish_not_allowed",
             ControlError::Bus(refused) => refused.code(),
+            ControlError::Forbidden { .. } => "forbidden",
         }
     }
 }

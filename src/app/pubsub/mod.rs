@@ -12,6 +12,7 @@ pub mod bus;
 pub mod control;
 pub mod hub;
 pub mod interest;
+pub mod permissions;
 pub mod topic_name;
 pub mod topics;
 
@@ -24,8 +25,10 @@ use super::{App, ConnId, CoreApp, Ctx, OpenInfo, Waker};
 use crate::admin::{AdminRequest, AdminResponse};
 use crate::config::Config;
 use crate::metrics::AppSeries;
+use crate::policy::Action;
 use crate::protocol::{CloseCode, MessageKind};
 use control::{ControlError, Request};
+use permissions::{ConnPermissions, ForbiddenCounters};
 use topics::{Registry, Subscribed, TooManySubscriptions, Unsubscribed};
 
 /// The paths clients subscribe on.
@@ -70,6 +73,7 @@ pub struct PubSub {
     bus_stats: Arc<bus::BusStats>,
     tokens: Option<PublishTokens>,
     settings: PubSubSettings,
+    forbidden: Arc<ForbiddenCounters>,
 }
 
 impl PubSub {
@@ -83,6 +87,7 @@ impl PubSub {
             bus_stats: Arc::default(),
             tokens: None,
             settings,
+            forbidden: Arc::default(),
         }
     }
 
@@ -163,6 +168,7 @@ impl App for PubSub {
             bus: self.bus.clone(),
             settings: self.settings.clone(),
             registry: Registry::default(),
+            permissions: ConnPermissions::new(core, self.forbidden.clone()),
         }
     }
 
@@ -214,6 +220,17 @@ impl App for PubSub {
             read: Box::new(move || hub.publishes()),
         }];
         series.extend(bus_metrics(&self.bus_stats));
+        for action in Action::ALL {
+            let forbidden = self.forbidden.clone();
+            series.push(AppSeries {
+                name: "ringws_pubsub_forbidden_total",
+                help: "Pub/sub: subscribes and publishes refused because the connection's topic \
+                       permissions do not grant the topic (the connection stays).",
+                labels: vec![("action", action.name().to_owned())],
+                gauge: false,
+                read: Box::new(move || forbidden.get(action)),
+            });
+        }
         for core in 0..self.hub.cores() {
             let label = || vec![("core", core.to_string())];
             let (h1, h2, h3, h4, h5) = (
@@ -315,6 +332,7 @@ pub struct PubSubCore {
     bus: Arc<dyn Bus>,
     settings: PubSubSettings,
     registry: Registry,
+    permissions: ConnPermissions,
 }
 
 impl PubSubCore {
@@ -352,8 +370,22 @@ impl PubSubCore {
         ctx.send(conn, MessageKind::Text, &control::error(err, topic));
     }
 
+    /// Answers `{"op":"error","error":"forbidden",...}` when `conn` may not `action` `topic`
+    /// (counted and logged by the table, not as a bad control message).
+    fn forbidden(&mut self, ctx: &mut dyn Ctx, conn: ConnId, action: Action, topic: &str) -> bool {
+        if self.permissions.check(conn, action, topic) {
+            return false;
+        }
+        let err = ControlError::Forbidden {
+            action: action.name(),
+        };
+        ctx.send(conn, MessageKind::Text, &control::error(&err, Some(topic)));
+        true
+    }
+
     fn on_request(&mut self, ctx: &mut dyn Ctx, conn: ConnId, request: Request) {
         match request {
+            Request::Subscribe(topic) if self.forbidden(ctx, conn, Action::Subscribe, &topic) => {}
             Request::Subscribe(topic) => match self.subscribe(conn, &topic) {
                 Ok(()) => {
                     ctx.send(conn, MessageKind::Text, &control::subscribed(&topic));
@@ -367,6 +399,8 @@ impl PubSubCore {
             Request::Publish { topic, .. } if !self.settings.allow_client_publish => {
                 self.refuse(ctx, conn, &ControlError::PublishNotAllowed, Some(&topic));
             }
+            Request::Publish { topic, .. }
+                if self.forbidden(ctx, conn, Action::Publish, &topic) => {}
             Request::Publish { topic, payload } => {
                 match self
                     .bus
@@ -393,12 +427,16 @@ impl CoreApp for PubSubCore {
     /// Subscribes to every `topic=` of the URL. These are not acknowledged (the upgrade is);
     /// a refused one gets the same error reply as a control message, and the connection stays.
     fn on_open(&mut self, ctx: &mut dyn Ctx, conn: ConnId, info: &OpenInfo<'_>) {
+        self.permissions.open(conn, info.permissions);
         let Some(query) = info.query else {
             return;
         };
         for raw in topic_name::query_topics(query) {
             match topic_name::decode(raw, self.settings.max_topic_length) {
                 Err(e) => self.refuse(ctx, conn, &ControlError::InvalidTopic(e), None),
+                // The handshake refused forbidden URL topics already (403); checked again so
+                // that the app holds the rule whoever opened the connection.
+                Ok(topic) if self.forbidden(ctx, conn, Action::Subscribe, &topic) => {}
                 Ok(topic) => {
                     if let Err(e) = self.subscribe(conn, &topic) {
                         self.refuse(ctx, conn, &e, Some(&topic));
@@ -433,6 +471,7 @@ impl CoreApp for PubSubCore {
     }
 
     fn on_close(&mut self, conn: ConnId, _code: Option<CloseCode>) {
+        self.permissions.close(conn);
         if self.registry.subscription_count(conn) == 0 {
             return;
         }
@@ -505,15 +544,74 @@ mod tests {
     }
 
     fn open(core: &mut PubSubCore, ctx: &mut FakeCtx, key: u32, query: Option<&str>) {
+        let everything = Arc::new(crate::policy::TopicPermissions::allow_all());
+        open_with(core, ctx, key, query, &everything);
+    }
+
+    fn open_with(
+        core: &mut PubSubCore,
+        ctx: &mut FakeCtx,
+        key: u32,
+        query: Option<&str>,
+        permissions: &Arc<crate::policy::TopicPermissions>,
+    ) {
         let info = OpenInfo {
             path: "/ws",
             query,
             protocol: None,
             subject: None,
+            permissions,
             client_ip: None,
             fd: -1,
         };
         core.on_open(ctx, conn(key), &info);
+    }
+
+    #[test]
+    fn topic_permissions_refuse_with_forbidden_and_the_connection_stays() {
+        let app = app(true);
+        let (mut core, mut ctx) = (app.new_core(0), FakeCtx::default());
+        let claim = serde_json::json!({"subscribe": ["news.*"], "publish": ["chat.#"]});
+        let limited = Arc::new(crate::policy::TopicPermissions::from_claim(&claim).unwrap());
+        open_with(
+            &mut core,
+            &mut ctx,
+            1,
+            Some("topic=news.eu&topic=x"),
+            &limited,
+        );
+        let replies = text(&mut ctx);
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        assert_eq!(replies[0]["error"], "forbidden");
+        assert_eq!(replies[0]["topic"], "x");
+        assert_eq!(app.hub().topic_counts("news.eu"), [1]);
+        for (request, expected) in [
+            (r#"{"op":"subscribe","topic":"news.us"}"#, "subscribed"),
+            (r#"{"op":"subscribe","topic":"sports"}"#, "error"),
+            (
+                r#"{"op":"publish","topic":"chat.a","data":"hi"}"#,
+                "published",
+            ),
+            (r#"{"op":"publish","topic":"news.eu","data":"hi"}"#, "error"),
+        ] {
+            core.on_message(&mut ctx, conn(1), MessageKind::Text, request.as_bytes());
+            let reply = &text(&mut ctx)[0];
+            assert_eq!(reply["op"], expected, "{request}: {reply}");
+            if expected == "error" {
+                assert_eq!(reply["error"], "forbidden");
+            }
+        }
+        assert_eq!(app.hub().topic_counts("sports"), [0]);
+        assert_eq!(
+            app.hub().publishes(),
+            1,
+            "only the granted publish went out"
+        );
+        assert_eq!(app.forbidden.get(crate::policy::Action::Subscribe), 2);
+        assert_eq!(app.forbidden.get(crate::policy::Action::Publish), 1);
+        assert_eq!(app.hub().counters(0).bad_control_messages.get(), 0);
+        core.on_close(conn(1), None);
+        assert!(core.permissions.is_empty());
     }
 
     fn text(ctx: &mut FakeCtx) -> Vec<serde_json::Value> {

@@ -65,6 +65,16 @@ pub struct FanoutArgs {
     /// Message payload in bytes (at least 8: the sequence number).
     #[arg(long, default_value_t = 16, value_name = "BYTES")]
     pub payload: usize,
+    /// Publish this file's bytes (its first 8 replaced by the sequence number) instead of
+    /// --payload filler bytes, e.g. benches/corpus/json-1024.json.
+    #[arg(long, value_name = "PATH")]
+    pub payload_file: Option<std::path::PathBuf>,
+    /// Subscribers offer permessage-deflate (no context takeover both ways) and require it: a
+    /// server that does not accept it stops the run (exit 2). Every message received
+    /// compressed is inflated before its sequence number is read; the report gives the
+    /// server's compression ratio over the burst, from its metrics.
+    #[arg(long)]
+    pub deflate: bool,
     /// Latency samples: publishes sent one at a time, each after the previous one arrived
     /// everywhere.
     #[arg(long, default_value_t = 200, value_name = "K")]
@@ -111,9 +121,16 @@ pub fn run(args: &FanoutArgs) -> i32 {
 }
 
 fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
-    if a.payload < 8 {
+    let template = match &a.payload_file {
+        Some(path) => {
+            std::fs::read(path).map_err(|e| format!("--payload-file {}: {e}", path.display()))?
+        }
+        None => vec![0x5au8; a.payload],
+    };
+    if template.len() < 8 {
         return Err("--payload must be at least 8 bytes (the sequence number)".into());
     }
+    let payload_bytes = template.len();
     let url = crate::bench::url::parse(&a.url).map_err(|e| e.to_string())?;
     if url.tls {
         return Err(format!(
@@ -137,7 +154,7 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
     for i in 0..a.subscribers {
         let source = (!a.sources.is_empty()).then(|| a.sources[i % a.sources.len()]);
         let random = (seed ^ (i as u128).rotate_left(32)).to_le_bytes();
-        let s = subscribe(server, &url.host_header, source, &path, random)
+        let s = subscribe(server, &url.host_header, source, &path, random, a.deflate)
             .map_err(|e| format!("subscriber {i}: {e}"))?;
         per_thread[i % threads].push(s);
         if i == 0 || live.due() {
@@ -175,7 +192,7 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         .collect();
 
     let body = |seq: usize| {
-        let mut b = vec![0x5au8; a.payload];
+        let mut b = template.clone();
         b[..8].copy_from_slice(&(seq as u64).to_le_bytes());
         b
     };
@@ -279,6 +296,10 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         (mid.latency_sum - before.latency_sum) / (mid.latency_count - before.latency_count) * 1e6
     });
     let errors = progress.errors.load(Ordering::Relaxed);
+    // Uncompressed / compressed payload bytes the server sent compressed during the burst.
+    let compressed = after.deflate_sent_compressed - mid.deflate_sent_compressed;
+    let deflate_ratio = (compressed > 0.0)
+        .then(|| (after.deflate_sent_uncompressed - mid.deflate_sent_uncompressed) / compressed);
     let target = &a.label;
     if a.json {
         println!(
@@ -286,7 +307,9 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
             serde_json::json!({
                 "target": target,
                 "subscribers": a.subscribers,
-                "payload_bytes": a.payload,
+                "payload_bytes": payload_bytes,
+                "deflate": a.deflate,
+                "server_deflate_ratio": deflate_ratio,
                 "connect_seconds": connect_s,
                 "latency_samples": latencies_us.len(),
                 "latency_us": {"p50": q(0.5), "p99": q(0.99), "max": q(1.0)},
@@ -301,8 +324,17 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
     } else {
         println!(
             "fanout {target}: {} subscribers, {} B payload (connected in {connect_s:.1} s)",
-            a.subscribers, a.payload
+            a.subscribers, payload_bytes
         );
+        if a.deflate {
+            let ratio = deflate_ratio.map_or("no message went out compressed".to_owned(), |r| {
+                format!("the server's messages shrank {r:.2}x over the burst")
+            });
+            println!(
+                "  deflate: permessage-deflate negotiated by all {} subscribers; {ratio}",
+                a.subscribers
+            );
+        }
         println!(
             "  1 publish -> all subscribers: p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs ({} samples)",
             q(0.5),
@@ -325,12 +357,14 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
 }
 
 /// Opens one subscriber: connect (from `source`), upgrade, check the 101.
+/// `deflate`: offer permessage-deflate and require it.
 fn subscribe(
     server: SocketAddr,
     host: &str,
     source: Option<IpAddr>,
     path: &str,
     random: [u8; 16],
+    deflate: bool,
 ) -> Result<Sub, String> {
     let up = crate::bench::blocking::upgrade(
         server,
@@ -339,14 +373,25 @@ fn subscribe(
         path,
         random,
         Duration::from_secs(10),
+        deflate,
     )?;
+    if deflate && up.deflate.is_none() {
+        return Err(DEFLATE_DECLINED.to_owned());
+    }
     up.stream.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut order = Order::default();
+    order.rx.set_deflate(deflate);
     Ok(Sub {
         stream: up.stream,
-        order: Order::default(),
+        order,
         early: up.early,
     })
 }
+
+/// Why `--deflate` stops the run when a subscriber's 101 has no permessage-deflate.
+const DEFLATE_DECLINED: &str = "the server did not accept permessage-deflate, which --deflate \
+     offers and requires. Is it running with `--compression on`? (ringws declines compression \
+     unless told to; docs/compression.md)";
 
 /// One HTTP request to the admin listener; the whole answer.
 fn http(admin: SocketAddr, request: &[u8]) -> Result<(u16, String), String> {
@@ -406,6 +451,9 @@ struct ServerCounters {
     deliveries: Vec<f64>,
     latency_sum: f64,
     latency_count: f64,
+    /// Payload bytes of messages sent compressed, before and after compressing.
+    deflate_sent_uncompressed: f64,
+    deflate_sent_compressed: f64,
 }
 
 fn server_counters(admin: SocketAddr) -> ServerCounters {
@@ -416,6 +464,8 @@ fn server_counters(admin: SocketAddr) -> ServerCounters {
         deliveries: Vec::new(),
         latency_sum: 0.0,
         latency_count: 0.0,
+        deflate_sent_uncompressed: 0.0,
+        deflate_sent_compressed: 0.0,
     };
     for line in text.lines() {
         let value = || {
@@ -430,6 +480,10 @@ fn server_counters(admin: SocketAddr) -> ServerCounters {
             c.latency_sum += value();
         } else if line.starts_with("ringws_fanout_latency_seconds_count") {
             c.latency_count += value();
+        } else if line.starts_with("ringws_deflate_sent_uncompressed_bytes_total") {
+            c.deflate_sent_uncompressed += value();
+        } else if line.starts_with("ringws_deflate_sent_compressed_bytes_total") {
+            c.deflate_sent_compressed += value();
         }
     }
     c

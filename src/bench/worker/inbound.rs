@@ -3,20 +3,33 @@
 
 use super::{Mode, Worker};
 use crate::bench::cause::Cause;
-use crate::bench::conn::{build_frame, ConnState};
+use crate::bench::conn::{build_deflate_frame, build_frame, ConnState};
 use crate::bench::receiver::RxEvent;
 use crate::bench::shared::Stage;
-use crate::protocol::client_handshake::{check_upgrade, parse_response, response_status};
+use crate::protocol::client_handshake::{
+    check_upgrade, deflate_answer, parse_response, response_status,
+};
+use crate::protocol::deflate::CLIENT_OFFER;
 use crate::protocol::frame::Opcode;
 
 /// The server's answer to the upgrade so far: `Ok(None)`, read more; `Ok(Some(head_len))`, a
 /// valid 101 (bytes after `head_len` are frames); `Err`, fail the connection with this cause.
-fn upgrade_verdict(bytes: &[u8], accept: &[u8; 28]) -> Result<Option<usize>, Cause> {
+/// `deflate`: permessage-deflate was offered, and the server must accept it.
+fn upgrade_verdict(bytes: &[u8], accept: &[u8; 28], deflate: bool) -> Result<Option<usize>, Cause> {
     let Some(response) = parse_response(bytes)? else {
         return Ok(None);
     };
-    // The generator offers no subprotocol and no extension.
-    Ok(Some(check_upgrade(&response, accept, &[], &[])?.head_len))
+    // The generator offers no subprotocol, and no extension but permessage-deflate.
+    let offered: &[&str] = if deflate {
+        &["permessage-deflate"]
+    } else {
+        &[]
+    };
+    let head_len = check_upgrade(&response, accept, &[], offered)?.head_len;
+    if deflate && deflate_answer(&response, CLIENT_OFFER)?.is_none() {
+        return Err(Cause::DeflateDeclined);
+    }
+    Ok(Some(head_len))
 }
 
 impl Worker<'_> {
@@ -35,15 +48,16 @@ impl Worker<'_> {
     }
 
     fn on_response_bytes(&mut self, token: u64, data: &mut [u8], now: u64) -> bool {
+        let deflate = self.plan.deflate;
         let Some(conn) = self.slots.get(token) else {
             return false;
         };
         let carried = !conn.head.is_empty();
         let result = if carried {
             conn.head.extend_from_slice(data);
-            upgrade_verdict(&conn.head, &conn.accept)
+            upgrade_verdict(&conn.head, &conn.accept, deflate)
         } else {
-            upgrade_verdict(data, &conn.accept)
+            upgrade_verdict(data, &conn.accept, deflate)
         };
         match result {
             Ok(None) => {
@@ -80,6 +94,10 @@ impl Worker<'_> {
         };
         conn.upgraded = true;
         conn.state = ConnState::Open;
+        // With --deflate, every connection that got here negotiated it (else it failed).
+        let deflate = self.plan.deflate;
+        conn.rx.set_deflate(deflate);
+        self.stats.deflate_negotiated += u64::from(deflate);
         conn.deadline_ns = 0;
         let handshake_ns = now.saturating_sub(conn.connect_start_ns);
         self.pending -= 1;
@@ -101,7 +119,11 @@ impl Worker<'_> {
         }
         if let Mode::Echo { paced } = mode {
             let conn = self.slots.get(token).expect("present above");
-            conn.frame = build_frame(&self.plan.payload, self.plan.opcode, conn.mask);
+            // Compressed once per connection: every echo sends the same message.
+            conn.frame = match deflate {
+                true => build_deflate_frame(&self.plan.payload, self.plan.opcode, conn.mask),
+                false => build_frame(&self.plan.payload, self.plan.opcode, conn.mask),
+            };
             if let Some(pacer) = self.pacer.as_mut() {
                 debug_assert!(paced);
                 conn.rate_index = pacer.tokens.len() as u32;

@@ -422,6 +422,12 @@ fn ringws_refusal(
             "retry after the delay with backoff; if it persists, raise max_connections or add \
              capacity (`ringws check --connections N` tells what this machine can hold)",
         ),
+        TopicForbidden => diagnosis(
+            quoted.clone(),
+            "connect without that ?topic=, or use a token whose topic permissions grant \
+             subscribing to it (the claim topic_permissions_claim of a JWT, or the subscribe= \
+             field of its auth_tokens_file line); see docs/policy.md",
+        ),
         OverMemoryBudget => diagnosis(
             format!("{quoted}{}", retry_after(response)),
             "retry after the delay with backoff; the server's connections hold nearly all of its \

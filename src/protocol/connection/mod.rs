@@ -36,7 +36,7 @@ pub use outbound::{Outbound, TokenBucket, MAX_CONTROL_QUEUE_BYTES};
 pub use progress::{Progress, Verdict};
 
 use super::close::encode_close_payload;
-use super::deflate::{self, Compression, Negotiated};
+use super::deflate::{self, Answer, Compression, Negotiated};
 use super::frame::{
     append_client_frame, encode_client_header, encode_server_header, Opcode, MAX_HEADER_LEN,
 };
@@ -88,7 +88,8 @@ pub struct Settings {
     /// Message rate limit: refill in thousandths of a message per tick; 0 = no limit.
     pub message_rate_milli_per_tick: u64,
     pub message_burst: u32,
-    /// permessage-deflate: whether to accept it, and which messages to compress.
+    /// permessage-deflate: whether to accept it (a server; a client driver decides whether to
+    /// offer it), and which messages to compress (both roles).
     pub compression: Compression,
 }
 
@@ -522,9 +523,16 @@ impl Connection {
         }
     }
 
-    /// Client: the server's 101 checked out; the connection is open.
-    pub fn upgraded(&mut self, now: Tick, out: &mut impl Output) {
+    /// Client: the server's 101 checked out; the connection is open, with permessage-deflate
+    /// when the server accepted the offer (`deflate`: its answer, judged with
+    /// [`deflate_answer`](crate::protocol::client_handshake::deflate_answer)). Messages are then
+    /// compressed and inflated with the core's codec, as on a server: nothing per connection.
+    pub fn upgraded(&mut self, now: Tick, deflate: Option<&Answer>, out: &mut impl Output) {
         debug_assert_eq!(self.phase, Phase::Handshake);
+        self.deflate = Negotiated::from_answer(deflate);
+        if self.deflate.is_on() {
+            out.note(Note::DeflateNegotiated);
+        }
         self.open(now, out);
     }
 
@@ -596,7 +604,7 @@ impl Connection {
     /// right after the 101 (the driver calls this again then).
     pub fn shut_down(&mut self, now: Tick, deadline: Tick, cfg: &Settings, out: &mut impl Output) {
         let grace_ticks = deadline.wrapping_sub(now).min(u32::MAX / 4);
-        let reason = "server shutting down";
+        let reason = "server shutting down, reconnect";
         self.start_close(now, grace_ticks, CloseCode::GOING_AWAY, reason, cfg, out);
     }
 

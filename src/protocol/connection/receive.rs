@@ -80,6 +80,11 @@ impl Connection {
                     // from now.
                     self.flags = (self.flags & !flag::AWAITING_PONG) | fx::DEADLINE;
                 }
+                if self.deflate.is_on() && reader.is_idle() {
+                    // The reader of the batch that held the 101 was made before deflate was
+                    // negotiated, and a server's first frames often arrive with its 101.
+                    *reader = std::mem::take(reader).with_deflate(true);
+                }
                 self.receive_frames(now, cfg, reader, input, out)
             }
             Phase::Lingering | Phase::Released => Input {

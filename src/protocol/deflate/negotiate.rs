@@ -136,10 +136,10 @@ enum ValueRule {
 
 /// A parameter value as written: a token, or a quoted string still quoted.
 #[derive(Clone, Copy, Debug)]
-struct Value<'a>(&'a [u8]);
+pub(super) struct Value<'a>(&'a [u8]);
 
 /// `name [ "=" value ]`, trimmed; the name a token, the value a token or a quoted string.
-fn parse_param(part: &[u8]) -> Result<(&[u8], Option<Value<'_>>), Declined> {
+pub(super) fn parse_param(part: &[u8]) -> Result<(&[u8], Option<Value<'_>>), Declined> {
     let part = part.trim_ascii();
     let (name, value) = match part.iter().position(|&b| b == b'=') {
         Some(eq) => (part[..eq].trim_ascii(), Some(part[eq + 1..].trim_ascii())),
@@ -158,7 +158,7 @@ fn parse_param(part: &[u8]) -> Result<(&[u8], Option<Value<'_>>), Declined> {
 
 /// A window size: `8` to `15`, no leading zero, quoted or not (RFC 7692 §7.1.2: a quoted value
 /// must, once unquoted, be the same token).
-fn window_bits(value: Value<'_>) -> Option<u8> {
+pub(super) fn window_bits(value: Value<'_>) -> Option<u8> {
     let raw = value.0;
     let quoted = raw.len() >= 2 && raw[0] == b'"';
     let inner = if quoted { &raw[1..raw.len() - 1] } else { raw };
@@ -213,7 +213,7 @@ fn is_quoted_string(s: &[u8]) -> bool {
 }
 
 /// Splits at `sep` where it is not inside a quoted string.
-fn split_outside_quotes(s: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
+pub(super) fn split_outside_quotes(s: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(s);
     std::iter::from_fn(move || {
         let s = rest?;

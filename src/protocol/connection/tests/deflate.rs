@@ -2,7 +2,7 @@
 //! out, RSV1 rules, bounded inflate.
 
 use super::*;
-use crate::protocol::deflate::codec;
+use crate::protocol::deflate::{codec, Answer, CLIENT_OFFER};
 use crate::protocol::frame::{decode_header_with, RSV1_BIT};
 use crate::protocol::reader::INFLATED_TOO_BIG;
 
@@ -246,4 +246,144 @@ fn invalid_utf8_is_found_after_inflating() {
     let frame = client_frame_rsv1(true, Opcode::Text, &compress(&bad), true);
     assert_eq!(feed_with(&mut conn, 1, &frame, &mut out, &cfg), []);
     assert_eq!(last_close(&out.take_wire()), 1007);
+}
+
+/// A client and a server that negotiated permessage-deflate with ringws's client offer.
+fn deflate_pair() -> Pair {
+    let offer = offer_request(&[CLIENT_OFFER]);
+    let p = Pair::connect_with(deflate_settings(), offer);
+    assert!(p.client.negotiated().is_on() && p.server.negotiated().is_on());
+    assert_eq!(
+        p.client.negotiated().0,
+        15,
+        "the server set no client window"
+    );
+    assert!(p.client_out.notes.contains(&Note::DeflateNegotiated));
+    p
+}
+
+/// The frames a client wrote: (masked, compressed, opcode, payload unmasked and inflated).
+fn client_frames(wire: &[u8]) -> Vec<(bool, bool, Opcode, Vec<u8>)> {
+    let mut frames = Vec::new();
+    let mut rest = wire;
+    while !rest.is_empty() {
+        let h = decode_header_with(rest, true).unwrap().unwrap();
+        let end = h.header_len + h.payload_len as usize;
+        let mut payload = rest[h.header_len..end].to_vec();
+        let masked = rest[1] & 0x80 != 0;
+        if masked {
+            let k = &rest[h.header_len - 4..h.header_len];
+            crate::protocol::mask::apply_mask(&mut payload, [k[0], k[1], k[2], k[3]], 0);
+        }
+        if h.compressed {
+            payload = codec::inflate(&payload, 1 << 24).unwrap();
+        }
+        frames.push((masked, h.compressed, h.opcode, payload));
+        rest = &rest[end..];
+    }
+    frames
+}
+
+#[test]
+fn a_client_offering_deflate_round_trips_compressed_messages_both_ways() {
+    let mut p = deflate_pair();
+    let (cfg, now) = (p.cfg.clone(), p.now);
+    let text = json(1500);
+    assert!(p
+        .client
+        .send(now, &cfg, MessageKind::Text, &text, &mut p.client_out));
+    assert!(p
+        .client
+        .send(now, &cfg, MessageKind::Binary, b"small", &mut p.client_out));
+    // On the wire: masked, RSV1 on the large message only, and smaller than the message.
+    let wire = p.client_out.wire.clone();
+    assert!(wire.len() < text.len() / 2, "{}", wire.len());
+    let frames = client_frames(&wire);
+    assert_eq!(frames[0], (true, true, Opcode::Text, text.clone()));
+    assert_eq!(frames[1], (true, false, Opcode::Binary, b"small".to_vec()));
+    let reply = json(3000);
+    assert!(p
+        .server
+        .send(now, &cfg, MessageKind::Text, &reply, &mut p.server_out));
+    assert!(p.server_out.wire.len() < reply.len() / 2);
+    let (at_server, at_client) = p.step();
+    assert_eq!(
+        at_server,
+        [
+            Seen::Message(MessageKind::Text, text),
+            Seen::Message(MessageKind::Binary, b"small".to_vec())
+        ]
+    );
+    assert_eq!(at_client, [Seen::Message(MessageKind::Text, reply)]);
+    assert!(p.client_out.notes.iter().any(|n| matches!(
+        n,
+        Note::Compressed {
+            sent: false,
+            uncompressed: 3000,
+            ..
+        }
+    )));
+    assert!(
+        p.client.extra.is_none() && p.server.extra.is_none(),
+        "nothing held per connection between messages"
+    );
+}
+
+#[test]
+fn a_client_under_a_server_set_window_compresses_only_what_fits_it() {
+    let mut out = Mem::default();
+    let mut client = Connection::client(0);
+    let answer = Answer {
+        server_no_context_takeover: true,
+        client_max_window_bits: Some(9),
+        ..Answer::default()
+    };
+    client.upgraded(0, Some(&answer), &mut out);
+    assert_eq!(client.negotiated().0, 9);
+    let cfg = deflate_settings();
+    assert!(client.send(1, &cfg, MessageKind::Text, &json(512), &mut out));
+    assert!(client.send(1, &cfg, MessageKind::Text, &json(513), &mut out));
+    let frames = client_frames(&out.take_wire());
+    assert!(frames[0].1 && !frames[1].1);
+}
+
+#[test]
+fn a_client_without_deflate_fails_a_compressed_message_with_1002() {
+    // The server negotiated it, the client (offering nothing) did not.
+    let mut p = Pair::connect_with(deflate_settings(), request("/pair"));
+    assert!(!p.client.negotiated().is_on() && !p.server.negotiated().is_on());
+    let payload = compress(&json(400));
+    let mut header = [0u8; crate::protocol::MAX_HEADER_LEN];
+    let n = crate::protocol::frame::encode_server_header(
+        &mut header,
+        true,
+        Opcode::Text,
+        payload.len() as u64,
+    );
+    header[0] |= RSV1_BIT;
+    let wire = [&header[..n], &payload].concat();
+    let now = p.now + 1;
+    let seen = feed_with(&mut p.client, now, &wire, &mut p.client_out, &p.cfg.clone());
+    assert_eq!(seen, []);
+    let frames = client_frames(&p.client_out.take_wire());
+    let (masked, _, opcode, payload) = frames.last().unwrap();
+    assert!(*masked && *opcode == Opcode::Close);
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1002);
+}
+
+#[test]
+fn a_compressed_message_arriving_with_the_101_is_inflated() {
+    let cfg = deflate_settings();
+    let (mut server, mut server_out) = (Connection::server_at(0), Mem::default());
+    let offer = offer_request(&[CLIENT_OFFER]);
+    feed_with(&mut server, 0, &offer, &mut server_out, &cfg);
+    let text = json(1000);
+    assert!(server.send(0, &cfg, MessageKind::Text, &text, &mut server_out));
+    // The 101 and the compressed message, in one read.
+    let wire = server_out.take_wire();
+    let (mut client, mut out) = (Connection::client(0), Mem::default());
+    let seen = feed_with(&mut client, 1, &wire, &mut out, &cfg);
+    assert!(matches!(seen[0], Seen::Response(_)), "{seen:?}");
+    assert_eq!(seen[1..], [Seen::Message(MessageKind::Text, text)]);
+    assert!(out.take_wire().is_empty(), "no close: the message was read");
 }
