@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod credentials;
 pub mod debug_ring;
+pub mod expiry;
 pub mod jwks;
 pub mod origin;
 pub mod rate_limit;
@@ -158,6 +159,10 @@ pub struct PolicySettings {
     pub topic_permissions_claim: String,
     /// The permissions of a token that carries none.
     pub topic_permissions_default: DefaultPermissions,
+    /// Close connections whose JWT `exp` passes (4001).
+    pub close_on_token_expiry: bool,
+    /// The closes of tokens expiring together are spread over this window after `exp`.
+    pub token_expiry_close_window: std::time::Duration,
 }
 
 impl PolicySettings {
@@ -193,6 +198,10 @@ pub struct Policy {
     proxies: TrustedProxies,
     /// Given to every connection whose token carries no permissions (one shared set).
     default_permissions: Arc<TopicPermissions>,
+    /// With `close_on_token_expiry`: the window closes are spread over, in milliseconds.
+    expiry_window_ms: Option<u64>,
+    /// Connections closed with 4001 because their token expired, all cores.
+    expiry_closes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Policy {
@@ -203,6 +212,8 @@ impl Default for Policy {
             credentials: Credentials::default(),
             proxies: TrustedProxies::default(),
             default_permissions: DefaultPermissions::default().permissions(),
+            expiry_window_ms: None,
+            expiry_closes: Arc::default(),
         }
     }
 }
@@ -232,6 +243,10 @@ impl Policy {
             credentials,
             proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
             default_permissions: settings.topic_permissions_default.permissions(),
+            expiry_window_ms: settings
+                .close_on_token_expiry
+                .then_some(settings.token_expiry_close_window.as_millis() as u64),
+            expiry_closes: Arc::default(),
         })
     }
 
@@ -243,7 +258,28 @@ impl Policy {
 
     /// The policy's metric series (JWKS fetches, reloads), for the exporter.
     pub fn metrics(&self) -> Vec<crate::metrics::AppSeries> {
-        self.credentials.metrics()
+        let mut series = self.credentials.metrics();
+        let closes = self.expiry_closes.clone();
+        series.push(crate::metrics::AppSeries {
+            name: "ringws_token_expiry_closes_total",
+            help: "Connections closed with 4001 because their token's exp passed \
+                   (close_on_token_expiry).",
+            labels: Vec::new(),
+            gauge: false,
+            read: Box::new(move || closes.load(std::sync::atomic::Ordering::Relaxed)),
+        });
+        series
+    }
+
+    /// With `close_on_token_expiry`: a queue for one core, spreading closes over the window.
+    pub fn expiry_queue(&self) -> Option<expiry::ExpiryQueue> {
+        self.expiry_window_ms.map(expiry::ExpiryQueue::new)
+    }
+
+    /// Counts a connection closed because its token expired.
+    pub fn count_expiry_close(&self) {
+        self.expiry_closes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Reads the token file, the JWT secret and the JWKS file again (SIGHUP, `POST /reload`):
