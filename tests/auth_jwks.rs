@@ -318,3 +318,13 @@ fn a_bad_jwks_file_stops_the_start_and_says_why() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_jwks_url_that_is_not_http_is_refused_at_the_start() {
+    common::refused_start(
+        &["--auth", "jwt", "--jwt-jwks-url", "sso.example.com/certs"],
+        &[],
+        2,
+        &["jwt_jwks_url", "not an http:// or https:// URL"],
+    );
+}

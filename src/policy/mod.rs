@@ -100,6 +100,11 @@ pub enum PolicyError {
          RS256, PS256, ES256 and EdDSA"
     )]
     NoSecret,
+    #[error(
+        "jwt_jwks_url {0:?} is not an http:// or https:// URL: write the identity provider's \
+         JWKS address, such as https://sso.example.com/realms/demo/protocol/openid-connect/certs"
+    )]
+    JwksUrl(String),
     #[error("jwt_jwks_file {}: {source}", path.display())]
     JwksFile {
         path: PathBuf,
@@ -179,6 +184,15 @@ impl PolicySettings {
                     && self.jwt_jwks_url.is_none() =>
             {
                 Err(PolicyError::NoSecret)
+            }
+            _ if self
+                .jwt_jwks_url
+                .as_deref()
+                .is_some_and(|url| !url.starts_with("http://") && !url.starts_with("https://")) =>
+            {
+                Err(PolicyError::JwksUrl(
+                    self.jwt_jwks_url.clone().unwrap_or_default(),
+                ))
             }
             _ if self.require_subprotocol && self.subprotocols.is_empty() => {
                 Err(PolicyError::NoSubprotocols)
