@@ -2,12 +2,16 @@
 //!
 //! Nothing here touches a socket or reads a clock: the reactor passes the parsed request, the
 //! socket peer and the time in, and gets back either what to answer the upgrade with
-//! ([`Accepted`]) or the refusal to send. Files (tokens, JWT secret) are read once, by
-//! [`Policy::load`] at start-up, from the [`PolicySettings`] the configuration hands over.
+//! ([`Accepted`]) or the refusal to send. Files (tokens, JWT secret, JWKS) are read by
+//! [`Policy::load`] at start-up, from the [`PolicySettings`] the configuration hands over, and
+//! again by [`Policy::reload_credentials`] (SIGHUP, `POST /reload`). The exceptions, beside the
+//! reactors: the thread that fetches `jwt_jwks_url` ([`jwks`]).
 //!
 //! - [`origin`]: the `Origin` allowlist (403).
 //! - [`subprotocol`]: choosing the `Sec-WebSocket-Protocol` (400 when one is required).
-//! - [`auth`]: bearer tokens, static or HS256 JWT (401).
+//! - [`auth`]: bearer tokens, static or JWT (401); [`jwks`] the public keys of asymmetric JWTs;
+//!   [`credentials`] the current set, swapped whole by a reload; [`reload`] `POST /reload`.
+//! - [`expiry`]: closing connections whose token expired (`close_on_token_expiry`).
 //! - [`topic_acl`]: the topic permissions a token carries; a `?topic=` they do not grant is
 //!   refused here (403), the rest is checked by the pub/sub app.
 //! - [`rate_limit`]: per-client-address handshake rate, one table per core (429).
