@@ -319,12 +319,15 @@ fn a_bad_jwks_file_stops_the_start_and_says_why() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Keys decide who may connect: they come over https, or over http from this machine only.
 #[test]
-fn a_jwks_url_that_is_not_http_is_refused_at_the_start() {
-    common::refused_start(
-        &["--auth", "jwt", "--jwt-jwks-url", "sso.example.com/certs"],
-        &[],
-        2,
-        &["jwt_jwks_url", "not an http:// or https:// URL"],
-    );
+fn a_jwks_url_that_is_not_https_or_loopback_http_is_refused_at_the_start() {
+    for url in ["sso.example.com/certs", "http://sso.example.com/certs"] {
+        common::refused_start(
+            &["--auth", "jwt", "--jwt-jwks-url", url],
+            &[],
+            2,
+            &["jwt_jwks_url", "not an https:// URL", "loopback"],
+        );
+    }
 }

@@ -105,8 +105,9 @@ pub enum PolicyError {
     )]
     NoSecret,
     #[error(
-        "jwt_jwks_url {0:?} is not an http:// or https:// URL: write the identity provider's \
-         JWKS address, such as https://sso.example.com/realms/demo/protocol/openid-connect/certs"
+        "jwt_jwks_url {0:?} is not an https:// URL (http:// only to a loopback address, as the keys \
+         it serves decide who may connect): write the identity provider's JWKS address, such as \
+         https://sso.example.com/realms/demo/protocol/openid-connect/certs"
     )]
     JwksUrl(String),
     #[error("jwt_jwks_file {}: {source}", path.display())]
@@ -192,7 +193,7 @@ impl PolicySettings {
             _ if self
                 .jwt_jwks_url
                 .as_deref()
-                .is_some_and(|url| !url.starts_with("http://") && !url.starts_with("https://")) =>
+                .is_some_and(|url| !jwks::url_is_acceptable(url)) =>
             {
                 Err(PolicyError::JwksUrl(
                     self.jwt_jwks_url.clone().unwrap_or_default(),
