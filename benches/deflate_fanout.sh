@@ -12,7 +12,8 @@
 #
 # ROUNDS rounds, each running both modes (their order alternating from round to round) against
 # a fresh server, so load from anything else on the machine hits both alike. One JSON line per
-# run goes to OUT (with the load average read right after it), then medians and the ratio.
+# run goes to OUT (with the server's and the client's CPU seconds over the run, and the load
+# average read right after it), then medians, the ratio, and CPU per delivery on each side.
 #
 # Usage: benches/deflate_fanout.sh                    (builds target/release/ringws first)
 #        NS="1000 5000" ROUNDS=5 OUT=benches/results/deflate_fanout.jsonl benches/deflate_fanout.sh
@@ -36,6 +37,11 @@ if [[ -z ${BIN_PREBUILT:-} ]]; then cargo build --release --quiet; fi
 [[ -f $MESSAGE ]] || python3 benches/json_corpus.py
 ulimit -n "$(ulimit -Hn)"
 
+hz=$(getconf CLK_TCK)
+client_time=$(mktemp)
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
 server_pid=
 stop_server() {
     if [[ -n $server_pid ]]; then
@@ -44,7 +50,7 @@ stop_server() {
         server_pid=
     fi
 }
-trap stop_server EXIT
+trap 'stop_server; rm -f "$client_time"' EXIT
 
 wait_ready() {
     for _ in $(seq 100); do
@@ -67,11 +73,15 @@ for n in $NS; do
             wait_ready
             flag=()
             [[ $mode == deflate ]] && flag=(--deflate)
-            line=$("$BIN" bench fanout --label "$mode" --url "ws://$WS/ws" --admin "$ADMIN" \
+            server_before=$(cpu_ticks "$server_pid")
+            line=$(/usr/bin/time -f '%U %S' -o "$client_time" "$BIN" bench fanout --label "$mode" \
+                --url "ws://$WS/ws" --admin "$ADMIN" \
                 --subscribers "$n" --payload-file "$MESSAGE" --publishes "$PUBLISHES" \
                 --burst "$BURST" --threads 1 --pin-cpu "$CLIENT_CPU" --sources "$SOURCES" \
                 "${flag[@]}" --json)
-            echo "${line%\}},\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" | tee -a "$OUT"
+            server_s=$(awk -v a="$server_before" -v b="$(cpu_ticks "$server_pid")" -v hz="$hz" 'BEGIN { print (b - a) / hz }')
+            client_s=$(awk '{ print $1 + $2 }' "$client_time")
+            echo "${line%\}},\"server_cpu_s\":$server_s,\"client_cpu_s\":$client_s,\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" | tee -a "$OUT"
             stop_server
             sleep 1
         done
@@ -87,8 +97,14 @@ for n in sorted({r["subscribers"] for r in runs}):
     p50 = {m: statistics.median(r["latency_us"]["p50"] for r in rs) for m, rs in per.items()}
     errors = sum(r["errors"] for rs in per.values() for r in rs)
     ratio = [r["server_deflate_ratio"] for r in per["deflate"] if r.get("server_deflate_ratio")]
+    deliveries = lambda r: (r["latency_samples"] + r["burst"]) * r["subscribers"]
+    cpu = {m: {side: statistics.median(r[side + "_cpu_s"] * 1e6 / deliveries(r) for r in rs)
+               for side in ("server", "client")} for m, rs in per.items()}
     print(f"{n} subscribers, {len(per['plain'])} rounds: deliveries/s median plain {med['plain']:,.0f}, "
           f"deflate {med['deflate']:,.0f} ({med['deflate'] / med['plain']:.1%} of plain); "
           f"1 publish -> all p50 plain {p50['plain'] / 1e3:.1f} ms, deflate {p50['deflate'] / 1e3:.1f} ms; "
           f"compression {statistics.median(ratio) if ratio else 0:.2f}x; errors {errors}")
+    print(f"  CPU per delivery over the whole run (connect, single publishes, burst), median: "
+          f"server plain {cpu['plain']['server']:.2f} us, deflate {cpu['deflate']['server']:.2f} us; "
+          f"client plain {cpu['plain']['client']:.2f} us, deflate {cpu['deflate']['client']:.2f} us")
 PY

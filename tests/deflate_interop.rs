@@ -1,7 +1,9 @@
 //! permessage-deflate with real clients: Python `websockets` and Node `ws`, compression on,
 //! each negotiating the extension and getting a compressed ~2 KiB JSON message back intact
 //! (headless Chromium is in tests/browser.rs). The server's deflate counters show both
-//! directions were compressed.
+//! directions were compressed. And ringws's client role against the same libraries as servers:
+//! `ringws bench echo --deflate` negotiates with each and round-trips compressed messages
+//! (websockets answers with window limits of its own, `client_max_window_bits=12`).
 //!
 //! Needs /usr/bin/python3 with `websockets` (Debian's python3-websockets) and node with `ws`
 //! (Debian's node-ws, in /usr/share/nodejs); `bash .ci/test` installs both. Without them the
@@ -9,7 +11,8 @@
 
 mod common;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{metric_sum, output_within, ServerProcess};
@@ -94,4 +97,100 @@ fn node_ws_negotiates_deflate_and_round_trips_a_compressed_message() {
         return;
     }
     round_trip(node().args(["-e", NODE_CLIENT]));
+}
+
+const PYTHON_SERVER: &str = r#"
+import asyncio
+from websockets.server import serve
+async def echo(ws, path=None):
+    async for message in ws:
+        await ws.send(message)
+async def main():
+    async with serve(echo, "127.0.0.1", 0, compression="deflate") as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+asyncio.run(main())
+"#;
+
+const NODE_SERVER: &str = r#"
+const { WebSocketServer } = require('ws');
+const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: { threshold: 0 } });
+wss.on('listening', () => console.log(wss.address().port));
+wss.on('connection', (ws) => ws.on('message', (data, binary) => ws.send(data, { binary })));
+"#;
+
+/// Starts `server` (an echo server printing its port), runs `ringws bench echo --deflate`
+/// against it with the corpus's 1 KiB JSON message, and expects deflate negotiated on every
+/// connection and every echo intact (compared after inflating).
+fn ringws_client_against(server: &mut Command) {
+    let mut child = server
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the echo server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no port: {line:?}"));
+    let message = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/corpus/json-1024.json");
+    let out = output_within(
+        Command::new(env!("CARGO_BIN_EXE_ringws")).args([
+            "bench",
+            "echo",
+            "--url",
+            &format!("ws://127.0.0.1:{port}/"),
+            "--conns",
+            "2",
+            "--warmup",
+            "0",
+            "--duration",
+            "1",
+            "--text",
+            "--payload-file",
+            message,
+            "--deflate",
+            "--json",
+        ]),
+        Duration::from_secs(20),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["deflate_negotiated"], 2, "{stdout}");
+    assert!(report["messages"].as_u64().unwrap() > 0, "{stdout}");
+    assert_eq!(report["errors_total"], 0, "{stdout}");
+}
+
+#[test]
+fn ringws_client_negotiates_deflate_with_python_websockets() {
+    let python = || Command::new("/usr/bin/python3");
+    if !have(
+        "python3 with websockets",
+        python().args(["-c", "import websockets"]),
+    ) {
+        return;
+    }
+    ringws_client_against(python().args(["-c", PYTHON_SERVER]));
+}
+
+#[test]
+fn ringws_client_negotiates_deflate_with_node_ws() {
+    let mut node = Command::new("node");
+    node.env("NODE_PATH", "/usr/share/nodejs");
+    if !have(
+        "node with ws",
+        Command::new("node")
+            .env("NODE_PATH", "/usr/share/nodejs")
+            .args(["-e", "require('ws')"]),
+    ) {
+        return;
+    }
+    ringws_client_against(node.args(["-e", NODE_SERVER]));
 }

@@ -85,9 +85,11 @@ pub fn check(
     let mut first_differing = None;
     let mut differing = 0;
     for _ in 0..CHECK_MESSAGES {
-        let frame = match deflate {
-            true => super::conn::build_deflate_frame(payload, opcode, random_bytes()).into_vec(),
-            false => super::conn::build_frame(payload, opcode, random_bytes()).into_vec(),
+        let frame = match up.deflate {
+            Some(answer) if answer.client_may_compress(payload.len()) => {
+                super::conn::build_deflate_frame(payload, opcode, random_bytes()).into_vec()
+            }
+            _ => super::conn::build_frame(payload, opcode, random_bytes()).into_vec(),
         };
         up.stream.write_all(&frame).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + wait;

@@ -14,7 +14,7 @@ use super::probe::{
     StepResult,
 };
 use super::tls::Stream;
-use crate::protocol::deflate::codec;
+use crate::protocol::deflate::{codec, Answer};
 use crate::protocol::frame::{append_client_frame, RSV1_BIT};
 use crate::protocol::Opcode;
 use crate::sys::process::random_bytes;
@@ -24,10 +24,13 @@ pub const REPLY_WAIT: Duration = Duration::from_secs(2);
 /// Level doctor compresses at (any level inflates the same way).
 const LEVEL: u8 = 6;
 
-/// The message sent: JSON like an app's, over 256 bytes so that a server compressing from that
-/// size on (ringws's default `compression_min_size`) compresses its echo.
-pub fn message() -> Vec<u8> {
-    let items: Vec<String> = (0..8)
+/// Most items in the message: 491 bytes, over 256 so that a server compressing from that size on
+/// (ringws's default `compression_min_size`) compresses its echo.
+const MAX_ITEMS: usize = 8;
+
+/// The message sent: JSON like an app's, of `items` items (1..=[`MAX_ITEMS`]).
+pub fn message(items: usize) -> Vec<u8> {
+    let items: Vec<String> = (0..items)
         .map(|i| {
             format!("{{\"id\":{i},\"user\":\"doctor\",\"text\":\"permessage-deflate check\"}}")
         })
@@ -36,23 +39,40 @@ pub fn message() -> Vec<u8> {
 }
 
 /// Sends [`message`] compressed and reads the reply (at most [`REPLY_WAIT`], or `timeout`). The
-/// negotiated parameters are on the upgrade step's line.
-pub fn round_trip(stream: &mut Stream, session: &mut Session, timeout: Duration) -> StepResult<()> {
-    let text = message();
+/// negotiated parameters are on the upgrade step's line; a `client_max_window_bits` in `answer`
+/// makes the message short enough for that window.
+pub fn round_trip(
+    stream: &mut Stream,
+    session: &mut Session,
+    answer: &Answer,
+    timeout: Duration,
+) -> StepResult<()> {
+    let text = (1..=MAX_ITEMS)
+        .rev()
+        .map(message)
+        .find(|text| answer.client_may_compress(text.len()))
+        .unwrap_or_else(|| message(1));
+    // Every message built compresses (a unit test checks); were one not to, it would go out
+    // as it is, which RFC 7692 allows, and the line would say so.
     let (frame, compressed_len) = codec::with_compressed(&text, LEVEL, |compressed| {
-        let compressed = compressed.expect("the JSON message compresses");
-        let mut frame = Vec::with_capacity(compressed.len() + 14);
-        append_client_frame(&mut frame, true, Opcode::Text, compressed, random_bytes());
-        frame[0] |= RSV1_BIT;
-        (frame, compressed.len())
+        let payload = compressed.unwrap_or(&text);
+        let mut frame = Vec::with_capacity(payload.len() + 14);
+        append_client_frame(&mut frame, true, Opcode::Text, payload, random_bytes());
+        if compressed.is_some() {
+            frame[0] |= RSV1_BIT;
+        }
+        (frame, compressed.map(<[u8]>::len))
     });
     if let Err(err) = stream.write_all(&frame) {
         return Err(io_failure("sending a compressed message", err));
     }
-    let sent = format!(
-        "{} B of JSON sent compressed to {compressed_len} B",
-        text.len()
-    );
+    let sent = match compressed_len {
+        Some(n) => format!("{} B of JSON sent compressed to {n} B", text.len()),
+        None => format!(
+            "{} B of JSON sent uncompressed (it did not shrink)",
+            text.len()
+        ),
+    };
     let wait = timeout.min(REPLY_WAIT);
     let deadline = Instant::now() + wait;
     loop {
@@ -110,11 +130,21 @@ mod tests {
 
     #[test]
     fn the_message_is_json_over_the_default_minimum_and_compresses() {
-        let text = message();
+        let text = message(MAX_ITEMS);
         let value: serde_json::Value = serde_json::from_slice(&text).unwrap();
         assert_eq!(value["ringws_doctor"].as_array().unwrap().len(), 8);
         assert!(text.len() > 256, "{}", text.len());
         let compressed = codec::with_compressed(&text, LEVEL, |c| c.unwrap().len());
         assert!(compressed < text.len() / 2, "{compressed}");
+        // The smallest window a server may set (256 B) still takes a message of two items, and
+        // every message doctor may send compresses.
+        assert!(message(2).len() <= 256, "{}", message(2).len());
+        for items in 1..=MAX_ITEMS {
+            let text = message(items);
+            assert!(
+                codec::with_compressed(&text, LEVEL, |c| c.is_some()),
+                "{items}"
+            );
+        }
     }
 }

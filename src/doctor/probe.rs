@@ -150,7 +150,7 @@ fn probe(
     if let Some(answer) = session.deflate {
         out.deflate = Some(answer);
         let started = Instant::now();
-        let round_trip = super::deflate::round_trip(&mut stream, &mut session, timeout);
+        let round_trip = super::deflate::round_trip(&mut stream, &mut session, &answer, timeout);
         out.record("permessage-deflate".to_owned(), started, round_trip)?;
     }
 

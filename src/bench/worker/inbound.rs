@@ -9,13 +9,18 @@ use crate::bench::shared::Stage;
 use crate::protocol::client_handshake::{
     check_upgrade, deflate_answer, parse_response, response_status,
 };
-use crate::protocol::deflate::CLIENT_OFFER;
+use crate::protocol::deflate::{Answer, CLIENT_OFFER};
 use crate::protocol::frame::Opcode;
 
-/// The server's answer to the upgrade so far: `Ok(None)`, read more; `Ok(Some(head_len))`, a
-/// valid 101 (bytes after `head_len` are frames); `Err`, fail the connection with this cause.
-/// `deflate`: permessage-deflate was offered, and the server must accept it.
-fn upgrade_verdict(bytes: &[u8], accept: &[u8; 28], deflate: bool) -> Result<Option<usize>, Cause> {
+/// The server's answer to the upgrade so far: `Ok(None)`, read more; `Ok(Some((head_len,
+/// deflate)))`, a valid 101 (bytes after `head_len` are frames) and its permessage-deflate
+/// answer; `Err`, fail the connection with this cause. `deflate`: permessage-deflate was offered,
+/// and the server must accept it.
+fn upgrade_verdict(
+    bytes: &[u8],
+    accept: &[u8; 28],
+    deflate: bool,
+) -> Result<Option<(usize, Option<Answer>)>, Cause> {
     let Some(response) = parse_response(bytes)? else {
         return Ok(None);
     };
@@ -26,10 +31,13 @@ fn upgrade_verdict(bytes: &[u8], accept: &[u8; 28], deflate: bool) -> Result<Opt
         &[]
     };
     let head_len = check_upgrade(&response, accept, &[], offered)?.head_len;
-    if deflate && deflate_answer(&response, CLIENT_OFFER)?.is_none() {
-        return Err(Cause::DeflateDeclined);
+    if !deflate {
+        return Ok(Some((head_len, None)));
     }
-    Ok(Some(head_len))
+    match deflate_answer(&response, CLIENT_OFFER)? {
+        Some(answer) => Ok(Some((head_len, Some(answer)))),
+        None => Err(Cause::DeflateDeclined),
+    }
 }
 
 impl Worker<'_> {
@@ -70,9 +78,9 @@ impl Worker<'_> {
                 self.fail(token, cause);
                 false
             }
-            Ok(Some(head_len)) => {
+            Ok(Some((head_len, deflate))) => {
                 let mut head = std::mem::take(&mut conn.head);
-                if !self.on_upgraded(token, now) {
+                if !self.on_upgraded(token, now, deflate) {
                     return false;
                 }
                 let frames = if carried {
@@ -85,8 +93,9 @@ impl Worker<'_> {
         }
     }
 
-    /// The 101 checked out. Returns false when the connection is gone.
-    fn on_upgraded(&mut self, token: u64, now: u64) -> bool {
+    /// The 101 checked out, with `deflate` negotiated or not. Returns false when the connection
+    /// is gone.
+    fn on_upgraded(&mut self, token: u64, now: u64, deflate: Option<Answer>) -> bool {
         let measuring = self.stage == Stage::Measure;
         let mode = self.plan.mode;
         let Some(conn) = self.slots.get(token) else {
@@ -95,9 +104,8 @@ impl Worker<'_> {
         conn.upgraded = true;
         conn.state = ConnState::Open;
         // With --deflate, every connection that got here negotiated it (else it failed).
-        let deflate = self.plan.deflate;
-        conn.rx.set_deflate(deflate);
-        self.stats.deflate_negotiated += u64::from(deflate);
+        conn.rx.set_deflate(deflate.is_some());
+        self.stats.deflate_negotiated += u64::from(deflate.is_some());
         conn.deadline_ns = 0;
         let handshake_ns = now.saturating_sub(conn.connect_start_ns);
         self.pending -= 1;
@@ -119,10 +127,14 @@ impl Worker<'_> {
         }
         if let Mode::Echo { paced } = mode {
             let conn = self.slots.get(token).expect("present above");
-            // Compressed once per connection: every echo sends the same message.
+            // Compressed once per connection: every echo sends the same message. Uncompressed
+            // when the server limited the client's window below the message's length.
+            let payload = &self.plan.payload;
             conn.frame = match deflate {
-                true => build_deflate_frame(&self.plan.payload, self.plan.opcode, conn.mask),
-                false => build_frame(&self.plan.payload, self.plan.opcode, conn.mask),
+                Some(answer) if answer.client_may_compress(payload.len()) => {
+                    build_deflate_frame(payload, self.plan.opcode, conn.mask)
+                }
+                _ => build_frame(payload, self.plan.opcode, conn.mask),
             };
             if let Some(pacer) = self.pacer.as_mut() {
                 debug_assert!(paced);

@@ -374,6 +374,9 @@ impl Connection {
     }
 
     /// A client connection whose upgrade request the driver has sent: it waits for the answer.
+    /// To offer permessage-deflate the request carries [`deflate::CLIENT_OFFER`]; the answer,
+    /// judged with [`deflate_answer`](crate::protocol::client_handshake::deflate_answer), goes to
+    /// [`Connection::upgraded`].
     pub fn client(now: Tick) -> Connection {
         Connection::new(now, flag::CLIENT)
     }

@@ -37,6 +37,13 @@ impl Answer {
     pub fn client_window_bits(&self) -> u8 {
         self.client_max_window_bits.unwrap_or(MAX_WINDOW_BITS)
     }
+
+    /// Whether the client may send a message of `len` bytes compressed with a 32 KiB window:
+    /// the server set no smaller window, or the message fits in it.
+    pub fn client_may_compress(&self, len: usize) -> bool {
+        let bits = self.client_window_bits();
+        bits >= MAX_WINDOW_BITS || len <= 1 << bits
+    }
 }
 
 /// The answer as a header value, parameters in a fixed order (for people: doctor shows it).
@@ -262,6 +269,8 @@ mod tests {
                 .unwrap();
         assert_eq!(answer.client_max_window_bits, Some(9));
         assert_eq!(answer.client_window_bits(), 9);
+        assert!(answer.client_may_compress(512) && !answer.client_may_compress(513));
+        assert!(NO_TAKEOVER.client_may_compress(1 << 20));
         let quoted =
             client("permessage-deflate; server_no_context_takeover; client_max_window_bits=\"12\"");
         assert_eq!(quoted.unwrap().unwrap().client_window_bits(), 12);
