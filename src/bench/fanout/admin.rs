@@ -9,11 +9,15 @@ use crate::protocol::client_handshake::parse_response;
 
 /// One HTTP request to the admin listener; the whole answer.
 fn http(admin: SocketAddr, request: &[u8]) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(admin).map_err(|e| format!("admin {admin}: {e}"))?;
+    // Which request failed, for the message: its request line.
+    let line = String::from_utf8_lossy(request.split(|&b| b == b'\r').next().unwrap_or_default())
+        .into_owned();
+    let failed = |e: std::io::Error| format!("admin {admin}, {line}: {e}");
+    let mut s = TcpStream::connect(admin).map_err(failed)?;
     let _ = s.set_nodelay(true);
-    s.write_all(request).map_err(|e| e.to_string())?;
+    s.write_all(request).map_err(failed)?;
     let mut out = Vec::new();
-    s.read_to_end(&mut out).map_err(|e| e.to_string())?;
+    s.read_to_end(&mut out).map_err(failed)?;
     match parse_response(&out) {
         Ok(Some(response)) => {
             let body = String::from_utf8_lossy(&out[response.head_len..]).into_owned();
