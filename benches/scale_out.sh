@@ -2,7 +2,9 @@
 # Pub/sub across nodes through Redis (docs/benchmarks.md, "Scale-out (Redis bus)").
 #
 #   (a) latency: a redis-server and 3 `ringws serve --app pubsub --cores 1 --bus redis://...`
-#       nodes; `ringws bench fanout` spreads SUBS subscribers round-robin over the 3 nodes and
+#       nodes; `ringws bench fanout` spreads N subscribers (each of SUBS: 3 = one per node, where
+#       the hop through the node is all there is; thousands, where each node's fan-out to its
+#       share adds to it) round-robin over the 3 nodes and
 #       POSTs every publish to node A's admin listener, so every delivery, node A's included,
 #       comes back through Redis. The same run times each publish on a plain Redis subscriber
 #       of the channel (--redis): the floor, client -> node A -> Redis -> a subscriber. Figures:
@@ -18,13 +20,13 @@
 # (with "part", "bus" and the load average), then the medians and ratios are printed.
 #
 # Usage: benches/scale_out.sh                      (builds target/release/ringws first)
-#        ROUNDS=5 SUBS=9000 CPU_SUBS=10000 OUT=scale_out.jsonl BIN_PREBUILT=1 benches/scale_out.sh
+#        ROUNDS=5 SUBS="3 9000" CPU_SUBS=10000 OUT=scale_out.jsonl BIN_PREBUILT=1 benches/scale_out.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${BIN:-target/release/ringws}
 ROUNDS=${ROUNDS:-3}
-SUBS=${SUBS:-3000}
+SUBS=${SUBS:-"3 3000"}
 PUBLISHES=${PUBLISHES:-200}
 BURST=${BURST:-100}
 CPU_SUBS=${CPU_SUBS:-5000}
@@ -104,14 +106,17 @@ for round in $(seq "$ROUNDS"); do
     echo "round $round/$ROUNDS" >&2
     # (a) 3 nodes, subscribers on all three, publishes on node A.
     for k in 1 2 3; do node "$k" "redis://$REDIS/"; done
-    line=$("$BIN" bench fanout --label "3 nodes" \
-        --url "ws://127.0.0.1:$((WS_BASE + 1))/ws" --admin "127.0.0.1:$((ADMIN_BASE + 1))" \
-        --url "ws://127.0.0.1:$((WS_BASE + 2))/ws" --admin "127.0.0.1:$((ADMIN_BASE + 2))" \
-        --url "ws://127.0.0.1:$((WS_BASE + 3))/ws" --admin "127.0.0.1:$((ADMIN_BASE + 3))" \
-        --redis "$REDIS" --topic xnode --subscribers "$SUBS" --payload "$PAYLOAD" \
-        --publishes "$PUBLISHES" --burst "$BURST" --threads 1 --sources "$SOURCES" \
-        --server-pid "${pids[0]}" --server-pid "${pids[1]}" --server-pid "${pids[2]}" --json) || true
-    record latency redis "$line"
+    for n in $SUBS; do
+        line=$("$BIN" bench fanout --label "3 nodes" \
+            --url "ws://127.0.0.1:$((WS_BASE + 1))/ws" --admin "127.0.0.1:$((ADMIN_BASE + 1))" \
+            --url "ws://127.0.0.1:$((WS_BASE + 2))/ws" --admin "127.0.0.1:$((ADMIN_BASE + 2))" \
+            --url "ws://127.0.0.1:$((WS_BASE + 3))/ws" --admin "127.0.0.1:$((ADMIN_BASE + 3))" \
+            --redis "$REDIS" --topic "xnode-$n" --subscribers "$n" --payload "$PAYLOAD" \
+            --publishes "$PUBLISHES" --burst "$BURST" --threads 1 --sources "$SOURCES" \
+            --server-pid "${pids[0]}" --server-pid "${pids[1]}" --server-pid "${pids[2]}" \
+            --json) || true
+        record latency redis "$line"
+    done
     stop_all
     # (b) one node, the same subscribers on each bus; the order alternates between rounds.
     buses=("local" "redis://$REDIS/")
@@ -138,24 +143,24 @@ runs = [json.loads(l) for l in open(sys.argv[1])]
 med = statistics.median
 lat = [r for r in runs if r["part"] == "latency"]
 cpu = [r for r in runs if r["part"] == "cpu"]
-if lat:
-    print(f"(a) 3 nodes, {lat[0]['subscribers']} subscribers, {len(lat)} runs, medians:")
-    f50 = med(r["redis_floor"]["latency_us"]["p50"] for r in lat)
-    f99 = med(r["redis_floor"]["latency_us"]["p99"] for r in lat)
-    print(f"  raw redis subscriber (floor): p50 {f50:.0f} us, p99 {f99:.0f} us, "
-          f"{med(r['redis_floor']['messages_per_s'] for r in lat):.0f} messages/s")
-    for k in range(len(lat[0]["nodes"])):
-        p50 = med(r["nodes"][k]["latency_us"]["p50"] for r in lat)
-        p99 = med(r["nodes"][k]["latency_us"]["p99"] for r in lat)
-        rate = med(r["nodes"][k]["deliveries_per_s"] for r in lat)
-        print(f"  node {'ABC'[k]} ({lat[0]['nodes'][k]['subscribers']} subscribers): p50 {p50:.0f} us "
+for subs in sorted({r["subscribers"] for r in lat}):
+    rs = [r for r in lat if r["subscribers"] == subs]
+    print(f"(a) 3 nodes, {subs} subscribers, {len(rs)} runs, medians:")
+    f50 = med(r["redis_floor"]["latency_us"]["p50"] for r in rs)
+    f99 = med(r["redis_floor"]["latency_us"]["p99"] for r in rs)
+    print(f"  raw redis subscriber (floor): p50 {f50:.0f} us, p99 {f99:.0f} us")
+    for k in range(len(rs[0]["nodes"])):
+        p50 = med(r["nodes"][k]["latency_us"]["p50"] for r in rs)
+        p99 = med(r["nodes"][k]["latency_us"]["p99"] for r in rs)
+        rate = med(r["nodes"][k]["deliveries_per_s"] for r in rs)
+        print(f"  node {'ABC'[k]} ({rs[0]['nodes'][k]['subscribers']} subscribers): p50 {p50:.0f} us "
               f"({p50 / f50:.2f}x the floor), p99 {p99:.0f} us ({p99 / f99:.2f}x), {rate:.0f} deliveries/s")
-    p50 = med(r["latency_us"]["p50"] for r in lat)
-    p99 = med(r["latency_us"]["p99"] for r in lat)
+    p50 = med(r["latency_us"]["p50"] for r in rs)
+    p99 = med(r["latency_us"]["p99"] for r in rs)
     print(f"  all subscribers: p50 {p50:.0f} us ({p50 / f50:.2f}x), p99 {p99:.0f} us ({p99 / f99:.2f}x), "
-          f"{med(r['deliveries_per_s'] for r in lat):.0f} deliveries/s; "
-          f"server CPU {med(r['server_cpu_ns_per_delivery'] for r in lat):.0f} ns/delivery (3 nodes); "
-          f"errors {sum(r['errors'] for r in lat)}")
+          f"{med(r['deliveries_per_s'] for r in rs):.0f} deliveries/s; "
+          f"server CPU {med(r['server_cpu_ns_per_delivery'] for r in rs):.0f} ns/delivery (3 nodes); "
+          f"errors {sum(r['errors'] for r in rs)}")
 if cpu:
     by = {b: [r for r in cpu if r["bus"] == b] for b in ("local", "redis")}
     print(f"(b) 1 node, {cpu[0]['subscribers']} subscribers, burst of {cpu[0]['burst']}, medians:")

@@ -67,6 +67,15 @@ fn fanout_across_two_nodes_counts_every_delivery_per_node_and_times_the_redis_fl
     let (code, report, stderr) = fanout(&args);
     assert_eq!(code, Some(0), "{report}\n{stderr}");
     assert_eq!(report["errors"], 0, "{report}");
+    for kind in [
+        "out_of_order",
+        "not_ours",
+        "closed",
+        "invalid",
+        "redis_floor",
+    ] {
+        assert_eq!(report["errors_by_kind"][kind], 0, "{kind}: {report}");
+    }
     assert_eq!(report["publish_admin"], admin(&nodes[0]), "{report}");
     let messages = (publishes + burst) as u64;
     // 7 subscribers round-robin over 2 nodes: 4 on the first, 3 on the second.

@@ -134,7 +134,51 @@ struct Progress {
     /// Messages received per node (then the Redis subscriber), added when the receivers stop.
     delivered: Vec<AtomicU64>,
     errors: AtomicU64,
+    /// `errors` by [`Failure`], for the report across nodes.
+    failures: [AtomicU64; Failure::ALL.len()],
     stop: AtomicBool,
+}
+
+/// What went wrong, counted apart across nodes so that a report says which.
+#[derive(Clone, Copy)]
+enum Failure {
+    /// A message that is not the one after the previous (a duplicate, or one skipped ahead).
+    OutOfOrder,
+    /// A message whose sequence number is not one of the run's (a server's own message).
+    NotOurs,
+    /// A subscriber closed by its server.
+    Closed,
+    /// A frame breaking RFC 6455, or a message too short for a sequence number.
+    Invalid,
+    /// Anything wrong on the plain Redis subscriber.
+    Floor,
+}
+
+impl Failure {
+    const ALL: [Failure; 5] = [
+        Failure::OutOfOrder,
+        Failure::NotOurs,
+        Failure::Closed,
+        Failure::Invalid,
+        Failure::Floor,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Failure::OutOfOrder => "out_of_order",
+            Failure::NotOurs => "not_ours",
+            Failure::Closed => "closed",
+            Failure::Invalid => "invalid",
+            Failure::Floor => "redis_floor",
+        }
+    }
+}
+
+impl Progress {
+    fn failed(&self, failure: Failure) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.failures[failure as usize].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// One `--url` and the admin listener of its node.
@@ -313,6 +357,7 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
             .collect(),
         delivered: (0..columns).map(|_| AtomicU64::new(0)).collect(),
         errors: AtomicU64::new(0),
+        failures: Default::default(),
         stop: AtomicBool::new(false),
     });
     let cpus = a.pin_cpu.clone().map(|l| l.0).unwrap_or_default();
@@ -497,6 +542,15 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
             * 1e6
     });
     let errors = progress.errors.load(Ordering::Relaxed);
+    let failures: Vec<(&str, u64)> = Failure::ALL
+        .iter()
+        .map(|&f| {
+            (
+                f.name(),
+                progress.failures[f as usize].load(Ordering::Relaxed),
+            )
+        })
+        .collect();
     // Uncompressed / compressed payload bytes the servers sent compressed during the burst.
     let compressed =
         sum(&after, |c| c.deflate_sent_compressed) - sum(&mid, |c| c.deflate_sent_compressed);
@@ -556,6 +610,11 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
             out["publish_admin"] = serde_json::json!(publish_admin.to_string());
             out["nodes"] = node_reports.iter().map(NodeReport::json).collect();
             out["redis_floor"] = floor_report.as_ref().map(FloorReport::json).into();
+            out["errors_by_kind"] = failures
+                .iter()
+                .map(|&(name, n)| (name.to_owned(), n.into()))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
         }
         if let Some(ns) = cpu_ns_per_delivery {
             out["server_cpu_ns_per_delivery"] = ns.into();
@@ -608,6 +667,10 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
             );
         }
         println!("  errors (lost, duplicated, out of order, closed, invalid frames): {errors}");
+        if across && errors > 0 {
+            let kinds: Vec<String> = failures.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            println!("  errors by kind: {}", kinds.join(", "));
+        }
     }
     Ok(errors)
 }

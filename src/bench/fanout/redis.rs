@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::Progress;
+use super::{Failure, Progress};
 use crate::app::pubsub::bus::{envelope, resp};
 
 /// Largest channel message read (the bus's own envelope limit is far below).
@@ -100,9 +100,7 @@ pub(super) fn wait_subscribed(
 pub(super) fn receive(mut stream: TcpStream, group: usize, column: usize, progress: &Progress) {
     // Wakes up to check the stop flag.
     let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
-    let error = || {
-        progress.errors.fetch_add(1, Ordering::Relaxed);
-    };
+    let error = || progress.failed(Failure::Floor);
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut chunk = vec![0u8; 256 << 10];
     let mut delivered = 0u64;

@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::Progress;
+use super::{Failure, Progress};
 use crate::bench::receiver::Receiver;
 use crate::protocol::reader::{Event, Limits};
 use crate::sys::epoll::{event_parts, Epoll, NO_EVENT};
@@ -143,15 +143,13 @@ pub(super) fn receive(
     // Per node, per message: how many of this thread's subscribers on the node have it.
     let mut got = vec![0u32; nodes * total_msgs];
     let mut delivered = vec![0u64; nodes];
-    let error = || {
-        progress.errors.fetch_add(1, Ordering::Relaxed);
-    };
+    let error = || progress.failed(Failure::Invalid);
     let mut on_msg = |node: usize, seq: u64, ok: bool| {
         if !ok {
-            error();
+            progress.failed(Failure::OutOfOrder);
         }
         if seq as usize >= total_msgs {
-            return error();
+            return progress.failed(Failure::NotOurs);
         }
         delivered[node] += 1;
         let count = &mut got[node * total_msgs + seq as usize];
@@ -188,7 +186,7 @@ pub(super) fn receive(
                         }
                     }
                     IoResult::Eof => {
-                        error(); // closed by the server
+                        progress.failed(Failure::Closed);
                         break;
                     }
                     IoResult::WouldBlock | IoResult::Failed(_) => break,
