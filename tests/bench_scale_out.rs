@@ -76,6 +76,7 @@ fn fanout_across_two_nodes_counts_every_delivery_per_node_and_times_the_redis_fl
     ] {
         assert_eq!(report["errors_by_kind"][kind], 0, "{kind}: {report}");
     }
+    assert_eq!(report["first_not_ours_bytes"], Value::Null, "{report}");
     assert_eq!(report["publish_admin"], admin(&nodes[0]), "{report}");
     let messages = (publishes + burst) as u64;
     // 7 subscribers round-robin over 2 nodes: 4 on the first, 3 on the second.

@@ -136,6 +136,9 @@ struct Progress {
     errors: AtomicU64,
     /// `errors` by [`Failure`], for the report across nodes.
     failures: [AtomicU64; Failure::ALL.len()],
+    /// The first 8 bytes of the first message that was not the run's ([`Failure::NotOurs`]),
+    /// as read for a sequence number: what it was, for the report (0: none).
+    first_not_ours: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -358,6 +361,7 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         delivered: (0..columns).map(|_| AtomicU64::new(0)).collect(),
         errors: AtomicU64::new(0),
         failures: Default::default(),
+        first_not_ours: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     });
     let cpus = a.pin_cpu.clone().map(|l| l.0).unwrap_or_default();
@@ -542,6 +546,11 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
             * 1e6
     });
     let errors = progress.errors.load(Ordering::Relaxed);
+    // Printable, so a server's own message (JSON) is recognised.
+    let first_not_ours = match progress.first_not_ours.load(Ordering::Relaxed) {
+        0 => None,
+        bytes => Some(bytes.to_le_bytes().escape_ascii().to_string()),
+    };
     let failures: Vec<(&str, u64)> = Failure::ALL
         .iter()
         .map(|&f| {
@@ -615,6 +624,7 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
                 .map(|&(name, n)| (name.to_owned(), n.into()))
                 .collect::<serde_json::Map<_, _>>()
                 .into();
+            out["first_not_ours_bytes"] = first_not_ours.clone().into();
         }
         if let Some(ns) = cpu_ns_per_delivery {
             out["server_cpu_ns_per_delivery"] = ns.into();
@@ -670,6 +680,9 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         if across && errors > 0 {
             let kinds: Vec<String> = failures.iter().map(|(k, n)| format!("{k} {n}")).collect();
             println!("  errors by kind: {}", kinds.join(", "));
+            if let Some(bytes) = &first_not_ours {
+                println!("  the first message that was not the run's began with b\"{bytes}\"");
+            }
         }
     }
     Ok(errors)

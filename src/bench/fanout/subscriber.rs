@@ -149,6 +149,12 @@ pub(super) fn receive(
             progress.failed(Failure::OutOfOrder);
         }
         if seq as usize >= total_msgs {
+            let _ = progress.first_not_ours.compare_exchange(
+                0,
+                seq,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
             return progress.failed(Failure::NotOurs);
         }
         delivered[node] += 1;
