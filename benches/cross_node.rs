@@ -12,7 +12,7 @@
 //!        MESSAGES=20000 RATE=5000 cargo bench --bench cross_node
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -77,7 +77,7 @@ fn redis_receiver(port: u16, messages: usize) -> thread::JoinHandle<Vec<u64>> {
     thread::spawn(move || {
         let mut r = BufReader::with_capacity(1 << 20, s);
         let mut line = String::new();
-        let mut bulk = |r: &mut BufReader<TcpStream>, line: &mut String| {
+        let bulk = |r: &mut BufReader<TcpStream>, line: &mut String| {
             line.clear();
             r.read_line(line).unwrap();
             let len: usize = line.trim()[1..].parse().unwrap();

@@ -197,6 +197,7 @@ impl Server {
             Arc::new(TlsShared::new(loaded))
         });
         let policy = Arc::new(Policy::load(&config.policy_settings())?);
+        warn_if_jwks_accepts_any_audience(config);
         policy.start_background();
         let mut series = app.metrics();
         series.extend(policy.metrics());
@@ -500,6 +501,23 @@ fn run_app<A: App>(config: Config, app: A) -> Result<(), ServerError> {
     let result = server.join();
     log_summary(&stats, started.elapsed());
     result
+}
+
+/// An identity provider's keys sign tokens for every application of its realm: without
+/// `jwt_audience` or `jwt_issuer`, a token issued for any of them is accepted here.
+fn warn_if_jwks_accepts_any_audience(config: &Config) {
+    let jwks = config.jwt_jwks_file.is_some() || config.jwt_jwks_url.is_some();
+    if config.auth == crate::policy::AuthMode::Jwt
+        && jwks
+        && config.jwt_audience.is_none()
+        && config.jwt_issuer.is_none()
+    {
+        tracing::warn!(
+            "auth = \"jwt\" with a JWKS but neither jwt_audience nor jwt_issuer: any token the \
+             key set's issuer signed, for any application, is accepted; set jwt_audience to \
+             this service's client id (and jwt_issuer to the provider's URL)"
+        );
+    }
 }
 
 /// What the first stop signal starts: how many connections drain, when the listeners close,

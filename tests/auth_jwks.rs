@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use common::{metric_labelled, read_response, HttpResponse, ServerProcess, KEY};
+use common::{metric_labelled, HttpResponse, ServerProcess};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
@@ -67,17 +67,7 @@ fn hmac_token(header: Value, secret: &[u8]) -> String {
 }
 
 fn handshake(addr: SocketAddr, token: &str) -> HttpResponse {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\
-         Authorization: Bearer {token}\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    read_response(&mut stream)
+    common::auth::bearer_upgrade(addr, "/ws", token, Duration::from_secs(5)).0
 }
 
 #[track_caller]
@@ -327,4 +317,17 @@ fn a_bad_jwks_file_stops_the_start_and_says_why() {
         &["jwt_jwks_file", "no usable signing key", "symmetric key"],
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Keys decide who may connect: they come over https, or over http from this machine only.
+#[test]
+fn a_jwks_url_that_is_not_https_or_loopback_http_is_refused_at_the_start() {
+    for url in ["sso.example.com/certs", "http://sso.example.com/certs"] {
+        common::refused_start(
+            &["--auth", "jwt", "--jwt-jwks-url", url],
+            &[],
+            2,
+            &["jwt_jwks_url", "not an https:// URL", "loopback"],
+        );
+    }
 }

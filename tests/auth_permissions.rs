@@ -8,11 +8,9 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use common::auth::{bearer_upgrade, hs256_jwt};
 use common::proxy::Scratch;
-use common::{
-    client_frame, metric_labelled, read_frame, read_response, wait_metric, HttpResponse,
-    ServerProcess, KEY,
-};
+use common::{client_frame, metric_labelled, read_frame, wait_metric, HttpResponse, ServerProcess};
 use serde_json::{json, Value};
 
 /// Writes `text` to `name` in the scratch directory; the path, for a flag.
@@ -24,38 +22,14 @@ fn file(scratch: &Scratch, name: &str, text: &str) -> String {
 
 const SECRET: &str = "an-hs256-test-secret-of-at-least-32-bytes";
 
-/// An HS256 JWT, built here independently of ringws' signer.
 fn jwt(claims: Value) -> String {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine as _;
-    use hmac::{Hmac, Mac};
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(input.as_bytes());
-    format!(
-        "{input}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
+    hs256_jwt(SECRET.as_bytes(), &claims)
 }
 
 /// Sends an upgrade for `target` with `token` as a bearer header; the response head (101) or
 /// the whole refusal, and the stream.
 fn handshake(addr: SocketAddr, target: &str, token: &str) -> (HttpResponse, TcpStream) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let request = format!(
-        "GET {target} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\
-         Authorization: Bearer {token}\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    (read_response(&mut stream), stream)
+    bearer_upgrade(addr, target, token, Duration::from_secs(5))
 }
 
 #[track_caller]

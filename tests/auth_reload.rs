@@ -10,8 +10,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
+use common::auth::{bearer_upgrade, hs256_jwt};
 use common::proxy::Scratch;
-use common::{client_frame, read_frame, read_response, wait_metric, ServerProcess, KEY};
+use common::{client_frame, read_frame, read_response, wait_metric, ServerProcess};
 
 fn write(scratch: &Scratch, name: &str, text: &[u8]) -> String {
     let path = scratch.0.join(name);
@@ -21,17 +22,8 @@ fn write(scratch: &Scratch, name: &str, text: &[u8]) -> String {
 
 /// The status of an upgrade with `token`, and the stream (open when 101).
 fn handshake(addr: SocketAddr, token: &str) -> (u16, TcpStream) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let request = format!(
-        "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\
-         Authorization: Bearer {token}\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    (read_response(&mut stream).status, stream)
+    let (response, stream) = bearer_upgrade(addr, "/", token, Duration::from_secs(5));
+    (response.status, stream)
 }
 
 #[track_caller]
@@ -79,20 +71,7 @@ fn post_reload(admin: SocketAddr, token: Option<&str>) -> u16 {
 }
 
 fn hs256(secret: &str, sub: &str) -> String {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine as _;
-    use hmac::{Hmac, Mac};
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"{sub}"}}"#))
-    );
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(input.as_bytes());
-    format!(
-        "{input}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
+    hs256_jwt(secret.as_bytes(), &serde_json::json!({ "sub": sub }))
 }
 
 #[test]

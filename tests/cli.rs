@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Every key with the default `--help` states for it.
-const DEFAULTS: [(&str, &str); 69] = [
+const DEFAULTS: [(&str, &str); 71] = [
     ("listen", "127.0.0.1:9001"),
     ("admin_listen", "127.0.0.1:9090"),
     ("tls_listen", "off"),
@@ -61,6 +61,8 @@ const DEFAULTS: [(&str, &str); 69] = [
     ("jwt_jwks_url", "off"),
     ("jwt_jwks_min_refresh_interval", "10s"),
     ("jwt_jwks_refresh_interval", "5m"),
+    ("close_on_token_expiry", "false"),
+    ("token_expiry_close_window", "30s"),
     ("topic_permissions_claim", "topics"),
     ("topic_permissions_default", "allow"),
     ("handshake_rate_per_ip", "0"),

@@ -319,7 +319,7 @@ fn each_jwt_failure_is_named_in_the_body_and_the_challenge() {
                 &json!({"aud": "chat"}),
             ),
             "bad signature",
-            ": bad signature: the token was not signed with this server's JWT secret\n",
+            ": bad signature: the token was not signed with this server's JWT secret or keys\n",
         ),
         (
             "not-a-jwt".to_owned(),
@@ -333,7 +333,9 @@ fn each_jwt_failure_is_named_in_the_body_and_the_challenge() {
                 &json!({"aud": "chat"}),
             ),
             "unsupported algorithm",
-            ": the JWT algorithm \"none\" is not accepted: only HS256\n",
+            ": the JWT algorithm \"none\" is not accepted: this server accepts HS256 when it has \
+             jwt_secret_file, and RS256, PS256, ES256 and EdDSA when it has jwt_jwks_file or \
+             jwt_jwks_url\n",
         ),
     ];
     for (token, description, body_end) in cases {

@@ -196,20 +196,7 @@ fn now_unix_s() -> u64 {
 
 /// An HS256 JWT, built here independently of ringws' own signer.
 fn jwt(secret: &[u8], claims: serde_json::Value) -> String {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine as _;
-    use hmac::{Hmac, Mac};
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
-    mac.update(input.as_bytes());
-    format!(
-        "{input}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
+    common::auth::hs256_jwt(secret, &claims)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -55,6 +55,23 @@ fn wait_connected(server: &ServerProcess, value: f64) {
     }
 }
 
+/// Waits until `GET /readyz` answers `status`; returns its body.
+#[track_caller]
+fn wait_readyz(server: &ServerProcess, status: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (now, body) = admin_get(admin(server), "/readyz");
+        if now == status {
+            return body.trim_end().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz stayed {now} ({body}), expected {status} within 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A subscriber of `topic` on `addr`.
 fn subscriber(addr: SocketAddr, topic: &str) -> TcpStream {
     let mut s = connect(addr);
@@ -245,6 +262,44 @@ fn three_nodes_deliver_every_message_once_in_one_order_per_topic() {
 }
 
 #[test]
+fn a_node_starts_without_redis_refuses_publishes_and_connects_when_redis_comes() {
+    // A free port with nothing on it yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let server = ServerProcess::start(&["--app", "pubsub", "--cores", "2", "--bus", &url]);
+    let why = wait_readyz(&server, 503);
+    assert!(
+        why.contains("Redis bus") && why.contains("connect"),
+        "{why}"
+    );
+    assert_eq!(admin_get(admin(&server), "/healthz").0, 200);
+    // It serves: a client subscribes while Redis is away.
+    let mut sub = subscriber(server.addr, "early");
+    let r = http_publish(admin(&server), "early", b"lost");
+    assert_eq!(r.status, 503, "{}", r.body);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["error"], "bus_unavailable");
+    assert!(
+        v["message"].as_str().unwrap().contains("cannot connect"),
+        "{v}"
+    );
+
+    let redis = RedisProcess::start_on(port);
+    wait_connected(&server, 1.0);
+    assert_eq!(wait_readyz(&server, 200), "ready");
+    redis.wait_until("ringws:early subscribed", |r| r.numsub("ringws:early") == 1);
+    // It subscribed while Redis was away, so it may have missed messages: a gap, then delivery.
+    let gap: Value = serde_json::from_str(&read_text(&mut sub)).unwrap();
+    assert_eq!(gap, serde_json::json!({"op": "gap", "topic": "early"}));
+    assert_eq!(http_publish(admin(&server), "early", b"now").status, 200);
+    assert_eq!(read_text(&mut sub), "now");
+}
+
+#[test]
 fn a_node_subscribes_on_its_first_subscriber_and_unsubscribes_after_its_last() {
     let redis = RedisProcess::start();
     let server = node(&redis, &[]);
@@ -308,9 +363,14 @@ fn redis_killed_and_restarted_nodes_refuse_then_announce_the_gap_and_resume() {
     receive(&mut subs, &before);
     check_exactly_once_same_order(&mut subs, &before);
 
+    for node in &nodes {
+        assert_eq!(wait_readyz(node, 200), "ready");
+    }
     redis.kill();
     for node in &nodes {
         wait_connected(node, 0.0);
+        let why = wait_readyz(node, 503);
+        assert!(why.contains("Redis bus"), "/readyz says why: {why}");
         let (status, _) = admin_get(admin(node), "/healthz");
         assert_eq!(status, 200, "the node still serves");
     }
@@ -341,6 +401,7 @@ fn redis_killed_and_restarted_nodes_refuse_then_announce_the_gap_and_resume() {
     let _redis = RedisProcess::start_on(port);
     for node in &nodes {
         wait_connected(node, 1.0);
+        assert_eq!(wait_readyz(node, 200), "ready", "readiness recovers");
     }
     // Every subscriber hears that its topic may have missed messages, once.
     for sub in subs.iter_mut() {
@@ -409,9 +470,12 @@ fn a_stopped_redis_bounds_the_queue_and_memory_and_recovers() {
     eprintln!("RSS grew {grown} bytes during the stall");
     assert!(grown < 32 << 20, "RSS grew {grown} bytes during the stall");
     wait_connected(&server, 0.0);
+    let why = wait_readyz(&server, 503);
+    assert!(why.contains("did not answer"), "/readyz says why: {why}");
 
     redis.signal(libc::SIGCONT);
     wait_connected(&server, 1.0);
+    wait_readyz(&server, 200);
     let r = http_publish(admin(&server), "after", b"resumed");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(read_text(&mut sub), "resumed");

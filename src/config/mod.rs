@@ -277,6 +277,12 @@ settings! {
     jwt_jwks_min_refresh_interval: Duration = Duration::from_secs(10), "DURATION", timeout();
     /// Time between two periodic fetches of jwt_jwks_url.
     jwt_jwks_refresh_interval: Duration = Duration::from_secs(300), "DURATION", timeout();
+    /// Close connections whose JWT expires (its exp passes) with 4001 "token expired: refresh the
+    /// token and reconnect".
+    close_on_token_expiry: bool = false, "BOOL", boolean();
+    /// Those closes are spread over this window after the expiry, so that clients whose tokens
+    /// expire together do not all reconnect at once.
+    token_expiry_close_window: Duration = Duration::from_secs(30), "DURATION", timeout();
     /// The JWT claim holding the topics a token may subscribe to and publish to, as
     /// {"subscribe":["news.*","user.42.#"],"publish":["chat.*"]}.
     topic_permissions_claim: String = crate::policy::topic_acl::DEFAULT_CLAIM.into(), "CLAIM",
@@ -596,6 +602,8 @@ impl Config {
             jwt_jwks_url: self.jwt_jwks_url.clone(),
             jwt_jwks_min_refresh_interval: self.jwt_jwks_min_refresh_interval,
             jwt_jwks_refresh_interval: self.jwt_jwks_refresh_interval,
+            close_on_token_expiry: self.close_on_token_expiry,
+            token_expiry_close_window: self.token_expiry_close_window,
             topic_permissions_claim: self.topic_permissions_claim.clone(),
             topic_permissions_default: self.topic_permissions_default,
         }

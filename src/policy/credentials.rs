@@ -49,7 +49,12 @@ impl Credentials {
 
     /// The credentials in force now.
     pub fn current(&self) -> Arc<Authenticator> {
-        self.current.read().map(|a| a.clone()).unwrap_or_default()
+        // A poisoned lock still holds the last credentials swapped in whole: use them (an
+        // empty default would be `Authenticator::None`, letting everyone in).
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Builds the credentials from the files again and swaps them in; on error the old ones

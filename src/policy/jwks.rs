@@ -28,6 +28,10 @@ pub const MAX_JWKS_BYTES: usize = 1 << 20;
 /// Most keys kept from one set; a token without `kid` is tried against each key of its
 /// algorithm, so this bounds the work one token can cause.
 pub const MAX_JWKS_KEYS: usize = 64;
+/// Keys of its algorithm a token without `kid` is tried against, per set: each try is a
+/// signature check on a reactor thread (an RSA or EdDSA one costs 0.1-0.5 ms), so a stream of
+/// kid-less tokens must not cost one per key of a large set. Identity providers set `kid`.
+pub const MAX_KEYS_TRIED_WITHOUT_KID: usize = 4;
 /// How long one fetch of `jwt_jwks_url` may take (connect, request and body).
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -109,6 +113,11 @@ impl KeySet {
                 continue;
             }
             match verifying_key(item) {
+                Ok(key) if key.kid.is_some() && set.keys.iter().any(|k| k.kid == key.kid) => {
+                    skipped.push(format!(
+                        "{name}: a second key with this kid (the first is used)"
+                    ));
+                }
                 Ok(key) => set.keys.push(key),
                 Err(why) => skipped.push(format!("{name}: {why}")),
             }
@@ -135,7 +144,13 @@ impl KeySet {
                 Some(key) if !key.algs.contains(&alg) => Lookup::AlgorithmNotAllowed,
                 Some(key) => Lookup::Keys(vec![key]),
             },
-            None => Lookup::Keys(self.keys.iter().filter(|k| k.algs.contains(&alg)).collect()),
+            None => Lookup::Keys(
+                self.keys
+                    .iter()
+                    .filter(|k| k.algs.contains(&alg))
+                    .take(MAX_KEYS_TRIED_WITHOUT_KID)
+                    .collect(),
+            ),
         }
     }
 }
@@ -349,11 +364,34 @@ impl RemoteKeys {
     }
 }
 
+/// Whether `url` may be fetched for signing keys: https://, or http:// to a loopback host.
+pub fn url_is_acceptable(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn fetch(url: &str) -> Result<Vec<u8>, JwksError> {
     use std::io::Read as _;
+    // Over https, a redirect to http:// is refused (whoever is on the path could then serve
+    // signing keys); a loopback http:// URL (tests, a local sidecar) is followed nowhere.
+    let https = url.starts_with("https://");
     let agent = ureq::AgentBuilder::new()
         .timeout(FETCH_TIMEOUT)
-        .redirects(3)
+        .https_only(https)
+        .redirects(if https { 3 } else { 0 })
         .build();
     let response = agent
         .get(url)
@@ -430,5 +468,42 @@ mod tests {
         }
         let big = vec![b' '; MAX_JWKS_BYTES + 1];
         assert!(matches!(KeySet::parse(&big), Err(JwksError::TooLarge)));
+    }
+
+    #[test]
+    fn only_https_or_loopback_http_urls_are_fetched() {
+        for ok in [
+            "https://sso.example.com/certs",
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9/x",
+        ] {
+            assert!(url_is_acceptable(ok), "{ok}");
+        }
+        for bad in [
+            "http://sso.example.com/certs",
+            "http://127.0.0.1.evil.example/jwks",
+            "http://10.0.0.1/jwks",
+            "ftp://127.0.0.1/jwks",
+            "sso.example.com",
+        ] {
+            assert!(!url_is_acceptable(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_second_key_with_the_same_kid_is_skipped_and_named() {
+        let mut doc: serde_json::Value = serde_json::from_slice(JWKS1).unwrap();
+        let keys = doc["keys"].as_array_mut().unwrap();
+        let first = keys.iter().find(|k| k["kid"] == "rsa-1").unwrap().clone();
+        keys.push(first);
+        let (set, skipped) = KeySet::parse(&serde_json::to_vec(&doc).unwrap()).unwrap();
+        assert_eq!(set.len(), 3, "the duplicate is not added");
+        assert!(
+            skipped
+                .iter()
+                .any(|s| s.contains("rsa-1") && s.contains("second key")),
+            "{skipped:?}"
+        );
     }
 }

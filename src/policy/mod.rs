@@ -2,12 +2,16 @@
 //!
 //! Nothing here touches a socket or reads a clock: the reactor passes the parsed request, the
 //! socket peer and the time in, and gets back either what to answer the upgrade with
-//! ([`Accepted`]) or the refusal to send. Files (tokens, JWT secret) are read once, by
-//! [`Policy::load`] at start-up, from the [`PolicySettings`] the configuration hands over.
+//! ([`Accepted`]) or the refusal to send. Files (tokens, JWT secret, JWKS) are read by
+//! [`Policy::load`] at start-up, from the [`PolicySettings`] the configuration hands over, and
+//! again by [`Policy::reload_credentials`] (SIGHUP, `POST /reload`). The exceptions, beside the
+//! reactors: the thread that fetches `jwt_jwks_url` ([`jwks`]).
 //!
 //! - [`origin`]: the `Origin` allowlist (403).
 //! - [`subprotocol`]: choosing the `Sec-WebSocket-Protocol` (400 when one is required).
-//! - [`auth`]: bearer tokens, static or HS256 JWT (401).
+//! - [`auth`]: bearer tokens, static or JWT (401); [`jwks`] the public keys of asymmetric JWTs;
+//!   [`credentials`] the current set, swapped whole by a reload; [`reload`] `POST /reload`.
+//! - [`expiry`]: closing connections whose token expired (`close_on_token_expiry`).
 //! - [`topic_acl`]: the topic permissions a token carries; a `?topic=` they do not grant is
 //!   refused here (403), the rest is checked by the pub/sub app.
 //! - [`rate_limit`]: per-client-address handshake rate, one table per core (429).
@@ -18,6 +22,7 @@
 pub mod auth;
 pub mod credentials;
 pub mod debug_ring;
+pub mod expiry;
 pub mod jwks;
 pub mod origin;
 pub mod rate_limit;
@@ -99,6 +104,12 @@ pub enum PolicyError {
          RS256, PS256, ES256 and EdDSA"
     )]
     NoSecret,
+    #[error(
+        "jwt_jwks_url {0:?} is not an https:// URL (http:// only to a loopback address, as the keys \
+         it serves decide who may connect): write the identity provider's JWKS address, such as \
+         https://sso.example.com/realms/demo/protocol/openid-connect/certs"
+    )]
+    JwksUrl(String),
     #[error("jwt_jwks_file {}: {source}", path.display())]
     JwksFile {
         path: PathBuf,
@@ -158,6 +169,10 @@ pub struct PolicySettings {
     pub topic_permissions_claim: String,
     /// The permissions of a token that carries none.
     pub topic_permissions_default: DefaultPermissions,
+    /// Close connections whose JWT `exp` passes (4001).
+    pub close_on_token_expiry: bool,
+    /// The closes of tokens expiring together are spread over this window after `exp`.
+    pub token_expiry_close_window: std::time::Duration,
 }
 
 impl PolicySettings {
@@ -174,6 +189,15 @@ impl PolicySettings {
                     && self.jwt_jwks_url.is_none() =>
             {
                 Err(PolicyError::NoSecret)
+            }
+            _ if self
+                .jwt_jwks_url
+                .as_deref()
+                .is_some_and(|url| !jwks::url_is_acceptable(url)) =>
+            {
+                Err(PolicyError::JwksUrl(
+                    self.jwt_jwks_url.clone().unwrap_or_default(),
+                ))
             }
             _ if self.require_subprotocol && self.subprotocols.is_empty() => {
                 Err(PolicyError::NoSubprotocols)
@@ -193,6 +217,10 @@ pub struct Policy {
     proxies: TrustedProxies,
     /// Given to every connection whose token carries no permissions (one shared set).
     default_permissions: Arc<TopicPermissions>,
+    /// With `close_on_token_expiry`: the window closes are spread over, in milliseconds.
+    expiry_window_ms: Option<u64>,
+    /// Connections closed with 4001 because their token expired, all cores.
+    expiry_closes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Policy {
@@ -203,6 +231,8 @@ impl Default for Policy {
             credentials: Credentials::default(),
             proxies: TrustedProxies::default(),
             default_permissions: DefaultPermissions::default().permissions(),
+            expiry_window_ms: None,
+            expiry_closes: Arc::default(),
         }
     }
 }
@@ -232,6 +262,10 @@ impl Policy {
             credentials,
             proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
             default_permissions: settings.topic_permissions_default.permissions(),
+            expiry_window_ms: settings
+                .close_on_token_expiry
+                .then_some(settings.token_expiry_close_window.as_millis() as u64),
+            expiry_closes: Arc::default(),
         })
     }
 
@@ -243,7 +277,28 @@ impl Policy {
 
     /// The policy's metric series (JWKS fetches, reloads), for the exporter.
     pub fn metrics(&self) -> Vec<crate::metrics::AppSeries> {
-        self.credentials.metrics()
+        let mut series = self.credentials.metrics();
+        let closes = self.expiry_closes.clone();
+        series.push(crate::metrics::AppSeries {
+            name: "ringws_token_expiry_closes_total",
+            help: "Connections closed with 4001 because their token's exp passed \
+                   (close_on_token_expiry).",
+            labels: Vec::new(),
+            gauge: false,
+            read: Box::new(move || closes.load(std::sync::atomic::Ordering::Relaxed)),
+        });
+        series
+    }
+
+    /// With `close_on_token_expiry`: a queue for one core, spreading closes over the window.
+    pub fn expiry_queue(&self) -> Option<expiry::ExpiryQueue> {
+        self.expiry_window_ms.map(expiry::ExpiryQueue::new)
+    }
+
+    /// Counts a connection closed because its token expired.
+    pub fn count_expiry_close(&self) {
+        self.expiry_closes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Reads the token file, the JWT secret and the JWKS file again (SIGHUP, `POST /reload`):

@@ -79,8 +79,9 @@ impl ReloadGate {
         self.requested.store(true, Ordering::Relaxed);
         AdminResponse::text(
             202,
-            "reload requested: the TLS files, token files, JWT secret and JWKS file are read \
-             again within a second; the log and ringws_credential_reloads_total say how it went",
+            "reload requested: the TLS files, auth_tokens_file, admin_tokens_file, the JWT secret \
+             and jwt_jwks_file are read again within a second (publish_tokens_file is read at \
+             start only); the log and ringws_credential_reloads_total say how it went",
         )
     }
 }

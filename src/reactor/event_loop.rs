@@ -207,6 +207,7 @@ impl<A: App> Reactor<A> {
                 self.app_wants_wake = self.core_app.on_wake(&mut self.io);
             }
             self.expire_timers();
+            super::inbound::close_expired_tokens(&mut self.io);
             self.enforce_budget();
             self.accept
                 .rearm_if_due(&mut self.io.ring, self.io.now_tick);
@@ -242,6 +243,7 @@ impl<A: App> Reactor<A> {
     /// connections are freed (nothing can reach them any more).
     pub(super) fn end_pass(&mut self) {
         for (id, code) in self.io.left_open.drain(..) {
+            self.io.gate.forget_expiry(id.key, id.generation);
             self.core_app.on_close(id, code);
         }
         self.io.free_released();

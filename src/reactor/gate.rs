@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
 
+use crate::policy::expiry::ExpiryQueue;
 use crate::policy::{
     log_refusal, Accepted, DebugRing, HandshakeRateLimiter, LogLimiter, Policy, RecordedHeaders,
 };
@@ -24,6 +25,8 @@ pub struct Gate {
     debug: Option<Arc<Mutex<DebugRing>>>,
     /// True when admission itself needs the peer address (rate limit, trusted proxies).
     needs_peer: bool,
+    /// With `close_on_token_expiry`: this core's connections by when their token expires.
+    expiry: Option<ExpiryQueue>,
 }
 
 fn peer_ip(fd: RawFd) -> IpAddr {
@@ -39,6 +42,7 @@ impl Gate {
     ) -> Gate {
         let needs_peer = limiter.is_enabled() || trusts_proxies;
         Gate {
+            expiry: policy.expiry_queue(),
             policy,
             limiter,
             log: LogLimiter::new(REFUSAL_LOG_LINES_PER_S),
@@ -77,6 +81,32 @@ impl Gate {
         self.policy
             .check(request, peer, now_unix_s)
             .map_err(|r| (r, client))
+    }
+
+    /// Remembers when the connection's token expires, with `close_on_token_expiry`.
+    pub fn schedule_expiry(&mut self, key: u32, generation: u32, exp_unix_s: u64) {
+        if let Some(queue) = &mut self.expiry {
+            queue.schedule(key, generation, exp_unix_s);
+        }
+    }
+
+    /// Forgets a connection that closed.
+    pub fn forget_expiry(&mut self, key: u32, generation: u32) {
+        if let Some(queue) = &mut self.expiry {
+            queue.forget(key, generation);
+        }
+    }
+
+    /// A connection whose token expired by `now_unix_ms` (counted), to close with 4001.
+    pub fn pop_expired(&mut self, now_unix_ms: u64) -> Option<(u32, u32)> {
+        let due = self.expiry.as_mut()?.pop_due(now_unix_ms)?;
+        self.policy.count_expiry_close();
+        Some(due)
+    }
+
+    /// True when connections wait for their token to expire.
+    pub fn has_expiries(&self) -> bool {
+        self.expiry.as_ref().is_some_and(|q| !q.is_empty())
     }
 
     /// Logs (rate-limited) and records (debug ring) a refusal. `head` is the request bytes, used

@@ -191,6 +191,10 @@ fn upgrade<'a, A: App>(
         return None;
     }
     io.stats.handshakes_completed.inc();
+    if let Some(exp) = accepted.expires_unix_s {
+        let generation = io.conns[key as usize].generation;
+        io.gate.schedule_expiry(key, generation, exp);
+    }
     // A client certificate (mTLS) names the connection when no token did.
     let subject = accepted.subject.or_else(|| {
         let session = io.tls.get(key as usize)?.as_ref()?;
@@ -228,6 +232,26 @@ fn refuse(
         unix_seconds(),
     );
     io.with_conn(key, |c, cfg, now, out| c.refuse(now, cfg, refusal, out));
+}
+
+/// Closes, with 4001, the connections whose token expired (`close_on_token_expiry`).
+pub(super) fn close_expired_tokens(io: &mut Io) {
+    if !io.gate.has_expiries() {
+        return;
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    while let Some((key, generation)) = io.gate.pop_expired(now_ms) {
+        use crate::policy::expiry::{EXPIRED_CODE, EXPIRED_REASON};
+        let conn = ConnId { key, generation };
+        crate::app::Ctx::close(
+            io,
+            conn,
+            crate::protocol::CloseCode(EXPIRED_CODE),
+            EXPIRED_REASON,
+        );
+    }
 }
 
 pub(super) fn unix_seconds() -> u64 {

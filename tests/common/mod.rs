@@ -2,6 +2,7 @@
 //! loopback with a minimal client written independently of ringws' own codec.
 #![allow(dead_code)]
 
+pub mod auth;
 pub mod clients;
 pub mod doctor;
 pub mod pki;
