@@ -14,31 +14,37 @@
 //! in a plain loop of blocking `send(2)` calls, on one pinned thread. The same client measures
 //! both, so the difference is what ringws adds to the kernel's sends.
 //!
+//! Across nodes (`--url` repeated, one `--admin` per `--url`, nodes sharing a Redis bus):
+//! subscriber i connects to the (i mod n)-th URL, publishes go to one node (`--publish-admin`),
+//! and `--redis` names the Redis the nodes share: the run starts once every node counts its
+//! subscribers and has subscribed the topic's channel, and a plain Redis subscriber of that
+//! channel times the same publishes ([`redis`]), the floor a ringws node adds to. Latency and
+//! deliveries per second are then given per node as well, with the deliveries each node's
+//! subscribers received and each node's own count of them. `--server-pid` adds the servers' CPU
+//! per delivery over the burst (utime + stime from /proc/PID/stat).
+//!
 //! Every message carries its sequence number in its first 8 bytes; receivers check that each
 //! subscriber gets every message once and in order. Subscribers make every check of a WebSocket
 //! client: the 101 (`Sec-WebSocket-Accept` included) and every frame, with the protocol core's
 //! client handshake and frame reader. Receivers are edge-triggered epoll loops (`--threads`,
 //! pinned with `--pin-cpu`), one read buffer per thread.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod admin;
 mod floor;
+mod redis;
+mod subscriber;
 
 pub use floor::{run_floor, FloorArgs};
 
 use crate::bench::live::LiveLine;
-use crate::bench::receiver::Receiver;
 use crate::bench::report::thousands;
 use crate::bench::CpuList;
-use crate::protocol::client_handshake::parse_response;
-use crate::protocol::reader::{Event, Limits};
-use crate::sys::epoll::{event_parts, Epoll, NO_EVENT};
-use crate::sys::socket::{self, IoResult};
+use subscriber::Sub;
 
 #[derive(Debug, clap::Args)]
 pub struct FanoutArgs {
@@ -46,13 +52,33 @@ pub struct FanoutArgs {
     #[arg(long, default_value = "ringws", value_name = "NAME")]
     pub label: String,
     /// Server to subscribe to: ws://HOST[:PORT][/PATH], as for the other modes; each subscriber
-    /// adds ?topic=TOPIC to it.
-    #[arg(long, default_value = "ws://127.0.0.1:9001/ws", value_name = "URL")]
-    pub url: String,
+    /// adds ?topic=TOPIC to it. Repeat it for several nodes: subscribers are spread over them
+    /// round-robin.
+    #[arg(
+        long = "url",
+        default_value = "ws://127.0.0.1:9001/ws",
+        value_name = "URL"
+    )]
+    pub urls: Vec<String>,
     /// The server's admin listener (HOST:PORT), where publishes are POSTed
-    /// (`ringws serve --admin-listen`).
-    #[arg(long, default_value = "127.0.0.1:9090", value_name = "ADDR")]
-    pub admin: SocketAddr,
+    /// (`ringws serve --admin-listen`). With several --url, one --admin per --url in the same
+    /// order: each node is asked for its own subscriber count.
+    #[arg(long = "admin", default_value = "127.0.0.1:9090", value_name = "ADDR")]
+    pub admins: Vec<SocketAddr>,
+    /// The admin listener publishes are POSTed to (default: the first --admin), e.g. a node
+    /// with no subscribers, so that every delivery crosses Redis.
+    #[arg(long, value_name = "ADDR")]
+    pub publish_admin: Option<SocketAddr>,
+    /// The Redis the nodes share (HOST:PORT of their bus = "redis://HOST:PORT/"); needed with
+    /// several --url. The run starts once every node with subscribers has subscribed the
+    /// topic's channel there, and a plain Redis subscriber of the channel times the same
+    /// publishes: the floor the nodes add to.
+    #[arg(long, value_name = "ADDR")]
+    pub redis: Option<SocketAddr>,
+    /// Server process to read the CPU time of (utime + stime, /proc/PID/stat) before and after
+    /// the burst, reported per delivery; repeat it for several nodes (their CPU is summed).
+    #[arg(long = "server-pid", value_name = "PID")]
+    pub server_pids: Vec<u32>,
     /// Topic to subscribe to and publish on.
     #[arg(long, default_value = "bench", value_name = "NAME")]
     pub topic: String,
@@ -101,11 +127,72 @@ pub struct FanoutArgs {
 /// Shared between the coordinator and the receivers.
 struct Progress {
     epoch: Instant,
-    /// Per receiver thread, per message: ns since `epoch` when its last socket got it (0 = not
-    /// yet).
+    /// Per group, per message: ns since `epoch` when the group's last socket got it (0 = not
+    /// yet). Group `thread * nodes + node` is a receiver thread's subscribers on one node; the
+    /// last group, with `--redis`, is the plain Redis subscriber.
     done_at: Vec<Vec<AtomicU64>>,
+    /// Messages received per node (then the Redis subscriber), added when the receivers stop.
+    delivered: Vec<AtomicU64>,
     errors: AtomicU64,
+    /// `errors` by [`Failure`], for the report across nodes.
+    failures: [AtomicU64; Failure::ALL.len()],
+    /// The first 8 bytes of the first message that was not the run's ([`Failure::NotOurs`]),
+    /// as read for a sequence number: what it was, for the report (0: none).
+    first_not_ours: AtomicU64,
     stop: AtomicBool,
+}
+
+/// What went wrong, counted apart across nodes so that a report says which.
+#[derive(Clone, Copy)]
+enum Failure {
+    /// A message that is not the one after the previous (a duplicate, or one skipped ahead).
+    OutOfOrder,
+    /// A message whose sequence number is not one of the run's (a server's own message).
+    NotOurs,
+    /// A subscriber closed by its server.
+    Closed,
+    /// A frame breaking RFC 6455, or a message too short for a sequence number.
+    Invalid,
+    /// Anything wrong on the plain Redis subscriber.
+    Floor,
+}
+
+impl Failure {
+    const ALL: [Failure; 5] = [
+        Failure::OutOfOrder,
+        Failure::NotOurs,
+        Failure::Closed,
+        Failure::Invalid,
+        Failure::Floor,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Failure::OutOfOrder => "out_of_order",
+            Failure::NotOurs => "not_ours",
+            Failure::Closed => "closed",
+            Failure::Invalid => "invalid",
+            Failure::Floor => "redis_floor",
+        }
+    }
+}
+
+impl Progress {
+    fn failed(&self, failure: Failure) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.failures[failure as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One `--url` and the admin listener of its node.
+struct Node {
+    url: String,
+    server: SocketAddr,
+    host_header: String,
+    /// Target with `?topic=` added.
+    path: String,
+    admin: SocketAddr,
+    subscribers: usize,
 }
 
 /// Runs the benchmark; returns the exit code.
@@ -120,6 +207,85 @@ pub fn run(args: &FanoutArgs) -> i32 {
     }
 }
 
+/// The nodes of the run, with their share of the subscribers.
+fn nodes(a: &FanoutArgs) -> Result<Vec<Node>, String> {
+    if a.urls.len() > 1 && a.admins.len() != a.urls.len() {
+        return Err(format!(
+            "{} --url but {} --admin: give each node's admin listener, in the order of --url",
+            a.urls.len(),
+            a.admins.len()
+        ));
+    }
+    if a.urls.len() == 1 && a.admins.len() > 1 {
+        return Err("several --admin for one --url: give one --url per node".into());
+    }
+    if a.urls.len() > 1 && a.redis.is_none() {
+        return Err(
+            "across nodes, --redis HOST:PORT (the Redis of their bus) is needed: the run waits \
+             until every node has subscribed there, and times the raw Redis floor"
+                .into(),
+        );
+    }
+    let n = a.urls.len();
+    a.urls
+        .iter()
+        .zip(&a.admins)
+        .enumerate()
+        .map(|(i, (raw, &admin))| {
+            let url = crate::bench::url::parse(raw).map_err(|e| e.to_string())?;
+            if url.tls {
+                return Err(format!(
+                    "{raw}: bench fanout speaks ws:// only; point it at the server's plain listener"
+                ));
+            }
+            let server = url
+                .resolve(a.sources.first().map(|s| s.is_ipv6()))
+                .map_err(|e| format!("cannot resolve {}: {e}", url.host))?;
+            let separator = if url.target.contains('?') { '&' } else { '?' };
+            Ok(Node {
+                url: raw.clone(),
+                server,
+                path: format!("{}{separator}topic={}", url.target, a.topic),
+                host_header: url.host_header,
+                admin,
+                // Subscriber j goes to node j mod n.
+                subscribers: a.subscribers / n + usize::from(i < a.subscribers % n),
+            })
+        })
+        .collect()
+}
+
+/// Subscribers expected per admin listener (several --url may share a node), in first-seen order.
+fn per_admin(nodes: &[Node]) -> Vec<(SocketAddr, usize)> {
+    let mut out: Vec<(SocketAddr, usize)> = Vec::new();
+    for n in nodes.iter().filter(|n| n.subscribers > 0) {
+        match out.iter_mut().find(|(a, _)| *a == n.admin) {
+            Some((_, count)) => *count += n.subscribers,
+            None => out.push((n.admin, n.subscribers)),
+        }
+    }
+    out
+}
+
+/// Latency percentile `p` of sorted samples (0 without any).
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[i - 1]
+}
+
+/// utime + stime of `pids`, summed, in µs.
+fn cpu_us(pids: &[u32]) -> Result<u64, String> {
+    pids.iter()
+        .map(|&pid| {
+            crate::bench::procfs::sample(pid)
+                .map(|s| s.cpu_us)
+                .map_err(|e| format!("--server-pid {pid}: cannot read /proc/{pid}/stat: {e}"))
+        })
+        .sum()
+}
 fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
     let template = match &a.payload_file {
         Some(path) => {
@@ -131,18 +297,12 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         return Err("--payload must be at least 8 bytes (the sequence number)".into());
     }
     let payload_bytes = template.len();
-    let url = crate::bench::url::parse(&a.url).map_err(|e| e.to_string())?;
-    if url.tls {
-        return Err(format!(
-            "{}: bench fanout speaks ws:// only; point it at the server's plain listener",
-            a.url
-        ));
-    }
-    let server = url
-        .resolve(a.sources.first().map(|s| s.is_ipv6()))
-        .map_err(|e| format!("cannot resolve {}: {e}", url.host))?;
-    let separator = if url.target.contains('?') { '&' } else { '?' };
-    let path = format!("{}{separator}topic={}", url.target, a.topic);
+    let nodes = nodes(a)?;
+    let node_count = nodes.len();
+    // Per-node lines and the Redis floor only across nodes: one node's report stays as it was.
+    let across = node_count > 1 || a.redis.is_some();
+    let publish_admin = a.publish_admin.unwrap_or(nodes[0].admin);
+    let admins = per_admin(&nodes);
     let mut live = LiveLine::new(crate::sys::process::stderr_is_tty());
     let total_msgs = a.publishes + a.burst;
     let threads = a.threads.max(1);
@@ -154,8 +314,18 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
     for i in 0..a.subscribers {
         let source = (!a.sources.is_empty()).then(|| a.sources[i % a.sources.len()]);
         let random = (seed ^ (i as u128).rotate_left(32)).to_le_bytes();
-        let s = subscribe(server, &url.host_header, source, &path, random, a.deflate)
-            .map_err(|e| format!("subscriber {i}: {e}"))?;
+        let k = i % node_count;
+        let node = &nodes[k];
+        let s = subscriber::subscribe(
+            k,
+            node.server,
+            &node.host_header,
+            source,
+            &node.path,
+            random,
+            a.deflate,
+        )
+        .map_err(|e| format!("subscriber {i}: {e}"))?;
         per_thread[i % threads].push(s);
         if i == 0 || live.due() {
             live.show(&format!(
@@ -167,13 +337,31 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         }
     }
     let connect_s = started.elapsed().as_secs_f64();
-    wait_for_subscribers(a.admin, &a.topic, a.subscribers)?;
+    for &(admin, n) in &admins {
+        admin::wait_for_subscribers(admin, &a.topic, n)?;
+    }
+    let floor = match a.redis {
+        Some(r) => {
+            let channel = redis::channel(&a.topic);
+            let stream = redis::subscribe(r, &channel)?;
+            // One subscription per node with subscribers, and the floor's.
+            redis::wait_subscribed(r, &channel, admins.len() + 1)?;
+            Some(stream)
+        }
+        None => None,
+    };
+    // Columns: the nodes, then the Redis floor.
+    let columns = node_count + usize::from(floor.is_some());
+    let floor_group = threads * node_count;
     let progress = Arc::new(Progress {
         epoch: Instant::now(),
-        done_at: (0..threads)
+        done_at: (0..floor_group + usize::from(floor.is_some()))
             .map(|_| (0..total_msgs).map(|_| AtomicU64::new(0)).collect())
             .collect(),
+        delivered: (0..columns).map(|_| AtomicU64::new(0)).collect(),
         errors: AtomicU64::new(0),
+        failures: Default::default(),
+        first_not_ours: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     });
     let cpus = a.pin_cpu.clone().map(|l| l.0).unwrap_or_default();
@@ -181,34 +369,55 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         // The coordinator (publisher) stays off the server's CPUs too.
         core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
     }
-    let receivers: Vec<_> = per_thread
+    let mut receivers: Vec<_> = per_thread
         .into_iter()
         .enumerate()
         .map(|(t, socks)| {
             let progress = progress.clone();
             let cpu = (!cpus.is_empty()).then(|| cpus[t % cpus.len()]);
-            std::thread::spawn(move || receive(t, socks, cpu, total_msgs, &progress))
+            std::thread::spawn(move || {
+                subscriber::receive(t, node_count, socks, cpu, total_msgs, &progress)
+            })
         })
         .collect();
+    if let Some(stream) = floor {
+        let progress = progress.clone();
+        receivers.push(std::thread::spawn(move || {
+            redis::receive(stream, floor_group, node_count, &progress)
+        }));
+    }
 
     let body = |seq: usize| {
         let mut b = template.clone();
         b[..8].copy_from_slice(&(seq as u64).to_le_bytes());
         b
     };
-    let publish = |seq: usize| post(a.admin, &a.topic, a.token.as_deref(), &body(seq));
-    let wait_all = |seq: usize, limit: Duration| -> Result<u64, String> {
+    let publish = |seq: usize| admin::post(publish_admin, &a.topic, a.token.as_deref(), &body(seq));
+    // When message `seq` reached each column: every subscriber of a node, or the floor.
+    let arrived = |seq: usize| -> Option<Vec<u64>> {
+        let at = |group: usize| progress.done_at[group][seq].load(Ordering::Acquire);
+        let mut out = Vec::with_capacity(columns);
+        for node in 0..node_count {
+            let mut last = 0;
+            for t in 0..threads {
+                let when = at(t * node_count + node);
+                if when == 0 {
+                    return None;
+                }
+                last = last.max(when);
+            }
+            out.push(last);
+        }
+        if columns > node_count {
+            out.push(at(floor_group));
+        }
+        out.iter().all(|&t| t != 0).then_some(out)
+    };
+    let wait_all = |seq: usize, limit: Duration| -> Result<Vec<u64>, String> {
         let deadline = Instant::now() + limit;
         loop {
-            let mut last = 0;
-            let mut all = true;
-            for t in &progress.done_at {
-                let at = t[seq].load(Ordering::Acquire);
-                all &= at != 0;
-                last = last.max(at);
-            }
-            if all {
-                return Ok(last);
+            if let Some(at) = arrived(seq) {
+                return Ok(at);
             }
             if Instant::now() > deadline {
                 return Err(format!(
@@ -222,9 +431,16 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         }
     };
     let ns = |t: Instant| t.duration_since(progress.epoch).as_nanos() as u64;
+    let counters = || -> Vec<admin::ServerCounters> {
+        admins
+            .iter()
+            .map(|&(admin, _)| admin::server_counters(admin))
+            .collect()
+    };
 
-    let before = server_counters(a.admin);
-    let mut latencies_us = Vec::with_capacity(a.publishes);
+    let before = counters();
+    // Per column, µs from just before the publish to its arrival there.
+    let mut latencies_us: Vec<Vec<f64>> = vec![Vec::with_capacity(a.publishes); columns];
     for seq in 0..a.publishes {
         if seq == 0 || live.due() {
             live.show(&format!(
@@ -238,14 +454,18 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
         let t0 = ns(Instant::now());
         publish(seq)?;
         let done = wait_all(seq, Duration::from_secs(30))?;
-        latencies_us.push((done.saturating_sub(t0)) as f64 / 1e3);
+        for (samples, at) in latencies_us.iter_mut().zip(done) {
+            samples.push(at.saturating_sub(t0) as f64 / 1e3);
+        }
     }
-    let mid = server_counters(a.admin);
+    let mid = counters();
+    let cpu_before = cpu_us(&a.server_pids)?;
     let t0 = ns(Instant::now());
     for seq in a.publishes..total_msgs {
         publish(seq)?;
     }
-    let mut done = t0;
+    // Per column, when the last burst message got there.
+    let mut done = vec![t0; columns];
     for seq in a.publishes..total_msgs {
         if seq == a.publishes || live.due() {
             live.show(&format!(
@@ -256,71 +476,160 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
                 progress.errors.load(Ordering::Relaxed)
             ));
         }
-        done = done.max(wait_all(seq, Duration::from_secs(60))?);
+        for (d, at) in done.iter_mut().zip(wait_all(seq, Duration::from_secs(60))?) {
+            *d = (*d).max(at);
+        }
     }
+    let cpu_after = cpu_us(&a.server_pids)?;
     live.finish();
-    let burst_s = (done - t0) as f64 / 1e9;
-    let after = server_counters(a.admin);
+    let burst_s_of = |column: usize| (done[column] - t0) as f64 / 1e9;
+    let burst_s = (0..node_count).map(burst_s_of).fold(0.0, f64::max);
+    let after = counters();
     progress.stop.store(true, Ordering::Release);
     for r in receivers {
         r.join().map_err(|_| "a receiver thread panicked")?;
     }
 
-    latencies_us.sort_by(f64::total_cmp);
-    let q = |p: f64| -> f64 {
-        if latencies_us.is_empty() {
-            return 0.0;
-        }
-        let i = ((p * latencies_us.len() as f64).ceil() as usize).clamp(1, latencies_us.len());
-        latencies_us[i - 1]
-    };
-    let deliveries = (a.burst * a.subscribers) as f64;
-    let per_s = if burst_s > 0.0 {
-        deliveries / burst_s
+    for samples in &mut latencies_us {
+        samples.sort_by(f64::total_cmp);
+    }
+    // A publish reached everyone when it reached the slowest node.
+    let mut overall: Vec<f64> = (0..a.publishes)
+        .map(|i| {
+            (0..node_count)
+                .map(|k| latencies_us[k][i])
+                .fold(0.0, f64::max)
+        })
+        .collect();
+    if node_count == 1 {
+        overall = latencies_us[0].clone();
     } else {
-        0.0
-    };
-    // Per core from the server's own counters when it has them (ringws); else one sender.
-    let per_core: Vec<f64> =
-        if after.deliveries.len() == mid.deliveries.len() && !after.deliveries.is_empty() {
-            after
-                .deliveries
-                .iter()
-                .zip(&mid.deliveries)
-                .map(|(x, m)| (x - m) / burst_s)
-                .collect()
+        // Each column was sorted on its own: recompute from the per-publish maxima.
+        overall.sort_by(f64::total_cmp);
+    }
+    let q = |p: f64| quantile(&overall, p);
+    let rate = |deliveries: usize, seconds: f64| {
+        if seconds > 0.0 {
+            deliveries as f64 / seconds
         } else {
-            vec![per_s]
-        };
-    let server_mean_us = (mid.latency_count > before.latency_count).then(|| {
-        (mid.latency_sum - before.latency_sum) / (mid.latency_count - before.latency_count) * 1e6
+            0.0
+        }
+    };
+    let per_s = rate(a.burst * a.subscribers, burst_s);
+    // Per core from the servers' own counters when they have them (ringws); else one sender.
+    let delta = |x: &[f64], m: &[f64]| -> Vec<f64> {
+        x.iter().zip(m).map(|(x, m)| (x - m) / burst_s).collect()
+    };
+    let per_core: Vec<f64> = if after
+        .iter()
+        .zip(&mid)
+        .all(|(x, m)| x.deliveries.len() == m.deliveries.len() && !x.deliveries.is_empty())
+    {
+        after
+            .iter()
+            .zip(&mid)
+            .flat_map(|(x, m)| delta(&x.deliveries, &m.deliveries))
+            .collect()
+    } else {
+        vec![per_s]
+    };
+    let sum = |c: &[admin::ServerCounters], f: fn(&admin::ServerCounters) -> f64| -> f64 {
+        c.iter().map(f).sum()
+    };
+    let (count_before, count_mid) = (
+        sum(&before, |c| c.latency_count),
+        sum(&mid, |c| c.latency_count),
+    );
+    let server_mean_us = (count_mid > count_before).then(|| {
+        (sum(&mid, |c| c.latency_sum) - sum(&before, |c| c.latency_sum))
+            / (count_mid - count_before)
+            * 1e6
     });
     let errors = progress.errors.load(Ordering::Relaxed);
-    // Uncompressed / compressed payload bytes the server sent compressed during the burst.
-    let compressed = after.deflate_sent_compressed - mid.deflate_sent_compressed;
-    let deflate_ratio = (compressed > 0.0)
-        .then(|| (after.deflate_sent_uncompressed - mid.deflate_sent_uncompressed) / compressed);
+    // Printable, so a server's own message (JSON) is recognised.
+    let first_not_ours = match progress.first_not_ours.load(Ordering::Relaxed) {
+        0 => None,
+        bytes => Some(bytes.to_le_bytes().escape_ascii().to_string()),
+    };
+    let failures: Vec<(&str, u64)> = Failure::ALL
+        .iter()
+        .map(|&f| {
+            (
+                f.name(),
+                progress.failures[f as usize].load(Ordering::Relaxed),
+            )
+        })
+        .collect();
+    // Uncompressed / compressed payload bytes the servers sent compressed during the burst.
+    let compressed =
+        sum(&after, |c| c.deflate_sent_compressed) - sum(&mid, |c| c.deflate_sent_compressed);
+    let deflate_ratio = (compressed > 0.0).then(|| {
+        (sum(&after, |c| c.deflate_sent_uncompressed) - sum(&mid, |c| c.deflate_sent_uncompressed))
+            / compressed
+    });
+    let cpu_ns_per_delivery = (!a.server_pids.is_empty())
+        .then(|| (cpu_after - cpu_before) as f64 * 1e3 / (a.burst * a.subscribers).max(1) as f64);
+    // Per node: its subscribers' figures and its own count of deliveries over the run.
+    let node_reports: Vec<NodeReport> = nodes
+        .iter()
+        .enumerate()
+        .map(|(k, node)| {
+            let i = admins.iter().position(|(x, _)| *x == node.admin);
+            let counted = |c: &[admin::ServerCounters]| {
+                i.map_or(0.0, |i| c[i].deliveries.iter().sum::<f64>())
+            };
+            NodeReport {
+                url: node.url.clone(),
+                admin: node.admin,
+                subscribers: node.subscribers,
+                latency_us: &latencies_us[k],
+                deliveries_per_s: rate(a.burst * node.subscribers, burst_s_of(k)),
+                received: progress.delivered[k].load(Ordering::Relaxed),
+                expected: (node.subscribers * total_msgs) as u64,
+                server_counted: counted(&after) - counted(&before),
+            }
+        })
+        .collect();
+    let floor_report = (columns > node_count).then(|| FloorReport {
+        redis: a.redis.expect("the floor needs --redis"),
+        latency_us: &latencies_us[node_count],
+        messages_per_s: rate(a.burst, burst_s_of(node_count)),
+        received: progress.delivered[node_count].load(Ordering::Relaxed),
+        expected: total_msgs as u64,
+    });
     let target = &a.label;
     if a.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "target": target,
-                "subscribers": a.subscribers,
-                "payload_bytes": payload_bytes,
-                "deflate": a.deflate,
-                "server_deflate_ratio": deflate_ratio,
-                "connect_seconds": connect_s,
-                "latency_samples": latencies_us.len(),
-                "latency_us": {"p50": q(0.5), "p99": q(0.99), "max": q(1.0)},
-                "server_fanout_mean_us": server_mean_us,
-                "burst": a.burst,
-                "burst_seconds": burst_s,
-                "deliveries_per_s": per_s,
-                "deliveries_per_s_per_core": per_core,
-                "errors": errors,
-            })
-        );
+        let mut out = serde_json::json!({
+            "target": target,
+            "subscribers": a.subscribers,
+            "payload_bytes": payload_bytes,
+            "deflate": a.deflate,
+            "server_deflate_ratio": deflate_ratio,
+            "connect_seconds": connect_s,
+            "latency_samples": overall.len(),
+            "latency_us": {"p50": q(0.5), "p99": q(0.99), "max": q(1.0)},
+            "server_fanout_mean_us": server_mean_us,
+            "burst": a.burst,
+            "burst_seconds": burst_s,
+            "deliveries_per_s": per_s,
+            "deliveries_per_s_per_core": per_core,
+            "errors": errors,
+        });
+        if across {
+            out["publish_admin"] = serde_json::json!(publish_admin.to_string());
+            out["nodes"] = node_reports.iter().map(NodeReport::json).collect();
+            out["redis_floor"] = floor_report.as_ref().map(FloorReport::json).into();
+            out["errors_by_kind"] = failures
+                .iter()
+                .map(|&(name, n)| (name.to_owned(), n.into()))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+            out["first_not_ours_bytes"] = first_not_ours.clone().into();
+        }
+        if let Some(ns) = cpu_ns_per_delivery {
+            out["server_cpu_ns_per_delivery"] = ns.into();
+        }
+        println!("{out}");
     } else {
         println!(
             "fanout {target}: {} subscribers, {} B payload (connected in {connect_s:.1} s)",
@@ -340,7 +649,7 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
             q(0.5),
             q(0.99),
             q(1.0),
-            latencies_us.len()
+            overall.len()
         );
         if let Some(m) = server_mean_us {
             println!("  server side (publish accepted -> last write), mean: {m:.0} µs");
@@ -351,310 +660,120 @@ fn run_inner(a: &FanoutArgs) -> Result<u64, String> {
             a.burst,
             per.join(", ")
         );
+        if across {
+            println!("  publishes POSTed to {publish_admin}");
+            for (k, n) in node_reports.iter().enumerate() {
+                println!("  {}", n.line(k));
+            }
+            if let Some(f) = &floor_report {
+                println!("  {}", f.line());
+            }
+        }
+        if let Some(ns) = cpu_ns_per_delivery {
+            println!(
+                "  server CPU over the burst: {ns:.0} ns per delivery ({:.1} ms for {} deliveries)",
+                (cpu_after - cpu_before) as f64 / 1e3,
+                a.burst * a.subscribers
+            );
+        }
         println!("  errors (lost, duplicated, out of order, closed, invalid frames): {errors}");
+        if across && errors > 0 {
+            let kinds: Vec<String> = failures.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            println!("  errors by kind: {}", kinds.join(", "));
+            if let Some(bytes) = &first_not_ours {
+                println!("  the first message that was not the run's began with b\"{bytes}\"");
+            }
+        }
     }
     Ok(errors)
 }
 
-/// Opens one subscriber: connect (from `source`), upgrade, check the 101.
-/// `deflate`: offer permessage-deflate and require it.
-fn subscribe(
-    server: SocketAddr,
-    host: &str,
-    source: Option<IpAddr>,
-    path: &str,
-    random: [u8; 16],
-    deflate: bool,
-) -> Result<Sub, String> {
-    let up = crate::bench::blocking::upgrade(
-        server,
-        source,
-        host,
-        path,
-        random,
-        Duration::from_secs(10),
-        deflate,
-    )?;
-    if deflate && up.deflate.is_none() {
-        return Err(DEFLATE_DECLINED.to_owned());
-    }
-    up.stream.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let mut order = Order::default();
-    order.rx.set_deflate(deflate);
-    Ok(Sub {
-        stream: up.stream,
-        order,
-        early: up.early,
-    })
+/// What one node's subscribers saw.
+struct NodeReport<'a> {
+    url: String,
+    admin: SocketAddr,
+    subscribers: usize,
+    /// Sorted.
+    latency_us: &'a [f64],
+    deliveries_per_s: f64,
+    /// Messages its subscribers read, and how many they should have.
+    received: u64,
+    expected: u64,
+    /// `ringws_pubsub_deliveries_total` of its admin listener over the run.
+    server_counted: f64,
 }
 
-/// Why `--deflate` stops the run when a subscriber's 101 has no permessage-deflate.
-const DEFLATE_DECLINED: &str = "the server did not accept permessage-deflate, which --deflate \
-     offers and requires. Is it running with `--compression on`? (ringws declines compression \
-     unless told to; docs/compression.md)";
+impl NodeReport<'_> {
+    fn line(&self, k: usize) -> String {
+        format!(
+            "node {} {} (admin {}): {} subscribers; p50 {:.0} µs, p99 {:.0} µs; burst {:.0} \
+             deliveries/s; received {} of {} (the node counted {:.0})",
+            k + 1,
+            self.url,
+            self.admin,
+            self.subscribers,
+            quantile(self.latency_us, 0.5),
+            quantile(self.latency_us, 0.99),
+            self.deliveries_per_s,
+            self.received,
+            self.expected,
+            self.server_counted
+        )
+    }
 
-/// One HTTP request to the admin listener; the whole answer.
-fn http(admin: SocketAddr, request: &[u8]) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(admin).map_err(|e| format!("admin {admin}: {e}"))?;
-    let _ = s.set_nodelay(true);
-    s.write_all(request).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).map_err(|e| e.to_string())?;
-    match parse_response(&out) {
-        Ok(Some(response)) => {
-            let body = String::from_utf8_lossy(&out[response.head_len..]).into_owned();
-            Ok((response.status, body))
-        }
-        _ => Err(format!(
-            "not an HTTP answer: {:?}",
-            String::from_utf8_lossy(&out)
-        )),
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "url": self.url,
+            "admin": self.admin.to_string(),
+            "subscribers": self.subscribers,
+            "latency_us": {
+                "p50": quantile(self.latency_us, 0.5),
+                "p99": quantile(self.latency_us, 0.99),
+                "max": quantile(self.latency_us, 1.0),
+            },
+            "deliveries_per_s": self.deliveries_per_s,
+            "received": self.received,
+            "expected": self.expected,
+            "server_deliveries": self.server_counted,
+        })
     }
 }
 
-fn post(admin: SocketAddr, topic: &str, token: Option<&str>, body: &[u8]) -> Result<(), String> {
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let mut req = format!(
-        "POST /publish/{topic} HTTP/1.1\r\nHost: bench\r\n{auth}Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(body);
-    match http(admin, &req)? {
-        (200, _) => Ok(()),
-        (status, body) => Err(format!("publish answered {status}: {}", body.trim())),
-    }
+/// What the plain Redis subscriber saw.
+struct FloorReport<'a> {
+    redis: SocketAddr,
+    /// Sorted.
+    latency_us: &'a [f64],
+    messages_per_s: f64,
+    received: u64,
+    expected: u64,
 }
 
-fn wait_for_subscribers(admin: SocketAddr, topic: &str, n: usize) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let req = format!("GET /topics/{topic} HTTP/1.1\r\nHost: bench\r\n\r\n");
-        let (_, body) = http(admin, req.as_bytes())?;
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        if v["subscribers"].as_u64() == Some(n as u64) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "the server reports {body} instead of {n} subscribers"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The server's per-core deliveries and fan-out latency sum/count, from /metrics.
-struct ServerCounters {
-    deliveries: Vec<f64>,
-    latency_sum: f64,
-    latency_count: f64,
-    /// Payload bytes of messages sent compressed, before and after compressing.
-    deflate_sent_uncompressed: f64,
-    deflate_sent_compressed: f64,
-}
-
-fn server_counters(admin: SocketAddr) -> ServerCounters {
-    let text = http(admin, b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    let mut c = ServerCounters {
-        deliveries: Vec::new(),
-        latency_sum: 0.0,
-        latency_count: 0.0,
-        deflate_sent_uncompressed: 0.0,
-        deflate_sent_compressed: 0.0,
-    };
-    for line in text.lines() {
-        let value = || {
-            line.rsplit(' ')
-                .next()
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        if line.starts_with("ringws_pubsub_deliveries_total{") {
-            c.deliveries.push(value());
-        } else if line.starts_with("ringws_fanout_latency_seconds_sum") {
-            c.latency_sum += value();
-        } else if line.starts_with("ringws_fanout_latency_seconds_count") {
-            c.latency_count += value();
-        } else if line.starts_with("ringws_deflate_sent_uncompressed_bytes_total") {
-            c.deflate_sent_uncompressed += value();
-        } else if line.starts_with("ringws_deflate_sent_compressed_bytes_total") {
-            c.deflate_sent_compressed += value();
-        }
-    }
-    c
-}
-
-/// One subscriber: its socket, the frames it received with the 101, and its order check.
-struct Sub {
-    stream: TcpStream,
-    /// Frames that came in the same read as the 101.
-    early: Vec<u8>,
-    order: Order,
-}
-
-/// A subscriber's frames and the sequence numbers they carry.
-struct Order {
-    rx: Receiver,
-    next_seq: u64,
-    /// The server broke the protocol: nothing more is read from it.
-    failed: bool,
-}
-
-impl Default for Order {
-    fn default() -> Order {
-        Order {
-            rx: Receiver::new(Limits::default()),
-            next_seq: 0,
-            failed: false,
-        }
-    }
-}
-
-impl Order {
-    /// Reads the messages in `bytes` (one read's worth): `on_msg(seq, in_order)` for each one.
-    /// A message too short for a sequence number counts as `on_error`, as does a frame that
-    /// breaks RFC 6455 (the subscriber is then given up).
-    fn feed(&mut self, bytes: &mut [u8], on_msg: &mut dyn FnMut(u64, bool), on_error: &dyn Fn()) {
-        if self.failed {
-            return;
-        }
-        let mut pos = 0;
-        loop {
-            match self.rx.next(bytes, &mut pos) {
-                Ok(None) => return,
-                Ok(Some(Event::Message(_, payload))) => match payload.first_chunk::<8>() {
-                    Some(seq) => {
-                        let seq = u64::from_le_bytes(*seq);
-                        on_msg(seq, seq == self.next_seq);
-                        self.next_seq = seq + 1;
-                    }
-                    None => on_error(),
-                },
-                // The server's pings and close are not answered: a run ends before either matters.
-                Ok(Some(_)) => {}
-                Err(_) => {
-                    self.failed = true;
-                    return on_error();
-                }
-            }
-        }
-    }
-}
-
-/// How long a receiver waits for readiness before it checks the stop flag again.
-const WAIT_NS: u64 = 50_000_000;
-
-fn receive(
-    thread: usize,
-    mut subs: Vec<Sub>,
-    cpu: Option<usize>,
-    total_msgs: usize,
-    progress: &Progress,
-) {
-    if let Some(cpu) = cpu {
-        core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
-    }
-    let n = subs.len() as u32;
-    let mut got = vec![0u32; total_msgs];
-    if n == 0 {
-        for at in &progress.done_at[thread] {
-            at.store(1, Ordering::Release);
-        }
-        return;
-    }
-    let error = || {
-        progress.errors.fetch_add(1, Ordering::Relaxed);
-    };
-    let completed = |seq: u64, got: &mut Vec<u32>| {
-        let Some(count) = got.get_mut(seq as usize) else {
-            return error();
-        };
-        *count += 1;
-        if *count == n {
-            let at = progress.epoch.elapsed().as_nanos() as u64;
-            progress.done_at[thread][seq as usize].store(at.max(1), Ordering::Release);
-        }
-    };
-    let mut on_msg = |seq: u64, ok: bool| {
-        if !ok {
-            error();
-        }
-        completed(seq, &mut got);
-    };
-    let ep = Epoll::new().expect("epoll_create1");
-    for (i, s) in subs.iter_mut().enumerate() {
-        let mut early = std::mem::take(&mut s.early);
-        s.order.feed(&mut early, &mut on_msg, &error);
-        let _ = ep.add_readable(s.stream.as_raw_fd(), i as u64);
-    }
-    let mut events = vec![NO_EVENT; 1024];
-    let mut buf = vec![0u8; 256 << 10];
-    while !progress.stop.load(Ordering::Acquire) {
-        let ready = ep.wait(&mut events, WAIT_NS).unwrap_or(0);
-        for event in &events[..ready] {
-            let (token, _) = event_parts(event);
-            let sub = &mut subs[token as usize];
-            loop {
-                match socket::recv(sub.stream.as_raw_fd(), &mut buf) {
-                    IoResult::Done(n) => {
-                        sub.order.feed(&mut buf[..n], &mut on_msg, &error);
-                        if n < buf.len() {
-                            break;
-                        }
-                    }
-                    IoResult::Eof => {
-                        error(); // closed by the server
-                        break;
-                    }
-                    IoResult::WouldBlock | IoResult::Failed(_) => break,
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_messages_across_reads_and_checks_order() {
-        let mut wire = Vec::new();
-        for seq in [0u64, 1, 3] {
-            let mut body = vec![0u8; 300];
-            body[..8].copy_from_slice(&seq.to_le_bytes());
-            wire.extend_from_slice(
-                crate::app::PreparedFrame::new(crate::protocol::MessageKind::Binary, &body).bytes(),
-            );
-        }
-        wire.extend_from_slice(&[0x82, 0x01, 0xFF]); // no room for a sequence number
-        let mut order = Order::default();
-        let mut seen = Vec::new();
-        let errors = std::cell::Cell::new(0);
-        let error = || errors.set(errors.get() + 1);
-        for chunk in wire.chunks(7) {
-            let mut chunk = chunk.to_vec();
-            order.feed(&mut chunk, &mut |seq, ok| seen.push((seq, ok)), &error);
-        }
-        assert_eq!(seen, [(0, true), (1, true), (3, false)]);
-        assert_eq!(errors.get(), 1);
-        assert!(!order.failed);
+impl FloorReport<'_> {
+    fn line(&self) -> String {
+        format!(
+            "redis subscriber (floor, {}): p50 {:.0} µs, p99 {:.0} µs; burst {:.0} messages/s; \
+             received {} of {}",
+            self.redis,
+            quantile(self.latency_us, 0.5),
+            quantile(self.latency_us, 0.99),
+            self.messages_per_s,
+            self.received,
+            self.expected
+        )
     }
 
-    #[test]
-    fn a_frame_breaking_the_protocol_gives_the_subscriber_up() {
-        let mut order = Order::default();
-        let errors = std::cell::Cell::new(0);
-        let error = || errors.set(errors.get() + 1);
-        let mut masked = [0x82, 0x88, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0];
-        order.feed(&mut masked, &mut |_, _| panic!("not a message"), &error);
-        let mut valid = [0x82, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
-        order.feed(&mut valid, &mut |_, _| panic!("given up"), &error);
-        assert_eq!((errors.get(), order.failed), (1, true));
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "redis": self.redis.to_string(),
+            "latency_us": {
+                "p50": quantile(self.latency_us, 0.5),
+                "p99": quantile(self.latency_us, 0.99),
+                "max": quantile(self.latency_us, 1.0),
+            },
+            "messages_per_s": self.messages_per_s,
+            "received": self.received,
+            "expected": self.expected,
+        })
     }
 }
