@@ -278,7 +278,6 @@ impl AdminSide {
         app: &A,
         draining: bool,
     ) {
-        let max_body = app.admin_max_body_bytes();
         if !self.current(key, generation) {
             return;
         }
@@ -292,6 +291,13 @@ impl AdminSide {
                 ring::token(Op::AdminReadable, key, generation),
             ));
         }
+        self.read_and_answer(ring, key, app, draining);
+    }
+
+    /// Reads what the socket holds and answers once the request is whole.
+    fn read_and_answer<A: App>(&mut self, ring: &mut Ring, key: u32, app: &A, draining: bool) {
+        let max_body = app.admin_max_body_bytes();
+        let conn = &mut self.conns[key as usize];
         let limit = admin::MAX_HEAD_BYTES + max_body + 1;
         let mut chunk = [0u8; 16 << 10];
         loop {
@@ -376,7 +382,7 @@ impl AdminSide {
 
     /// Called once per loop iteration on core 0: arms a backed-off accept when it is due, answers
     /// 408 to requests whose head is late and closes connections past [`ADMIN_TIMEOUT`].
-    pub fn expire(&mut self, ring: &mut Ring) {
+    pub fn expire<A: App>(&mut self, ring: &mut Ring, app: &A, draining: bool) {
         if self.rearm_at.is_some_and(|at| Instant::now() >= at) {
             self.rearm_at = None;
             if !self.closed {
@@ -403,6 +409,17 @@ impl AdminSide {
             .collect();
         for (key, reason) in late {
             if reason == AdminClose::HeaderTimeout {
+                // A core busy for seconds (a large fan-out) sees the deadline before the
+                // readable completion of a request that did arrive in time: read it first.
+                let generation = self.conns[key as usize].generation;
+                self.read_and_answer(ring, key, app, draining);
+                let still_waiting = self
+                    .conns
+                    .get(key as usize)
+                    .is_some_and(|c| c.generation == generation && !c.head_complete);
+                if !still_waiting {
+                    continue;
+                }
                 refuse(self.conns[key as usize].fd, &header_timeout());
             }
             self.exporter.admin_stats().closed(reason);

@@ -216,7 +216,8 @@ impl<A: App> Reactor<A> {
             }
             self.end_pass();
             if let Some(admin) = self.admin.as_mut() {
-                admin.expire(&mut self.io.ring);
+                let draining = self.shared.stop.load(Ordering::Acquire);
+                admin.expire(&mut self.io.ring, &*self.app, draining);
             }
             if self.drain.is_none() && self.shared.stop.load(Ordering::Acquire) {
                 self.begin_drain();
