@@ -152,7 +152,7 @@ impl RedisCluster {
     /// Starts the six servers and creates the cluster; returns once every node reports
     /// `cluster_state:ok` and knows the same three masters.
     pub fn start() -> RedisCluster {
-        let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+        let ports: Vec<u16> = (0..6).map(|_| free_cluster_port()).collect();
         let dir = std::env::temp_dir().join(format!(
             "ringws-redis-cluster-{}-{}",
             std::process::id(),
@@ -182,14 +182,16 @@ impl RedisCluster {
     }
 
     /// Waits (at most 30 s) until every running node says `cluster_state:ok` and sees three
-    /// masters covering every slot.
+    /// masters covering every slot, and every replica is in sync with its master.
     #[track_caller]
     pub fn wait_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = self.nodes.iter().filter(|n| n.child.is_some()).all(|n| {
+                let info = n.cli(&["INFO", "replication"]);
                 n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok")
                     && self.masters_seen_by(n).len() == 3
+                    && (info.contains("role:master") || info.contains("master_link_status:up"))
             });
             if ok {
                 return;
@@ -248,10 +250,14 @@ impl RedisCluster {
 
     /// The master serving `slot`.
     pub fn master_of(&self, slot: u16) -> ClusterNode {
+        self.master_of_if_any(slot).expect("a master for the slot")
+    }
+
+    /// The master serving `slot`, unless it failed and no replica took over yet.
+    pub fn master_of_if_any(&self, slot: u16) -> Option<ClusterNode> {
         self.masters()
             .into_iter()
             .find(|m| m.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
-            .expect("a master for the slot")
     }
 
     /// `CLUSTER KEYSLOT`.
@@ -317,12 +323,18 @@ impl Drop for RedisCluster {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A free port whose cluster bus port (10000 above it) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if port <= 55535 && std::net::TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One line of `CLUSTER NODES`: `id host:port@bus flags master ping pong epoch link slots...`.
@@ -367,6 +379,10 @@ impl RedisProcess {
                 "nodes.conf",
             ])
             .args(["--cluster-node-timeout", "1000"])
+            // A replica may take over however long it was cut off, and syncs at once (Redis
+            // 7 waits 5 s by default to batch replicas).
+            .args(["--cluster-replica-validity-factor", "0"])
+            .args(["--repl-diskless-sync-delay", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
