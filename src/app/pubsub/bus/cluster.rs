@@ -823,10 +823,8 @@ impl<'a> SubscribeLink<'a> {
                     deliver(self.hub, self.stats, topic, payload);
                 }
             }
-            Some(b"ssubscribe") => {
-                if self.gap_pending.remove(topic) {
-                    announce_gap(self.hub, self.stats, topic);
-                }
+            Some(b"ssubscribe") if self.gap_pending.remove(topic) => {
+                announce_gap(self.hub, self.stats, topic);
             }
             Some(b"sunsubscribe") => {
                 let asked = self.conns.get_mut(address).and_then(|sub| {
