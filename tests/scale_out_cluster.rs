@@ -15,6 +15,13 @@ use common::redis::RedisCluster;
 use common::*;
 use serde_json::Value;
 
+/// One cluster test at a time: each runs seven processes on a small machine.
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_cluster() -> std::sync::MutexGuard<'static, ()> {
+    ONE_CLUSTER.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Topics whose channels hash to slots 3316, 7381 and 15511: one per master of the cluster
 /// `redis-cli --cluster create` makes (0-5460, 5461-10922, 10923-16383).
 const TOPICS: [&str; 3] = ["t3", "t2", "t0"];
@@ -193,6 +200,7 @@ fn origin_and_position(text: &str, tags: &[&str]) -> (usize, (usize, usize)) {
 
 #[test]
 fn two_nodes_on_a_cluster_deliver_every_message_once_in_one_order_per_topic() {
+    let _one = one_cluster();
     let cluster = RedisCluster::start();
     let masters: Vec<u16> = TOPICS
         .iter()
@@ -306,6 +314,7 @@ fn check_after_disruption(
 
 #[test]
 fn a_master_killed_while_publishing_nodes_follow_the_failover_announce_the_gap_and_resume() {
+    let _one = one_cluster();
     let mut cluster = RedisCluster::start();
     let nodes = [node(&cluster), node(&cluster)];
     let mut subs = subscribe_everywhere(&nodes);
@@ -397,6 +406,7 @@ fn a_master_killed_while_publishing_nodes_follow_the_failover_announce_the_gap_a
 
 #[test]
 fn a_topic_whose_slot_moves_keeps_its_subscribers_receiving_after_a_gap() {
+    let _one = one_cluster();
     let cluster = RedisCluster::start();
     let nodes = [node(&cluster), node(&cluster)];
     let mut subs = subscribe_everywhere(&nodes);

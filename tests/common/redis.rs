@@ -152,16 +152,21 @@ impl RedisCluster {
     /// Starts the six servers and creates the cluster; returns once every node reports
     /// `cluster_state:ok` and knows the same three masters.
     pub fn start() -> RedisCluster {
-        let ports: Vec<u16> = (0..6).map(|_| free_cluster_port()).collect();
         let dir = std::env::temp_dir().join(format!(
             "ringws-redis-cluster-{}-{}",
             std::process::id(),
-            ports[0]
+            free_cluster_port()
         ));
-        let nodes = ports
-            .iter()
-            .map(|&port| RedisProcess::spawn_cluster_node(&dir, port))
+        // A port found free may be taken before the server binds it (or its bus port, 10000
+        // above): then another.
+        let nodes: Vec<RedisProcess> = (0..6)
+            .map(|_| {
+                (0..10)
+                    .find_map(|_| RedisProcess::spawn_cluster_node(&dir, free_cluster_port()))
+                    .expect("a cluster node started on one of 10 free ports")
+            })
             .collect();
+        let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
         let cluster = RedisCluster { nodes, dir };
         let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let mut create = Command::new("redis-cli");
@@ -365,7 +370,8 @@ fn parse_cluster_node(line: &str) -> Option<ClusterNode> {
 impl RedisProcess {
     /// One cluster-enabled server with its config file in `dir`. A short node timeout makes
     /// failovers in tests take seconds.
-    fn spawn_cluster_node(dir: &std::path::Path, port: u16) -> RedisProcess {
+    /// `None` when it exited (its port was taken meanwhile).
+    fn spawn_cluster_node(dir: &std::path::Path, port: u16) -> Option<RedisProcess> {
         let node_dir = dir.join(port.to_string());
         std::fs::create_dir_all(&node_dir).unwrap();
         let child = Command::new("redis-server")
@@ -387,18 +393,26 @@ impl RedisProcess {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server (Debian package redis-server; .ci/test installs it)");
-        let redis = RedisProcess {
+        let mut redis = RedisProcess {
             child: Some(child),
             port,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while redis.cli(&["PING"]).trim() != "PONG" {
+            let exited = redis
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited {
+                redis.child = None;
+                return None;
+            }
             assert!(
                 Instant::now() < deadline,
                 "redis-server on {port} did not answer PING within 10 s"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        redis
+        Some(redis)
     }
 }
