@@ -251,6 +251,43 @@ fn two_nodes_on_a_cluster_deliver_every_message_once_in_one_order_per_topic() {
     }
 }
 
+/// Two nodes, subscribers everywhere, a publishing client on each node, and 60 messages
+/// delivered to every subscriber before the disruption.
+fn steady(cluster: &RedisCluster) -> ([ServerProcess; 2], Vec<Sub>, Vec<TcpStream>) {
+    let nodes = [node(cluster), node(cluster)];
+    let mut subs = subscribe_everywhere(&nodes);
+    wait_subscribed(cluster, &TOPICS, 2);
+    let mut clients: Vec<TcpStream> = nodes.iter().map(|n| ws_connect(n.addr)).collect();
+    for c in &clients {
+        c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    }
+    let before = publish(&nodes, &mut clients, &TOPICS, "a", 60, true);
+    receive_all_of(&mut subs, &before);
+    for sub in subs.iter_mut() {
+        sub.got.clear();
+    }
+    (nodes, subs, clients)
+}
+
+/// Reads every subscriber until it got all of `after`, checks what it got since the
+/// disruption began, and that nothing more comes.
+fn receive_and_check(
+    subs: &mut [Sub],
+    during: &HashMap<&'static str, Vec<String>>,
+    after: &HashMap<&'static str, Vec<String>>,
+    gap_topic: &str,
+) {
+    receive_all_of(subs, after);
+    check_after_disruption(subs, &[during, after], &["b", "c"], gap_topic);
+    for sub in subs.iter_mut() {
+        assert!(
+            nothing_more(&mut sub.conn, Duration::from_millis(200)),
+            "{}: a message more than published",
+            sub.topic
+        );
+    }
+}
+
 /// What each subscriber got after a disruption: messages of `tags` (as `accepted`) once each,
 /// in publish order, only accepted ones, every one of the last tag (published once the nodes
 /// had resubscribed), and a gap message where `gap_topic` says (exactly one for its
@@ -316,15 +353,7 @@ fn check_after_disruption(
 fn a_master_killed_while_publishing_nodes_follow_the_failover_announce_the_gap_and_resume() {
     let _one = one_cluster();
     let mut cluster = RedisCluster::start();
-    let nodes = [node(&cluster), node(&cluster)];
-    let mut subs = subscribe_everywhere(&nodes);
-    wait_subscribed(&cluster, &TOPICS, 2);
-    let mut clients: Vec<TcpStream> = nodes.iter().map(|n| ws_connect(n.addr)).collect();
-    for c in &clients {
-        c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    }
-    let before = publish(&nodes, &mut clients, &TOPICS, "a", 60, true);
-    receive_all_of(&mut subs, &before);
+    let (nodes, mut subs, mut clients) = steady(&cluster);
 
     let victim_topic = TOPICS[1];
     let victim = cluster.master_of(cluster.keyslot(&format!("ringws:{victim_topic}")));
@@ -384,20 +413,9 @@ fn a_master_killed_while_publishing_nodes_follow_the_failover_announce_the_gap_a
     assert_ne!(new_master.port, victim.port, "the replica took over");
     wait_subscribed(&cluster, &TOPICS, 2);
     let after = publish(&nodes, &mut clients, &TOPICS, "c", 60, true);
-    for sub in subs.iter_mut() {
-        sub.got.clear();
-    }
-    receive_all_of(&mut subs, &after);
-    // The subscribers of the victim's topic read their gap by now (it precedes "c" messages
-    // published after the resubscription); the others have none.
-    check_after_disruption(&subs, &[&during, &after], &["b", "c"], victim_topic);
-    for sub in subs.iter_mut() {
-        assert!(
-            nothing_more(&mut sub.conn, Duration::from_millis(200)),
-            "{}",
-            sub.topic
-        );
-    }
+    // The subscribers of the victim's topic read their gap by then (it precedes the "c"
+    // messages, published after the resubscription); the others have none.
+    receive_and_check(&mut subs, &during, &after, victim_topic);
     for node in &nodes {
         assert_eq!(metric_sum(admin(node), "ringws_bus_gaps_total"), 1.0);
         assert!(metric_sum(admin(node), "ringws_bus_topology_refreshes_total") >= 3.0);
@@ -408,15 +426,7 @@ fn a_master_killed_while_publishing_nodes_follow_the_failover_announce_the_gap_a
 fn a_topic_whose_slot_moves_keeps_its_subscribers_receiving_after_a_gap() {
     let _one = one_cluster();
     let cluster = RedisCluster::start();
-    let nodes = [node(&cluster), node(&cluster)];
-    let mut subs = subscribe_everywhere(&nodes);
-    wait_subscribed(&cluster, &TOPICS, 2);
-    let mut clients: Vec<TcpStream> = nodes.iter().map(|n| ws_connect(n.addr)).collect();
-    for c in &clients {
-        c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    }
-    let before = publish(&nodes, &mut clients, &TOPICS, "a", 60, true);
-    receive_all_of(&mut subs, &before);
+    let (nodes, mut subs, mut clients) = steady(&cluster);
 
     let moved_topic = TOPICS[0];
     let channel = format!("ringws:{moved_topic}");
@@ -424,7 +434,7 @@ fn a_topic_whose_slot_moves_keeps_its_subscribers_receiving_after_a_gap() {
     let from = cluster.master_of(slot);
     let to = cluster.master_of(cluster.keyslot(&format!("ringws:{}", TOPICS[2])));
     cluster.move_slot(slot, to.port);
-    // Publishes right after the move meet the old master's -MOVED: re-sent to the new one.
+    // Publishes right after the move meet the old master's MOVED: re-sent to the new one.
     let during = publish(&nodes, &mut clients, &TOPICS, "b", 60, false);
     assert_eq!(cluster.master_of(slot).port, to.port);
     wait_subscribed(&cluster, &[moved_topic], 2);
@@ -434,16 +444,39 @@ fn a_topic_whose_slot_moves_keeps_its_subscribers_receiving_after_a_gap() {
         "nothing left on the old master"
     );
     let after = publish(&nodes, &mut clients, &TOPICS, "c", 60, true);
-    for sub in subs.iter_mut() {
-        sub.got.clear();
-    }
-    receive_all_of(&mut subs, &after);
-    check_after_disruption(&subs, &[&during, &after], &["b", "c"], moved_topic);
-    for sub in subs.iter_mut() {
+    receive_and_check(&mut subs, &during, &after, moved_topic);
+}
+
+#[test]
+fn a_manual_failover_is_followed_with_a_gap_and_delivery_resumes() {
+    let _one = one_cluster();
+    let cluster = RedisCluster::start();
+    let (nodes, mut subs, mut clients) = steady(&cluster);
+    let topic = TOPICS[1];
+    let slot = cluster.keyslot(&format!("ringws:{topic}"));
+    let old = cluster.master_of(slot);
+    let replica = cluster.replica_of(&old.id);
+    assert_eq!(
+        cluster.node(replica).cli(&["CLUSTER", "FAILOVER"]).trim(),
+        "OK"
+    );
+    // The old master, now a replica, drops its sharded subscribers (`sunsubscribe`); the
+    // old master answers publishes with MOVED.
+    let during = publish(&nodes, &mut clients, &TOPICS, "b", 60, false);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.master_of_if_any(slot).map(|m| m.port) != Some(replica) {
         assert!(
-            nothing_more(&mut sub.conn, Duration::from_millis(200)),
-            "{}",
-            sub.topic
+            Instant::now() < deadline,
+            "the replica took over within 30 s"
         );
+        std::thread::sleep(Duration::from_millis(50));
     }
+    wait_subscribed(&cluster, &[topic], 2);
+    assert_eq!(
+        cluster.shardnumsub(old.port, &format!("ringws:{topic}")),
+        0,
+        "nothing left on the demoted master"
+    );
+    let after = publish(&nodes, &mut clients, &TOPICS, "c", 60, true);
+    receive_and_check(&mut subs, &during, &after, topic);
 }

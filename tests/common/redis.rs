@@ -221,11 +221,7 @@ impl RedisCluster {
 
     /// The masters serving slots, as the first running node sees them.
     pub fn masters(&self) -> Vec<ClusterNode> {
-        let node = self
-            .nodes
-            .iter()
-            .find(|n| n.child.is_some())
-            .expect("a node");
+        let node = self.any_node();
         self.masters_seen_by(node)
     }
 
@@ -265,13 +261,31 @@ impl RedisCluster {
             .find(|m| m.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
     }
 
-    /// `CLUSTER KEYSLOT`.
-    pub fn keyslot(&self, key: &str) -> u16 {
-        let node = self
-            .nodes
+    /// A running node, to ask about the cluster.
+    fn any_node(&self) -> &RedisProcess {
+        self.nodes
             .iter()
             .find(|n| n.child.is_some())
-            .expect("a node");
+            .expect("a running node")
+    }
+
+    /// The port of a replica of the master `master_id`.
+    pub fn replica_of(&self, master_id: &str) -> u16 {
+        let node = self.any_node();
+        node.cli(&["CLUSTER", "NODES"])
+            .lines()
+            .find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let replica = fields.get(2)?.contains("slave") && fields.get(3) == Some(&master_id);
+                let port = fields.get(1)?.split('@').next()?.rsplit_once(':')?.1;
+                replica.then(|| port.parse().ok()).flatten()
+            })
+            .expect("a replica of the master")
+    }
+
+    /// `CLUSTER KEYSLOT`.
+    pub fn keyslot(&self, key: &str) -> u16 {
+        let node = self.any_node();
         node.cli(&["CLUSTER", "KEYSLOT", key])
             .trim()
             .parse()

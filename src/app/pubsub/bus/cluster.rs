@@ -41,6 +41,13 @@ const IDLE_PING: Duration = Duration::from_secs(1);
 /// Shortest time between two topology reads by one link, so a burst of redirects or pushes
 /// costs one `CLUSTER SLOTS`.
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(200);
+/// The subscribe link reads the topology at least this often, so a channel subscribed on a
+/// stale view (a replica accepts `SSUBSCRIBE` too) is moved to its master in the end.
+pub const PERIODIC_REFRESH: Duration = Duration::from_secs(5);
+/// After Redis dropped a channel (`sunsubscribe`), it is not subscribed on the same node again
+/// for this long unless the topology still says so then: views of the cluster that have not
+/// heard of the move yet would send it straight back to a node that lost the slot.
+const AVOID_AFTER_DROP: Duration = Duration::from_secs(5);
 
 /// Which master serves each slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -493,6 +500,8 @@ struct SubscribeLink<'a> {
     gap_pending: HashSet<Box<str>>,
     /// When to read the topology again, if it is to be read.
     refresh_at: Option<Instant>,
+    /// Topics Redis dropped, with the node that dropped them and until when to avoid it.
+    avoid: HashMap<Box<str>, (String, Instant)>,
     last_refresh: Option<Instant>,
     backoff: Backoff,
     connected_before: bool,
@@ -519,6 +528,7 @@ impl<'a> SubscribeLink<'a> {
             homeless: HashSet::new(),
             gap_pending: HashSet::new(),
             refresh_at: Some(Instant::now()),
+            avoid: HashMap::new(),
             last_refresh: None,
             backoff: Backoff::new(),
             connected_before: false,
@@ -535,6 +545,13 @@ impl<'a> SubscribeLink<'a> {
             self.homeless.insert(topic);
         }
         loop {
+            if self.refresh_at.is_none()
+                && self
+                    .last_refresh
+                    .is_some_and(|t| t.elapsed() >= PERIODIC_REFRESH)
+            {
+                self.schedule_refresh();
+            }
             if self.refresh_at.is_some_and(|at| Instant::now() >= at) {
                 self.refresh();
             }
@@ -681,6 +698,15 @@ impl<'a> SubscribeLink<'a> {
                 String::from_utf8_lossy(&channel)
             )));
         };
+        if let Some((dropped_by, until)) = self.avoid.get(topic) {
+            if *dropped_by == master && Instant::now() < *until {
+                // This view has not heard of the move yet: ask again shortly.
+                self.homeless.insert(topic.into());
+                self.schedule_refresh();
+                return Ok(());
+            }
+            self.avoid.remove(topic);
+        }
         if !self.conns.contains_key(&master) {
             match Conn::open_to(self.settings, &master) {
                 Ok(conn) => {
@@ -741,6 +767,7 @@ impl<'a> SubscribeLink<'a> {
             } else {
                 self.homeless.remove(&topic);
                 self.gap_pending.remove(&topic);
+                self.avoid.remove(&topic);
                 if let Some(at) = self.held.remove(&topic) {
                     if let Some(sub) = self.conns.get_mut(&at) {
                         *sub.unsubscribing.entry(topic.clone()).or_default() += 1;
@@ -837,7 +864,12 @@ impl<'a> SubscribeLink<'a> {
                 });
                 let here = self.held.get(topic).is_some_and(|at| at == address);
                 if asked.is_none() && here {
-                    // Redis dropped it: the slot moved away from this master.
+                    // Redis dropped it: the slot moved away from this master, or the master
+                    // became a replica.
+                    self.avoid.insert(
+                        topic.into(),
+                        (address.to_owned(), Instant::now() + AVOID_AFTER_DROP),
+                    );
                     self.held.remove(topic);
                     self.gap_pending.insert(topic.into());
                     self.homeless.insert(topic.into());
