@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::redis::RedisCluster;
+use common::redis::{assert_bus_unavailable, RedisCluster};
 use common::*;
 use serde_json::Value;
 
@@ -172,10 +172,7 @@ fn publish(
         let accepted = if i % 2 == 0 || !must_accept {
             let r = http_publish(admin(&nodes[n]), topic, &text);
             if r.status != 200 {
-                assert_eq!(r.status, 503, "{}", r.body);
-                let v: Value = serde_json::from_str(&r.body).unwrap();
-                assert_eq!(v["error"], "bus_unavailable", "{v}");
-                assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+                assert_bus_unavailable(r.status, &r.body, "Redis bus");
             }
             r.status == 200
         } else {
@@ -380,15 +377,8 @@ fn a_master_killed_while_publishing_nodes_follow_the_failover_announce_the_gap_a
                 }
             }
             503 => {
-                let v: Value = serde_json::from_str(&r.body).unwrap();
-                assert_eq!(v["error"], "bus_unavailable", "{v}");
-                assert!(
-                    v["message"]
-                        .as_str()
-                        .unwrap()
-                        .contains(&victim.port.to_string()),
-                    "the refusal names the lost master: {v}"
-                );
+                // The refusal names the lost master.
+                assert_bus_unavailable(r.status, &r.body, &victim.port.to_string());
                 refused += 1;
             }
             other => panic!("{other}: {}", r.body),
@@ -479,4 +469,41 @@ fn a_manual_failover_is_followed_with_a_gap_and_delivery_resumes() {
     );
     let after = publish(&nodes, &mut clients, &TOPICS, "c", 60, true);
     receive_and_check(&mut subs, &during, &after, topic);
+}
+
+#[test]
+fn a_node_started_without_its_cluster_serves_and_refuses_publishes_with_the_reason() {
+    // Seeds where nothing listens.
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let url = format!(
+        "redis-cluster://127.0.0.1:{},127.0.0.1:{}",
+        ports[0], ports[1]
+    );
+    let server = ServerProcess::start(&["--app", "pubsub", "--cores", "2", "--bus", &url]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let why = loop {
+        let (status, body) = admin_get(admin(&server), "/readyz");
+        if status == 503 && body.contains("cannot connect") {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz 503 within 15 s: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(why.contains("Redis bus"), "{why}");
+    assert_eq!(admin_get(admin(&server), "/healthz").0, 200);
+    let _sub = subscriber(server.addr, "early");
+    let r = http_publish(admin(&server), "early", "lost");
+    assert_bus_unavailable(r.status, &r.body, "cannot connect");
+    assert_eq!(metric_sum(admin(&server), "ringws_bus_connected"), 0.0);
 }

@@ -128,6 +128,17 @@ impl Drop for RedisProcess {
     }
 }
 
+/// Checks a publish refused because the bus is down: 503 `bus_unavailable`, with a message
+/// that says `says`.
+#[track_caller]
+pub fn assert_bus_unavailable(status: u16, body: &str, says: &str) {
+    assert_eq!(status, 503, "{body}");
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["error"], "bus_unavailable", "{v}");
+    let message = v["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "the refusal says {says:?}: {v}");
+}
+
 /// A local Redis Cluster: six `redis-server --cluster-enabled yes` processes on free loopback
 /// ports in a temporary directory, joined by `redis-cli --cluster create` into three masters
 /// with a replica each. Every process is killed by pid when dropped.
