@@ -960,6 +960,89 @@ mod tests {
         }
     }
 
+    fn push(kind: &str, channel: &str, third: Value) -> Value {
+        Value::Array(Some(vec![bulk(kind), bulk(channel), third]))
+    }
+
+    #[test]
+    fn pushes_move_dropped_channels_and_announce_one_gap_on_resubscription() {
+        let hub = Hub::new(1);
+        hub.set_count(0, "a", 1);
+        let settings = RedisSettings {
+            address: "redis-cluster://127.0.0.1:1"
+                .parse::<super::super::BusAddress>()
+                .map_or_else(
+                    |e| panic!("{e}"),
+                    |b| match b {
+                        super::super::BusAddress::Redis(r) => r,
+                        other => panic!("{other:?}"),
+                    },
+                ),
+            queue_len: 1,
+            publish_timeout: Duration::from_secs(1),
+            max_message_bytes: 1024,
+        };
+        let (state, stats) = (LinkState::new(), BusStats::default());
+        let mut link = SubscribeLink::new(&hub, &settings, -1, &state, &stats);
+        link.refresh_at = None;
+        link.held.insert("a".into(), "m1:1".into());
+        link.held.insert("b".into(), "m1:1".into());
+
+        // A message on a held channel reaches the hub.
+        let env = super::super::envelope::encode(
+            crate::protocol::MessageKind::Text,
+            super::super::envelope::unix_now_us(),
+            b"hi",
+        );
+        link.on_push("m1:1", push("smessage", "ringws:a", Value::Bulk(Some(env))))
+            .unwrap();
+        assert_eq!(
+            hub.pop(0).expect("the message").frame.bytes(),
+            b"\x81\x02hi"
+        );
+
+        // A sunsubscribe from a node that does not hold the channel (the late confirmation of
+        // an old subscription's end) is not a move.
+        link.on_push("m2:1", push("sunsubscribe", "ringws:a", Value::Int(0)))
+            .unwrap();
+        assert_eq!(
+            link.held.get("a").map(String::as_str),
+            Some("m1:1"),
+            "not from its node"
+        );
+        assert!(link.refresh_at.is_none());
+
+        // Redis dropping a held channel: homeless, a gap pending, the node avoided, a refresh.
+        link.on_push("m1:1", push("sunsubscribe", "ringws:a", Value::Int(0)))
+            .unwrap();
+        assert!(!link.held.contains_key("a") && link.homeless.contains("a"));
+        assert!(link.gap_pending.contains("a"));
+        assert_eq!(link.avoid.get("a").map(|(n, _)| n.as_str()), Some("m1:1"));
+        assert!(link.refresh_at.is_some());
+
+        // MOVED to an SSUBSCRIBE: the channels of that slot on that node move; others stay.
+        link.on_push(
+            "m1:1",
+            Value::Error(format!("MOVED {} m3:1", slot(b"ringws:b"))),
+        )
+        .unwrap();
+        assert!(link.homeless.contains("b") && !link.held.contains_key("b"));
+        // Any other error drops the connection.
+        assert!(link
+            .on_push("m1:1", Value::Error("ERR unknown".into()))
+            .is_err());
+
+        // Once the new master confirms: one gap, then none for a second confirmation.
+        for _ in 0..2 {
+            link.on_push("m3:1", push("ssubscribe", "ringws:a", Value::Int(1)))
+                .unwrap();
+        }
+        let gap = hub.pop(0).expect("a gap");
+        assert_eq!(&gap.frame.bytes()[2..], br#"{"op":"gap","topic":"a"}"#);
+        assert!(hub.pop(0).is_none(), "once");
+        assert_eq!(stats.gaps.load(Ordering::Relaxed), 1);
+    }
+
     #[test]
     fn reads_redirects() {
         assert_eq!(
