@@ -587,16 +587,15 @@ impl<'a> SubscribeLink<'a> {
         }
     }
 
-    /// Asks for a topology read as soon as the rate limit allows.
+    /// Asks for a topology read as soon as the rate limit allows, unless one is scheduled
+    /// already (perhaps later, backing off after failures).
     fn schedule_refresh(&mut self) {
-        let earliest = self
-            .last_refresh
-            .map_or_else(Instant::now, |t| t + MIN_REFRESH_INTERVAL);
-        self.refresh_at = Some(
-            self.refresh_at
-                .map_or(earliest, |at| at.min(earliest))
-                .max(earliest),
-        );
+        if self.refresh_at.is_none() {
+            let earliest = self
+                .last_refresh
+                .map_or_else(Instant::now, |t| t + MIN_REFRESH_INTERVAL);
+            self.refresh_at = Some(earliest);
+        }
     }
 
     fn set_up(&mut self, up: bool, why: Option<&LinkError>) {
