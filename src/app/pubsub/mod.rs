@@ -310,6 +310,7 @@ fn bus_metrics(stats: &Arc<bus::BusStats>) -> Vec<AppSeries> {
         series("ringws_bus_malformed_messages_total", "Cross-node bus: channel messages that were not ringws publishes (dropped).", Vec::new(), false, |s| &s.malformed),
         series("ringws_bus_gaps_total", "Cross-node bus: gap messages announced (one per topic re-subscribed after a lost connection).", Vec::new(), false, |s| &s.gaps),
         series("ringws_bus_queued", "Cross-node bus: publishes waiting for Redis.", Vec::new(), true, |s| &s.queued),
+        series("ringws_bus_topology_refreshes_total", "Cross-node bus on a Redis Cluster: topology reads (CLUSTER SLOTS): at start, after a slot move or a lost master, and every 5 s.", Vec::new(), false, |s| &s.topology_refreshes),
     ];
     for reason in bus::ErrorReason::ALL {
         let stats = stats.clone();

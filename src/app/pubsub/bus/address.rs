@@ -9,18 +9,24 @@ pub enum BusAddress {
     /// This node's subscribers only.
     #[default]
     Local,
-    /// Every node on this standalone Redis.
+    /// Every node on this standalone Redis, or on this Redis Cluster.
     Redis(RedisAddress),
 }
 
-/// `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`. The database number is accepted and ignored:
-/// Redis pub/sub channels are not per database.
+/// `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`, or
+/// `redis-cluster://[[USER]:PASSWORD@]HOST[:PORT],HOST[:PORT],...` (seed nodes of a Redis
+/// Cluster, sharded pub/sub). The database number is accepted and ignored: Redis pub/sub
+/// channels are not per database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisAddress {
+    /// The standalone server, or the first cluster seed.
     pub host: String,
     pub port: u16,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Empty for a standalone Redis; for a cluster, every seed as `host:port`, the first
+    /// included: any of them answers `CLUSTER SLOTS`.
+    pub cluster_seeds: Vec<String>,
 }
 
 /// Redis's own default port.
@@ -34,13 +40,6 @@ impl FromStr for BusAddress {
         if text.eq_ignore_ascii_case("local") {
             return Ok(BusAddress::Local);
         }
-        if text.starts_with("redis-cluster://") {
-            return Err(
-                "Redis Cluster (sharded pub/sub) is not supported yet: point every node \
-                        at one standalone Redis (redis://HOST:PORT/)"
-                    .into(),
-            );
-        }
         if text.starts_with("rediss://") {
             return Err(
                 "TLS to Redis (rediss://) is not supported yet: use redis:// on a \
@@ -48,10 +47,18 @@ impl FromStr for BusAddress {
                     .into(),
             );
         }
-        let Some(rest) = text.strip_prefix("redis://") else {
-            return Err(
-                "write local, or redis://HOST:PORT/ for a Redis shared by every node".into(),
-            );
+        let (rest, cluster) = match text.strip_prefix("redis-cluster://") {
+            Some(rest) => (rest, true),
+            None => match text.strip_prefix("redis://") {
+                Some(rest) => (rest, false),
+                None => {
+                    return Err(
+                        "write local, redis://HOST:PORT/ for a Redis shared by every node, or \
+                     redis-cluster://HOST:PORT,HOST:PORT for a Redis Cluster"
+                            .into(),
+                    )
+                }
+            },
         };
         let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
         if !db.is_empty() && db.parse::<u32>().is_err() {
@@ -73,15 +80,32 @@ impl FromStr for BusAddress {
                 None => (None, Some(info.to_owned())),
             },
         };
-        let (host, port) = split_host_port(hostport)?;
-        if host.is_empty() {
-            return Err("the URL names no host: write redis://HOST:PORT/".into());
+        if !cluster && hostport.contains(',') {
+            return Err(
+                "several addresses are seeds of a Redis Cluster: write redis-cluster://HOST:PORT,HOST:PORT"
+                    .into(),
+            );
         }
+        let mut seeds = Vec::new();
+        for seed in hostport.split(',') {
+            let (host, port) = split_host_port(seed)?;
+            if host.is_empty() {
+                return Err("the URL names no host: write redis://HOST:PORT/".into());
+            }
+            seeds.push((host, port));
+        }
+        let (host, port) = seeds[0].clone();
+        let cluster_seeds = if cluster {
+            seeds.iter().map(|(h, p)| join_host_port(h, *p)).collect()
+        } else {
+            Vec::new()
+        };
         Ok(BusAddress::Redis(RedisAddress {
             host,
             port,
             username,
             password,
+            cluster_seeds,
         }))
     }
 }
@@ -110,14 +134,24 @@ fn split_host_port(text: &str) -> Result<(String, u16), String> {
     }
 }
 
+/// `host:port`, or `[v6]:port`, as `ToSocketAddrs` and log lines take it.
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 impl RedisAddress {
-    /// `host:port`, as `ToSocketAddrs` and log lines take it.
+    /// `host:port` of the standalone server (or the first seed).
     pub fn host_port(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        join_host_port(&self.host, self.port)
+    }
+
+    /// True for `redis-cluster://`.
+    pub fn is_cluster(&self) -> bool {
+        !self.cluster_seeds.is_empty()
     }
 }
 
@@ -127,13 +161,21 @@ impl fmt::Display for BusAddress {
         match self {
             BusAddress::Local => f.write_str("local"),
             BusAddress::Redis(r) => {
-                f.write_str("redis://")?;
+                f.write_str(if r.is_cluster() {
+                    "redis-cluster://"
+                } else {
+                    "redis://"
+                })?;
                 match (&r.username, &r.password) {
                     (Some(user), Some(pass)) => write!(f, "{user}:{pass}@")?,
                     (None, Some(pass)) => write!(f, ":{pass}@")?,
                     _ => {}
                 }
-                write!(f, "{}/", r.host_port())
+                if r.is_cluster() {
+                    f.write_str(&r.cluster_seeds.join(","))
+                } else {
+                    write!(f, "{}/", r.host_port())
+                }
             }
         }
     }
@@ -163,6 +205,10 @@ mod tests {
             (r.username.as_deref(), r.password.as_deref()),
             (Some("app"), Some("s3cret"))
         );
+        let r = redis("redis-cluster://pw@a:7000,b,[::1]:7002/");
+        assert_eq!(r.cluster_seeds, ["a:7000", "b:6379", "[::1]:7002"]);
+        assert_eq!((r.host.as_str(), r.port), ("a", 7000));
+        assert!(r.is_cluster() && !redis("redis://a/").is_cluster());
         let r = redis("redis://:pw@h/");
         assert_eq!((r.username, r.password.as_deref()), (None, Some("pw")));
         for text in [
@@ -171,6 +217,8 @@ mod tests {
             "redis://[::1]:2/",
             "redis://u:p@h:3/",
             "redis://:p@h:4/",
+            "redis-cluster://h:1,[::1]:2,k:3",
+            "redis-cluster://u:p@h:1",
         ] {
             let parsed: BusAddress = text.parse().unwrap();
             assert_eq!(parsed.to_string(), text);
@@ -186,7 +234,9 @@ mod tests {
             ("redis://h:99999/", "not a port"),
             ("redis://:6379/", "no host"),
             ("redis://h/x", "database"),
-            ("redis-cluster://a:1,b:2", "not supported yet"),
+            ("redis://a:1,b:2/", "redis-cluster://"),
+            ("redis-cluster://a:1,:2", "no host"),
+            ("redis-cluster://a:1,b:0", "not a port"),
             ("rediss://h/", "TLS"),
         ] {
             let err = text.parse::<BusAddress>().unwrap_err();

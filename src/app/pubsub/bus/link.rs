@@ -65,8 +65,8 @@ pub(super) fn spawn(
 /// Why a connection ended, as `/readyz` and publish refusals say it.
 #[derive(Debug)]
 pub(super) struct LinkError {
-    reason: ErrorReason,
-    message: String,
+    pub(super) reason: ErrorReason,
+    pub(super) message: String,
 }
 
 impl LinkError {
@@ -78,7 +78,7 @@ impl LinkError {
     }
 
     /// `what` names the operation in other failures; a timeout is said the same way for all.
-    fn io(what: &str, e: &io::Error) -> LinkError {
+    pub(super) fn io(what: &str, e: &io::Error) -> LinkError {
         if matches!(
             e.kind(),
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
@@ -126,7 +126,7 @@ impl Backoff {
 
 /// One connection to Redis with its read buffer.
 pub(super) struct Conn {
-    stream: TcpStream,
+    pub(super) stream: TcpStream,
     buf: Vec<u8>,
     /// Start of the unread bytes in `buf`.
     start: usize,
@@ -137,7 +137,11 @@ impl Conn {
     /// Connects, authenticates when the URL has a password, and checks Redis answers PING, all
     /// within `publish_timeout`: a Redis that accepts connections but is stalled is not "up".
     pub(super) fn open(settings: &RedisSettings) -> Result<Conn, LinkError> {
-        let target = settings.address.host_port();
+        Conn::open_to(settings, &settings.address.host_port())
+    }
+
+    /// As [`Conn::open`], to `target` (`host:port`, a cluster node) with the URL's credentials.
+    pub(super) fn open_to(settings: &RedisSettings, target: &str) -> Result<Conn, LinkError> {
         let timeout = settings.publish_timeout;
         let addrs = target
             .to_socket_addrs()
@@ -192,7 +196,7 @@ impl Conn {
         self.ping(deadline)
     }
 
-    fn ping(&mut self, deadline: Instant) -> Result<(), LinkError> {
+    pub(super) fn ping(&mut self, deadline: Instant) -> Result<(), LinkError> {
         self.command(&[b"PING"])?;
         match self.read_value(deadline)? {
             Value::Simple(_) => Ok(()),
@@ -214,7 +218,7 @@ impl Conn {
     }
 
     /// The next complete value already read, if any.
-    fn next_value(&mut self) -> Result<Option<Value>, LinkError> {
+    pub(super) fn next_value(&mut self) -> Result<Option<Value>, LinkError> {
         match resp::parse(&self.buf[self.start..], self.max_bulk) {
             Ok(Some((value, used))) => {
                 self.start += used;
@@ -234,7 +238,7 @@ impl Conn {
     }
 
     /// Reads what the socket has (blocking up to its read timeout); `Ok(0)` is the peer's close.
-    fn fill(&mut self) -> io::Result<usize> {
+    pub(super) fn fill(&mut self) -> io::Result<usize> {
         if self.start > 0 && self.start * 2 >= self.buf.len() {
             self.buf.drain(..self.start);
             self.start = 0;
@@ -270,7 +274,13 @@ impl Conn {
 }
 
 /// Marks one side down, with why, for refusals and `/readyz`; logs the transition once.
-fn went_down(state: &LinkState, stats: &BusStats, side: &str, err: &LinkError, was_up: bool) {
+pub(super) fn went_down(
+    state: &LinkState,
+    stats: &BusStats,
+    side: &str,
+    err: &LinkError,
+    was_up: bool,
+) {
     stats.connected.store(0, Ordering::Relaxed);
     state.set_reason(format!("{side} connection: {}", err.message));
     if was_up {
@@ -278,14 +288,14 @@ fn went_down(state: &LinkState, stats: &BusStats, side: &str, err: &LinkError, w
     }
 }
 
-fn update_connected(state: &LinkState, stats: &BusStats) {
+pub(super) fn update_connected(state: &LinkState, stats: &BusStats) {
     stats
         .connected
         .store(u64::from(state.ready().is_ok()), Ordering::Relaxed);
 }
 
 /// Drops every queued publish (the connection they were meant for is gone).
-fn drop_queued(receiver: &Receiver<Outgoing>, stats: &BusStats, reason: ErrorReason) {
+pub(super) fn drop_queued(receiver: &Receiver<Outgoing>, stats: &BusStats, reason: ErrorReason) {
     let mut n = 0;
     while receiver.try_recv().is_ok() {
         n += 1;
@@ -481,9 +491,13 @@ fn subscribe_until_lost(
         return LinkError::io("a read", &e);
     }
     loop {
-        match wait_readable(conn.stream.as_raw_fd(), interest_fd) {
+        match wait_readable(
+            &[conn.stream.as_raw_fd(), interest_fd],
+            Duration::from_secs(1),
+        ) {
             Err(e) => return LinkError::lost(format!("poll: {e}")),
-            Ok((socket, interest)) => {
+            Ok(ready) => {
+                let (socket, interest) = (ready[0], ready[1]);
                 if interest {
                     crate::sys::eventfd::eventfd_drain(interest_fd);
                     let (mut subscribe, mut unsubscribe) = (Vec::new(), Vec::new());
@@ -560,62 +574,75 @@ fn on_push(
         .and_then(|t| std::str::from_utf8(t).ok());
     match (bulk(0), topic) {
         (Some(b"message"), Some(topic)) => {
-            let Some(payload) = bulk(2) else {
-                return Ok(());
-            };
-            match envelope::decode(payload) {
-                Ok(env) => {
-                    stats.messages_in.fetch_add(1, Ordering::Relaxed);
-                    let accepted = envelope::origin_instant(
-                        env.origin_unix_us,
-                        envelope::unix_now_us(),
-                        Instant::now(),
-                    );
-                    let frame = PreparedFrame::new(env.kind, env.payload);
-                    hub.fan_out(topic, frame, Some(accepted));
-                }
-                Err(e) => {
-                    stats.malformed.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(target: "ringws::bus", topic, error = %e, "dropped a channel message that is not a ringws publish");
-                }
+            if let Some(payload) = bulk(2) {
+                deliver(hub, stats, topic, payload);
             }
         }
         (Some(b"subscribe"), Some(topic)) if gap_pending.remove(topic) => {
-            let gap = PreparedFrame::new(MessageKind::Text, &control::gap(topic));
-            hub.fan_out(topic, gap, None);
-            stats.gaps.fetch_add(1, Ordering::Relaxed);
+            announce_gap(hub, stats, topic);
         }
         _ => {}
     }
     Ok(())
 }
 
-/// Waits (up to a second, so nothing is ever stuck) until the socket or the interest eventfd
-/// is readable.
-fn wait_readable(socket: i32, interest: i32) -> io::Result<(bool, bool)> {
-    let mut fds = [
-        libc::pollfd {
-            fd: socket,
+/// Hands a channel message to the cores with subscribers of `topic` (drops and counts what is
+/// not a ringws envelope).
+pub(super) fn deliver(hub: &Hub, stats: &BusStats, topic: &str, payload: &[u8]) {
+    match envelope::decode(payload) {
+        Ok(env) => {
+            stats.messages_in.fetch_add(1, Ordering::Relaxed);
+            let accepted = envelope::origin_instant(
+                env.origin_unix_us,
+                envelope::unix_now_us(),
+                Instant::now(),
+            );
+            let frame = PreparedFrame::new(env.kind, env.payload);
+            hub.fan_out(topic, frame, Some(accepted));
+        }
+        Err(e) => {
+            stats.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(target: "ringws::bus", topic, error = %e, "dropped a channel message that is not a ringws publish");
+        }
+    }
+}
+
+/// Tells the local subscribers of `topic` that messages may have been missed.
+pub(super) fn announce_gap(hub: &Hub, stats: &BusStats, topic: &str) {
+    let gap = PreparedFrame::new(MessageKind::Text, &control::gap(topic));
+    hub.fan_out(topic, gap, None);
+    stats.gaps.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Waits (up to `timeout`, so nothing is ever stuck) until one of `fds` (sockets, the
+/// interest eventfd) is readable; says which.
+pub(super) fn wait_readable(fds: &[i32], timeout: Duration) -> io::Result<Vec<bool>> {
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
-        },
-        libc::pollfd {
-            fd: interest,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, 1000) };
+        })
+        .collect();
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `polled` is a valid array of `polled.len()` pollfd for the duration of the call.
+    let n = unsafe {
+        libc::poll(
+            polled.as_mut_ptr(),
+            polled.len() as libc::nfds_t,
+            timeout_ms,
+        )
+    };
     if n < 0 {
         let e = io::Error::last_os_error();
         if e.kind() == io::ErrorKind::Interrupted {
-            return Ok((false, false));
+            return Ok(vec![false; fds.len()]);
         }
         return Err(e);
     }
     let ready = |p: &libc::pollfd| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
-    Ok((ready(&fds[0]), ready(&fds[1])))
+    Ok(polled.iter().map(ready).collect())
 }
 
 #[cfg(test)]

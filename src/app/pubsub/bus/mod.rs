@@ -13,15 +13,17 @@
 //! every core of every node, see the same order.
 //!
 //! Layout: [`address`] the setting; [`envelope`] the bytes of a publish on a channel; [`resp`]
-//! the Redis protocol; [`link`] the two threads. A Redis Cluster link (`SPUBLISH` /
-//! `SSUBSCRIBE` per shard) would be a second [`link`] beside the standalone one, behind the
-//! same queue and [`LinkState`].
+//! the Redis protocol; [`link`] the two threads. With `redis-cluster://`, [`cluster`] runs
+//! the same two threads with sharded pub/sub (`SPUBLISH` / `SSUBSCRIBE` on each channel's
+//! master, [`slot`]) behind the same queue and [`LinkState`].
 
 pub mod address;
 pub mod census;
+mod cluster;
 pub mod envelope;
 mod link;
 pub mod resp;
+pub mod slot;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -105,6 +107,8 @@ pub struct BusStats {
     pub gaps: AtomicU64,
     /// Publishes waiting in the queue.
     pub queued: AtomicU64,
+    /// Redis Cluster topology reads (`CLUSTER SLOTS`) that succeeded.
+    pub topology_refreshes: AtomicU64,
 }
 
 impl BusStats {
@@ -211,6 +215,15 @@ impl RedisBus {
         let Some(receiver) = receiver else {
             return Ok(());
         };
+        if self.settings.address.is_cluster() {
+            return cluster::spawn(
+                self.hub.clone(),
+                self.settings.clone(),
+                receiver,
+                self.state.clone(),
+                self.stats.clone(),
+            );
+        }
         link::spawn(
             self.hub.clone(),
             self.settings.clone(),
@@ -285,6 +298,7 @@ mod tests {
                 port: 1,
                 username: None,
                 password: None,
+                cluster_seeds: Vec::new(),
             },
             queue_len,
             publish_timeout: Duration::from_secs(1),

@@ -32,8 +32,9 @@ pub enum RespError {
 
 /// Deepest nesting read (pub/sub pushes are one array of scalars).
 pub const MAX_DEPTH: usize = 4;
-/// Most elements of one array (a push has 3 or 4).
-pub const MAX_ARRAY_LEN: usize = 1024;
+/// Most elements of one array: a push has 3 or 4, but `CLUSTER SLOTS` lists one range per run
+/// of slots, at most one per slot.
+pub const MAX_ARRAY_LEN: usize = 16384;
 /// Longest simple line (status, error, length) read before it is refused.
 pub const MAX_LINE_BYTES: usize = 64 << 10;
 
