@@ -26,9 +26,9 @@ pub enum IdentityReport {
 const FORBIDDEN_PREFIX: &str = "the token may not subscribe to ";
 const GRANTED_PREFIX: &str = "(it may subscribe to: ";
 
-/// The report, when there is one: always for a 101 that carries the header or a 403
-/// `topic_forbidden`; "not reported" for a 101 without it only when a token was sent (without
-/// one, a server that says nothing about identity is the normal case).
+/// The report, when there is one: for a 403 `topic_forbidden` always; for a 101 only when a
+/// token was sent (without one there is no identity to check, and a line saying so on every
+/// run would be noise): what its `RingWS-Identity` says, or that it has none.
 pub fn read(outcome: &Outcome, token_sent: bool) -> Option<IdentityReport> {
     if let Some(Observation::Answer { response, body }) = &outcome.failure {
         let (reason, line) = ringws_reason(body)?;
@@ -37,14 +37,16 @@ pub fn read(outcome: &Outcome, token_sent: bool) -> Option<IdentityReport> {
         }
         return forbidden(line);
     }
-    let response = outcome.response.as_ref().filter(|r| r.status == 101)?;
+    let response = outcome
+        .response
+        .as_ref()
+        .filter(|r| r.status == 101 && token_sent)?;
     match response
         .header(IDENTITY_HEADER)
         .and_then(identity_header::parse)
     {
         Some(identity) => Some(IdentityReport::Reported(identity)),
-        None if token_sent => Some(IdentityReport::NotReported),
-        None => None,
+        None => Some(IdentityReport::NotReported),
     }
 }
 
@@ -166,7 +168,7 @@ mod tests {
         assert_eq!(value["subscribe"][1], "user.alice.#");
         let all = upgraded(&[("RingWS-Identity", "subscribe=all; publish=all")]);
         assert_eq!(
-            human(&read(&all, false).unwrap()),
+            human(&read(&all, true).unwrap()),
             "Identity: no subject; subscribe: all topics; publish: all topics."
         );
     }
@@ -175,6 +177,8 @@ mod tests {
     fn silence_is_reported_only_with_a_token() {
         let outcome = upgraded(&[]);
         assert_eq!(read(&outcome, false), None);
+        let all = upgraded(&[("RingWS-Identity", "subscribe=all; publish=all")]);
+        assert_eq!(read(&all, false), None, "no token: no line");
         let report = read(&outcome, true).unwrap();
         assert_eq!(report, IdentityReport::NotReported);
         assert!(human(&report).contains("did not report permissions"));
@@ -199,7 +203,7 @@ mod tests {
             }),
             ..Outcome::default()
         };
-        let report = read(&outcome, true).unwrap();
+        let report = read(&outcome, false).unwrap();
         assert_eq!(
             report,
             IdentityReport::Forbidden {

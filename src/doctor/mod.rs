@@ -45,9 +45,9 @@ permessage-deflate's parameters judged as RFC 7692 says); when the server accept
 permessage-deflate, send one JSON message compressed and inflate the reply (an echo is compared;
 no reply within 2 s passes: not every endpoint echoes); send a masked ping and time the pong;
 close with 1000 and wait for the server's close and its TCP close.
-The Identity line shows the subject and the subscribe and publish patterns the server granted
-(RingWS-Identity on the 101), or, for a 403 topic_forbidden, the topic and the patterns that do
-not cover it; with --token, a server that does not report them is named.
+With --token, an Identity line shows the subject and the subscribe and publish patterns the
+server granted (RingWS-Identity on the 101), or says that the server did not report them; a 403
+topic_forbidden names the topic and the patterns that do not cover it.
 On a failure, doctor names the most likely cause and the fix.
 
 Examples:
