@@ -89,7 +89,8 @@ pub struct DoctorArgs {
     /// ('Connection:') removes it. Repeatable.
     #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'", value_parser = request::parse_header_arg)]
     pub headers: Vec<(String, String)>,
-    /// Send `Authorization: Bearer TOKEN`.
+    /// Send `Authorization: Bearer TOKEN`, and show the subject and topic permissions the server
+    /// grants it (the Identity line).
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
     /// Send the token as a `?token=` query parameter instead, as browsers must.
