@@ -4,7 +4,7 @@
 use super::response::Response;
 use crate::protocol::client_handshake::{UpgradeError, MAX_RESPONSE_HEAD_BYTES};
 
-mod refusal;
+pub(super) mod refusal;
 mod tls;
 
 use refusal::answer;

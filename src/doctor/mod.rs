@@ -8,10 +8,13 @@
 //!   client `ringws bench` uses too, `crate::tls::client`);
 //! - `response.rs` keeps the answer's head and a refusal's body;
 //! - `diagnose.rs` turns the first failure into a cause and a fix (pure, unit-tested);
+//! - `identity.rs` reads what the server says the credentials grant (the 101's
+//!   `RingWS-Identity`, which doctor asks for, or a 403 `topic_forbidden`'s reason);
 //! - `report.rs` prints the steps or the JSON object.
 
 mod deflate;
 mod diagnose;
+mod identity;
 mod probe;
 mod report;
 mod request;
@@ -35,12 +38,16 @@ const AFTER_HELP: &str = "\
 Steps: resolve the host; connect; for wss://, the TLS handshake (the version, cipher suite, ALPN
 and the certificate's subject, issuer, names and expiry are shown; the chain is checked against
 the system's roots, or --ca-file); send the upgrade request (with --origin, --protocol, --token
-and --header as given, and permessage-deflate offered like a browser); verify the 101 answer
+and --header as given, permessage-deflate offered like a browser, and `RingWS-Explain:
+identity`, which asks ringws for the subject and topic permissions it grants); verify the 101 answer
 (Upgrade, Connection, Sec-WebSocket-Accept, the negotiated subprotocol and extensions, with
 permessage-deflate's parameters judged as RFC 7692 says); when the server accepted
 permessage-deflate, send one JSON message compressed and inflate the reply (an echo is compared;
 no reply within 2 s passes: not every endpoint echoes); send a masked ping and time the pong;
 close with 1000 and wait for the server's close and its TCP close.
+With --token, an Identity line shows the subject and the subscribe and publish patterns the
+server granted (RingWS-Identity on the 101), or says that the server did not report them; a 403
+topic_forbidden names the topic and the patterns that do not cover it.
 On a failure, doctor names the most likely cause and the fix.
 
 Examples:
@@ -82,7 +89,8 @@ pub struct DoctorArgs {
     /// ('Connection:') removes it. Repeatable.
     #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'", value_parser = request::parse_header_arg)]
     pub headers: Vec<(String, String)>,
-    /// Send `Authorization: Bearer TOKEN`.
+    /// Send `Authorization: Bearer TOKEN`, and show the subject and topic permissions the server
+    /// grants it (the Identity line).
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
     /// Send the token as a `?token=` query parameter instead, as browsers must.
@@ -106,7 +114,8 @@ pub struct DoctorArgs {
     #[arg(short, long)]
     pub verbose: bool,
     /// Print one JSON object on stdout instead of the report (url, ok, exit_code, steps, status,
-    /// response_headers, cause, fix, pong_rtt_ms, and for wss:// tls: version, cipher_suite, alpn,
+    /// response_headers, cause, fix, pong_rtt_ms, identity: reported, subject, subscribe,
+    /// publish, truncated or forbidden_topic, and for wss:// tls: version, cipher_suite, alpn,
     /// certificate).
     #[arg(long)]
     pub json: bool,
@@ -200,11 +209,21 @@ pub fn run(args: DoctorArgs) -> i32 {
         .failure
         .as_ref()
         .map_or(EXIT_OK, Observation::exit_code);
+    let identity = identity::read(&outcome, context.token_sent);
     if args.json {
-        let value = report::json(&args.url, &outcome, diagnosis.as_ref(), exit_code);
+        let value = report::json(
+            &args.url,
+            &outcome,
+            diagnosis.as_ref(),
+            identity.as_ref(),
+            exit_code,
+        );
         println!("{value:#}");
     } else {
-        print!("{}", report::human(&args.url, &outcome, diagnosis.as_ref()));
+        print!(
+            "{}",
+            report::human(&args.url, &outcome, diagnosis.as_ref(), identity.as_ref())
+        );
     }
     exit_code
 }

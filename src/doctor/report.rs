@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::diagnose::Diagnosis;
+use super::identity::{self, IdentityReport};
 use super::probe::Outcome;
 
 /// `0.42 ms`, `12.3 ms`, `1502 ms`.
@@ -19,7 +20,12 @@ pub fn format_ms(elapsed: Duration) -> String {
 }
 
 /// The report for a person.
-pub fn human(url: &str, outcome: &Outcome, diagnosis: Option<&Diagnosis>) -> String {
+pub fn human(
+    url: &str,
+    outcome: &Outcome,
+    diagnosis: Option<&Diagnosis>,
+    identity: Option<&IdentityReport>,
+) -> String {
     let mut out = format!("ringws doctor {url}\n");
     let name_width = outcome
         .steps
@@ -36,6 +42,9 @@ pub fn human(url: &str, outcome: &Outcome, diagnosis: Option<&Diagnosis>) -> Str
             format_ms(step.elapsed),
             step.detail
         );
+    }
+    if let Some(report) = identity {
+        let _ = writeln!(out, "{}", identity::human(report));
     }
     match (diagnosis, outcome.pong_rtt) {
         (Some(diagnosis), _) => {
@@ -69,6 +78,7 @@ pub fn json(
     url: &str,
     outcome: &Outcome,
     diagnosis: Option<&Diagnosis>,
+    identity: Option<&IdentityReport>,
     exit_code: i32,
 ) -> serde_json::Value {
     let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
@@ -105,6 +115,7 @@ pub fn json(
         "fix": diagnosis.map(|d| sentence(&d.fix)),
         "pong_rtt_ms": outcome.pong_rtt.map(ms),
         "tls": outcome.tls.as_ref().map(tls_json),
+        "identity": identity.map(identity::json),
     })
 }
 
@@ -159,7 +170,7 @@ mod tests {
             cause: "an ordinary web server answered".into(),
             fix: "point the URL at the endpoint.".into(),
         };
-        let text = human("ws://h/", &outcome(), Some(&diagnosis));
+        let text = human("ws://h/", &outcome(), Some(&diagnosis), None);
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines[0], "ringws doctor ws://h/");
         assert_eq!(lines[1], "  ✔ resolve h    0.12 ms  127.0.0.1");
@@ -170,7 +181,7 @@ mod tests {
 
     #[test]
     fn json_has_the_documented_fields() {
-        let value = json("ws://h/", &outcome(), None, 0);
+        let value = json("ws://h/", &outcome(), None, None, 0);
         for key in [
             "url",
             "ok",
@@ -181,6 +192,7 @@ mod tests {
             "fix",
             "pong_rtt_ms",
             "exit_code",
+            "identity",
         ] {
             assert!(value.get(key).is_some(), "{key}");
         }

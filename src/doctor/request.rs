@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::protocol::client_handshake::{write_request, ClientRequest};
+use crate::protocol::handshake::{EXPLAIN_HEADER, EXPLAIN_IDENTITY};
 
 /// What a browser offers by default; declining it must work (issue: every browser sends it).
 pub const BROWSER_EXTENSIONS: &str = "permessage-deflate; client_max_window_bits";
@@ -94,6 +95,8 @@ pub fn build(spec: &RequestSpec<'_>) -> Request {
         "User-Agent",
         concat!("ringws-doctor/", env!("CARGO_PKG_VERSION")),
     ));
+    // Ask ringws what the credentials grant (the 101's RingWS-Identity); other servers ignore it.
+    extra.push((EXPLAIN_HEADER, EXPLAIN_IDENTITY));
     extra.extend(
         spec.extra_headers
             .iter()
@@ -201,6 +204,7 @@ mod tests {
         assert!(head.contains("\r\nSec-WebSocket-Version: 13\r\n"));
         assert!(head.ends_with("\r\n\r\n"));
         assert!(request.header("origin").is_none());
+        assert_eq!(request.header("ringws-explain"), Some("identity"));
         let parsed = crate::protocol::handshake::parse_request(
             &request.head,
             &crate::protocol::HandshakeLimits::default(),

@@ -12,6 +12,8 @@
 //! - [`auth`]: bearer tokens, static or JWT (401); [`jwks`] the public keys of asymmetric JWTs;
 //!   [`credentials`] the current set, swapped whole by a reload; [`reload`] `POST /reload`.
 //! - [`expiry`]: closing connections whose token expired (`close_on_token_expiry`).
+//! - [`identity_header`]: the 101's `RingWS-Identity` for a client that asked what it was
+//!   granted (`RingWS-Explain: identity`).
 //! - [`topic_acl`]: the topic permissions a token carries; a `?topic=` they do not grant is
 //!   refused here (403), the rest is checked by the pub/sub app.
 //! - [`rate_limit`]: per-client-address handshake rate, one table per core (429).
@@ -23,6 +25,7 @@ pub mod auth;
 pub mod credentials;
 pub mod debug_ring;
 pub mod expiry;
+pub mod identity_header;
 pub mod jwks;
 pub mod origin;
 pub mod rate_limit;

@@ -17,6 +17,16 @@ pub const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// `HandshakeLimits::max_headers` is clamped to this.
 pub const MAX_HEADERS_CEILING: usize = 128;
 
+/// The request header by which a client asks what its credentials grant
+/// (`RingWS-Explain: identity`); the 101 then carries [`IDENTITY_HEADER`]. Without it the 101 is
+/// unchanged.
+pub const EXPLAIN_HEADER: &str = "RingWS-Explain";
+/// The token of [`EXPLAIN_HEADER`] that asks for the identity.
+pub const EXPLAIN_IDENTITY: &str = "identity";
+/// The 101's header naming the subject and topic permissions granted (see
+/// `crate::policy::identity_header`), sent only when [`EXPLAIN_HEADER`] asked for it.
+pub const IDENTITY_HEADER: &str = "RingWS-Identity";
+
 /// Length of a `Sec-WebSocket-Key` carrying 16 bytes: 22 base64 characters plus `==`.
 const KEY_LEN_BASE64: usize = 24;
 const KEY_LEN_BYTES: usize = 16;
@@ -69,6 +79,9 @@ pub struct UpgradeRequest<'a> {
     /// The `User-Agent` (first occurrence); `None` when absent or not UTF-8, since it only
     /// serves diagnosis.
     pub user_agent: Option<&'a str>,
+    /// The client asked (`RingWS-Explain: identity`, [`EXPLAIN_HEADER`]) for the identity and
+    /// topic permissions its credentials grant, in the 101's [`IDENTITY_HEADER`].
+    pub explain_identity: bool,
     /// The request head, for the rare header split over several lines.
     head: &'a [u8],
 }
@@ -280,6 +293,7 @@ pub fn parse_request<'a>(
         x_forwarded_for,
         forwarded,
         user_agent,
+        explain_identity: fields.explain_identity,
         head: &buf[..head_len],
     }))
 }
@@ -363,6 +377,7 @@ struct HeaderFields<'a> {
     x_forwarded_for: Option<&'a [u8]>,
     forwarded: Option<&'a [u8]>,
     user_agent: Option<&'a [u8]>,
+    explain_identity: bool,
 }
 
 impl<'a> HeaderFields<'a> {
@@ -386,6 +401,7 @@ impl<'a> HeaderFields<'a> {
             x_forwarded_for: None,
             forwarded: None,
             user_agent: None,
+            explain_identity: false,
         };
         for header in headers {
             let name = header.name;
@@ -433,6 +449,8 @@ impl<'a> HeaderFields<'a> {
                 fields.forwarded = Some(value);
             } else if name.eq_ignore_ascii_case("user-agent") {
                 fields.user_agent = fields.user_agent.or(Some(value));
+            } else if name.eq_ignore_ascii_case(EXPLAIN_HEADER) {
+                fields.explain_identity |= has_token(value, EXPLAIN_IDENTITY.as_bytes());
             }
         }
         fields
@@ -516,6 +534,18 @@ pub fn write_accept_with(
     protocol: Option<&str>,
     deflate: Option<&Agreement>,
 ) {
+    write_accept_adding(out, key, protocol, deflate, &[]);
+}
+
+/// [`write_accept_with`] plus `extra`: whole header lines, each ending in CRLF (the
+/// [`IDENTITY_HEADER`] a client asked for); empty for every other upgrade.
+pub fn write_accept_adding(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    protocol: Option<&str>,
+    deflate: Option<&Agreement>,
+    extra: &[u8],
+) {
     out.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\n\
           Upgrade: websocket\r\n\
@@ -532,6 +562,7 @@ pub fn write_accept_with(
     if let Some(agreement) = deflate {
         agreement.write_header(out);
     }
+    out.extend_from_slice(extra);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -859,6 +890,22 @@ mod tests {
         buf[at] = 0xff;
         let err = parse_request(&buf, &HandshakeLimits::default()).unwrap_err();
         assert_eq!(err.reason, MalformedRequest);
+    }
+
+    #[test]
+    fn explain_identity_only_when_asked() {
+        assert!(!parse_complete(&render(&upgrade_headers())).explain_identity);
+        let buf = adding(&[("ringws-explain", "other, Identity")]);
+        assert!(parse_complete(&buf).explain_identity);
+        let buf = adding(&[("RingWS-Explain", "identities")]);
+        assert!(!parse_complete(&buf).explain_identity);
+    }
+
+    #[test]
+    fn write_accept_adding_appends_the_lines_before_the_blank_line() {
+        let mut out = Vec::new();
+        write_accept_adding(&mut out, KEY.as_bytes(), None, None, b"X-A: 1\r\n");
+        assert!(out.ends_with(b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nX-A: 1\r\n\r\n"));
     }
 
     #[test]

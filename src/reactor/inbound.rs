@@ -181,8 +181,19 @@ fn upgrade<'a, A: App>(
     // Counted open before the 101 goes out: whoever sees the 101 sees the count.
     let open_gauge = &io.stats.connections_open;
     open_gauge.set(open_gauge.get() + 1);
+    // A client certificate (mTLS) names the connection when no token did.
+    let subject = accepted.subject.or_else(|| {
+        let session = io.tls.get(key as usize)?.as_ref()?;
+        session.client_identity()
+    });
+    // Only a client that asked learns what it was granted; the others' 101 is unchanged.
+    let identity = if request.explain_identity {
+        crate::policy::identity_header::header_line(subject.as_deref(), &accepted.permissions)
+    } else {
+        Vec::new()
+    };
     let opened = io.with_conn(key, |c, cfg, now, out| {
-        c.accept(now, cfg, request, accepted.protocol, out)
+        c.accept(now, cfg, request, accepted.protocol, &identity, out)
     });
     if !opened {
         io.open.release();
@@ -195,11 +206,6 @@ fn upgrade<'a, A: App>(
         let generation = io.conns[key as usize].generation;
         io.gate.schedule_expiry(key, generation, exp);
     }
-    // A client certificate (mTLS) names the connection when no token did.
-    let subject = accepted.subject.or_else(|| {
-        let session = io.tls.get(key as usize)?.as_ref()?;
-        session.client_identity()
-    });
     Some(Opened {
         protocol: accepted.protocol,
         subject,

@@ -485,14 +485,16 @@ impl Connection {
     }
 
     /// Server: answers the request with 101 and opens the connection, with permessage-deflate
-    /// when `cfg` allows it and the client offered it acceptably. False if the transport
-    /// failed meanwhile (the connection is then released).
+    /// when `cfg` allows it and the client offered it acceptably; `extra_head`: header lines
+    /// (CRLF-ended) added to the 101, empty unless the client asked for them. False if the
+    /// transport failed meanwhile (the connection is then released).
     pub fn accept(
         &mut self,
         now: Tick,
         cfg: &Settings,
         request: &UpgradeRequest<'_>,
         protocol: Option<&str>,
+        extra_head: &[u8],
         out: &mut impl Output,
     ) -> bool {
         debug_assert_eq!(self.phase, Phase::Handshake);
@@ -502,7 +504,13 @@ impl Connection {
             None
         };
         let mut response = Vec::with_capacity(256);
-        handshake::write_accept_with(&mut response, request.key, protocol, agreement.as_ref());
+        handshake::write_accept_adding(
+            &mut response,
+            request.key,
+            protocol,
+            agreement.as_ref(),
+            extra_head,
+        );
         self.write_raw(&response, &[], now, out);
         self.deflate = Negotiated::from_agreement(agreement);
         if self.deflate.is_on() && self.phase != Phase::Released {

@@ -126,7 +126,7 @@ fn feed_with(
             None => break,
             Some(Received::Request(request, _)) => {
                 seen.push(Seen::Request(request.path.to_string()));
-                assert!(conn.accept(now, cfg, &request, None, out));
+                assert!(conn.accept(now, cfg, &request, None, &[], out));
             }
             Some(Received::BadRequest(refusal, _)) => {
                 seen.push(Seen::BadRequest(refusal.reason));
