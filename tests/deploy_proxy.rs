@@ -12,7 +12,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::proxy::{
-    deploy_nginx, free_port, start_haproxy, strip_upgrade_headers, tools, Proxy, Scratch,
+    deploy_nginx, free_port, start_haproxy, start_haproxy_nodes, strip_upgrade_headers, tools,
+    Proxy, Scratch,
 };
 use common::{client_frame, read_frame, read_response, upgrade_request, ServerProcess, ACCEPT};
 
@@ -196,49 +197,6 @@ fn nginx_without_upgrade_headers_gets_a_refusal_naming_the_proxy() {
         body.contains("proxy") && body.contains("Upgrade"),
         "the reason must point at a proxy stripping the upgrade headers: {body}"
     );
-}
-
-/// deploy/haproxy/ringws-nodes.cfg set to listen on `port` and balance over `nodes` (each a
-/// WebSocket address and its admin listener's): the committed file's first `# ringws-node`
-/// line is the template of every node's line (its checks come from the committed
-/// `default-server` line), the others are dropped.
-fn start_haproxy_nodes(
-    haproxy: &std::path::Path,
-    scratch: &Scratch,
-    port: u16,
-    nodes: &[(SocketAddr, SocketAddr)],
-) -> Proxy {
-    let cfg = common::proxy::deploy_file("deploy/haproxy/ringws-nodes.cfg");
-    let cfg =
-        common::proxy::set_marked_line(&cfg, "# ringws-listen", &format!("bind 127.0.0.1:{port}"));
-    let cfg = common::proxy::set_marked_line(&cfg, "# ringws-maxconn", "maxconn 1000");
-    let mut out = Vec::new();
-    let mut placed = false;
-    for line in cfg.lines() {
-        let Some(server) = line.strip_suffix("# ringws-node") else {
-            out.push(line.to_owned());
-            continue;
-        };
-        let words: Vec<&str> = server.split_whitespace().collect();
-        assert!(
-            matches!(words.as_slice(), ["server", _, _, "port", _]),
-            "a # ringws-node line is `server NAME ADDR port ADMIN_PORT`: {line}"
-        );
-        if std::mem::replace(&mut placed, true) {
-            continue;
-        }
-        let indent = &line[..line.len() - line.trim_start().len()];
-        for (i, (ws, admin)) in nodes.iter().enumerate() {
-            let port = admin.port();
-            out.push(format!("{indent}server ringws{} {ws} port {port}", i + 1));
-        }
-    }
-    assert!(placed, "no # ringws-node line in ringws-nodes.cfg");
-    let path = scratch.0.join("haproxy.cfg");
-    std::fs::write(&path, out.join("\n") + "\n").unwrap();
-    let mut command = std::process::Command::new(haproxy);
-    command.arg("-db").arg("-f").arg(&path);
-    Proxy::start("haproxy", command, port, scratch.0.join("stderr.log"))
 }
 
 /// Upgraded connections open on a node now.

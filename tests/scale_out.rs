@@ -1,7 +1,8 @@
 //! Pub/sub across nodes through a real Redis (`bus = "redis://..."`, docs/scale-out.md): three
 //! ringws nodes sharing one `redis-server`, subscribers on every node, publishes to random nodes
 //! over HTTP and from clients; Redis killed and restarted, and stopped (SIGSTOP) and resumed.
-//! Needs `redis-server` and `redis-cli` (Debian's redis-server package; `.ci/test` installs it).
+//! Needs `redis-server` and `redis-cli` (Debian's redis-server package) and `haproxy` for the test
+//! behind it; `.ci/test` installs both.
 
 mod common;
 
@@ -259,6 +260,50 @@ fn three_nodes_deliver_every_message_once_in_one_order_per_topic() {
         .map(|n| metric_sum(admin(n), "ringws_bus_messages_out_total"))
         .sum();
     assert_eq!(out, 300.0);
+}
+
+/// The deployment of deploy/README.md: three nodes on one Redis behind the committed
+/// multi-node haproxy config. Clients subscribe through haproxy (so they land on every node);
+/// publishes go to random nodes: every subscriber gets every message once, in one order per
+/// topic, whichever node it landed on.
+#[test]
+fn three_nodes_behind_haproxy_deliver_every_message_once_in_one_order_per_topic() {
+    let Some([haproxy]) = common::proxy::tools(["haproxy"], "pub/sub behind haproxy") else {
+        return;
+    };
+    let redis = RedisProcess::start();
+    let nodes: Vec<ServerProcess> = (0..3).map(|_| node(&redis, &[])).collect();
+    let scratch = common::proxy::Scratch::new("haproxy-redis");
+    let port = common::proxy::free_port();
+    let addrs: Vec<_> = nodes.iter().map(|n| (n.addr, admin(n))).collect();
+    let proxy = common::proxy::start_haproxy_nodes(&haproxy, &scratch, port, &addrs);
+    let front: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut subs = Vec::new();
+    for topic in TOPICS {
+        for _ in 0..6 {
+            subs.push(Sub {
+                topic,
+                conn: subscriber(front, topic),
+                got: Vec::new(),
+            });
+        }
+    }
+    let open: Vec<f64> = nodes
+        .iter()
+        .map(|n| metric_sum(admin(n), "ringws_connections_open"))
+        .collect();
+    assert_eq!(open.iter().sum::<f64>(), subs.len() as f64, "{open:?}");
+    assert!(
+        open.iter().all(|&n| n > 0.0),
+        "haproxy left a node without subscribers: {open:?}\n{}",
+        proxy.output()
+    );
+    wait_subscribed(&redis, nodes.len());
+    let mut publishers: Vec<TcpStream> = nodes.iter().map(|n| publisher(n.addr)).collect();
+    let mut rng = Lcg(42);
+    let sent = publish_all(&nodes, &mut publishers, &mut rng, "h", 150);
+    receive(&mut subs, &sent);
+    check_exactly_once_same_order(&mut subs, &sent);
 }
 
 #[test]
