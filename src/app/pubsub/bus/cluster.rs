@@ -30,7 +30,7 @@ use super::link::{
 };
 use super::resp::{self, Value};
 use super::slot::{slot, SLOTS};
-use super::{BusStats, ErrorReason, LinkState, Outgoing, RedisSettings, CHANNEL_PREFIX};
+use super::{channel, BusStats, ErrorReason, LinkState, Outgoing, RedisSettings};
 use crate::app::pubsub::hub::Hub;
 use crate::app::Waker;
 
@@ -833,19 +833,13 @@ impl<'a> SubscribeLink<'a> {
             }
             _ => return Ok(()),
         };
-        let bulk = |i: usize| match items.get(i) {
-            Some(Value::Bulk(Some(b))) => Some(b.as_slice()),
-            _ => None,
-        };
-        let topic = bulk(1)
-            .and_then(|c| c.strip_prefix(CHANNEL_PREFIX.as_bytes()))
-            .and_then(|t| std::str::from_utf8(t).ok());
+        let (kind, topic, payload) = super::push_parts(&items);
         let Some(topic) = topic else {
             return Ok(());
         };
-        match bulk(0) {
+        match kind {
             Some(b"smessage") => {
-                if let Some(payload) = bulk(2) {
+                if let Some(payload) = payload {
                     deliver(self.hub, self.stats, topic, payload);
                 }
             }
@@ -900,10 +894,6 @@ impl<'a> SubscribeLink<'a> {
         self.set_up(false, Some(&err));
         self.schedule_refresh();
     }
-}
-
-fn channel(topic: &str) -> Vec<u8> {
-    [CHANNEL_PREFIX.as_bytes(), topic.as_bytes()].concat()
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::resp::{self, Value};
-use super::{envelope, BusStats, ErrorReason, LinkState, Outgoing, RedisSettings, CHANNEL_PREFIX};
+use super::{envelope, BusStats, ErrorReason, LinkState, Outgoing, RedisSettings};
 use crate::app::pubsub::control;
 use crate::app::pubsub::hub::Hub;
 use crate::app::{PreparedFrame, Waker};
@@ -542,10 +542,7 @@ fn subscribe_until_lost(
 
 fn send_subscriptions(conn: &mut Conn, verb: &[u8], topics: &[Box<str>]) -> Result<(), LinkError> {
     for chunk in topics.chunks(MAX_TOPICS_PER_COMMAND) {
-        let channels: Vec<Vec<u8>> = chunk
-            .iter()
-            .map(|t| [CHANNEL_PREFIX.as_bytes(), t.as_bytes()].concat())
-            .collect();
+        let channels: Vec<Vec<u8>> = chunk.iter().map(|t| super::channel(t)).collect();
         let mut args: Vec<&[u8]> = vec![verb];
         args.extend(channels.iter().map(Vec::as_slice));
         conn.command(&args)?;
@@ -565,16 +562,10 @@ fn on_push(
         Value::Error(e) => return Err(LinkError::lost(format!("Redis answered {e}"))),
         _ => return Ok(()),
     };
-    let bulk = |i: usize| match items.get(i) {
-        Some(Value::Bulk(Some(b))) => Some(b.as_slice()),
-        _ => None,
-    };
-    let topic = bulk(1)
-        .and_then(|c| c.strip_prefix(CHANNEL_PREFIX.as_bytes()))
-        .and_then(|t| std::str::from_utf8(t).ok());
-    match (bulk(0), topic) {
+    let (kind, topic, payload) = super::push_parts(&items);
+    match (kind, topic) {
         (Some(b"message"), Some(topic)) => {
-            if let Some(payload) = bulk(2) {
+            if let Some(payload) = payload {
                 deliver(hub, stats, topic, payload);
             }
         }

@@ -38,6 +38,25 @@ use crate::protocol::MessageKind;
 /// Every topic's channel is this prefix and the topic, so ringws shares a Redis with other users.
 pub const CHANNEL_PREFIX: &str = "ringws:";
 
+/// The Redis channel of `topic`.
+pub fn channel(topic: &str) -> Vec<u8> {
+    [CHANNEL_PREFIX.as_bytes(), topic.as_bytes()].concat()
+}
+
+/// A pushed array's parts as both links read them: its kind (`message`, `subscribe`,
+/// `smessage`, ...), the topic of its ringws channel (None for another channel), and its third
+/// element (a message's payload).
+fn push_parts(items: &[resp::Value]) -> (Option<&[u8]>, Option<&str>, Option<&[u8]>) {
+    let bulk = |i: usize| match items.get(i) {
+        Some(resp::Value::Bulk(Some(b))) => Some(b.as_slice()),
+        _ => None,
+    };
+    let topic = bulk(1)
+        .and_then(|c| c.strip_prefix(CHANNEL_PREFIX.as_bytes()))
+        .and_then(|t| std::str::from_utf8(t).ok());
+    (bulk(0), topic, bulk(2))
+}
+
 /// The Redis bus's settings (the `bus*` config keys).
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
@@ -255,7 +274,7 @@ impl Bus for RedisBus {
             });
         }
         let outgoing = Outgoing {
-            channel: [CHANNEL_PREFIX.as_bytes(), topic.as_bytes()].concat(),
+            channel: channel(topic),
             envelope: envelope::encode(kind, envelope::unix_now_us(), payload),
             queued_at: Instant::now(),
         };
