@@ -7,10 +7,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::pubsub::{nothing_more, read_text, subscribe_everywhere, subscriber, Sub};
 use common::redis::RedisProcess;
 use common::*;
 use serde_json::Value;
@@ -73,38 +74,11 @@ fn wait_readyz(server: &ServerProcess, status: u16) -> String {
     }
 }
 
-/// A subscriber of `topic` on `addr`.
-fn subscriber(addr: SocketAddr, topic: &str) -> TcpStream {
-    let mut s = connect(addr);
-    s.write_all(upgrade_request(&format!("/ws?topic={topic}")).as_bytes())
-        .unwrap();
-    let r = read_response(&mut s);
-    assert_eq!(r.status, 101, "{}", r.head);
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
 /// A client that publishes (subscribed to nothing).
 fn publisher(addr: SocketAddr) -> TcpStream {
     let s = ws_connect(addr);
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s
-}
-
-/// The next text message.
-fn read_text(s: &mut TcpStream) -> String {
-    let (fin, op, payload) = read_frame(s);
-    assert!(fin && op == 0x1, "expected a text message, got {op:#x}");
-    String::from_utf8(payload).unwrap()
-}
-
-/// True when nothing arrives within `wait` (a duplicate would).
-fn nothing_more(s: &mut TcpStream, wait: Duration) -> bool {
-    s.set_read_timeout(Some(wait)).unwrap();
-    let mut b = [0u8; 1];
-    let quiet = matches!(s.read(&mut b), Err(e) if is_timeout(&e));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    quiet
 }
 
 fn http_publish(admin: SocketAddr, topic: &str, body: &[u8]) -> HttpResponse {
@@ -176,29 +150,6 @@ fn wait_subscribed(redis: &RedisProcess, nodes: usize) {
     }
 }
 
-struct Sub {
-    topic: &'static str,
-    conn: TcpStream,
-    got: Vec<String>,
-}
-
-/// Subscribers of every topic on every node, two each.
-fn subscribe_everywhere(nodes: &[ServerProcess]) -> Vec<Sub> {
-    let mut subs = Vec::new();
-    for node in nodes {
-        for topic in TOPICS {
-            for _ in 0..2 {
-                subs.push(Sub {
-                    topic,
-                    conn: subscriber(node.addr, topic),
-                    got: Vec::new(),
-                });
-            }
-        }
-    }
-    subs
-}
-
 /// Reads `n` more messages on each subscriber of `topic`.
 fn receive(subs: &mut [Sub], sent: &HashMap<&'static str, Vec<String>>) {
     for sub in subs.iter_mut() {
@@ -236,7 +187,7 @@ fn check_exactly_once_same_order(subs: &mut [Sub], sent: &HashMap<&'static str, 
 fn three_nodes_deliver_every_message_once_in_one_order_per_topic() {
     let redis = RedisProcess::start();
     let nodes: Vec<ServerProcess> = (0..3).map(|_| node(&redis, &[])).collect();
-    let mut subs = subscribe_everywhere(&nodes);
+    let mut subs = subscribe_everywhere(&nodes, &TOPICS);
     wait_subscribed(&redis, nodes.len());
     assert_eq!(
         redis.cli(&["PUBSUB", "NUMPAT"]).trim(),
@@ -400,7 +351,7 @@ fn redis_killed_and_restarted_nodes_refuse_then_announce_the_gap_and_resume() {
     let mut redis = RedisProcess::start();
     let port = redis.port;
     let nodes: Vec<ServerProcess> = (0..3).map(|_| node(&redis, &[])).collect();
-    let mut subs = subscribe_everywhere(&nodes);
+    let mut subs = subscribe_everywhere(&nodes, &TOPICS);
     wait_subscribed(&redis, nodes.len());
     let mut publishers: Vec<TcpStream> = nodes.iter().map(|n| publisher(n.addr)).collect();
     let mut rng = Lcg(7);

@@ -7,10 +7,11 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::pubsub::{nothing_more, read_text, subscribe_everywhere, subscriber, Sub};
 use common::redis::{assert_bus_unavailable, RedisCluster};
 use common::*;
 use serde_json::Value;
@@ -50,22 +51,6 @@ fn admin(server: &ServerProcess) -> SocketAddr {
     server.admin.expect("admin listener")
 }
 
-fn subscriber(addr: SocketAddr, topic: &str) -> TcpStream {
-    let mut s = connect(addr);
-    s.write_all(upgrade_request(&format!("/ws?topic={topic}")).as_bytes())
-        .unwrap();
-    let r = read_response(&mut s);
-    assert_eq!(r.status, 101, "{}", r.head);
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    s
-}
-
-fn read_text(s: &mut TcpStream) -> String {
-    let (fin, op, payload) = read_frame(s);
-    assert!(fin && op == 0x1, "expected a text message, got {op:#x}");
-    String::from_utf8(payload).unwrap()
-}
-
 fn http_publish(admin: SocketAddr, topic: &str, body: &str) -> HttpResponse {
     let req = format!(
         "POST /publish/{topic} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
@@ -81,29 +66,6 @@ fn client_publish(s: &mut TcpStream, topic: &str, data: &str) -> bool {
         .unwrap();
     let v: Value = serde_json::from_str(&read_text(s)).unwrap();
     v["op"] == "published" && v["queued"] == true
-}
-
-struct Sub {
-    topic: &'static str,
-    conn: TcpStream,
-    got: Vec<String>,
-}
-
-/// Two subscribers of every topic on every node.
-fn subscribe_everywhere(nodes: &[ServerProcess]) -> Vec<Sub> {
-    let mut subs = Vec::new();
-    for node in nodes {
-        for topic in TOPICS {
-            for _ in 0..2 {
-                subs.push(Sub {
-                    topic,
-                    conn: subscriber(node.addr, topic),
-                    got: Vec::new(),
-                });
-            }
-        }
-    }
-    subs
 }
 
 /// Waits (at most 30 s) until the master of each topic's slot holds `nodes` subscriptions of
@@ -138,15 +100,6 @@ fn receive_all_of(subs: &mut [Sub], want: &HashMap<&'static str, Vec<String>>) {
             sub.got.push(text);
         }
     }
-}
-
-/// True when nothing more arrives within `wait` (a duplicate would).
-fn nothing_more(s: &mut TcpStream, wait: Duration) -> bool {
-    s.set_read_timeout(Some(wait)).unwrap();
-    let mut b = [0u8; 1];
-    let quiet = matches!(s.read(&mut b), Err(e) if is_timeout(&e));
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    quiet
 }
 
 fn gap(topic: &str) -> String {
@@ -212,7 +165,7 @@ fn two_nodes_on_a_cluster_deliver_every_message_once_in_one_order_per_topic() {
         "the topics are on three masters: {masters:?}"
     );
     let nodes = [node(&cluster), node(&cluster)];
-    let mut subs = subscribe_everywhere(&nodes);
+    let mut subs = subscribe_everywhere(&nodes, &TOPICS);
     wait_subscribed(&cluster, &TOPICS, 2);
     for m in cluster.masters() {
         assert_eq!(
@@ -252,7 +205,7 @@ fn two_nodes_on_a_cluster_deliver_every_message_once_in_one_order_per_topic() {
 /// delivered to every subscriber before the disruption.
 fn steady(cluster: &RedisCluster) -> ([ServerProcess; 2], Vec<Sub>, Vec<TcpStream>) {
     let nodes = [node(cluster), node(cluster)];
-    let mut subs = subscribe_everywhere(&nodes);
+    let mut subs = subscribe_everywhere(&nodes, &TOPICS);
     wait_subscribed(cluster, &TOPICS, 2);
     let mut clients: Vec<TcpStream> = nodes.iter().map(|n| ws_connect(n.addr)).collect();
     for c in &clients {

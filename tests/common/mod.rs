@@ -7,6 +7,7 @@ pub mod clients;
 pub mod doctor;
 pub mod pki;
 pub mod proxy;
+pub mod pubsub;
 pub mod redis;
 pub mod tls;
 pub mod wss;
